@@ -1,0 +1,106 @@
+/**
+ * The one definition of Meso's tables and queues. The CDK constructs (`lib/infra/cdk/`) and the
+ * local stack (`lib/local/`) both create their resources from this, so they cannot drift apart.
+ */
+
+export interface TableDef {
+  /** Logical name; the physical name is `${prefix}-${name}`. */
+  readonly name: string;
+  readonly partitionKey: string;
+  readonly sortKey?: string;
+  readonly indexes?: readonly { name: string; partitionKey: string; sortKey?: string }[];
+  readonly ttlAttribute?: string;
+}
+
+export interface QueueDef {
+  /** Logical name; the physical name is `${prefix}-${name}` (plus `.fifo` for FIFO queues). */
+  readonly name: string;
+  readonly fifo: boolean;
+  readonly visibilityTimeoutSeconds: number;
+  /** Deliveries before a message moves to the queue's dead-letter queue. */
+  readonly maxReceiveCount: number;
+  readonly retentionSeconds: number;
+  /** The Lambda function (by logical name) that consumes this queue. */
+  readonly consumer: FunctionName;
+  /** Records per Lambda invocation. */
+  readonly batchSize: number;
+}
+
+export type FunctionName = 'registry' | 'allocator' | 'timers';
+
+export const TABLES = {
+  agents: { name: 'agents', partitionKey: 'agentId' },
+  frameworks: { name: 'frameworks', partitionKey: 'frameworkId' },
+  tasks: {
+    name: 'tasks',
+    partitionKey: 'frameworkId',
+    sortKey: 'taskId',
+    indexes: [{ name: 'byAgent', partitionKey: 'agentId', sortKey: 'taskId' }],
+  },
+  /** Counters, cluster settings and later roles/quotas: small items keyed by `key`. */
+  meta: { name: 'meta', partitionKey: 'key' },
+} as const satisfies Record<string, TableDef>;
+
+export type TableName = keyof typeof TABLES;
+
+export const QUEUES = {
+  schedulerCalls: {
+    name: 'scheduler-calls',
+    fifo: true,
+    visibilityTimeoutSeconds: 60,
+    maxReceiveCount: 5,
+    retentionSeconds: 4 * 86400,
+    consumer: 'registry',
+    batchSize: 10,
+  },
+  agentCalls: {
+    name: 'agent-calls',
+    fifo: true,
+    visibilityTimeoutSeconds: 60,
+    maxReceiveCount: 5,
+    retentionSeconds: 4 * 86400,
+    consumer: 'registry',
+    batchSize: 10,
+  },
+  allocator: {
+    name: 'allocator',
+    fifo: true,
+    visibilityTimeoutSeconds: 120,
+    maxReceiveCount: 5,
+    retentionSeconds: 86400,
+    consumer: 'allocator',
+    batchSize: 10,
+  },
+  timers: {
+    name: 'timers',
+    fifo: false,
+    visibilityTimeoutSeconds: 60,
+    maxReceiveCount: 5,
+    retentionSeconds: 86400,
+    consumer: 'timers',
+    batchSize: 10,
+  },
+} as const satisfies Record<string, QueueDef>;
+
+export type QueueName = keyof typeof QUEUES;
+
+export function tableName(prefix: string, def: TableDef): string {
+  return `${prefix}-${def.name}`;
+}
+
+export function queueName(prefix: string, def: Pick<QueueDef, 'name' | 'fifo'>): string {
+  return `${prefix}-${def.name}${def.fifo ? '.fifo' : ''}`;
+}
+
+export function dlqName(prefix: string, def: Pick<QueueDef, 'name' | 'fifo'>): string {
+  return `${prefix}-${def.name}-dlq${def.fifo ? '.fifo' : ''}`;
+}
+
+/** Environment variables through which handlers learn their tables and queues. */
+export const ENV = {
+  prefix: 'MESO_PREFIX',
+  tables: (t: TableName) => `MESO_TABLE_${t.toUpperCase()}`,
+  queues: (q: QueueName) => `MESO_QUEUE_${q.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`,
+} as const;
+
+export const DEFAULT_PREFIX = 'meso';

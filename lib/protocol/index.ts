@@ -1,0 +1,5 @@
+export * from './agent.ts';
+export * from './common.ts';
+export * from './internal.ts';
+export * from './parse.ts';
+export * from './scheduler.ts';

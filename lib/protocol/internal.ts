@@ -1,0 +1,21 @@
+/**
+ * Messages the control plane sends itself: allocation requests on the `allocator` FIFO queue
+ * (MessageGroupId = shard) and timers on the `timers` standard queue (per-message delay).
+ */
+import { z } from 'zod';
+import { Id } from './common.ts';
+
+const v = z.literal(1);
+
+export const AllocatorMessageSchema = z.discriminatedUnion('type', [
+  /** Something changed (resources freed, an agent or framework arrived, a filter ended): run a cycle. */
+  z.object({ v, type: z.literal('ALLOCATE'), shard: z.number().int().nonnegative(), reason: z.string() }).strict(),
+]);
+
+export const TimerMessageSchema = z.discriminatedUnion('type', [
+  z.object({ v, type: z.literal('OFFER_TIMEOUT'), agentId: Id, offerId: Id }).strict(),
+  z.object({ v, type: z.literal('FILTER_EXPIRED'), frameworkId: Id, agentId: Id }).strict(),
+]);
+
+export type AllocatorMessage = z.infer<typeof AllocatorMessageSchema>;
+export type TimerMessage = z.infer<typeof TimerMessageSchema>;
