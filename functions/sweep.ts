@@ -1,2 +1,5 @@
-// Lambda entry: the minute-level sweep (agent liveness, framework heartbeats), run by a scheduled rule.
-export const handler = async (): Promise<void> => {};
+/** Lambda entry: the minute-level sweep, run by a scheduled rule. The logic lives in lib/control. */
+import { lambdaDeps } from '../lib/control/from-env.ts';
+import { createHandlers } from '../lib/control/handlers.ts';
+
+export const handler = createHandlers(lambdaDeps, () => lambdaDeps().flush()).sweep;

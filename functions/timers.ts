@@ -1,2 +1,5 @@
-// Lambda entry: timers (offer expiry, filter expiry; timers queue). Implemented in lib/control.
-export const handler = async (): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> => ({ batchItemFailures: [] });
+/** Lambda entry: the timers handler. The logic lives in lib/control; see createHandlers. */
+import { lambdaDeps } from '../lib/control/from-env.ts';
+import { createHandlers } from '../lib/control/handlers.ts';
+
+export const handler = createHandlers(lambdaDeps, () => lambdaDeps().flush()).timers;

@@ -8,7 +8,11 @@ export type CallTally = Map<string, number>;
 
 export const apiCalls: CallTally = new Map();
 
-export function countCalls(stack: MiddlewareStack<any, any>, service: string, tally: CallTally = apiCalls): void {
+export function countCalls(
+  stack: MiddlewareStack<any, any>,
+  service: string,
+  tally: CallTally = apiCalls,
+): void {
   stack.add(
     (next, context) => async (args) => {
       const key = `${service}.${String(context.commandName ?? 'unknown').replace(/Command$/, '')}`;

@@ -11,7 +11,7 @@ import {
   SendMessageBatchCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { Bus, OutboundMessage } from '../ports/bus.ts';
+import { type Bus, type OutboundMessage, QueueGoneError } from '../ports/bus.ts';
 import { countCalls } from './api-calls.ts';
 import { type AwsConfig, awsConfigFromEnv, clientOptions } from './aws-config.ts';
 
@@ -40,26 +40,35 @@ export class SqsBus implements Bus {
     const fifo = isFifo(queueUrl);
     await Promise.all(
       chunks(messages, 10).map(async (batch) => {
-        const res = await this.client.send(
-          new SendMessageBatchCommand({
-            QueueUrl: queueUrl,
-            Entries: batch.map((m, i) => ({
-              Id: String(i),
-              MessageBody: m.body,
-              ...(fifo
-                ? {
-                    MessageGroupId: m.groupId ?? 'default',
-                    MessageDeduplicationId: m.dedupId ?? createHash('sha256').update(m.body).digest('hex'),
-                  }
-                : m.delaySeconds
-                  ? { DelaySeconds: Math.min(900, Math.max(0, Math.ceil(m.delaySeconds))) }
-                  : {}),
-            })),
-          }),
-        );
+        const res = await this.client
+          .send(
+            new SendMessageBatchCommand({
+              QueueUrl: queueUrl,
+              Entries: batch.map((m, i) => ({
+                Id: String(i),
+                MessageBody: m.body,
+                ...(fifo
+                  ? {
+                      MessageGroupId: m.groupId ?? 'default',
+                      MessageDeduplicationId: m.dedupId ?? createHash('sha256').update(m.body).digest('hex'),
+                    }
+                  : m.delaySeconds
+                    ? { DelaySeconds: Math.min(900, Math.max(0, Math.ceil(m.delaySeconds))) }
+                    : {}),
+              })),
+            }),
+          )
+          .catch((e: Error) => {
+            if (/NonExistentQueue|QueueDoesNotExist/.test(`${e.name} ${e.message}`)) {
+              throw new QueueGoneError(`queue ${queueUrl} does not exist`);
+            }
+            throw e;
+          });
         if (res.Failed && res.Failed.length > 0) {
           const f = res.Failed[0]!;
-          throw new Error(`SQS send to ${queueUrl} failed for ${res.Failed.length} message(s): ${f.Code} ${f.Message ?? ''}`);
+          throw new Error(
+            `SQS send to ${queueUrl} failed for ${res.Failed.length} message(s): ${f.Code} ${f.Message ?? ''}`,
+          );
         }
       }),
     );
@@ -107,7 +116,11 @@ export async function receive(
   return (res.Messages ?? []).map(toReceived);
 }
 
-export async function deleteMessages(client: SQSClient, queueUrl: string, handles: readonly string[]): Promise<void> {
+export async function deleteMessages(
+  client: SQSClient,
+  queueUrl: string,
+  handles: readonly string[],
+): Promise<void> {
   for (const batch of chunks(handles, 10)) {
     await client.send(
       new DeleteMessageBatchCommand({
@@ -149,7 +162,11 @@ export async function pollQueue(
   while (!opts.signal.aborted) {
     let batch: ReceivedMessage[];
     try {
-      batch = await receive(client, queueUrl, { waitSeconds: opts.waitSeconds ?? 20, max: opts.max, signal: opts.signal });
+      batch = await receive(client, queueUrl, {
+        waitSeconds: opts.waitSeconds ?? 20,
+        max: opts.max,
+        signal: opts.signal,
+      });
       backoff = 100;
     } catch (e) {
       if (opts.signal.aborted) return;

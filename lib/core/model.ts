@@ -3,8 +3,9 @@
  * consistency: its offers and tasks are what is spent of its total, and every change to it is a
  * conditional write on `version`, so no two decisions can spend the same resources.
  */
-import type { Attributes, TaskInfo, TaskState, TaskStatus } from '../protocol/index.ts';
+
 import type { z } from 'zod';
+import type { Attributes, TaskInfo, TaskState, TaskStatus } from '../protocol/index.ts';
 import type { Resources } from './resources.ts';
 
 export type AgentStatus = 'ACTIVE' | 'UNREACHABLE' | 'GONE';

@@ -32,7 +32,13 @@ export interface WireResources {
 
 export const SCALE = 1000;
 
-export const EMPTY: Resources = Object.freeze({ cpus: 0, mem: 0, disk: 0, gpus: 0, ports: Object.freeze([]) });
+export const EMPTY: Resources = Object.freeze({
+  cpus: 0,
+  mem: 0,
+  disk: 0,
+  gpus: 0,
+  ports: Object.freeze([]),
+});
 
 export class ResourceError extends Error {
   override name = 'ResourceError';
@@ -40,7 +46,8 @@ export class ResourceError extends Error {
 
 /** Converts a decimal to thousandths, rejecting NaN, infinities and negatives. */
 export function toFixed(value: number, name = 'value'): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new ResourceError(`${name} must be a finite number`);
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw new ResourceError(`${name} must be a finite number`);
   if (value < 0) throw new ResourceError(`${name} must not be negative`);
   return Math.round(value * SCALE);
 }
@@ -141,7 +148,11 @@ export function subtract(a: Resources, b: Resources): Resources {
 /** a ⊇ b. */
 export function contains(a: Resources, b: Resources): boolean {
   return (
-    a.cpus >= b.cpus && a.mem >= b.mem && a.disk >= b.disk && a.gpus >= b.gpus && rangesContain(a.ports, b.ports)
+    a.cpus >= b.cpus &&
+    a.mem >= b.mem &&
+    a.disk >= b.disk &&
+    a.gpus >= b.gpus &&
+    rangesContain(a.ports, b.ports)
   );
 }
 
@@ -204,7 +215,8 @@ export function parse(text: string): Resources {
           return [Number(rm[1]), Number(rm[2])] as [number, number];
         });
     } else if ((SCALARS as readonly string[]).includes(name)) {
-      if (!/^\d+(\.\d+)?$/.test(value)) throw new ResourceError(`${name} must be a non-negative number, got "${value}"`);
+      if (!/^\d+(\.\d+)?$/.test(value))
+        throw new ResourceError(`${name} must be a non-negative number, got "${value}"`);
       w[name as ScalarName] = Number(value);
     } else {
       throw new ResourceError(`unknown resource "${name}"`);

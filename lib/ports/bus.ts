@@ -17,3 +17,8 @@ export interface Bus {
   /** Sends all messages (batched by 10 per queue); throws if any could not be sent. */
   send(queueUrl: string, messages: readonly OutboundMessage[]): Promise<void>;
 }
+
+/** The destination queue does not exist (a framework or agent deleted its queue and went away). */
+export class QueueGoneError extends Error {
+  override name = 'QueueGoneError';
+}

@@ -11,7 +11,20 @@ export type Item = Record<string, unknown>;
 export type Expect = 'absent' | number | 'any';
 
 export type WriteOp =
+  /** Writes the whole item; the store sets `version` to the expected version + 1 (1 when absent). */
   | { readonly kind: 'put'; readonly table: TableName; readonly item: Item; readonly expect: Expect }
+  /**
+   * Sets some attributes of an existing item. With a numeric `expect` the version must match and
+   * is bumped; with 'exists' the item must exist and its version is left alone (heartbeats: they
+   * must not race with resource changes).
+   */
+  | {
+      readonly kind: 'patch';
+      readonly table: TableName;
+      readonly key: Item;
+      readonly set: Item;
+      readonly expect: number | 'exists';
+    }
   | { readonly kind: 'delete'; readonly table: TableName; readonly key: Item; readonly expect: Expect };
 
 /** A condition on a write did not hold: someone else changed the item first. */

@@ -1,0 +1,195 @@
+/**
+ * The Store port over DynamoDB. Every write is conditional (see lib/ports/store.ts); several
+ * writes go as one TransactWriteItems. Throttling and transient errors are retried by the SDK
+ * (standard retry mode, 5 attempts, backoff with jitter); a failed condition becomes
+ * ConditionFailedError, which callers answer by re-reading and deciding again.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { TABLES, type TableName } from '../infra/definition.ts';
+import { ConditionFailedError, type Item, type Store, type WriteOp } from '../ports/store.ts';
+import { countCalls } from './api-calls.ts';
+import { type AwsConfig, awsConfigFromEnv, clientOptions } from './aws-config.ts';
+
+export function createDynamoClient(config: AwsConfig = awsConfigFromEnv()): DynamoDBDocumentClient {
+  const base = new DynamoDBClient(clientOptions(config, config.dynamoEndpoint));
+  countCalls(base.middlewareStack, 'DynamoDB');
+  return DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } });
+}
+
+type Built = {
+  TableName: string;
+  ConditionExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues?: Record<string, unknown>;
+};
+
+export class DynamoStore implements Store {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly names: Readonly<Record<TableName, string>>,
+  ) {}
+
+  async get<T extends Item>(table: TableName, key: Item): Promise<T | undefined> {
+    const res = await this.doc.send(
+      new GetCommand({ TableName: this.names[table], Key: key, ConsistentRead: true }),
+    );
+    return res.Item as T | undefined;
+  }
+
+  async query<T extends Item>(
+    table: TableName,
+    pk: { name: string; value: string },
+    index?: string,
+  ): Promise<T[]> {
+    const out: T[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new QueryCommand({
+          TableName: this.names[table],
+          IndexName: index,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': pk.name },
+          ExpressionAttributeValues: { ':pk': pk.value },
+          ExclusiveStartKey: start,
+        }),
+      );
+      out.push(...((res.Items ?? []) as T[]));
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+
+  async scan<T extends Item>(table: TableName): Promise<T[]> {
+    const out: T[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new ScanCommand({ TableName: this.names[table], ExclusiveStartKey: start }),
+      );
+      out.push(...((res.Items ?? []) as T[]));
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+
+  async write(ops: readonly WriteOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    try {
+      if (ops.length === 1) {
+        const op = ops[0]!;
+        if (op.kind === 'put') await this.doc.send(new PutCommand(this.put(op)));
+        else if (op.kind === 'patch') await this.doc.send(new UpdateCommand(this.patch(op)));
+        else await this.doc.send(new DeleteCommand(this.del(op)));
+        return;
+      }
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: ops.map((op) =>
+            op.kind === 'put'
+              ? { Put: this.put(op) }
+              : op.kind === 'patch'
+                ? { Update: this.patch(op) }
+                : { Delete: this.del(op) },
+          ),
+        }),
+      );
+    } catch (e) {
+      const name = (e as Error).name;
+      if (name === 'ConditionalCheckFailedException') throw new ConditionFailedError('condition failed');
+      if (name === 'TransactionCanceledException') {
+        const reasons = ((e as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []).map(
+          (r) => r.Code,
+        );
+        if (reasons.includes('ConditionalCheckFailed') || reasons.includes('TransactionConflict')) {
+          throw new ConditionFailedError(`transaction cancelled: ${reasons.join(',')}`);
+        }
+      }
+      throw e;
+    }
+  }
+
+  async increment(key: string, by = 1): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.names.meta,
+        Key: { key },
+        UpdateExpression: 'ADD #n :by',
+        ExpressionAttributeNames: { '#n': 'count' },
+        ExpressionAttributeValues: { ':by': by },
+      }),
+    );
+  }
+
+  private pkName(table: TableName): string {
+    return TABLES[table].partitionKey;
+  }
+
+  private condition(table: TableName, expect: WriteOp['expect']): Omit<Built, 'TableName'> {
+    if (expect === 'any') return {};
+    if (expect === 'absent')
+      return {
+        ConditionExpression: 'attribute_not_exists(#pk)',
+        ExpressionAttributeNames: { '#pk': this.pkName(table) },
+      };
+    if (expect === 'exists')
+      return {
+        ConditionExpression: 'attribute_exists(#pk)',
+        ExpressionAttributeNames: { '#pk': this.pkName(table) },
+      };
+    return {
+      ConditionExpression: '#ver = :ver',
+      ExpressionAttributeNames: { '#ver': 'version' },
+      ExpressionAttributeValues: { ':ver': expect },
+    };
+  }
+
+  private put(op: Extract<WriteOp, { kind: 'put' }>) {
+    const version =
+      typeof op.expect === 'number' ? op.expect + 1 : op.expect === 'absent' ? 1 : op.item.version;
+    return {
+      TableName: this.names[op.table],
+      Item: { ...op.item, version },
+      ...this.condition(op.table, op.expect),
+    };
+  }
+
+  private del(op: Extract<WriteOp, { kind: 'delete' }>) {
+    return { TableName: this.names[op.table], Key: op.key, ...this.condition(op.table, op.expect) };
+  }
+
+  private patch(op: Extract<WriteOp, { kind: 'patch' }>) {
+    const cond = this.condition(op.table, op.expect);
+    const names: Record<string, string> = { ...cond.ExpressionAttributeNames };
+    const values: Record<string, unknown> = { ...cond.ExpressionAttributeValues };
+    const sets: string[] = [];
+    Object.entries(op.set).forEach(([k, v], i) => {
+      names[`#a${i}`] = k;
+      values[`:a${i}`] = v;
+      sets.push(`#a${i} = :a${i}`);
+    });
+    if (typeof op.expect === 'number') {
+      names['#ver'] = 'version';
+      values[':next'] = op.expect + 1;
+      sets.push('#ver = :next');
+    }
+    return {
+      TableName: this.names[op.table],
+      Key: op.key,
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ConditionExpression: cond.ConditionExpression,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
+    };
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * What the control-plane services need from the outside world. Lambda handlers build this from
+ * the environment (`fromEnv.ts`); the local stack and tests build it from their own config.
+ */
+import type { QueueName } from '../infra/definition.ts';
+import type { Bus } from '../ports/bus.ts';
+import type { Clock, Ids } from '../ports/clock.ts';
+import type { Metrics } from '../ports/metrics.ts';
+import type { Store } from '../ports/store.ts';
+
+export interface Logger {
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface ControlConfig {
+  readonly queues: Readonly<Record<QueueName, string>>;
+  /** Offers not accepted or declined within this are rescinded (default 60 s). */
+  readonly offerTimeoutSeconds: number;
+  /** How often agents heartbeat (default 15 s, as Mesos's agent ping interval). */
+  readonly heartbeatIntervalSeconds: number;
+  /** Default and ceiling of DECLINE's refuse_seconds. */
+  readonly defaultRefuseSeconds: number;
+  readonly maxRefuseSeconds: number;
+  /** Allocator shards (agents partitioned by id; one FIFO group each). */
+  readonly shards: number;
+}
+
+export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
+  offerTimeoutSeconds: 60,
+  heartbeatIntervalSeconds: 15,
+  defaultRefuseSeconds: 5,
+  maxRefuseSeconds: 31_536_000,
+  shards: 1,
+};
+
+export interface ControlDeps {
+  readonly store: Store;
+  readonly bus: Bus;
+  readonly clock: Clock;
+  readonly ids: Ids;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly config: ControlConfig;
+}
+
+/** One inbound SQS message, as the services see it (Lambda record or local runner alike). */
+export interface InboundRecord {
+  readonly messageId: string;
+  readonly body: string;
+  /** SQS SenderId: the IAM identity (or account) that sent the message. */
+  readonly senderId: string;
+  readonly receiveCount: number;
+  /** The queue it came from (its ARN, or its name locally). */
+  readonly source?: string;
+}
+
+export const consoleLogger: Logger = {
+  info: (m, e) => console.error(JSON.stringify({ level: 'INFO', message: m, ...e })),
+  warn: (m, e) => console.error(JSON.stringify({ level: 'WARN', message: m, ...e })),
+  error: (m, e) => console.error(JSON.stringify({ level: 'ERROR', message: m, ...e })),
+};

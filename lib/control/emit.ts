@@ -1,0 +1,93 @@
+/**
+ * Sending what the services decided: events to frameworks, commands to agents, nudges to the
+ * allocator and timers. Deduplication ids are derived from what caused the message, so a
+ * redelivered inbound message re-sends the same ids and FIFO queues drop the copies.
+ */
+import type { AgentCommand, AllocatorMessage, SchedulerEvent, TimerMessage } from '../protocol/index.ts';
+import { QueueGoneError } from '../ports/bus.ts';
+import type { ControlDeps } from './deps.ts';
+
+export interface Outgoing<T> {
+  readonly message: T;
+  readonly groupId: string;
+  readonly dedupId: string;
+}
+
+/** Group for a framework event: a task's updates stay in order; offers and rescinds share one group. */
+export function eventGroup(e: SchedulerEvent): string {
+  if (e.type === 'UPDATE') return `task.${e.status.taskId}`;
+  if (e.type === 'OFFERS' || e.type === 'RESCIND') return 'offers';
+  return 'control';
+}
+
+/** Sends events to a framework's queue. A framework whose queue is gone is logged, not retried. */
+export async function sendToFramework(
+  deps: ControlDeps,
+  queueUrl: string,
+  events: readonly { event: SchedulerEvent; dedupId: string }[],
+): Promise<void> {
+  if (events.length === 0) return;
+  try {
+    await deps.bus.send(
+      queueUrl,
+      events.map(({ event, dedupId }) => ({ body: JSON.stringify(event), groupId: eventGroup(event), dedupId })),
+    );
+  } catch (e) {
+    if (!(e instanceof QueueGoneError)) throw e;
+    deps.log.warn('framework queue is gone; events dropped', { queueUrl, count: events.length });
+    deps.metrics.count('EventsToGoneQueue', { kind: 'framework' }, events.length);
+  }
+}
+
+export function agentGroup(c: AgentCommand): string {
+  return c.type === 'LAUNCH' ? `task.${c.task.taskId}` : c.type === 'KILL' || c.type === 'ACKNOWLEDGE' ? `task.${c.taskId}` : 'control';
+}
+
+export async function sendToAgent(
+  deps: ControlDeps,
+  queueUrl: string,
+  commands: readonly { command: AgentCommand; dedupId: string }[],
+): Promise<void> {
+  if (commands.length === 0) return;
+  try {
+    await deps.bus.send(
+      queueUrl,
+      commands.map(({ command, dedupId }) => ({ body: JSON.stringify(command), groupId: agentGroup(command), dedupId })),
+    );
+  } catch (e) {
+    if (!(e instanceof QueueGoneError)) throw e;
+    deps.log.warn('agent queue is gone; commands dropped', { queueUrl, count: commands.length });
+    deps.metrics.count('EventsToGoneQueue', { kind: 'agent' }, commands.length);
+  }
+}
+
+/** Asks the allocator shard(s) to run a cycle. Nudges are cheap and coalesce into one cycle per batch. */
+export async function nudgeAllocator(deps: ControlDeps, reason: string, shards?: readonly number[]): Promise<void> {
+  const list = shards ?? Array.from({ length: deps.config.shards }, (_, i) => i);
+  await Promise.all(
+    list.map((shard) => {
+      const message: AllocatorMessage = { v: 1, type: 'ALLOCATE', shard, reason };
+      return deps.bus.send(deps.config.queues.allocator, [
+        { body: JSON.stringify(message), groupId: `shard-${shard}`, dedupId: deps.ids.next() },
+      ]);
+    }),
+  );
+}
+
+export async function startTimers(
+  deps: ControlDeps,
+  timers: readonly { message: TimerMessage; delaySeconds: number }[],
+): Promise<void> {
+  if (timers.length === 0) return;
+  await deps.bus.send(
+    deps.config.queues.timers,
+    timers.map((t) => ({ body: JSON.stringify(t.message), delaySeconds: Math.min(900, Math.max(0, t.delaySeconds)) })),
+  );
+}
+
+export function shardOf(agentId: string, shards: number): number {
+  if (shards <= 1) return 0;
+  let h = 2166136261;
+  for (let i = 0; i < agentId.length; i++) h = Math.imul(h ^ agentId.charCodeAt(i), 16777619);
+  return (h >>> 0) % shards;
+}

@@ -1,0 +1,65 @@
+/** Builds the control plane's dependencies inside Lambda, from the environment the CDK stack sets. */
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
+import { createSqsClient, SqsBus } from '../adapters/sqs.ts';
+import { ENV, QUEUES, type QueueName, TABLES, type TableName } from '../infra/definition.ts';
+import { systemClock } from '../ports/clock.ts';
+import type { Metrics } from '../ports/metrics.ts';
+import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from './deps.ts';
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const v = env[name];
+  if (!v) throw new Error(`environment variable ${name} is not set`);
+  return v;
+}
+
+const num = (v: string | undefined, d: number) => (v && Number.isFinite(Number(v)) ? Number(v) : d);
+
+export interface EnvDeps extends ControlDeps {
+  /** Publishes the metrics gathered during one invocation (EMF to the log). */
+  readonly flush: () => void;
+}
+
+export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
+  const tables = Object.fromEntries(Object.keys(TABLES).map((t) => [t, required(env, ENV.tables(t as TableName))])) as Record<TableName, string>;
+  const queues = Object.fromEntries(Object.keys(QUEUES).map((q) => [q, required(env, ENV.queues(q as QueueName))])) as Record<QueueName, string>;
+  const logger = new Logger();
+  const pm = new PowertoolsMetrics({ namespace: env.POWERTOOLS_METRICS_NAMESPACE ?? 'Meso' });
+  const metrics: Metrics = {
+    count(name, dimensions, value = 1) {
+      if (!dimensions || Object.keys(dimensions).length === 0) return pm.addMetric(name, MetricUnit.Count, value);
+      const single = pm.singleMetric();
+      for (const [k, v] of Object.entries(dimensions)) single.addDimension(k, v);
+      single.addMetric(name, MetricUnit.Count, value);
+    },
+  };
+  return {
+    store: new DynamoStore(createDynamoClient(), tables),
+    bus: new SqsBus(createSqsClient()),
+    clock: systemClock,
+    ids: { next: () => randomUUID() },
+    metrics,
+    log: {
+      info: (m, e) => logger.info(m, e ?? {}),
+      warn: (m, e) => logger.warn(m, e ?? {}),
+      error: (m, e) => logger.error(m, e ?? {}),
+    },
+    config: {
+      ...DEFAULT_CONTROL_CONFIG,
+      queues,
+      offerTimeoutSeconds: num(env.MESO_OFFER_TIMEOUT_SECONDS, DEFAULT_CONTROL_CONFIG.offerTimeoutSeconds),
+      heartbeatIntervalSeconds: num(env.MESO_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_CONTROL_CONFIG.heartbeatIntervalSeconds),
+      shards: num(env.MESO_ALLOCATOR_SHARDS, DEFAULT_CONTROL_CONFIG.shards),
+    },
+    flush: () => pm.publishStoredMetrics(),
+  };
+}
+
+let cached: EnvDeps | undefined;
+/** One set of clients per Lambda container, created on first use. */
+export const lambdaDeps = (): EnvDeps => {
+  cached ??= depsFromEnv();
+  return cached;
+};

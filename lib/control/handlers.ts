@@ -1,0 +1,66 @@
+/**
+ * The control plane's handlers, built over injected dependencies. Lambda entries in `functions/`
+ * build them from the environment; the local stack builds them from its own config — the same
+ * code runs in both.
+ */
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { AllocatorMessageSchema, parseMessage } from '../protocol/index.ts';
+import { handleAgentCall } from './agent-calls.ts';
+import { runAllocationCycle } from './allocation.ts';
+import type { ControlDeps } from './deps.ts';
+import { perRecordHandler, type SqsHandler } from './lambda.ts';
+import { handleSchedulerCall } from './scheduler-calls.ts';
+import { runSweep } from './sweep.ts';
+import { handleTimer } from './timers.ts';
+
+export interface Handlers {
+  /** scheduler-calls and agent-calls queues. */
+  readonly registry: SqsHandler;
+  /** allocator queue: each batch of nudges becomes one cycle per shard named in it. */
+  readonly allocator: SqsHandler;
+  /** timers queue. */
+  readonly timers: SqsHandler;
+  /** the scheduled sweep. */
+  readonly sweep: () => Promise<void>;
+}
+
+const isAgentCalls = (source: string | undefined) => /agent-calls(\.fifo)?$/.test(source ?? '');
+
+export function createHandlers(deps: () => ControlDeps, afterEach?: () => void): Handlers {
+  const registry = perRecordHandler(
+    deps,
+    (d, record) => (isAgentCalls(record.source) ? handleAgentCall(d, record) : handleSchedulerCall(d, record)),
+    afterEach,
+  );
+
+  const allocator = async (event: SQSEvent, _context: Context): Promise<SQSBatchResponse> => {
+    const d = deps();
+    try {
+      const shards = new Set<number>();
+      for (const r of event.Records) {
+        const parsed = parseMessage(AllocatorMessageSchema, r.body, ['ALLOCATE']);
+        if (parsed.ok) shards.add(parsed.message.shard);
+        else d.log.error('bad allocator message dropped', { error: parsed.error });
+      }
+      for (const shard of shards) {
+        const report = await runAllocationCycle(d, shard);
+        d.log.info('allocation cycle', { shard, ...report });
+      }
+      return { batchItemFailures: [] };
+    } finally {
+      afterEach?.();
+    }
+  };
+
+  const timers = perRecordHandler(deps, handleTimer, afterEach);
+
+  const sweep = async () => {
+    try {
+      await runSweep(deps());
+    } finally {
+      afterEach?.();
+    }
+  };
+
+  return { registry, allocator, timers, sweep };
+}

@@ -1,0 +1,437 @@
+/**
+ * The registry's half for frameworks: every call on the `scheduler-calls` queue. Each call is
+ * parsed, authorized against the identity that subscribed the framework, decided, persisted with
+ * conditional writes and only then turned into messages; a redelivered call finds its effect
+ * already persisted and re-sends the same messages (same dedup ids), so it changes nothing.
+ */
+import { validateLaunch } from '../core/accept.ts';
+import type { AgentRecord, FilterRecord, FrameworkRecord, OfferRecord, TaskRecord } from '../core/model.ts';
+import { EMPTY, type Resources, add, fromWire, isEmpty } from '../core/resources.ts';
+import { isTerminal } from '../core/task-state.ts';
+import {
+  type CallOf,
+  type SchedulerCall,
+  SchedulerCallSchema,
+  type SchedulerEvent,
+  type TaskInfo,
+  type TaskReason,
+  type TaskState,
+  type TaskStatus,
+  parseMessage,
+} from '../protocol/index.ts';
+import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts';
+import type { ControlDeps, InboundRecord } from './deps.ts';
+import { nudgeAllocator, sendToAgent, sendToFramework, startTimers } from './emit.ts';
+import { agentOfOffer, getAgent, getFramework, getTask, withRetry } from './records.ts';
+import { type Rejection, reject } from './reject.ts';
+
+const CALL_TYPES = ['SUBSCRIBE', 'TEARDOWN', 'ACCEPT', 'DECLINE', 'REVIVE', 'KILL', 'ACKNOWLEDGE', 'RECONCILE'] as const;
+const isConflict = (e: unknown) => e instanceof ConditionFailedError;
+
+export async function handleSchedulerCall(deps: ControlDeps, record: InboundRecord): Promise<void> {
+  const parsed = parseMessage(SchedulerCallSchema, record.body, CALL_TYPES);
+  if (!parsed.ok) {
+    const raw = (parsed.raw ?? {}) as Record<string, unknown>;
+    const framework = raw.framework as Record<string, unknown> | undefined;
+    const fwId = typeof raw.frameworkId === 'string' ? raw.frameworkId : (framework?.frameworkId as string | undefined);
+    const replyTo = await replyTarget(deps, record, fwId, typeof framework?.queueUrl === 'string' ? framework.queueUrl : undefined);
+    return reject(deps, 'scheduler-calls', record, {
+      code: parsed.code,
+      message: parsed.error,
+      call: typeof raw.type === 'string' ? raw.type : undefined,
+      replyTo,
+    });
+  }
+  const call = parsed.message;
+  if (call.type === 'SUBSCRIBE') return subscribe(deps, record, call);
+
+  const fw = await getFramework(deps.store, call.frameworkId);
+  const denied = authorize(fw, record, call);
+  if (denied) return reject(deps, 'scheduler-calls', record, denied);
+  const framework = fw!;
+  switch (call.type) {
+    case 'TEARDOWN':
+      return teardown(deps, record, framework);
+    case 'ACCEPT':
+      return accept(deps, record, framework, call);
+    case 'DECLINE':
+      return decline(deps, record, framework, call);
+    case 'REVIVE':
+      return revive(deps, framework);
+    case 'KILL':
+      return kill(deps, record, framework, call);
+    case 'ACKNOWLEDGE':
+      return acknowledge(deps, record, framework, call);
+    case 'RECONCILE':
+      return reconcile(deps, record, framework, call);
+  }
+}
+
+/** Where an ERROR about this record can go: the framework's queue, if the sender owns it. */
+async function replyTarget(
+  deps: ControlDeps,
+  record: InboundRecord,
+  frameworkId: string | undefined,
+  subscribeQueueUrl: string | undefined,
+): Promise<Rejection['replyTo']> {
+  const fw = frameworkId ? await getFramework(deps.store, frameworkId).catch(() => undefined) : undefined;
+  if (fw && fw.principal === record.senderId) return { kind: 'framework', queueUrl: fw.queueUrl };
+  if (!fw && subscribeQueueUrl) return { kind: 'framework', queueUrl: subscribeQueueUrl };
+  return undefined;
+}
+
+function authorize(fw: FrameworkRecord | undefined, record: InboundRecord, call: SchedulerCall): Rejection | undefined {
+  if (!fw) return { code: 'UNKNOWN_FRAMEWORK', message: `framework ${callFrameworkId(call)} is not subscribed`, call: call.type };
+  if (fw.principal !== record.senderId) {
+    // The caller is not the framework's owner: tell nobody but the operator (logs, counters).
+    return {
+      code: 'FORBIDDEN',
+      message: `framework ${fw.frameworkId} belongs to another identity; ${call.type} from ${record.senderId} rejected`,
+      call: call.type,
+    };
+  }
+  if (fw.status === 'TORN_DOWN') {
+    return {
+      code: 'FRAMEWORK_TORN_DOWN',
+      message: `framework ${fw.frameworkId} was torn down`,
+      call: call.type,
+      replyTo: { kind: 'framework', queueUrl: fw.queueUrl },
+    };
+  }
+  return undefined;
+}
+
+const callFrameworkId = (call: SchedulerCall): string =>
+  call.type === 'SUBSCRIBE' ? call.framework.frameworkId : call.frameworkId;
+
+async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<'SUBSCRIBE'>): Promise<void> {
+  const info = call.framework;
+  const replyTo = { kind: 'framework' as const, queueUrl: info.queueUrl };
+  const outcome = await withRetry(async (): Promise<Rejection | FrameworkRecord> => {
+    const existing = await getFramework(deps.store, info.frameworkId);
+    if (existing && existing.principal !== record.senderId) {
+      return { code: 'FORBIDDEN', message: `framework id ${info.frameworkId} belongs to another identity`, call: 'SUBSCRIBE', replyTo };
+    }
+    if (existing?.status === 'TORN_DOWN') {
+      return { code: 'FRAMEWORK_TORN_DOWN', message: `framework ${info.frameworkId} was torn down; subscribe with a new id`, call: 'SUBSCRIBE', replyTo };
+    }
+    const now = deps.clock.now();
+    const next: FrameworkRecord = {
+      frameworkId: info.frameworkId,
+      principal: record.senderId,
+      name: info.name,
+      ...(info.user ? { user: info.user } : {}),
+      roles: info.roles,
+      queueUrl: info.queueUrl,
+      status: 'ACTIVE',
+      failoverTimeoutSeconds: info.failoverTimeoutSeconds,
+      partitionAware: info.partitionAware,
+      filters: existing?.filters ?? {},
+      subscribedAt: now,
+      version: existing?.version ?? 0,
+    };
+    await deps.store.write([{ kind: 'put', table: 'frameworks', item: next as unknown as Item, expect: existing ? existing.version : 'absent' }]);
+    return next;
+  }, isConflict);
+  if ('code' in outcome) return reject(deps, 'scheduler-calls', record, outcome);
+  await sendToFramework(deps, info.queueUrl, [
+    {
+      event: { v: 1, type: 'SUBSCRIBED', frameworkId: info.frameworkId, heartbeatIntervalSeconds: deps.config.heartbeatIntervalSeconds },
+      dedupId: `subscribed.${record.messageId}`,
+    },
+  ]);
+  deps.metrics.count('FrameworksSubscribed');
+  await nudgeAllocator(deps, `framework ${info.frameworkId} subscribed`);
+}
+
+/** A status Meso itself reports (no uuid: not to be acknowledged). */
+export function masterStatus(
+  now: number,
+  frameworkId: string,
+  taskId: string,
+  state: TaskState,
+  reason: TaskReason | undefined,
+  message: string,
+  agentId?: string,
+): TaskStatus {
+  return {
+    taskId,
+    frameworkId,
+    ...(agentId ? { agentId } : {}),
+    state,
+    ...(reason ? { reason } : {}),
+    message,
+    source: 'SOURCE_MASTER',
+    timestamp: now,
+  };
+}
+
+async function accept(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord, call: CallOf<'ACCEPT'>): Promise<void> {
+  const tasks: TaskInfo[] = call.operations.flatMap((op) => (op.type === 'LAUNCH' ? op.tasks : []));
+  const agentIds = new Set(call.offerIds.map(agentOfOffer));
+  const now = () => deps.clock.now();
+  const dropAll = async (message: string) => {
+    await sendToFramework(
+      deps,
+      fw.queueUrl,
+      tasks.map((t) => ({
+        event: { v: 1, type: 'UPDATE', status: masterStatus(now(), fw.frameworkId, t.taskId, 'TASK_DROPPED', 'REASON_INVALID_OFFERS', message, t.agentId) },
+        dedupId: `accept.${record.messageId}.${t.taskId}`,
+      })),
+    );
+    deps.metrics.count('TasksRejected', { reason: 'REASON_INVALID_OFFERS' }, tasks.length);
+  };
+  if (agentIds.size !== 1 || agentIds.has(undefined)) {
+    return dropAll('offers in one ACCEPT must all be valid offers on the same agent');
+  }
+  const agentId = [...agentIds][0]!;
+
+  type Decision = {
+    agent: AgentRecord;
+    launch: TaskRecord[];
+    rejected: { taskId: string; agentId: string; state: TaskState; reason: TaskReason; message: string }[];
+    remaining: Resources;
+    alreadyApplied: boolean;
+  };
+  const decision = await withRetry(async (): Promise<Decision | string> => {
+    const agent = await getAgent(deps.store, agentId);
+    if (!agent) return `agent ${agentId} is unknown`;
+    const offers = call.offerIds.map((id) => agent.offers[id]);
+    const existing = await Promise.all(tasks.map((t) => getTask(deps.store, fw.frameworkId, t.taskId)));
+    // A redelivered ACCEPT: its offers are gone and its tasks are persisted with one of them.
+    const applied = existing.filter((t): t is TaskRecord & Item => !!t && call.offerIds.includes(t.offerId));
+    if (offers.every((o) => !o) && applied.length > 0) {
+      return { agent, launch: applied, rejected: [], remaining: EMPTY, alreadyApplied: true };
+    }
+    const result = validateLaunch({
+      frameworkId: fw.frameworkId,
+      now: now(),
+      offers: call.offerIds.map((id, i) => {
+        const o = offers[i];
+        return o ? { ...o, agentId } : { offerId: id, missing: 'unknown' as const };
+      }),
+      tasks: tasks.map((t) => ({ taskId: t.taskId, agentId: t.agentId, resources: fromWire(t.resources) })),
+      existingTaskIds: new Set(existing.filter((t) => !!t).map((t) => t!.taskId)),
+    });
+    const infoById = new Map(tasks.map((t) => [t.taskId, t]));
+    const consumed = result.consumedOfferIds;
+    const t0 = now();
+    const launch: TaskRecord[] = result.launched.map((l) => ({
+      frameworkId: fw.frameworkId,
+      taskId: l.taskId,
+      agentId,
+      offerId: consumed[0] ?? call.offerIds[0]!,
+      info: infoById.get(l.taskId)!,
+      resources: l.resources,
+      state: 'TASK_STAGING',
+      status: masterStatus(t0, fw.frameworkId, l.taskId, 'TASK_STAGING', undefined, 'launching', agentId),
+      seenUuids: [],
+      createdAt: t0,
+      updatedAt: t0,
+      version: 0,
+    }));
+    const rejected = result.rejected.map((r) => ({ ...r, agentId: infoById.get(r.taskId)?.agentId ?? agentId }));
+    if (consumed.length > 0) {
+      // Spend the accepted offers: they leave the agent's offers, launched tasks join its tasks,
+      // and whatever was not used becomes free again — one conditional write with the task rows.
+      const offersLeft = { ...agent.offers };
+      for (const id of consumed) delete offersLeft[id];
+      const agentTasks = { ...agent.tasks };
+      for (const t of launch) agentTasks[t.taskId] = { frameworkId: fw.frameworkId, resources: t.resources };
+      const ops: WriteOp[] = [
+        { kind: 'patch', table: 'agents', key: { agentId }, set: { offers: offersLeft, tasks: agentTasks }, expect: agent.version },
+        ...launch.map((t): WriteOp => ({ kind: 'put', table: 'tasks', item: t as unknown as Item, expect: 'absent' })),
+      ];
+      await deps.store.write(ops);
+    }
+    return { agent, launch, rejected, remaining: consumed.length > 0 ? result.remaining : EMPTY, alreadyApplied: false };
+  }, isConflict);
+
+  if (typeof decision === 'string') return dropAll(decision);
+
+  // Effects, re-sent identically on redelivery.
+  await sendToAgent(
+    deps,
+    decision.agent.queueUrl,
+    decision.launch
+      .filter((t) => !decision.alreadyApplied || t.state === 'TASK_STAGING')
+      .map((t) => ({ command: { v: 1, type: 'LAUNCH', frameworkId: fw.frameworkId, task: t.info }, dedupId: `launch.${fw.frameworkId}.${t.taskId}` })),
+  );
+  await sendToFramework(
+    deps,
+    fw.queueUrl,
+    decision.rejected.map((r) => ({
+      event: { v: 1, type: 'UPDATE', status: masterStatus(now(), fw.frameworkId, r.taskId, r.state, r.reason, r.message, r.agentId) },
+      dedupId: `accept.${record.messageId}.${r.taskId}`,
+    })),
+  );
+  if (decision.alreadyApplied) return;
+  deps.metrics.count('TasksLaunched', {}, decision.launch.length);
+  for (const r of decision.rejected) deps.metrics.count('TasksRejected', { reason: r.reason });
+  if (!isEmpty(decision.remaining)) {
+    await setFilter(deps, fw, agentId, decision.remaining, refuseSeconds(deps, call.filters?.refuseSeconds));
+  }
+  await nudgeAllocator(deps, `accept on ${agentId}`);
+}
+
+/** DECLINE's refuse_seconds: invalid values (negative, NaN, not a number) mean the default; capped. */
+export function refuseSeconds(deps: Pick<ControlDeps, 'config'>, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return deps.config.defaultRefuseSeconds;
+  return Math.min(value, deps.config.maxRefuseSeconds);
+}
+
+async function setFilter(deps: ControlDeps, fw: FrameworkRecord, agentId: string, resources: Resources, seconds: number) {
+  if (seconds <= 0) return;
+  const now = deps.clock.now();
+  const until = now + seconds * 1000;
+  // Calls of one framework are serialized by its FIFO group, and only they change its filters,
+  // so this write needs no version; expired filters are dropped on the way.
+  const current = (await getFramework(deps.store, fw.frameworkId)) ?? fw;
+  const filters: Record<string, FilterRecord> = {};
+  for (const [a, f] of Object.entries(current.filters)) if (f.until > now) filters[a] = f;
+  filters[agentId] = { until, resources };
+  await deps.store.write([{ kind: 'patch', table: 'frameworks', key: { frameworkId: fw.frameworkId }, set: { filters }, expect: 'exists' }]);
+  if (seconds <= 900) {
+    await startTimers(deps, [{ message: { v: 1, type: 'FILTER_EXPIRED', frameworkId: fw.frameworkId, agentId }, delaySeconds: seconds }]);
+  }
+}
+
+async function decline(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord, call: CallOf<'DECLINE'>): Promise<void> {
+  const byAgent = new Map<string, string[]>();
+  for (const id of call.offerIds) {
+    const a = agentOfOffer(id);
+    if (!a) continue;
+    byAgent.set(a, [...(byAgent.get(a) ?? []), id]);
+  }
+  const seconds = refuseSeconds(deps, call.filters?.refuseSeconds);
+  let released = 0;
+  for (const [agentId, ids] of byAgent) {
+    const declined = await withRetry(async () => {
+      const agent = await getAgent(deps.store, agentId);
+      if (!agent) return EMPTY;
+      const mine = ids.map((id) => agent.offers[id]).filter((o): o is OfferRecord => !!o && o.frameworkId === fw.frameworkId);
+      if (mine.length === 0) return EMPTY;
+      const offersLeft = { ...agent.offers };
+      for (const o of mine) delete offersLeft[o.offerId];
+      await deps.store.write([{ kind: 'patch', table: 'agents', key: { agentId }, set: { offers: offersLeft }, expect: agent.version }]);
+      return mine.reduce((acc, o) => add(acc, o.resources), EMPTY);
+    }, isConflict);
+    if (isEmpty(declined)) continue;
+    released++;
+    await setFilter(deps, fw, agentId, declined, seconds);
+  }
+  void record;
+  if (released > 0) await nudgeAllocator(deps, `decline by ${fw.frameworkId}`);
+}
+
+async function revive(deps: ControlDeps, fw: FrameworkRecord): Promise<void> {
+  await deps.store.write([{ kind: 'patch', table: 'frameworks', key: { frameworkId: fw.frameworkId }, set: { filters: {} }, expect: 'exists' }]);
+  await nudgeAllocator(deps, `revive by ${fw.frameworkId}`);
+}
+
+async function kill(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord, call: CallOf<'KILL'>): Promise<void> {
+  const task = await getTask(deps.store, fw.frameworkId, call.taskId);
+  if (!task) {
+    const state: TaskState = fw.partitionAware ? 'TASK_UNKNOWN' : 'TASK_LOST';
+    const status = masterStatus(deps.clock.now(), fw.frameworkId, call.taskId, state, 'REASON_RECONCILIATION', 'kill of a task Meso does not know', call.agentId);
+    return sendToFramework(deps, fw.queueUrl, [{ event: { v: 1, type: 'UPDATE', status }, dedupId: `kill.${record.messageId}` }]);
+  }
+  if (isTerminal(task.state)) return;
+  const agent = await getAgent(deps.store, task.agentId);
+  if (!agent) return;
+  await sendToAgent(deps, agent.queueUrl, [
+    {
+      command: {
+        v: 1,
+        type: 'KILL',
+        frameworkId: fw.frameworkId,
+        taskId: task.taskId,
+        ...(task.info.killGracePeriodSeconds !== undefined ? { gracePeriodSeconds: task.info.killGracePeriodSeconds } : {}),
+      },
+      dedupId: `kill.${record.messageId}`,
+    },
+  ]);
+}
+
+async function acknowledge(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord, call: CallOf<'ACKNOWLEDGE'>): Promise<void> {
+  const task = await getTask(deps.store, fw.frameworkId, call.taskId);
+  if (task && task.agentId !== call.agentId) {
+    return reject(deps, 'scheduler-calls', record, {
+      code: 'UNKNOWN_TASK',
+      message: `task ${call.taskId} does not run on agent ${call.agentId}`,
+      call: 'ACKNOWLEDGE',
+      replyTo: { kind: 'framework', queueUrl: fw.queueUrl },
+    });
+  }
+  const agent = await getAgent(deps.store, call.agentId);
+  if (!agent) {
+    return reject(deps, 'scheduler-calls', record, {
+      code: 'UNKNOWN_AGENT',
+      message: `agent ${call.agentId} is unknown`,
+      call: 'ACKNOWLEDGE',
+      replyTo: { kind: 'framework', queueUrl: fw.queueUrl },
+    });
+  }
+  await sendToAgent(deps, agent.queueUrl, [
+    { command: { v: 1, type: 'ACKNOWLEDGE', frameworkId: fw.frameworkId, taskId: call.taskId, uuid: call.uuid }, dedupId: `ack.${call.uuid}` },
+  ]);
+}
+
+async function reconcile(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord, call: CallOf<'RECONCILE'>): Promise<void> {
+  const now = deps.clock.now();
+  const asReconciled = (t: TaskRecord): TaskStatus => {
+    const { uuid: _uuid, ...rest } = t.status;
+    return { ...rest, reason: 'REASON_RECONCILIATION', source: 'SOURCE_MASTER', timestamp: now };
+  };
+  let statuses: TaskStatus[];
+  if (call.tasks.length === 0) {
+    const all = await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: fw.frameworkId });
+    statuses = all.filter((t) => !isTerminal(t.state)).map(asReconciled);
+  } else {
+    statuses = await Promise.all(
+      call.tasks.map(async ({ taskId, agentId }) => {
+        const t = await getTask(deps.store, fw.frameworkId, taskId);
+        if (t) return asReconciled(t);
+        const state: TaskState = fw.partitionAware ? 'TASK_UNKNOWN' : 'TASK_LOST';
+        return masterStatus(now, fw.frameworkId, taskId, state, 'REASON_RECONCILIATION', 'task unknown to Meso', agentId);
+      }),
+    );
+  }
+  await sendToFramework(
+    deps,
+    fw.queueUrl,
+    statuses.map((status) => ({ event: { v: 1, type: 'UPDATE', status } satisfies SchedulerEvent, dedupId: `reconcile.${record.messageId}.${status.taskId}` })),
+  );
+}
+
+async function teardown(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord): Promise<void> {
+  await withRetry(async () => {
+    const cur = await getFramework(deps.store, fw.frameworkId);
+    if (!cur || cur.status === 'TORN_DOWN') return;
+    await deps.store.write([{ kind: 'patch', table: 'frameworks', key: { frameworkId: fw.frameworkId }, set: { status: 'TORN_DOWN', filters: {} }, expect: cur.version }]);
+  }, isConflict);
+  // Give back its outstanding offers.
+  const agents = await deps.store.scan<AgentRecord & Item>('agents');
+  for (const a of agents) {
+    if (!Object.values(a.offers).some((o) => o.frameworkId === fw.frameworkId)) continue;
+    await withRetry(async () => {
+      const agent = await getAgent(deps.store, a.agentId);
+      if (!agent) return;
+      const offersLeft = Object.fromEntries(Object.entries(agent.offers).filter(([, o]) => o.frameworkId !== fw.frameworkId));
+      await deps.store.write([{ kind: 'patch', table: 'agents', key: { agentId: a.agentId }, set: { offers: offersLeft }, expect: agent.version }]);
+    }, isConflict);
+  }
+  // Kill what it still runs; the agents' TASK_KILLED updates free the resources.
+  const tasks = await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: fw.frameworkId });
+  const byAgent = new Map(agents.map((a) => [a.agentId, a]));
+  for (const t of tasks) {
+    if (isTerminal(t.state)) continue;
+    const agent = byAgent.get(t.agentId);
+    if (!agent) continue;
+    await sendToAgent(deps, agent.queueUrl, [
+      { command: { v: 1, type: 'KILL', frameworkId: fw.frameworkId, taskId: t.taskId }, dedupId: `teardown.${record.messageId}.${t.taskId}` },
+    ]);
+  }
+  deps.metrics.count('FrameworksTornDown');
+  await nudgeAllocator(deps, `teardown of ${fw.frameworkId}`);
+}

@@ -1,0 +1,468 @@
+/**
+ * The whole Meso control plane as one construct: the tables and queues of `../definition.ts`,
+ * a dead-letter queue and an alarm per queue, the four Lambda functions, their event sources
+ * and least-privilege roles, and the managed policies that frameworks and agents attach.
+ */
+import { fileURLToPath } from 'node:url';
+import { Arn, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import {
+  DEFAULT_PREFIX,
+  dlqName,
+  ENV,
+  type FunctionName,
+  QUEUES,
+  type QueueDef,
+  type QueueName,
+  queueName,
+  TABLES,
+  type TableDef,
+  type TableName,
+  tableName,
+} from '../definition.ts';
+
+/** Every Lambda function of the control plane: the queue consumers plus the scheduled sweep. */
+export type ControlPlaneFunction = FunctionName | 'sweep';
+
+/** What one function may touch. Nothing else is granted (besides consuming its own queues). */
+export interface FunctionAccess {
+  /** Tables it reads and writes. */
+  readonly readWrite: readonly TableName[];
+  /** Tables it only reads. */
+  readonly read: readonly TableName[];
+  /** Control-plane queues it sends to. */
+  readonly send: readonly QueueName[];
+}
+
+/**
+ * Least privilege, per function. On top of this every function may `sqs:SendMessage` to
+ * `arn:aws:sqs:<region>:<account>:<prefix>-*`: the queues that frameworks and agents own, named
+ * `<prefix>-fw-*` and `<prefix>-agent-*` by convention, whose URLs only arrive at run time.
+ */
+export const FUNCTION_ACCESS: Readonly<Record<ControlPlaneFunction, FunctionAccess>> = {
+  registry: {
+    readWrite: ['agents', 'frameworks', 'tasks', 'meta'],
+    read: [],
+    send: ['allocator', 'timers'],
+  },
+  allocator: { readWrite: ['agents', 'frameworks', 'meta'], read: ['tasks'], send: ['timers'] },
+  timers: { readWrite: ['agents', 'frameworks', 'meta'], read: ['tasks'], send: ['timers'] },
+  sweep: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator'] },
+};
+
+/** Memory per function, MB. The allocator sorts and bin-packs whole shards, so it gets more (and more CPU). */
+const MEMORY_MB: Readonly<Record<ControlPlaneFunction, number>> = {
+  registry: 512,
+  allocator: 1024,
+  timers: 512,
+  sweep: 512,
+};
+
+/**
+ * AWS recommends a queue visibility timeout of at least six times the consuming function's
+ * timeout, so that a batch retried after throttling is not made visible again while in flight.
+ */
+const VISIBILITY_TO_TIMEOUT = 6;
+
+/** The sweep runs once a schedule period; it should finish before the next one starts. */
+const SWEEP_TIMEOUT = Duration.seconds(50);
+
+/** Default offer timeout (Mesos `--offer_timeout`), seconds. */
+export const DEFAULT_OFFER_TIMEOUT_SECONDS = 60;
+/** Default agent heartbeat interval, seconds (≈ $0.19 per agent-month through FIFO SQS, see DESIGN.md). */
+export const DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 15;
+
+/** Environment variables beyond `ENV` in `../definition.ts`. */
+export const EXTRA_ENV = {
+  offerTimeoutSeconds: 'MESO_OFFER_TIMEOUT_SECONDS',
+  heartbeatIntervalSeconds: 'MESO_HEARTBEAT_INTERVAL_SECONDS',
+} as const;
+
+/** CloudWatch namespace of the functions' Powertools metrics. */
+export const METRICS_NAMESPACE = 'Meso';
+
+/**
+ * Makes `require` exist in the ESM bundle, so CommonJS dependencies that call it still work.
+ * The alias avoids a clash with any `createRequire` import in the bundled code.
+ */
+export const ESM_REQUIRE_BANNER =
+  "import { createRequire as __mesoCreateRequire } from 'node:module'; const require = __mesoCreateRequire(import.meta.url);";
+
+/** The repository root: functions are bundled from here, against its package-lock.json. */
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const LOCK_FILE = fileURLToPath(new URL('../../../package-lock.json', import.meta.url));
+
+const ENTRIES: Readonly<Record<ControlPlaneFunction, string>> = {
+  registry: fileURLToPath(new URL('../../../functions/registry.ts', import.meta.url)),
+  allocator: fileURLToPath(new URL('../../../functions/allocator.ts', import.meta.url)),
+  timers: fileURLToPath(new URL('../../../functions/timers.ts', import.meta.url)),
+  sweep: fileURLToPath(new URL('../../../functions/sweep.ts', import.meta.url)),
+};
+
+/**
+ * Longest prefix accepted. SQS names are at most 80 characters and the longest fixed suffix is
+ * `-scheduler-calls-dlq.fifo` (25); frameworks and agents append their own ids to
+ * `<prefix>-fw-` / `<prefix>-agent-`, so leave them most of the room.
+ */
+export const MAX_PREFIX_LENGTH = 32;
+const PREFIX_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+
+export interface MesoControlPlaneProps {
+  /**
+   * Prefix of every physical name: tables `<prefix>-<name>`, queues `<prefix>-<name>[.fifo]`,
+   * functions `<prefix>-<function>`. The functions may send to any queue named `<prefix>-*`, so
+   * two deployments in one account and region should not have prefixes where one starts with
+   * the other followed by `-` (`meso` and `meso-dev`).
+   * Letters, digits, `-` and `_`, at most {@link MAX_PREFIX_LENGTH} characters.
+   *
+   * @default DEFAULT_PREFIX ('meso')
+   */
+  readonly prefix?: string;
+
+  /**
+   * What happens to the tables (the cluster's state) and the functions' log groups when they
+   * leave the stack or the stack is deleted. Queues and dead-letter queues are always deleted.
+   *
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+
+  /**
+   * How long the functions' logs are kept.
+   *
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * Notified when a dead-letter queue holds a message (ALARM) and when it is empty again (OK).
+   *
+   * @default - no action: the alarms are only visible in CloudWatch
+   */
+  readonly alarmTopic?: sns.ITopic;
+
+  /**
+   * When the sweep function runs (agent liveness, framework failover, expired offers).
+   *
+   * @default events.Schedule.rate(Duration.minutes(1))
+   */
+  readonly sweepSchedule?: events.Schedule;
+
+  /**
+   * Seconds an offer stays valid before it is rescinded (Mesos `--offer_timeout`); passed to the
+   * functions as `MESO_OFFER_TIMEOUT_SECONDS`. A positive integer.
+   *
+   * @default 60
+   */
+  readonly offerTimeoutSeconds?: number;
+
+  /**
+   * Seconds between agent heartbeats; passed to the functions as
+   * `MESO_HEARTBEAT_INTERVAL_SECONDS`. A positive integer.
+   *
+   * @default 15
+   */
+  readonly heartbeatIntervalSeconds?: number;
+}
+
+/**
+ * Meso's serverless control plane: registry, allocator, timers and sweep functions over DynamoDB,
+ * with SQS carrying every call.
+ *
+ * @example
+ * const stack = new Stack(app, 'Meso');
+ * const meso = new MesoControlPlane(stack, 'ControlPlane', { prefix: 'meso' });
+ * new CfnOutput(stack, 'SchedulerCallsUrl', { value: meso.queues.schedulerCalls.queueUrl });
+ */
+export class MesoControlPlane extends Construct {
+  readonly prefix: string;
+  readonly tables: Readonly<Record<TableName, dynamodb.Table>>;
+  readonly queues: Readonly<Record<QueueName, sqs.Queue>>;
+  readonly deadLetterQueues: Readonly<Record<QueueName, sqs.Queue>>;
+  /** One alarm per dead-letter queue: a message in it needs an operator. */
+  readonly deadLetterAlarms: Readonly<Record<QueueName, cloudwatch.Alarm>>;
+  readonly functions: Readonly<Record<ControlPlaneFunction, nodejs.NodejsFunction>>;
+  readonly sweepRule: events.Rule;
+  /** What a framework's principal needs: send to scheduler-calls, own `<prefix>-fw-*` queues. */
+  readonly frameworkPolicy: iam.ManagedPolicy;
+  /** What an agent's principal needs: send to agent-calls, own `<prefix>-agent-*` queues. */
+  readonly agentPolicy: iam.ManagedPolicy;
+
+  constructor(scope: Construct, id: string, props: MesoControlPlaneProps = {}) {
+    super(scope, id);
+    const prefix = props.prefix ?? DEFAULT_PREFIX;
+    if (!PREFIX_PATTERN.test(prefix) || prefix.length > MAX_PREFIX_LENGTH) {
+      throw new Error(
+        `MesoControlPlane: prefix ${JSON.stringify(prefix)} must be 1-${MAX_PREFIX_LENGTH} letters, digits, '-' or '_', starting with a letter or digit`,
+      );
+    }
+    const offerTimeoutSeconds = positiveInteger(
+      'offerTimeoutSeconds',
+      props.offerTimeoutSeconds ?? DEFAULT_OFFER_TIMEOUT_SECONDS,
+    );
+    const heartbeatIntervalSeconds = positiveInteger(
+      'heartbeatIntervalSeconds',
+      props.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+    );
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    this.prefix = prefix;
+
+    this.tables = mapRecord(TABLES, (key, def: TableDef) =>
+      this.createTable(key, def, prefix, removalPolicy),
+    );
+
+    const deadLetterQueues = {} as Record<QueueName, sqs.Queue>;
+    const deadLetterAlarms = {} as Record<QueueName, cloudwatch.Alarm>;
+    this.queues = mapRecord(QUEUES, (key, def: QueueDef) => {
+      const dlq = new sqs.Queue(this, `${pascal(key)}DeadLetterQueue`, {
+        queueName: dlqName(prefix, def),
+        ...fifoProps(def.fifo),
+        retentionPeriod: Duration.days(14),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+      });
+      deadLetterQueues[key] = dlq;
+      deadLetterAlarms[key] = this.createDeadLetterAlarm(key, dlq, props.alarmTopic);
+      return new sqs.Queue(this, `${pascal(key)}Queue`, {
+        queueName: queueName(prefix, def),
+        ...fifoProps(def.fifo),
+        visibilityTimeout: Duration.seconds(def.visibilityTimeoutSeconds),
+        retentionPeriod: Duration.seconds(def.retentionSeconds),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        deadLetterQueue: { queue: dlq, maxReceiveCount: def.maxReceiveCount },
+      });
+    });
+    this.deadLetterQueues = deadLetterQueues;
+    this.deadLetterAlarms = deadLetterAlarms;
+
+    const environment: Record<string, string> = {
+      [ENV.prefix]: prefix,
+      [EXTRA_ENV.offerTimeoutSeconds]: String(offerTimeoutSeconds),
+      [EXTRA_ENV.heartbeatIntervalSeconds]: String(heartbeatIntervalSeconds),
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    for (const key of keys(TABLES)) environment[ENV.tables(key)] = this.tables[key].tableName;
+    for (const key of keys(QUEUES)) environment[ENV.queues(key)] = this.queues[key].queueUrl;
+
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const functions = {} as Record<ControlPlaneFunction, nodejs.NodejsFunction>;
+    for (const name of keys(ENTRIES)) {
+      functions[name] = this.createFunction(name, prefix, environment, logRetention, removalPolicy);
+    }
+    this.functions = functions;
+
+    for (const key of keys(QUEUES)) {
+      const def: QueueDef = QUEUES[key];
+      functions[def.consumer].addEventSource(
+        new SqsEventSource(this.queues[key], {
+          batchSize: def.batchSize,
+          reportBatchItemFailures: true,
+          // FIFO event sources take no batching window; the standard timers queue gathers 1 s.
+          ...(def.fifo ? {} : { maxBatchingWindow: Duration.seconds(1) }),
+        }),
+      );
+    }
+
+    const ownedQueues = Arn.format({ service: 'sqs', resource: `${prefix}-*` }, Stack.of(this));
+    for (const name of keys(FUNCTION_ACCESS)) {
+      const fn = functions[name];
+      const access = FUNCTION_ACCESS[name];
+      for (const table of access.readWrite) this.tables[table].grantReadWriteData(fn);
+      for (const table of access.read) this.tables[table].grantReadData(fn);
+      for (const queue of access.send) this.queues[queue].grantSendMessages(fn);
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [ownedQueues] }));
+    }
+
+    this.sweepRule = new events.Rule(this, 'SweepSchedule', {
+      description: `Runs ${prefix}-sweep: agent liveness, framework failover, expired offers`,
+      schedule: props.sweepSchedule ?? events.Schedule.rate(Duration.minutes(1)),
+      targets: [
+        new eventsTargets.LambdaFunction(functions.sweep, {
+          retryAttempts: 2,
+          maxEventAge: Duration.minutes(1),
+        }),
+      ],
+    });
+
+    this.frameworkPolicy = new iam.ManagedPolicy(this, 'MesoFrameworkPolicy', {
+      description: `A Meso framework (${prefix}): send calls, own its <prefix>-fw-* event queue`,
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'SendSchedulerCalls',
+          actions: ['sqs:SendMessage', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes'],
+          resources: [this.queues.schedulerCalls.queueArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'OwnEventQueues',
+          actions: [
+            'sqs:CreateQueue',
+            'sqs:GetQueueUrl',
+            'sqs:GetQueueAttributes',
+            'sqs:ReceiveMessage',
+            'sqs:DeleteMessage',
+          ],
+          resources: [Arn.format({ service: 'sqs', resource: `${prefix}-fw-*` }, Stack.of(this))],
+        }),
+      ],
+    });
+    this.agentPolicy = new iam.ManagedPolicy(this, 'MesoAgentPolicy', {
+      description: `A Meso agent (${prefix}): send calls, own its <prefix>-agent-* command queue`,
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'SendAgentCalls',
+          actions: ['sqs:SendMessage', 'sqs:GetQueueUrl'],
+          resources: [this.queues.agentCalls.queueArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'OwnCommandQueues',
+          actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'],
+          resources: [Arn.format({ service: 'sqs', resource: `${prefix}-agent-*` }, Stack.of(this))],
+        }),
+      ],
+    });
+  }
+
+  private createTable(
+    key: TableName,
+    def: TableDef,
+    prefix: string,
+    removalPolicy: RemovalPolicy,
+  ): dynamodb.Table {
+    const table = new dynamodb.Table(this, `${pascal(key)}Table`, {
+      tableName: tableName(prefix, def),
+      partitionKey: { name: def.partitionKey, type: dynamodb.AttributeType.STRING },
+      ...(def.sortKey ? { sortKey: { name: def.sortKey, type: dynamodb.AttributeType.STRING } } : {}),
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      ...(def.ttlAttribute ? { timeToLiveAttribute: def.ttlAttribute } : {}),
+      removalPolicy,
+    });
+    for (const index of def.indexes ?? []) {
+      table.addGlobalSecondaryIndex({
+        indexName: index.name,
+        partitionKey: { name: index.partitionKey, type: dynamodb.AttributeType.STRING },
+        ...(index.sortKey ? { sortKey: { name: index.sortKey, type: dynamodb.AttributeType.STRING } } : {}),
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+    }
+    return table;
+  }
+
+  private createDeadLetterAlarm(key: QueueName, dlq: sqs.Queue, topic?: sns.ITopic): cloudwatch.Alarm {
+    const alarm = dlq
+      .metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' })
+      .createAlarm(this, `${pascal(key)}DeadLetterAlarm`, {
+        alarmDescription: `Messages from ${QUEUES[key].name} were given up on after ${QUEUES[key].maxReceiveCount} deliveries; inspect and redrive ${dlq.node.path}`,
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    if (topic) {
+      const action = new cloudwatchActions.SnsAction(topic);
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
+    }
+    return alarm;
+  }
+
+  private createFunction(
+    name: ControlPlaneFunction,
+    prefix: string,
+    environment: Record<string, string>,
+    logRetention: logs.RetentionDays,
+    removalPolicy: RemovalPolicy,
+  ): nodejs.NodejsFunction {
+    const id = pascal(name);
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: logRetention, removalPolicy });
+    const fn = new nodejs.NodejsFunction(this, `${id}Function`, {
+      functionName: `${prefix}-${name}`,
+      entry: ENTRIES[name],
+      handler: 'handler',
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: LOCK_FILE,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: MEMORY_MB[name],
+      timeout: functionTimeout(name),
+      logGroup,
+      environment: { ...environment, POWERTOOLS_SERVICE_NAME: `meso-${name}` },
+      // The sweep runs again within a minute; retrying a failed one would only overlap it.
+      ...(name === 'sweep' ? { retryAttempts: 0 } : {}),
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: 'node22',
+        mainFields: ['module', 'main'],
+        banner: ESM_REQUIRE_BANNER,
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        // Bundle the pinned AWS SDK too, rather than whatever version the runtime ships.
+        externalModules: [],
+        forceDockerBundling: false,
+      },
+    });
+    return fn;
+  }
+}
+
+/**
+ * A consumer's timeout: 1/6 of the shortest visibility timeout among the queues it consumes.
+ * The sweep, on a schedule, gets {@link SWEEP_TIMEOUT}.
+ */
+export function functionTimeout(name: ControlPlaneFunction): Duration {
+  const visibilities = Object.values(QUEUES)
+    .filter((def: QueueDef) => def.consumer === name)
+    .map((def) => def.visibilityTimeoutSeconds);
+  if (visibilities.length === 0) return SWEEP_TIMEOUT;
+  return Duration.seconds(Math.floor(Math.min(...visibilities) / VISIBILITY_TO_TIMEOUT));
+}
+
+function fifoProps(fifo: boolean): Partial<sqs.QueueProps> {
+  if (!fifo) return {};
+  // Senders set deduplication ids; high-throughput FIFO: quotas per message group, not per queue.
+  return {
+    fifo: true,
+    contentBasedDeduplication: false,
+    fifoThroughputLimit: sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
+    deduplicationScope: sqs.DeduplicationScope.MESSAGE_GROUP,
+  };
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new Error(`MesoControlPlane: ${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+function keys<K extends string>(record: Readonly<Record<K, unknown>>): K[] {
+  return Object.keys(record) as K[];
+}
+
+function mapRecord<K extends string, V, R>(
+  record: Readonly<Record<K, V>>,
+  fn: (key: K, value: V) => R,
+): Record<K, R> {
+  const out = {} as Record<K, R>;
+  for (const key of keys(record)) out[key] = fn(key, record[key]);
+  return out;
+}
+
+/** `schedulerCalls` → `SchedulerCalls`, for construct ids and output names. */
+export function pascal(name: string): string {
+  return name.charAt(0).toUpperCase() + name.slice(1);
+}

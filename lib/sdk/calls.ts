@@ -1,0 +1,154 @@
+/**
+ * Pure builders of scheduler calls, and the name of a framework's event queue. Every call is
+ * validated against the protocol before it is sent, so a mistake is reported to the caller at
+ * once instead of coming back later as an ERROR event.
+ */
+import { createHash } from 'node:crypto';
+import { PROTOCOL_VERSION, type TaskStatus } from '../protocol/common.ts';
+import {
+  type CallOf,
+  type SchedulerCall,
+  type SchedulerCallInput,
+  SchedulerCallSchema,
+  SchedulerEventSchema,
+} from '../protocol/scheduler.ts';
+import { InvalidCallError } from './errors.ts';
+import type { TaskInfoInput } from './types.ts';
+
+const v = PROTOCOL_VERSION;
+
+/** The `type` of every scheduler event, for `parseMessage`. */
+export const SCHEDULER_EVENT_TYPES: readonly string[] = SchedulerEventSchema.options.map((o) => o.shape.type.value);
+
+/** Checks a call against the protocol and returns it with its defaults filled in. */
+export function validateCall(call: SchedulerCallInput): SchedulerCall {
+  const r = SchedulerCallSchema.safeParse(call);
+  if (!r.success) {
+    const issues = r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new InvalidCallError(`invalid ${String((call as { type?: unknown }).type)} call: ${issues.join('; ')}`);
+  }
+  return r.data;
+}
+
+export interface FrameworkInfoInput {
+  frameworkId: string;
+  name: string;
+  queueUrl: string;
+  roles?: string[];
+  user?: string;
+  failoverTimeoutSeconds?: number;
+  partitionAware?: boolean;
+}
+
+export function subscribeCall(f: FrameworkInfoInput): CallOf<'SUBSCRIBE'> {
+  return validateCall({
+    v,
+    type: 'SUBSCRIBE',
+    framework: {
+      frameworkId: f.frameworkId,
+      name: f.name,
+      ...(f.user !== undefined ? { user: f.user } : {}),
+      roles: f.roles ?? ['*'],
+      failoverTimeoutSeconds: f.failoverTimeoutSeconds ?? 0,
+      queueUrl: f.queueUrl,
+      partitionAware: f.partitionAware ?? false,
+    },
+  }) as CallOf<'SUBSCRIBE'>;
+}
+
+/** ACCEPT with one LAUNCH of `tasks`; no tasks is a decline of the offers (as in Mesos). */
+export function acceptCall(
+  frameworkId: string,
+  offerIds: readonly string[],
+  tasks: readonly TaskInfoInput[],
+  filters?: { refuseSeconds?: number },
+): CallOf<'ACCEPT'> {
+  return validateCall({
+    v,
+    type: 'ACCEPT',
+    frameworkId,
+    offerIds: [...offerIds],
+    operations: tasks.length > 0 ? [{ type: 'LAUNCH', tasks: [...tasks] }] : [],
+    ...(filters ? { filters } : {}),
+  }) as CallOf<'ACCEPT'>;
+}
+
+export function declineCall(frameworkId: string, offerIds: readonly string[], refuseSeconds?: number): CallOf<'DECLINE'> {
+  return validateCall({
+    v,
+    type: 'DECLINE',
+    frameworkId,
+    offerIds: [...offerIds],
+    ...(refuseSeconds !== undefined ? { filters: { refuseSeconds } } : {}),
+  }) as CallOf<'DECLINE'>;
+}
+
+export function killCall(frameworkId: string, taskId: string, agentId?: string): CallOf<'KILL'> {
+  return validateCall({
+    v,
+    type: 'KILL',
+    frameworkId,
+    taskId,
+    ...(agentId !== undefined ? { agentId } : {}),
+  }) as CallOf<'KILL'>;
+}
+
+/**
+ * The ACKNOWLEDGE of a status update, or undefined when the update carries no uuid (updates
+ * made by Meso itself, such as reconciliation answers, are not acknowledged — as in Mesos).
+ */
+export function acknowledgeCall(frameworkId: string, status: TaskStatus): CallOf<'ACKNOWLEDGE'> | undefined {
+  if (status.uuid === undefined) return undefined;
+  if (status.agentId === undefined) {
+    throw new InvalidCallError(`cannot acknowledge update ${status.uuid} of task ${status.taskId}: it names no agent`);
+  }
+  return validateCall({
+    v,
+    type: 'ACKNOWLEDGE',
+    frameworkId,
+    agentId: status.agentId,
+    taskId: status.taskId,
+    uuid: status.uuid,
+  }) as CallOf<'ACKNOWLEDGE'>;
+}
+
+/** RECONCILE: explicit for the tasks named, implicit (all the framework's tasks) for none. */
+export function reconcileCall(
+  frameworkId: string,
+  tasks: readonly { taskId: string; agentId?: string }[] = [],
+): CallOf<'RECONCILE'> {
+  return validateCall({
+    v,
+    type: 'RECONCILE',
+    frameworkId,
+    tasks: tasks.map((t) => ({ taskId: t.taskId, ...(t.agentId !== undefined ? { agentId: t.agentId } : {}) })),
+  }) as CallOf<'RECONCILE'>;
+}
+
+export function reviveCall(frameworkId: string): CallOf<'REVIVE'> {
+  return validateCall({ v, type: 'REVIVE', frameworkId }) as CallOf<'REVIVE'>;
+}
+
+export function teardownCall(frameworkId: string): CallOf<'TEARDOWN'> {
+  return validateCall({ v, type: 'TEARDOWN', frameworkId }) as CallOf<'TEARDOWN'>;
+}
+
+/** SQS queue names: ≤ 80 characters (with `.fifo`) of letters, digits, `-` and `_`. */
+const MAX_QUEUE_NAME = 80;
+
+/**
+ * The name of the event queue the SDK creates for a framework: `<prefix>-fw-<frameworkId>.fifo`.
+ * Characters SQS does not allow in names (`.` `:` `@`) become `_`; an id too long for the
+ * 80-character limit is shortened and suffixed with a hash of the whole id, so two ids never
+ * share a queue.
+ */
+export function frameworkQueueName(prefix: string, frameworkId: string): string {
+  const head = `${prefix}-fw-`;
+  const tail = '.fifo';
+  const safe = frameworkId.replace(/[^A-Za-z0-9_-]/g, '_');
+  if (safe === frameworkId && head.length + safe.length + tail.length <= MAX_QUEUE_NAME) return head + safe + tail;
+  const hash = createHash('sha256').update(frameworkId).digest('hex').slice(0, 12);
+  const room = MAX_QUEUE_NAME - head.length - tail.length - hash.length - 1;
+  if (room < 1) throw new InvalidCallError(`prefix "${prefix}" is too long to name a framework queue`);
+  return `${head}${safe.slice(0, room)}-${hash}${tail}`;
+}

@@ -1,0 +1,41 @@
+/**
+ * Defaults of the framework SDK, with the reasons for each number.
+ */
+
+/**
+ * Long-poll wait of the event queue. 20 s is SQS's maximum: an idle framework then costs
+ * 3 receives a minute ≈ $0.065 per framework-month on FIFO pricing, and an event still arrives
+ * as soon as it is sent.
+ */
+export const EVENT_WAIT_SECONDS = 20;
+
+/**
+ * Visibility timeout of the queue the SDK creates. Handlers run before the message is deleted;
+ * 30 s (the SQS default) leaves room for a slow handler without delaying a real redelivery long.
+ */
+export const EVENT_QUEUE_VISIBILITY_SECONDS = 30;
+
+/** First wait for SUBSCRIBED before SUBSCRIBE is sent again (a Lambda cold start takes 1–3 s). */
+export const SUBSCRIBE_RETRY_INITIAL_MS = 4_000;
+
+/** The wait for SUBSCRIBED doubles after each re-send up to this. */
+export const SUBSCRIBE_RETRY_MAX_MS = 60_000;
+
+/**
+ * Sends of one call that fail (after the AWS SDK's own 5 attempts) are tried again this many
+ * times with the same deduplication id, so a send that did reach SQS is not applied twice.
+ */
+export const SEND_ATTEMPTS = 3;
+
+/** Pause before the first re-send of a failed call; doubles each time. */
+export const SEND_RETRY_BASE_MS = 200;
+
+/**
+ * Update uuids (and SQS message ids) remembered for de-duplication. Agents retry an update
+ * until it is acknowledged, within minutes; 10,000 entries cover any realistic window for one
+ * framework in well under a megabyte.
+ */
+export const DEDUP_CAPACITY = 10_000;
+
+/** What `decline()` asks for when no refuseSeconds is given (Mesos's default filter). */
+export const DEFAULT_REFUSE_SECONDS = 5;
