@@ -30,18 +30,21 @@ export async function runAllocationCycle(deps: ControlDeps, shard: number): Prom
   ]);
   // Offers past their expiry are rescinded here too, in case a timer was lost.
   const expired = await rescindExpired(deps, allAgents, frameworks, now);
-  const agents = (expired > 0 ? await deps.store.scan<AgentRecord & Item>('agents') : allAgents).filter(
-    (a) => a.shard === shard || deps.config.shards <= 1,
-  );
+  const current = expired > 0 ? await deps.store.scan<AgentRecord & Item>('agents') : allAgents;
+  const agents = current.filter((a) => a.shard === shard || deps.config.shards <= 1);
 
+  // Shares are cluster-wide: what each framework holds on every agent, against every agent's total.
   const allocated = new Map<string, Resources>();
-  for (const a of allAgents) {
+  let total = EMPTY;
+  for (const a of current) {
+    total = add(total, a.total);
     for (const o of Object.values(a.offers)) allocated.set(o.frameworkId, add(allocated.get(o.frameworkId) ?? EMPTY, o.resources));
     for (const t of Object.values(a.tasks)) allocated.set(t.frameworkId, add(allocated.get(t.frameworkId) ?? EMPTY, t.resources));
   }
   const byId = new Map(agents.map((a) => [a.agentId, a]));
   const decision = allocate({
     now,
+    total,
     agents: agents.map((a) => ({ agentId: a.agentId, total: a.total, free: agentFree(a), active: a.status === 'ACTIVE' })),
     frameworks: frameworks.map((f) => ({
       frameworkId: f.frameworkId,

@@ -59,6 +59,12 @@ export interface AllocationInput {
    * `--min_allocatable_resources`. Ports are not considered.
    */
   readonly minAllocatable?: Resources;
+  /**
+   * The cluster totals shares are computed against. Default: the sum of `agents`' totals. Pass
+   * it when `agents` is one shard of the cluster while `allocated` is cluster-wide, so shares
+   * compare like with like.
+   */
+  readonly total?: Resources;
 }
 
 export interface AllocatedOffer {
@@ -172,7 +178,8 @@ export function allocate(input: AllocationInput, options: AllocateOptions = {}):
     disk += a.total.disk;
     gpus += a.total.gpus;
   }
-  const sorter = (options.sorter ?? createDrfSorter)({ cpus, mem, disk, gpus, ports: EMPTY.ports });
+  const total = input.total ?? { cpus, mem, disk, gpus, ports: EMPTY.ports };
+  const sorter = (options.sorter ?? createDrfSorter)(total);
 
   // Inactive frameworks are never offered anything, so they need not be sorted at all.
   // Frameworks without filters (the common case) skip the filter lookup entirely.

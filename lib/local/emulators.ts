@@ -201,9 +201,14 @@ async function startDynamo(
     let javaPid: number | undefined;
     const failed = new Promise<never>((_, reject) => {
       child.on('message', (m: { type: string; pid?: number; code?: string; message?: string }) => {
-        if (m.type === 'spawned' && m.pid) livePids.add((javaPid = m.pid));
+        if (m.type === 'spawned' && m.pid) {
+          javaPid = m.pid;
+          livePids.add(javaPid);
+        }
         if (m.type === 'error') {
-          reject(new EmulatorError(m.code === 'ENOENT' ? JAVA_MISSING : `could not start java: ${m.message}`));
+          reject(
+            new EmulatorError(m.code === 'ENOENT' ? JAVA_MISSING : `could not start java: ${m.message}`),
+          );
         }
       });
       child.once('exit', (code) => {
@@ -288,7 +293,8 @@ async function startFauxqs(
       await Promise.race([
         failed,
         waitUntil(
-          () => client.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal: AbortSignal.timeout(2000) }),
+          () =>
+            client.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal: AbortSignal.timeout(2000) }),
           timeoutMs,
           `fauxqs did not answer on ${endpoint}`,
           out,
@@ -337,7 +343,11 @@ export function freePort(): Promise<number> {
 }
 
 /** Keeps the last lines of a child's output for error messages and hands each line to `log`. */
-function collectOutput(child: ChildProcess, tag: string, log: ((line: string) => void) | undefined): () => string[] {
+function collectOutput(
+  child: ChildProcess,
+  tag: string,
+  log: ((line: string) => void) | undefined,
+): () => string[] {
   const tail: string[] = [];
   const onData = (buf: Buffer) => {
     for (const line of buf.toString('utf8').split(/\r?\n/)) {

@@ -18,14 +18,18 @@ import type { TaskInfoInput } from './types.ts';
 const v = PROTOCOL_VERSION;
 
 /** The `type` of every scheduler event, for `parseMessage`. */
-export const SCHEDULER_EVENT_TYPES: readonly string[] = SchedulerEventSchema.options.map((o) => o.shape.type.value);
+export const SCHEDULER_EVENT_TYPES: readonly string[] = SchedulerEventSchema.options.map(
+  (o) => o.shape.type.value,
+);
 
 /** Checks a call against the protocol and returns it with its defaults filled in. */
 export function validateCall(call: SchedulerCallInput): SchedulerCall {
   const r = SchedulerCallSchema.safeParse(call);
   if (!r.success) {
     const issues = r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-    throw new InvalidCallError(`invalid ${String((call as { type?: unknown }).type)} call: ${issues.join('; ')}`);
+    throw new InvalidCallError(
+      `invalid ${String((call as { type?: unknown }).type)} call: ${issues.join('; ')}`,
+    );
   }
   return r.data;
 }
@@ -73,7 +77,11 @@ export function acceptCall(
   }) as CallOf<'ACCEPT'>;
 }
 
-export function declineCall(frameworkId: string, offerIds: readonly string[], refuseSeconds?: number): CallOf<'DECLINE'> {
+export function declineCall(
+  frameworkId: string,
+  offerIds: readonly string[],
+  refuseSeconds?: number,
+): CallOf<'DECLINE'> {
   return validateCall({
     v,
     type: 'DECLINE',
@@ -100,7 +108,9 @@ export function killCall(frameworkId: string, taskId: string, agentId?: string):
 export function acknowledgeCall(frameworkId: string, status: TaskStatus): CallOf<'ACKNOWLEDGE'> | undefined {
   if (status.uuid === undefined) return undefined;
   if (status.agentId === undefined) {
-    throw new InvalidCallError(`cannot acknowledge update ${status.uuid} of task ${status.taskId}: it names no agent`);
+    throw new InvalidCallError(
+      `cannot acknowledge update ${status.uuid} of task ${status.taskId}: it names no agent`,
+    );
   }
   return validateCall({
     v,
@@ -121,7 +131,10 @@ export function reconcileCall(
     v,
     type: 'RECONCILE',
     frameworkId,
-    tasks: tasks.map((t) => ({ taskId: t.taskId, ...(t.agentId !== undefined ? { agentId: t.agentId } : {}) })),
+    tasks: tasks.map((t) => ({
+      taskId: t.taskId,
+      ...(t.agentId !== undefined ? { agentId: t.agentId } : {}),
+    })),
   }) as CallOf<'RECONCILE'>;
 }
 
@@ -146,7 +159,8 @@ export function frameworkQueueName(prefix: string, frameworkId: string): string 
   const head = `${prefix}-fw-`;
   const tail = '.fifo';
   const safe = frameworkId.replace(/[^A-Za-z0-9_-]/g, '_');
-  if (safe === frameworkId && head.length + safe.length + tail.length <= MAX_QUEUE_NAME) return head + safe + tail;
+  if (safe === frameworkId && head.length + safe.length + tail.length <= MAX_QUEUE_NAME)
+    return head + safe + tail;
   const hash = createHash('sha256').update(frameworkId).digest('hex').slice(0, 12);
   const room = MAX_QUEUE_NAME - head.length - tail.length - hash.length - 1;
   if (room < 1) throw new InvalidCallError(`prefix "${prefix}" is too long to name a framework queue`);

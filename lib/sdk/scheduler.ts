@@ -8,7 +8,12 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { TaskStatus } from '../protocol/common.ts';
 import { parseMessage } from '../protocol/parse.ts';
-import { type EventOf, type SchedulerCall, type SchedulerEvent, SchedulerEventSchema } from '../protocol/scheduler.ts';
+import {
+  type EventOf,
+  type SchedulerCall,
+  type SchedulerEvent,
+  SchedulerEventSchema,
+} from '../protocol/scheduler.ts';
 import {
   acceptCall,
   acknowledgeCall,
@@ -388,7 +393,8 @@ export class MesoScheduler {
     if (this.closing) return this.closing;
     this.state = 'closing';
     this.closing = (async () => {
-      for (const fail of [...this.pendingSubscribes]) fail(new SubscribeError('the scheduler was closed', 'CLOSED'));
+      for (const fail of [...this.pendingSubscribes])
+        fail(new SubscribeError('the scheduler was closed', 'CLOSED'));
       this.poller?.controller.abort();
       // From inside a handler the poll loop is waiting for us: do not wait for it.
       if (this.poller && !inHandler.getStore()) await this.poller.done;
@@ -396,7 +402,9 @@ export class MesoScheduler {
       this.sinks.clear();
       try {
         if (opts.teardown) {
-          await this.sendCalls([{ body: JSON.stringify(teardownCall(this.frameworkId)), dedupId: randomUUID() }]);
+          await this.sendCalls([
+            { body: JSON.stringify(teardownCall(this.frameworkId)), dedupId: randomUUID() },
+          ]);
         }
       } finally {
         try {
@@ -489,7 +497,11 @@ export class MesoScheduler {
       const parsed = parseMessage(SchedulerEventSchema, m.body, SCHEDULER_EVENT_TYPES);
       if (!parsed.ok) {
         await this.report(
-          new MalformedEventError(`malformed event (message ${m.messageId}): ${parsed.error}`, parsed.code, m.body),
+          new MalformedEventError(
+            `malformed event (message ${m.messageId}): ${parsed.error}`,
+            parsed.code,
+            m.body,
+          ),
         );
         continue;
       }

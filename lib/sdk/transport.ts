@@ -27,7 +27,7 @@ export class SqsTransport implements SchedulerTransport {
 
   poll(
     queueUrl: string,
-    onBatch: (messages: InboundMessage[]) => Promise<readonly string[] | void>,
+    onBatch: (messages: InboundMessage[]) => Promise<readonly string[]>,
     opts: { signal: AbortSignal; waitSeconds: number; onError: (e: unknown) => void },
   ): Promise<void> {
     return pollQueue(this.sqs, queueUrl, onBatch, opts);

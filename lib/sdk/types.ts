@@ -4,9 +4,9 @@
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { z } from 'zod';
+import type { OutboundMessage } from '../ports/bus.ts';
 import type { TaskInfoSchema, TaskStatus } from '../protocol/common.ts';
 import type { EventOf, Offer } from '../protocol/scheduler.ts';
-import type { OutboundMessage } from '../ports/bus.ts';
 import type { MesoSdkError } from './errors.ts';
 
 /** A message read from the framework's event queue (what `pollQueue` hands over). */
@@ -28,7 +28,7 @@ export interface SchedulerTransport {
    */
   poll(
     queueUrl: string,
-    onBatch: (messages: InboundMessage[]) => Promise<readonly string[] | void>,
+    onBatch: (messages: InboundMessage[]) => Promise<readonly string[]>,
     opts: { signal: AbortSignal; waitSeconds: number; onError: (e: unknown) => void },
   ): Promise<void>;
   /** Creates the queue, or returns the URL of the existing one of that name. */

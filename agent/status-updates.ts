@@ -1,0 +1,183 @@
+/**
+ * The status update manager: at-least-once delivery of task status updates, as Mesos's agent does.
+ *
+ * Every update gets a uuid and is kept until an ACKNOWLEDGE carrying that uuid arrives. Updates
+ * form one FIFO stream per task (framework id + task id) and only a stream's head is in flight:
+ * a task's next update is sent once the previous one has been acknowledged, so the control plane
+ * and the framework see each task's states in order. An unacknowledged head is resent after
+ * `retryIntervalMs`, then after twice that, and so on up to `maxRetryIntervalMs` (Mesos: 10 s
+ * doubling to 10 min). Clock, ids and timers are injected; nothing here sleeps.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Clock, Ids } from '../lib/ports/clock.ts';
+import { systemClock } from '../lib/ports/clock.ts';
+import type { TaskStatus } from '../lib/protocol/common.ts';
+
+export const DEFAULT_STATUS_RETRY_INTERVAL_MS = 10_000;
+export const DEFAULT_STATUS_MAX_RETRY_INTERVAL_MS = 10 * 60_000;
+
+/** setTimeout/clearTimeout, injectable so tests drive time. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Real timers, unref'd: a pending retry alone does not keep the process alive. */
+export const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+export const uuidIds: Ids = { next: () => randomUUID() };
+
+/** An update as the agent creates it; the manager stamps `uuid` and (unless given) `timestamp`. */
+export type StatusUpdateInput = Omit<TaskStatus, 'uuid' | 'timestamp'> & { timestamp?: number };
+
+export interface StatusUpdateManagerOptions {
+  /**
+   * Sends one update. `attempt` is 0 for the first send and counts resends, so a FIFO
+   * deduplication id can be `uuid` on the first send and `uuid-attempt` afterwards.
+   * A rejection is reported to `onError`; the update is retried on the same schedule.
+   */
+  readonly send: (status: TaskStatus, attempt: number) => Promise<void>;
+  /** Default: random uuids. */
+  readonly ids?: Ids;
+  /** Stamps `timestamp`. Default: the system clock. */
+  readonly clock?: Clock;
+  /** Default: realTimers. */
+  readonly timers?: Timers;
+  /** First resend after this long. Default 10 000 (Mesos). */
+  readonly retryIntervalMs?: number;
+  /** Resend intervals double up to this. Default 600 000 (Mesos). */
+  readonly maxRetryIntervalMs?: number;
+  readonly onError?: (error: unknown, status: TaskStatus) => void;
+}
+
+interface Pending {
+  readonly status: TaskStatus;
+  /** Sends so far minus one: 0 while the first send is the latest. */
+  attempt: number;
+  timer?: unknown;
+}
+
+const streamKey = (frameworkId: string, taskId: string): string => `${frameworkId}\u0000${taskId}`;
+
+/**
+ * @example
+ * const updates = new StatusUpdateManager({ send: (s, attempt) => sendToAgentCalls(s, attempt) });
+ * updates.update({ taskId, frameworkId, agentId, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR' });
+ * // ...later, on ACKNOWLEDGE { frameworkId, taskId, uuid }:
+ * updates.acknowledge(frameworkId, taskId, uuid);
+ */
+export class StatusUpdateManager {
+  readonly #opts: StatusUpdateManagerOptions;
+  readonly #ids: Ids;
+  readonly #clock: Clock;
+  readonly #timers: Timers;
+  readonly #retryMs: number;
+  readonly #maxRetryMs: number;
+  readonly #streams = new Map<string, Pending[]>();
+  #stopped = false;
+
+  constructor(opts: StatusUpdateManagerOptions) {
+    this.#opts = opts;
+    this.#ids = opts.ids ?? uuidIds;
+    this.#clock = opts.clock ?? systemClock;
+    this.#timers = opts.timers ?? realTimers;
+    this.#retryMs = opts.retryIntervalMs ?? DEFAULT_STATUS_RETRY_INTERVAL_MS;
+    this.#maxRetryMs = Math.max(
+      this.#retryMs,
+      opts.maxRetryIntervalMs ?? DEFAULT_STATUS_MAX_RETRY_INTERVAL_MS,
+    );
+  }
+
+  /** Queues an update on its task's stream (sending it now if the stream was idle); returns it stamped. */
+  update(input: StatusUpdateInput): TaskStatus {
+    const status: TaskStatus = {
+      ...input,
+      uuid: this.#ids.next(),
+      timestamp: input.timestamp ?? this.#clock.now(),
+    };
+    const key = streamKey(status.frameworkId, status.taskId);
+    let stream = this.#streams.get(key);
+    if (!stream) {
+      stream = [];
+      this.#streams.set(key, stream);
+    }
+    stream.push({ status, attempt: 0 });
+    if (stream.length === 1) this.#sendHead(key);
+    return status;
+  }
+
+  /**
+   * Handles an ACKNOWLEDGE. Only the head of the task's stream can be acknowledged; an ack for
+   * an unknown uuid (a duplicate, or one for an update not yet sent) is ignored and returns false.
+   */
+  acknowledge(frameworkId: string, taskId: string, uuid: string): boolean {
+    const key = streamKey(frameworkId, taskId);
+    const stream = this.#streams.get(key);
+    const head = stream?.[0];
+    if (!stream || !head || head.status.uuid !== uuid) return false;
+    if (head.timer !== undefined) this.#timers.clearTimeout(head.timer);
+    stream.shift();
+    if (stream.length === 0) this.#streams.delete(key);
+    else this.#sendHead(key);
+    return true;
+  }
+
+  /** Every update not yet acknowledged, heads first within each task. */
+  pending(): TaskStatus[] {
+    return [...this.#streams.values()].flatMap((s) => s.map((p) => p.status));
+  }
+
+  /** The updates currently in flight (one per task with pending updates). */
+  inFlight(): TaskStatus[] {
+    return [...this.#streams.values()].flatMap((s) => (s[0] ? [s[0].status] : []));
+  }
+
+  /** Resends every in-flight update now (e.g. after re-registering), keeping their backoff. */
+  retryNow(): void {
+    for (const [key, stream] of this.#streams) {
+      const head = stream[0];
+      if (!head) continue;
+      if (head.timer !== undefined) this.#timers.clearTimeout(head.timer);
+      head.attempt++;
+      this.#sendHead(key);
+    }
+  }
+
+  /** Cancels all retries; updates stay queued but nothing more is sent. */
+  stop(): void {
+    this.#stopped = true;
+    for (const stream of this.#streams.values()) {
+      const head = stream[0];
+      if (head?.timer !== undefined) this.#timers.clearTimeout(head.timer);
+      if (head) head.timer = undefined;
+    }
+  }
+
+  /** The delay before resend number `attempt + 1`. */
+  retryDelayMs(attempt: number): number {
+    return Math.min(this.#maxRetryMs, this.#retryMs * 2 ** Math.min(attempt, 40));
+  }
+
+  #sendHead(key: string): void {
+    if (this.#stopped) return;
+    const head = this.#streams.get(key)?.[0];
+    if (!head) return;
+    const { status, attempt } = head;
+    head.timer = this.#timers.setTimeout(() => {
+      head.timer = undefined;
+      if (this.#stopped || this.#streams.get(key)?.[0] !== head) return;
+      head.attempt++;
+      this.#sendHead(key);
+    }, this.retryDelayMs(attempt));
+    let sending: Promise<void>;
+    try {
+      sending = this.#opts.send(status, attempt);
+    } catch (e) {
+      sending = Promise.reject(e);
+    }
+    sending.catch((e: unknown) => this.#opts.onError?.(e, status));
+  }
+}

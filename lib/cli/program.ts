@@ -1,0 +1,66 @@
+/**
+ * The `meso` program: every command, wired to the real process, cluster and SQS unless told
+ * otherwise (tests pass their own dependencies).
+ */
+import { Command, CommanderError } from 'commander';
+import { createSqsClient } from '../adapters/sqs.ts';
+import { loadClusterConfig } from '../config/cluster.ts';
+import { runTask } from '../sdk/run-task.ts';
+import { type DevDeps, loadDevModule, registerDevCommand } from './dev.ts';
+import { type CliIo, EXIT, processIo } from './io.ts';
+import { type RunDeps, registerRunCommand } from './run.ts';
+
+export interface ProgramDeps {
+  io?: CliIo;
+  run?: Partial<Omit<RunDeps, 'io'>>;
+  dev?: Partial<Omit<DevDeps, 'io'>>;
+}
+
+const VERSION = '0.1.0';
+
+/** Builds `meso`; each command's action hands its exit status to `done`. */
+export function buildProgram(deps: ProgramDeps = {}, done: (code: number) => void = () => {}): Command {
+  const io = deps.io ?? processIo;
+  const program = new Command('meso')
+    .description('Meso: Apache Mesos as a serverless control plane (Lambda + DynamoDB + SQS).')
+    .version(VERSION)
+    // Lets `meso run` pass options after the command through to the task (meso run ls -l).
+    .enablePositionalOptions()
+    .showHelpAfterError('(meso help <command> shows its options)')
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    // Parse errors throw instead of exiting; `runProgram` turns them into exit status 2.
+    .exitOverride();
+  registerRunCommand(
+    program,
+    () => ({ io, loadConfig: () => loadClusterConfig(), createSqsClient, runTask, ...deps.run }),
+    done,
+  );
+  registerDevCommand(program, () => ({ io, loadDevModule: () => loadDevModule(), ...deps.dev }), done);
+  return program;
+}
+
+/**
+ * Parses `argv` (the user's arguments, without `node meso`) and runs the command; returns the
+ * exit status: the command's, 0 for help and version, 2 for a usage error.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runProgram(process.argv.slice(2));
+ * ```
+ */
+export async function runProgram(argv: readonly string[], deps: ProgramDeps = {}): Promise<number> {
+  let code: number = EXIT.OK;
+  const program = buildProgram(deps, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    throw e;
+  }
+  return code;
+}

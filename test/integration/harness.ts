@@ -1,0 +1,160 @@
+/**
+ * An in-process Meso for integration tests: fresh tables and queues in the emulators, the
+ * control plane's real handlers behind local event-source mappings, agents that run real
+ * processes, and frameworks through the real SDK — all over HTTP with the real AWS SDK clients.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { Agent, type AgentOptions } from '../../agent/agent.ts';
+import { silentLog, stderrLog } from '../../agent/log.ts';
+import { createSqsClient } from '../../lib/adapters/sqs.ts';
+import type { ClusterConfig } from '../../lib/config/cluster.ts';
+import type { ControlConfig } from '../../lib/control/deps.ts';
+import { agentFree } from '../../lib/control/records.ts';
+import type { AgentRecord } from '../../lib/core/model.ts';
+import { contains, add, EMPTY } from '../../lib/core/resources.ts';
+import { type LocalControlPlane, type LocalControlPlaneOptions, startLocalControlPlane } from '../../lib/local/control-plane.ts';
+import type { Item, Store, WriteOp } from '../../lib/ports/store.ts';
+import { MesoScheduler } from '../../lib/sdk/scheduler.ts';
+import type { SchedulerSettings } from '../../lib/sdk/types.ts';
+import { createTestCluster } from '../setup/cluster.ts';
+
+export interface Harness {
+  readonly cluster: ClusterConfig;
+  readonly controlPlane: LocalControlPlane;
+  readonly sqs: SQSClient;
+  readonly agents: Agent[];
+  /** Accounting violations seen after any write to an agent record (must stay empty). */
+  readonly violations: string[];
+  startAgent(opts?: Partial<AgentOptions>): Promise<Agent>;
+  scheduler(opts?: Partial<SchedulerSettings>): MesoScheduler;
+  stop(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  readonly agents?: number;
+  readonly agentResources?: string;
+  readonly control?: Partial<Omit<ControlConfig, 'queues'>>;
+  readonly controlPlane?: Partial<LocalControlPlaneOptions>;
+}
+
+/** Wraps the store so every write to an agent is followed by a check of its accounting. */
+function checkingStore(inner: Store, violations: string[]): Store {
+  return {
+    get: (t, k) => inner.get(t, k),
+    query: (t, pk, i) => inner.query(t, pk, i),
+    scan: (t) => inner.scan(t),
+    increment: (k, by) => inner.increment(k, by),
+    async write(ops: readonly WriteOp[]) {
+      await inner.write(ops);
+      for (const op of ops) {
+        if (op.table !== 'agents' || op.kind === 'delete') continue;
+        const agentId = String(op.kind === 'put' ? op.item.agentId : op.key.agentId);
+        const a = await inner.get<AgentRecord & Item>('agents', { agentId });
+        if (!a) continue;
+        try {
+          const free = agentFree(a); // throws when offers + tasks exceed the total
+          if (!contains(a.total, free)) violations.push(`${agentId}: free exceeds total`);
+          let used = EMPTY;
+          for (const o of Object.values(a.offers)) used = add(used, o.resources);
+          for (const t of Object.values(a.tasks)) used = add(used, t.resources);
+          if (!contains(a.total, used)) violations.push(`${agentId}: over-committed`);
+        } catch (e) {
+          violations.push(`${agentId}: ${(e as Error).message}`);
+        }
+      }
+    },
+  };
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const { config: cluster, dlqs } = await createTestCluster();
+  const violations: string[] = [];
+  const controlPlane = startLocalControlPlane({
+    cluster,
+    dlqs,
+    config: { offerTimeoutSeconds: 30, ...opts.control },
+    sweepIntervalMs: 0,
+    retryDelaySeconds: 1,
+    ...opts.controlPlane,
+    wrap: {
+      ...opts.controlPlane?.wrap,
+      store: (s) => checkingStore(opts.controlPlane?.wrap?.store ? opts.controlPlane.wrap.store(s) : s, violations),
+    },
+  });
+  const sqs = createSqsClient(cluster.aws);
+  const agents: Agent[] = [];
+  const schedulers: MesoScheduler[] = [];
+  const workDirs: string[] = [];
+
+  const startAgent = async (o: Partial<AgentOptions> = {}) => {
+    const workDir = await mkdtemp(join(tmpdir(), 'meso-agent-'));
+    workDirs.push(workDir);
+    const agent = new Agent({
+      sqs,
+      agentCallsQueueUrl: cluster.queues.agentCalls,
+      prefix: cluster.prefix,
+      workDir,
+      resources: opts.agentResources ?? 'cpus:2;mem:1024;disk:1024;ports:[31000-31100]',
+      heartbeatIntervalMs: 60_000,
+      registerRetryIntervalMs: 2_000,
+      statusRetryIntervalMs: 3_000,
+      pollWaitSeconds: 2,
+      killGracePeriodMs: 1_000,
+      log: process.env.MESO_TEST_LOG ? stderrLog('debug') : silentLog,
+      ...o,
+    });
+    const registered = new Promise<void>((resolve) => agent.once('registered', () => resolve()));
+    await agent.start();
+    await registered;
+    agents.push(agent);
+    return agent;
+  };
+  for (let i = 0; i < (opts.agents ?? 1); i++) await startAgent();
+
+  return {
+    cluster,
+    controlPlane,
+    sqs,
+    agents,
+    violations,
+    startAgent,
+    scheduler(o = {}) {
+      const s = new MesoScheduler({
+        sqs,
+        schedulerCallsQueueUrl: cluster.queues.schedulerCalls,
+        prefix: cluster.prefix,
+        name: 'test',
+        waitSeconds: 2,
+        ...o,
+      });
+      schedulers.push(s);
+      return s;
+    },
+    async stop() {
+      await Promise.all(schedulers.map((s) => s.close({ deleteQueue: true }).catch(() => {})));
+      await Promise.all(agents.map((a) => a.stop({ killTasks: true }).catch(() => {})));
+      await controlPlane.stop();
+      sqs.destroy();
+      await Promise.all(workDirs.map((d) => rm(d, { recursive: true, force: true })));
+    },
+  };
+}
+
+/** Resolves when `predicate` holds for an event `on` delivers. */
+export function waitForEvent<T>(subscribe: (cb: (v: T) => void) => void, predicate: (v: T) => boolean = () => true): Promise<T> {
+  return new Promise((resolve) => subscribe((v) => predicate(v) && resolve(v)));
+}
+
+/** Polls a condition on state that has no event of its own (bounded). */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
