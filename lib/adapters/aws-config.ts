@@ -30,7 +30,7 @@ export function clientOptions(config: AwsConfig, endpoint: string | undefined) {
     region: config.region,
     ...(endpoint ? { endpoint } : {}),
     ...(local && !process.env.AWS_ACCESS_KEY_ID
-      ? { credentials: { accessKeyId: 'meso-local', secretAccessKey: 'meso-local' } }
+      ? { credentials: { accessKeyId: 'mesolocal', secretAccessKey: 'mesolocal' } }
       : {}),
     maxAttempts: 5,
   };

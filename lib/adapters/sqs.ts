@@ -19,13 +19,21 @@ export function createSqsClient(config: AwsConfig = awsConfigFromEnv()): SQSClie
   const client = new SQSClient({
     ...clientOptions(config, config.sqsEndpoint),
     // Route by the configured endpoint, not the queue URL's host (emulator hosts do not resolve).
-    useQueueUrlAsEndpoint: config.sqsEndpoint === undefined,
+    // Route by the configured (or regional) endpoint, never by the queue URL's host: emulator
+    // hosts do not resolve, and a queue URL named in a call must not choose where signed
+    // requests go.
+    useQueueUrlAsEndpoint: false,
   });
   countCalls(client.middlewareStack, 'SQS');
   return client;
 }
 
 export const isFifo = (queueUrl: string): boolean => queueUrl.endsWith('.fifo');
+
+/** SQS allows 128 characters for group and deduplication ids; longer ones are hashed (stably). */
+export function boundedId(id: string): string {
+  return id.length <= 128 && /^[\x21-\x7e]+$/.test(id) ? id : createHash('sha256').update(id).digest('hex');
+}
 
 function chunks<T>(list: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -49,8 +57,8 @@ export class SqsBus implements Bus {
                 MessageBody: m.body,
                 ...(fifo
                   ? {
-                      MessageGroupId: m.groupId ?? 'default',
-                      MessageDeduplicationId: m.dedupId ?? createHash('sha256').update(m.body).digest('hex'),
+                      MessageGroupId: boundedId(m.groupId ?? 'default'),
+                      MessageDeduplicationId: m.dedupId ? boundedId(m.dedupId) : createHash('sha256').update(m.body).digest('hex'),
                     }
                   : m.delaySeconds
                     ? { DelaySeconds: Math.min(900, Math.max(0, Math.ceil(m.delaySeconds))) }

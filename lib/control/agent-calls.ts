@@ -12,7 +12,7 @@ import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework, shardOf } from './emit.ts';
 import { getAgent, getFramework, getTask, withRetry } from './records.ts';
-import { type Rejection, reject } from './reject.ts';
+import { ownQueueProblem, type Rejection, reject } from './reject.ts';
 
 const CALL_TYPES = ['REGISTER', 'HEARTBEAT', 'STATUS_UPDATE'] as const;
 const isConflict = (e: unknown) => e instanceof ConditionFailedError;
@@ -59,6 +59,8 @@ export async function handleAgentCall(deps: ControlDeps, record: InboundRecord):
 }
 
 async function register(deps: ControlDeps, record: InboundRecord, call: AgentCallOf<'REGISTER'>): Promise<void> {
+  const badQueue = ownQueueProblem(deps.config.prefix, 'agent', call.queueUrl);
+  if (badQueue) return reject(deps, 'agent-calls', record, { code: 'INVALID', message: badQueue, call: 'REGISTER' });
   const replyTo = { kind: 'agent' as const, queueUrl: call.queueUrl };
   const outcome = await withRetry(async (): Promise<Rejection | AgentRecord> => {
     const existing = await getAgent(deps.store, call.agentId);
@@ -109,7 +111,13 @@ async function statusUpdate(deps: ControlDeps, record: InboundRecord, agent: Age
   type Outcome = { kind: 'forward' | 'ack-only'; task?: TaskRecord; freed: boolean } | Rejection;
   const outcome = await withRetry(async (): Promise<Outcome> => {
     const task = await getTask(deps.store, status.frameworkId, status.taskId);
-    if (!task) return { kind: 'forward', freed: false }; // Unknown to us: the framework still hears it (as Mesos).
+    if (!task) {
+      // Not a task Meso launched on this agent: acknowledge it so the agent stops resending, but
+      // forward nothing — an agent must not be able to speak to frameworks about other tasks.
+      deps.log.warn('status update for an unknown task; acknowledged, not forwarded', { taskId: status.taskId, agentId: agent.agentId });
+      deps.metrics.count('StatusUpdatesIgnored', { from: 'unknown', to: status.state });
+      return { kind: 'ack-only', freed: false };
+    }
     if (task.agentId !== agent.agentId) {
       return {
         code: 'FORBIDDEN',
@@ -159,7 +167,9 @@ async function statusUpdate(deps: ControlDeps, record: InboundRecord, agent: Age
     // Nobody will acknowledge it: do so on the framework's behalf so the agent stops resending.
     await ack();
   } else {
-    await sendToFramework(deps, fw.queueUrl, [{ event: { v: 1, type: 'UPDATE', status }, dedupId: `update.${uuid}` }]);
+    // The dedup id names the inbound message: a redelivery of it is dropped by SQS, while an
+    // agent's resend (a new message) reaches the framework again, as at-least-once requires.
+    await sendToFramework(deps, fw.queueUrl, [{ event: { v: 1, type: 'UPDATE', status }, dedupId: `update.${uuid}.${record.messageId}` }]);
   }
   if (outcome.kind === 'forward' && outcome.freed) {
     deps.metrics.count('TasksTerminal', { state: status.state });

@@ -16,10 +16,17 @@ export interface Logger {
 
 export interface ControlConfig {
   readonly queues: Readonly<Record<QueueName, string>>;
+  /**
+   * The deployment's resource prefix. Frameworks' and agents' own queues must be named
+   * `<prefix>-fw-*` and `<prefix>-agent-*`: the control plane may send only there.
+   */
+  readonly prefix: string;
   /** Offers not accepted or declined within this are rescinded (default 60 s). */
   readonly offerTimeoutSeconds: number;
   /** How often agents heartbeat (default 15 s, as Mesos's agent ping interval). */
   readonly heartbeatIntervalSeconds: number;
+  /** How often frameworks get a HEARTBEAT event: the sweep's period (default 60 s). */
+  readonly frameworkHeartbeatSeconds: number;
   /** Default and ceiling of DECLINE's refuse_seconds. */
   readonly defaultRefuseSeconds: number;
   readonly maxRefuseSeconds: number;
@@ -28,8 +35,10 @@ export interface ControlConfig {
 }
 
 export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
+  prefix: 'meso',
   offerTimeoutSeconds: 60,
   heartbeatIntervalSeconds: 15,
+  frameworkHeartbeatSeconds: 60,
   defaultRefuseSeconds: 5,
   maxRefuseSeconds: 31_536_000,
   shards: 1,

@@ -49,6 +49,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
     config: {
       ...DEFAULT_CONTROL_CONFIG,
       queues,
+      prefix: env[ENV.prefix] || DEFAULT_CONTROL_CONFIG.prefix,
       offerTimeoutSeconds: num(env.MESO_OFFER_TIMEOUT_SECONDS, DEFAULT_CONTROL_CONFIG.offerTimeoutSeconds),
       heartbeatIntervalSeconds: num(env.MESO_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_CONTROL_CONFIG.heartbeatIntervalSeconds),
       shards: num(env.MESO_ALLOCATOR_SHARDS, DEFAULT_CONTROL_CONFIG.shards),

@@ -28,6 +28,21 @@ export interface Rejection {
   readonly replyTo?: { kind: 'framework' | 'agent'; queueUrl: string };
 }
 
+/**
+ * Whether a queue URL names one of the deployment's framework (`<prefix>-fw-*`) or agent
+ * (`<prefix>-agent-*`) queues — the only queues the control plane sends events to.
+ */
+export function ownQueueProblem(prefix: string, kind: 'framework' | 'agent', queueUrl: string): string | undefined {
+  let name: string;
+  try {
+    name = new URL(queueUrl).pathname.split('/').filter(Boolean).at(-1) ?? '';
+  } catch {
+    return `queueUrl ${JSON.stringify(queueUrl)} is not a URL`;
+  }
+  const want = `${prefix}-${kind === 'framework' ? 'fw' : 'agent'}-`;
+  return name.startsWith(want) ? undefined : `a ${kind}'s queue must be named ${want}*, got ${JSON.stringify(name)}`;
+}
+
 export const rejectedCounterKey = (queue: string, code: RejectCode): string => `rejected#${queue}#${code}`;
 
 export async function reject(
@@ -48,7 +63,7 @@ export async function reject(
   // Counted once per message: a redelivery of the same rejected message re-counts, which is rare
   // (rejections never fail the record) and errs on the side of visibility.
   await deps.store.increment(rejectedCounterKey(queue, r.code));
-  if (!r.replyTo) return;
+  if (!r.replyTo || ownQueueProblem(deps.config.prefix, r.replyTo.kind, r.replyTo.queueUrl)) return;
   const dedupId = `error.${record.messageId}`;
   if (r.replyTo.kind === 'framework') {
     const event: SchedulerEvent = { v: 1, type: 'ERROR', code: r.code, message: r.message, call: r.call };

@@ -23,7 +23,7 @@ import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework, startTimers } from './emit.ts';
 import { agentOfOffer, getAgent, getFramework, getTask, withRetry } from './records.ts';
-import { type Rejection, reject } from './reject.ts';
+import { ownQueueProblem, type Rejection, reject } from './reject.ts';
 
 const CALL_TYPES = ['SUBSCRIBE', 'TEARDOWN', 'ACCEPT', 'DECLINE', 'REVIVE', 'KILL', 'ACKNOWLEDGE', 'RECONCILE'] as const;
 const isConflict = (e: unknown) => e instanceof ConditionFailedError;
@@ -90,7 +90,8 @@ function authorize(fw: FrameworkRecord | undefined, record: InboundRecord, call:
       call: call.type,
     };
   }
-  if (fw.status === 'TORN_DOWN') {
+  // A TEARDOWN delivered again goes through: it re-sends the kills the first one may not have.
+  if (fw.status === 'TORN_DOWN' && call.type !== 'TEARDOWN') {
     return {
       code: 'FRAMEWORK_TORN_DOWN',
       message: `framework ${fw.frameworkId} was torn down`,
@@ -106,6 +107,8 @@ const callFrameworkId = (call: SchedulerCall): string =>
 
 async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<'SUBSCRIBE'>): Promise<void> {
   const info = call.framework;
+  const badQueue = ownQueueProblem(deps.config.prefix, 'framework', info.queueUrl);
+  if (badQueue) return reject(deps, 'scheduler-calls', record, { code: 'INVALID', message: badQueue, call: 'SUBSCRIBE' });
   const replyTo = { kind: 'framework' as const, queueUrl: info.queueUrl };
   const outcome = await withRetry(async (): Promise<Rejection | FrameworkRecord> => {
     const existing = await getFramework(deps.store, info.frameworkId);
@@ -136,7 +139,7 @@ async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<
   if ('code' in outcome) return reject(deps, 'scheduler-calls', record, outcome);
   await sendToFramework(deps, info.queueUrl, [
     {
-      event: { v: 1, type: 'SUBSCRIBED', frameworkId: info.frameworkId, heartbeatIntervalSeconds: deps.config.heartbeatIntervalSeconds },
+      event: { v: 1, type: 'SUBSCRIBED', frameworkId: info.frameworkId, heartbeatIntervalSeconds: deps.config.frameworkHeartbeatSeconds },
       dedupId: `subscribed.${record.messageId}`,
     },
   ]);

@@ -66,7 +66,7 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
     ids: { next: () => randomUUID() },
     metrics: countingMetrics(counters),
     log: opts.log ?? quietLogger,
-    config: { ...DEFAULT_CONTROL_CONFIG, ...opts.config, queues: cluster.queues },
+    config: { ...DEFAULT_CONTROL_CONFIG, ...opts.config, prefix: cluster.prefix, queues: cluster.queues },
   };
   const handlers = createHandlers(() => deps);
   const twice =

@@ -187,8 +187,8 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
     if (!fifo) return invoke(messages);
     // A group held by another batch: this is a redelivery (its visibility ran out under a slow
     // handler). Hold it back until that batch settles; never run the same group twice at once.
-    const ready = messages;
-    const held: Message[] = [];
+    const ready = messages.filter((m) => !busyGroups.has(groupOf(m)));
+    const held = messages.filter((m) => busyGroups.has(groupOf(m)));
     if (ready.length > 0) await invoke(ready);
     if (held.length > 0) {
       const groups = unique(held.map(groupOf));
@@ -214,7 +214,7 @@ export function startEventSource(opts: EventSourceOptions): EventSource {
         report(e);
         failed = new Set(batch.map((m) => m.MessageId!));
       }
-      if (fifo) failed = new Set(failed);
+      if (fifo) failed = blockGroupsAfterFailure(batch, failed);
       const done = batch.filter((m) => !failed.has(m.MessageId!));
       // Later messages first: an emulator that puts each one back at the head of its group
       // (fauxqs) then ends with them in their original order.

@@ -1,9 +1,10 @@
 /**
  * The agent API: calls an agent sends to the `agent-calls` FIFO queue (MessageGroupId = its
- * agent id) and the commands Meso sends to the agent's own FIFO queue (MessageGroupId = task id).
+ * agent id) and the commands Meso sends to the agent's own FIFO queue (MessageGroupId
+ * `task.<taskId>` for LAUNCH, KILL and ACKNOWLEDGE; `control` for REGISTERED and ERROR).
  */
 import { z } from 'zod';
-import { Attributes, Id, TaskInfoSchema, TaskStatusSchema, WireResourcesSchema } from './common.ts';
+import { AgentId, Attributes, Id, TaskInfoSchema, TaskStatusSchema, WireResourcesSchema } from './common.ts';
 
 const v = z.literal(1);
 
@@ -12,8 +13,11 @@ export const AgentCallSchema = z.discriminatedUnion('type', [
     .object({
       v,
       type: z.literal('REGISTER'),
-      /** Chosen by the agent and kept in its work directory; bound to the sender that first registers it. */
-      agentId: Id,
+      /**
+       * Chosen by the agent and kept in its work directory; bound to the sender that first
+       * registers it. At most 64 characters of [A-Za-z0-9_-]: it names the agent's queue.
+       */
+      agentId: AgentId,
       hostname: z.string().min(1).max(255),
       resources: WireResourcesSchema,
       attributes: Attributes.default({}),

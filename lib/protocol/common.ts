@@ -13,6 +13,11 @@ export const Id = z
   .max(128)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'ids use letters, digits and . _ : @ - and start with a letter or digit');
 
+/** Agent ids name the agent's queue, so they use only characters SQS queue names allow. */
+export const AgentId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'agent ids are 1-64 characters of letters, digits, _ and -');
+
 const scalar = z
   .number()
   .finite()

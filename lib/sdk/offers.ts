@@ -2,7 +2,15 @@
  * Offer matching for a framework that wants one set of resources (as `meso run` does): pure, so
  * the choice is unit-tested without queues.
  */
-import { contains, format, fromWire, ResourceError, type Resources, SCALE, toWire } from '../core/resources.ts';
+import {
+  contains,
+  format,
+  fromWire,
+  ResourceError,
+  type Resources,
+  SCALE,
+  toWire,
+} from '../core/resources.ts';
 import type { WireResources } from '../protocol/common.ts';
 import type { Offer } from '../protocol/scheduler.ts';
 

@@ -1,45 +1,85 @@
+/**
+ * The Agent against the SQS emulator through the real AWS SDK client. The test plays the control
+ * plane: it receives the agent's REGISTER, HEARTBEAT and STATUS_UPDATE calls from the cluster's
+ * `agent-calls` queue and sends REGISTERED, LAUNCH, KILL, ACKNOWLEDGE (and malformed bodies) to
+ * the agent's own FIFO queue.
+ */
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DeleteQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions, agentQueueName, loadOrCreateAgentId } from '../../agent/agent.ts';
 import { silentLog } from '../../agent/log.ts';
+import { createSqsClient } from '../../lib/adapters/sqs.ts';
 import { parse } from '../../lib/core/resources.ts';
-import type { AgentCall, AgentCommand } from '../../lib/protocol/agent.ts';
 import type { TaskInfo, TaskStatus } from '../../lib/protocol/common.ts';
-import { type FakeMessage, FakeSqs } from './fake-sqs.ts';
+import { createTestCluster, type TestCluster } from '../setup/cluster.ts';
+import { TestControlPlane } from './control-plane.ts';
 import { tempDir } from './helpers.ts';
 
 const FW = 'fw-1';
+const HEARTBEAT_MS = 500;
 
-let sqs: FakeSqs;
-let callsUrl: string;
+let cluster: TestCluster;
+let control: TestControlPlane;
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let agent: Agent | undefined;
+let agentSqs: SQSClient | undefined;
+/** SQS calls made by the current agent's client. */
+let agentCalls = 0;
+
+beforeAll(async () => {
+  cluster = await createTestCluster();
+});
+
+afterAll(async () => {
+  await cluster?.destroy();
+});
 
 beforeEach(async () => {
-  sqs = new FakeSqs();
-  callsUrl = sqs.createQueue('meso-agent-calls.fifo');
+  control = new TestControlPlane(cluster.sqs, cluster.config.queues.agentCalls);
   dir = await tempDir();
 });
 
 afterEach(async () => {
-  await agent?.stop({ killTasks: true, gracePeriodMs: 0 });
+  const a = agent;
   agent = undefined;
+  await a?.stop({ killTasks: true, gracePeriodMs: 0 });
+  await control.stop();
+  let queueUrl: string | undefined;
+  try {
+    queueUrl = a?.queueUrl;
+  } catch {
+    queueUrl = undefined; // never started
+  }
+  // The cluster's deprovision does not know agents' queues.
+  if (queueUrl) await cluster.sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
+  agentSqs?.destroy();
+  agentSqs = undefined;
   await dir.remove();
 });
 
 function makeAgent(extra: Partial<AgentOptions> = {}): Agent {
+  agentSqs = createSqsClient(cluster.config.aws);
+  agentCalls = 0;
+  agentSqs.middlewareStack.add(
+    (next) => async (args) => {
+      agentCalls++;
+      return next(args);
+    },
+    { step: 'initialize', name: 'agentTestCallCounter' },
+  );
   agent = new Agent({
-    sqs: sqs.client,
-    agentCallsQueueUrl: callsUrl,
-    prefix: 'meso',
+    sqs: agentSqs,
+    agentCallsQueueUrl: cluster.config.queues.agentCalls,
+    prefix: cluster.config.prefix,
     workDir: dir.path,
     resources: parse('cpus:2;mem:1024;ports:[31000-31010]'),
     attributes: { rack: 'r1' },
     hostname: 'node-1',
-    heartbeatIntervalMs: 20,
-    registerRetryIntervalMs: 20,
+    heartbeatIntervalMs: HEARTBEAT_MS,
+    registerRetryIntervalMs: 250,
     statusRetryIntervalMs: 60_000,
     pollWaitSeconds: 1,
     log: silentLog,
@@ -48,27 +88,17 @@ function makeAgent(extra: Partial<AgentOptions> = {}): Agent {
   return agent;
 }
 
-/** The next call the agent sends to agent-calls that matches. */
-function nextCall<T extends AgentCall['type']>(
-  type: T,
-  match: (c: Extract<AgentCall, { type: T }>) => boolean = () => true,
-  fromHistory = false,
-): Promise<{ body: Extract<AgentCall, { type: T }>; message: FakeMessage }> {
-  return sqs.next<Extract<AgentCall, { type: T }>>(callsUrl, (b) => b.type === type && match(b), {
-    fromHistory,
-  });
+/** The next STATUS_UPDATE (not taken before) the agent sent for `taskId` in `state`. */
+function nextStatus(a: Agent, taskId: string, state: TaskStatus['state']) {
+  return control.take(
+    a.agentId,
+    'STATUS_UPDATE',
+    (c) => c.status.taskId === taskId && c.status.state === state,
+  );
 }
 
-function nextStatus(taskId: string, state: TaskStatus['state']) {
-  return nextCall('STATUS_UPDATE', (c) => c.status.taskId === taskId && c.status.state === state);
-}
-
-function command(a: Agent, c: AgentCommand, groupId = 'control'): void {
-  sqs.put(a.queueUrl, c, groupId);
-}
-
-function launch(a: Agent, task: Omit<TaskInfo, 'agentId' | 'resources'> & Partial<TaskInfo>): void {
-  command(a, {
+function launch(a: Agent, task: Omit<TaskInfo, 'agentId' | 'resources'> & Partial<TaskInfo>): Promise<void> {
+  return control.command(a.queueUrl, {
     v: 1,
     type: 'LAUNCH',
     frameworkId: FW,
@@ -76,28 +106,41 @@ function launch(a: Agent, task: Omit<TaskInfo, 'agentId' | 'resources'> & Partia
   });
 }
 
-function ack(a: Agent, s: TaskStatus): void {
-  command(a, { v: 1, type: 'ACKNOWLEDGE', frameworkId: s.frameworkId, taskId: s.taskId, uuid: s.uuid! });
+function ack(a: Agent, s: TaskStatus): Promise<void> {
+  return control.command(a.queueUrl, {
+    v: 1,
+    type: 'ACKNOWLEDGE',
+    frameworkId: s.frameworkId,
+    taskId: s.taskId,
+    uuid: s.uuid!,
+  });
 }
 
 async function registered(a: Agent, heartbeatIntervalSeconds = 15): Promise<void> {
   const done = once(a, 'registered');
-  command(a, { v: 1, type: 'REGISTERED', agentId: a.agentId, heartbeatIntervalSeconds });
+  await control.command(a.queueUrl, {
+    v: 1,
+    type: 'REGISTERED',
+    agentId: a.agentId,
+    heartbeatIntervalSeconds,
+  });
   await done;
 }
 
 describe('Agent', () => {
   it('creates its queue, registers (resending until REGISTERED), then heartbeats', async () => {
     const a = makeAgent();
-    const firstRegister = nextCall('REGISTER');
     const resent = new Promise<void>((resolve) => a.on('registerSent', (n) => n >= 1 && resolve()));
     await a.start();
 
-    expect(a.queueUrl).toContain(agentQueueName('meso', a.agentId));
-    expect(sqs.queue(a.queueUrl).attributes).toEqual({ FifoQueue: 'true', VisibilityTimeout: '30' });
+    expect(a.queueUrl).toContain(agentQueueName(cluster.config.prefix, a.agentId));
+    expect(await control.queueAttributes(a.queueUrl, ['FifoQueue', 'VisibilityTimeout'])).toEqual({
+      FifoQueue: 'true',
+      VisibilityTimeout: '30',
+    });
     expect((await readFile(join(dir.path, 'agent-id'), 'utf8')).trim()).toBe(a.agentId);
 
-    const { body, message } = await firstRegister;
+    const { body, message } = await control.take(a.agentId, 'REGISTER');
     expect(body).toEqual({
       v: 1,
       type: 'REGISTER',
@@ -110,15 +153,22 @@ describe('Agent', () => {
     });
     expect(message.groupId).toBe(a.agentId);
     await resent;
+    // The resend reached the queue: FIFO deduplication did not swallow it.
+    const again = await control.take(a.agentId, 'REGISTER');
+    expect(again.body).toEqual(body);
+    expect(again.message.dedupId).not.toBe(message.dedupId);
 
-    const heartbeat = nextCall('HEARTBEAT');
     await registered(a);
     expect(a.isRegistered).toBe(true);
-    expect(a.heartbeatIntervalMs).toBe(20); // the option is shorter than the 15 s REGISTERED asks
-    const hb = await heartbeat;
+    expect(a.heartbeatIntervalMs).toBe(HEARTBEAT_MS); // the option is shorter than the 15 s REGISTERED asks
+    const hb = await control.take(a.agentId, 'HEARTBEAT');
     expect(hb.body).toEqual({ v: 1, type: 'HEARTBEAT', agentId: a.agentId });
     expect(hb.message.groupId).toBe(a.agentId);
-    const dedupIds = sqs.queue(callsUrl).history.map((m) => m.dedupId);
+    const hb2 = await control.take(a.agentId, 'HEARTBEAT');
+    expect(hb2.body).toEqual(hb.body);
+
+    const dedupIds = control.callsFrom(a.agentId).map((m) => m.dedupId);
+    expect(dedupIds.every((d) => typeof d === 'string' && d.length > 0)).toBe(true);
     expect(new Set(dedupIds).size).toBe(dedupIds.length);
   });
 
@@ -134,34 +184,35 @@ describe('Agent', () => {
     await a.start();
     await registered(a);
 
-    const starting = nextStatus('t1', 'TASK_STARTING');
-    launch(a, { taskId: 't1', command: { shell: true, value: 'echo out; echo err >&2' } });
-    const s1 = await starting;
+    await launch(a, { taskId: 't1', command: { shell: true, value: 'echo out; echo err >&2' } });
+    const s1 = await nextStatus(a, 't1', 'TASK_STARTING');
     expect(s1.body.agentId).toBe(a.agentId);
     expect(s1.body.status).toMatchObject({ frameworkId: FW, agentId: a.agentId, source: 'SOURCE_EXECUTOR' });
     expect(s1.message).toMatchObject({ groupId: a.agentId, dedupId: s1.body.status.uuid });
+    // One update at a time: RUNNING waits for STARTING's acknowledgement.
+    expect(control.callsFrom(a.agentId).filter((m) => m.call?.type === 'STATUS_UPDATE')).toHaveLength(1);
+    expect(a.pendingStatusUpdates()[0]).toEqual(s1.body.status);
 
-    const running = nextStatus('t1', 'TASK_RUNNING');
-    ack(a, s1.body.status);
-    const s2 = await running;
-    const finished = nextStatus('t1', 'TASK_FINISHED');
-    ack(a, s2.body.status);
-    const s3 = await finished;
+    await ack(a, s1.body.status);
+    const s2 = await nextStatus(a, 't1', 'TASK_RUNNING');
+    await ack(a, s2.body.status);
+    const s3 = await nextStatus(a, 't1', 'TASK_FINISHED');
     expect(s3.body.status).toMatchObject({ exitCode: 0, stdoutTail: 'out\n', stderrTail: 'err\n' });
-    ack(a, s3.body.status);
-    await once(a, 'command');
+    const acked = once(a, 'command');
+    await ack(a, s3.body.status);
+    await acked;
     expect(a.pendingStatusUpdates()).toEqual([]);
   });
 
   it('resends an unacknowledged update with a new deduplication id', async () => {
-    const a = makeAgent({ statusRetryIntervalMs: 20 });
+    const a = makeAgent({ statusRetryIntervalMs: 100 });
     await a.start();
     await registered(a);
-    const first = nextStatus('t1', 'TASK_STARTING');
-    launch(a, { taskId: 't1', command: { shell: true, value: 'true' } });
-    const s = await first;
-    const again = await nextStatus('t1', 'TASK_STARTING');
+    await launch(a, { taskId: 't1', command: { shell: true, value: 'true' } });
+    const s = await nextStatus(a, 't1', 'TASK_STARTING');
+    const again = await nextStatus(a, 't1', 'TASK_STARTING');
     expect(again.body.status).toEqual(s.body.status);
+    expect(s.message.dedupId).toBe(s.body.status.uuid);
     expect(again.message.dedupId).toBe(`${s.body.status.uuid}-1`);
   });
 
@@ -170,12 +221,15 @@ describe('Agent', () => {
     await a.start();
     await registered(a);
     const started = once(a, 'taskStarted');
-    launch(a, { taskId: 'dup', command: { shell: true, value: 'sleep 60' } });
+    await launch(a, { taskId: 'dup', command: { shell: true, value: 'sleep 60' } });
     await started;
     const run = a.task(FW, 'dup');
+    expect(run).toBeDefined();
+    // A redelivery: same task, a new SQS message (a new deduplication id), so it reaches the agent.
     const handled = once(a, 'command');
-    launch(a, { taskId: 'dup', command: { shell: true, value: 'sleep 60' } });
-    await handled;
+    await launch(a, { taskId: 'dup', command: { shell: true, value: 'sleep 60' } });
+    const [cmd] = await handled;
+    expect(cmd).toMatchObject({ type: 'LAUNCH', task: { taskId: 'dup' } });
     expect(a.task(FW, 'dup')).toBe(run);
     expect(a.runningTasks()).toHaveLength(1);
   });
@@ -184,16 +238,19 @@ describe('Agent', () => {
     const a = makeAgent();
     await a.start();
     await registered(a);
-    const starting = nextStatus('k1', 'TASK_STARTING');
-    launch(a, { taskId: 'k1', command: { shell: true, value: 'sleep 60' } });
-    const s1 = await starting;
-    const running = nextStatus('k1', 'TASK_RUNNING');
-    ack(a, s1.body.status);
-    const s2 = await running;
-    const killed = nextStatus('k1', 'TASK_KILLED');
-    command(a, { v: 1, type: 'KILL', frameworkId: FW, taskId: 'k1', gracePeriodSeconds: 30 });
-    ack(a, s2.body.status);
-    const s3 = await killed;
+    await launch(a, { taskId: 'k1', command: { shell: true, value: 'sleep 60' } });
+    const s1 = await nextStatus(a, 'k1', 'TASK_STARTING');
+    await ack(a, s1.body.status);
+    const s2 = await nextStatus(a, 'k1', 'TASK_RUNNING');
+    await control.command(a.queueUrl, {
+      v: 1,
+      type: 'KILL',
+      frameworkId: FW,
+      taskId: 'k1',
+      gracePeriodSeconds: 30,
+    });
+    await ack(a, s2.body.status);
+    const s3 = await nextStatus(a, 'k1', 'TASK_KILLED');
     expect(s3.body.status.message).toMatch(/^killed with SIGTERM/);
   });
 
@@ -201,35 +258,60 @@ describe('Agent', () => {
     const a = makeAgent();
     await a.start();
     await registered(a);
-    const dropped = nextStatus('ghost', 'TASK_DROPPED');
-    command(a, { v: 1, type: 'KILL', frameworkId: FW, taskId: 'ghost' });
-    const d1 = await dropped;
+    await control.command(a.queueUrl, { v: 1, type: 'KILL', frameworkId: FW, taskId: 'ghost' });
+    const d1 = await nextStatus(a, 'ghost', 'TASK_DROPPED');
     expect(d1.body.status).toMatchObject({ reason: 'REASON_TASK_UNKNOWN', source: 'SOURCE_AGENT' });
     expect(d1.body.status.message).toMatch(/^unknown task/);
 
-    const again = nextStatus('ghost', 'TASK_DROPPED');
-    launch(a, { taskId: 'ghost', command: { shell: true, value: 'echo should-not-run' } });
-    ack(a, d1.body.status);
-    const d2 = await again;
+    let started = false;
+    a.on('taskStarted', () => {
+      started = true;
+    });
+    await launch(a, { taskId: 'ghost', command: { shell: true, value: 'echo should-not-run' } });
+    await ack(a, d1.body.status);
+    const d2 = await nextStatus(a, 'ghost', 'TASK_DROPPED');
     expect(d2.body.status.reason).toBe('REASON_TASK_KILLED_DURING_LAUNCH');
     expect(a.task(FW, 'ghost')).toBeUndefined();
+    expect(started).toBe(false);
   });
 
   it('logs and deletes malformed commands', async () => {
     const a = makeAgent();
     await a.start();
     const rejected: string[] = [];
-    a.on('rejected', (e) => rejected.push(e));
-    const two = new Promise<void>((resolve) => a.on('rejected', () => rejected.length === 3 && resolve()));
-    sqs.put(a.queueUrl, 'not json');
-    sqs.put(a.queueUrl, { v: 1, type: 'LAUNCH', frameworkId: FW });
-    sqs.put(a.queueUrl, { v: 2, type: 'KILL' });
-    await two;
+    const bodies: string[] = [];
+    const three = new Promise<void>((resolve) =>
+      a.on('rejected', (e, body) => {
+        rejected.push(e);
+        bodies.push(body);
+        if (rejected.length === 3) resolve();
+      }),
+    );
+    const sent = [
+      'not json',
+      JSON.stringify({ v: 1, type: 'LAUNCH', frameworkId: FW }),
+      JSON.stringify({ v: 2, type: 'KILL' }),
+    ];
+    for (const body of sent) await control.sendRaw(a.queueUrl, body);
+    await three;
     expect(rejected[0]).toMatch(/not JSON/);
     expect(rejected[1]).toMatch(/invalid LAUNCH/);
     expect(rejected[2]).toMatch(/unsupported protocol version/);
-    // Deleted once the batch was handled, never left to be redelivered.
-    await sqs.whenEmpty(a.queueUrl);
+    expect(bodies).toEqual(sent);
+    // Deleted once the batch was handled, never left to be redelivered: stop() waits for the
+    // poller's delete, after which nothing is left on the queue, visible or in flight.
+    await a.stop();
+    expect(
+      await control.queueAttributes(a.queueUrl, [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ]),
+    ).toEqual({
+      ApproximateNumberOfMessages: '0',
+      ApproximateNumberOfMessagesNotVisible: '0',
+      ApproximateNumberOfMessagesDelayed: '0',
+    });
   });
 
   it('stop({ killTasks: true }) kills running tasks and stops sending', async () => {
@@ -237,15 +319,15 @@ describe('Agent', () => {
     await a.start();
     await registered(a);
     const started = once(a, 'taskStarted');
-    launch(a, { taskId: 's1', command: { shell: true, value: "trap '' TERM; sleep 60" } });
+    await launch(a, { taskId: 's1', command: { shell: true, value: "trap '' TERM; sleep 60" } });
     await started;
     const run = a.task(FW, 's1')!;
     await a.stop({ killTasks: true, gracePeriodMs: 0 });
     expect(run.isTerminated).toBe(true);
     expect((await run.terminated).state).toBe('TASK_KILLED');
     expect(a.runningTasks()).toEqual([]);
-    const sends = sqs.calls.length;
+    const sends = agentCalls;
     await a.stop();
-    expect(sqs.calls.length).toBe(sends);
+    expect(agentCalls).toBe(sends);
   });
 });

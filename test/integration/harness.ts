@@ -17,6 +17,7 @@ import type { AgentRecord } from '../../lib/core/model.ts';
 import { contains, add, EMPTY } from '../../lib/core/resources.ts';
 import { type LocalControlPlane, type LocalControlPlaneOptions, startLocalControlPlane } from '../../lib/local/control-plane.ts';
 import type { Item, Store, WriteOp } from '../../lib/ports/store.ts';
+import type { Offer, TaskStatus } from '../../lib/protocol/index.ts';
 import { MesoScheduler } from '../../lib/sdk/scheduler.ts';
 import type { SchedulerSettings } from '../../lib/sdk/types.ts';
 import { createTestCluster } from '../setup/cluster.ts';
@@ -158,3 +159,66 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, wh
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * Records a framework's events and lets a test await the next one that matches. Offers are kept
+ * until taken, so a test never misses one that arrived before it started waiting.
+ */
+export class Recorder {
+  readonly offers: Offer[] = [];
+  readonly updates: TaskStatus[] = [];
+  readonly rescinds: string[] = [];
+  readonly errors: Error[] = [];
+  private waiters: { test: () => boolean; resolve: () => void }[] = [];
+
+  constructor(s: MesoScheduler) {
+    s.on('offers', (o) => this.push(() => this.offers.push(...o)));
+    s.on('update', (u) => this.push(() => this.updates.push(u)));
+    s.on('rescind', (id) => this.push(() => this.rescinds.push(id)));
+    s.on('error', (e) => this.push(() => this.errors.push(e)));
+  }
+
+  private push(f: () => void) {
+    f();
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.test()) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  until(test: () => boolean): Promise<void> {
+    if (test()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ test, resolve }));
+  }
+
+  /** Takes the first unused offer (waiting for one), optionally on a given agent. */
+  async takeOffer(agentId?: string): Promise<Offer> {
+    const match = () => this.offers.findIndex((o) => !agentId || o.agentId === agentId);
+    await this.until(() => match() >= 0);
+    return this.offers.splice(match(), 1)[0]!;
+  }
+
+  async update(taskId: string, state?: TaskStatus['state']): Promise<TaskStatus> {
+    const find = () => this.updates.find((u) => u.taskId === taskId && (!state || u.state === state));
+    await this.until(() => !!find());
+    return find()!;
+  }
+
+  async terminal(taskId: string): Promise<TaskStatus> {
+    const find = () => this.updates.find((u) => u.taskId === taskId && TERMINAL.has(u.state));
+    await this.until(() => !!find());
+    return find()!;
+  }
+}
+
+const TERMINAL = new Set<TaskStatus['state']>([
+  'TASK_FINISHED',
+  'TASK_FAILED',
+  'TASK_KILLED',
+  'TASK_ERROR',
+  'TASK_LOST',
+  'TASK_DROPPED',
+  'TASK_GONE',
+  'TASK_GONE_BY_OPERATOR',
+]);

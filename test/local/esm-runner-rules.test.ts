@@ -193,13 +193,16 @@ describe('runner rules', () => {
       },
       { concurrency: 2 },
     );
-    sqs.deliver(msg('a1', 'A'));
-    await enteredA.promise;
-    // The visibility of a1 ran out under the slow handler: SQS hands it out again, with b1.
-    sqs.deliver(msg('a1', 'A', 2), msg('b1', 'B'));
-    await enteredB.promise;
-    expect(log).toEqual(['a1#1', 'b1#1']);
-    release.resolve();
+    try {
+      sqs.deliver(msg('a1', 'A'));
+      await enteredA.promise;
+      // The visibility of a1 ran out under the slow handler: SQS hands it out again, with b1.
+      sqs.deliver(msg('a1', 'A', 2), msg('b1', 'B'));
+      await enteredB.promise;
+      expect(log).toEqual(['a1#1', 'b1#1']);
+    } finally {
+      release.resolve();
+    }
     await finished.until(() => log.length === 3);
     await source.idle();
     expect(log).toEqual(['a1#1', 'b1#1', 'a1#2']);

@@ -227,16 +227,19 @@ describe('local event-source mapping', () => {
       },
       { concurrency: 2 },
     );
-    await send(sqs, queue, ['a1'], 'A');
-    await entered.get('a1')!.promise;
-    // While a1 is held: group B goes through on the other poller, a2 must wait for a1.
-    await send(sqs, queue, ['a2'], 'A');
-    await send(sqs, queue, ['b1'], 'B');
-    await entered.get('b1')!.promise;
-    await progress.until(() => processed.has('b1'));
-    expect(processed.has('a2')).toBe(false);
-    expect(maxConcurrent).toBe(2);
-    release.resolve();
+    try {
+      await send(sqs, queue, ['a1'], 'A');
+      await entered.get('a1')!.promise;
+      // While a1 is held: group B goes through on the other poller, a2 must wait for a1.
+      await send(sqs, queue, ['a2'], 'A');
+      await send(sqs, queue, ['b1'], 'B');
+      await entered.get('b1')!.promise;
+      await progress.until(() => processed.has('b1'));
+      expect(processed.has('a2')).toBe(false);
+      expect(maxConcurrent).toBe(2);
+    } finally {
+      release.resolve();
+    }
     await progress.until(() => processed.has('a1') && processed.has('a2'));
     await source.idle();
     expect(overlaps).toEqual([]);
@@ -298,15 +301,19 @@ describe('local event-source mapping', () => {
       entered.resolve();
       await release.promise;
     });
-    await send(sqs, queue, ['held']);
-    await entered.promise;
-    let stopped = false;
-    const stopping = source.stop().then(() => {
-      stopped = true;
-    });
-    await Promise.resolve();
-    expect(stopped).toBe(false);
-    release.resolve();
+    let stopping: Promise<void> | undefined;
+    try {
+      await send(sqs, queue, ['held']);
+      await entered.promise;
+      let stopped = false;
+      stopping = source.stop().then(() => {
+        stopped = true;
+      });
+      await Promise.resolve();
+      expect(stopped).toBe(false);
+    } finally {
+      release.resolve();
+    }
     await stopping;
     expect(await messagesOn(sqs, queue.url)).toBe(0);
     expect(calls).toBe(1);

@@ -51,7 +51,14 @@ describe('call builders', () => {
     expect(call.operations).toEqual([
       {
         type: 'LAUNCH',
-        tasks: [{ taskId: 't1', agentId: 'a1', resources: { cpus: 0.1, mem: 32 }, command: { shell: true, value: 'true' } }],
+        tasks: [
+          {
+            taskId: 't1',
+            agentId: 'a1',
+            resources: { cpus: 0.1, mem: 32 },
+            command: { shell: true, value: 'true' },
+          },
+        ],
       },
     ]);
     expect(call.filters).toEqual({ refuseSeconds: 10 });
@@ -59,7 +66,12 @@ describe('call builders', () => {
   });
 
   it('DECLINE has filters only when refuseSeconds is given', () => {
-    expect(declineCall('fw', ['o1', 'o2'])).toEqual({ v: 1, type: 'DECLINE', frameworkId: 'fw', offerIds: ['o1', 'o2'] });
+    expect(declineCall('fw', ['o1', 'o2'])).toEqual({
+      v: 1,
+      type: 'DECLINE',
+      frameworkId: 'fw',
+      offerIds: ['o1', 'o2'],
+    });
     expect(declineCall('fw', ['o1'], 5).filters).toEqual({ refuseSeconds: 5 });
   });
 
@@ -91,7 +103,11 @@ describe('call builders', () => {
     expect(() => killCall('fw', 'bad id with spaces')).toThrow(/invalid KILL call: taskId/);
     expect(() => declineCall('fw', [])).toThrow(InvalidCallError);
     expect(() =>
-      acceptCall('fw', ['o1'], [{ taskId: 't', agentId: 'a', resources: { cpus: 0.0001 }, command: { value: 'x' } }]),
+      acceptCall(
+        'fw',
+        ['o1'],
+        [{ taskId: 't', agentId: 'a', resources: { cpus: 0.0001 }, command: { value: 'x' } }],
+      ),
     ).toThrow(/three decimal/);
   });
 

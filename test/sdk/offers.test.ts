@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ResourceError } from '../../lib/core/resources.ts';
 import type { Offer } from '../../lib/protocol/scheduler.ts';
-import { formatWire, matchOffers, offerFits, requestedResources, requestedWire } from '../../lib/sdk/offers.ts';
+import {
+  formatWire,
+  matchOffers,
+  offerFits,
+  requestedResources,
+  requestedWire,
+} from '../../lib/sdk/offers.ts';
 
 const offer = (id: string, resources: Offer['resources']): Offer => ({
   offerId: id,
@@ -18,20 +24,26 @@ describe('offer matching', () => {
 
   it('an offer fits when it holds every scalar asked', () => {
     expect(offerFits(offer('a', { cpus: 0.5, mem: 64 }), want)).toBe(true);
-    expect(offerFits(offer('a', { cpus: 4, mem: 8192, disk: 100, ports: [[31000, 32000]] }), want)).toBe(true);
+    expect(offerFits(offer('a', { cpus: 4, mem: 8192, disk: 100, ports: [[31000, 32000]] }), want)).toBe(
+      true,
+    );
     expect(offerFits(offer('a', { cpus: 0.499, mem: 64 }), want)).toBe(false);
     expect(offerFits(offer('a', { cpus: 1 }), want)).toBe(false);
   });
 
   it('counts in fixed point: 0.1 + 0.2 worth of cpus fits 0.3', () => {
-    expect(offerFits(offer('a', { cpus: 0.3, mem: 1 }), requestedResources({ cpus: 0.1 + 0.2, mem: 1 }))).toBe(true);
+    expect(
+      offerFits(offer('a', { cpus: 0.3, mem: 1 }), requestedResources({ cpus: 0.1 + 0.2, mem: 1 })),
+    ).toBe(true);
   });
 
   it('disk and gpus are asked only when given', () => {
-    expect(offerFits(offer('a', { cpus: 1, mem: 64 }), requestedResources({ cpus: 1, mem: 64, disk: 10 }))).toBe(false);
-    expect(offerFits(offer('a', { cpus: 1, mem: 64, gpus: 1 }), requestedResources({ cpus: 1, mem: 64, gpus: 1 }))).toBe(
-      true,
-    );
+    expect(
+      offerFits(offer('a', { cpus: 1, mem: 64 }), requestedResources({ cpus: 1, mem: 64, disk: 10 })),
+    ).toBe(false);
+    expect(
+      offerFits(offer('a', { cpus: 1, mem: 64, gpus: 1 }), requestedResources({ cpus: 1, mem: 64, gpus: 1 })),
+    ).toBe(true);
   });
 
   it('picks the first offer that fits and leaves the others to decline', () => {

@@ -58,7 +58,8 @@ function controlPlane(
     } else if (call.type === 'ACCEPT') {
       const op = call.operations[0];
       const task = op?.type === 'LAUNCH' ? op.tasks[0] : undefined;
-      if (task) for (const s of script.onAccept?.(task) ?? []) fake.deliver({ v: 1, type: 'UPDATE', status: s });
+      if (task)
+        for (const s of script.onAccept?.(task) ?? []) fake.deliver({ v: 1, type: 'UPDATE', status: s });
     } else if (call.type === 'KILL') {
       for (const s of script.onKill?.(call.taskId, call.agentId ?? '') ?? []) {
         fake.deliver({ v: 1, type: 'UPDATE', status: s });
@@ -129,7 +130,13 @@ describe('runTask', () => {
       },
     ]);
     expect(fake.callsOf('DECLINE')).toEqual([
-      { v: 1, type: 'DECLINE', frameworkId: FW, offerIds: ['small'], filters: { refuseSeconds: LAUNCHED_REFUSE_SECONDS } },
+      {
+        v: 1,
+        type: 'DECLINE',
+        frameworkId: FW,
+        offerIds: ['small'],
+        filters: { refuseSeconds: LAUNCHED_REFUSE_SECONDS },
+      },
     ]);
     // Every update acknowledged, then TEARDOWN, then the queue it created is deleted.
     expect(fake.callsOf('ACKNOWLEDGE')).toHaveLength(3);
@@ -175,7 +182,8 @@ describe('runTask', () => {
     controlPlane(fake, {
       offers: [[offer('a', { cpus: 1, mem: 128 })], [offer('late', { cpus: 8, mem: 8192 })]],
       onAccept: ({ taskId, agentId }) => {
-        finish = () => fake.deliver({ v: 1, type: 'UPDATE', status: status(taskId, agentId, 'TASK_FINISHED') });
+        finish = () =>
+          fake.deliver({ v: 1, type: 'UPDATE', status: status(taskId, agentId, 'TASK_FINISHED') });
         return [status(taskId, agentId, 'TASK_RUNNING')];
       },
     });
@@ -188,7 +196,13 @@ describe('runTask', () => {
     );
     await run;
     expect(fake.callsOf('DECLINE')).toEqual([
-      { v: 1, type: 'DECLINE', frameworkId: FW, offerIds: ['late'], filters: { refuseSeconds: LAUNCHED_REFUSE_SECONDS } },
+      {
+        v: 1,
+        type: 'DECLINE',
+        frameworkId: FW,
+        offerIds: ['late'],
+        filters: { refuseSeconds: LAUNCHED_REFUSE_SECONDS },
+      },
     ]);
   });
 
@@ -219,7 +233,12 @@ describe('runTask', () => {
       offers: [[offer('a', { cpus: 1, mem: 128 })]],
       onAccept: ({ taskId, agentId }) => {
         const running = status(taskId, agentId, 'TASK_RUNNING');
-        return [status('someone-else', agentId, 'TASK_FAILED'), running, running, status(taskId, agentId, 'TASK_FAILED')];
+        return [
+          status('someone-else', agentId, 'TASK_FAILED'),
+          running,
+          running,
+          status(taskId, agentId, 'TASK_FAILED'),
+        ];
       },
     });
     const { status: s, history } = await runTask(options(fake));
@@ -253,7 +272,9 @@ describe('runTask', () => {
     expect(result.history).toEqual(['TASK_RUNNING', 'TASK_KILLING', 'TASK_KILLED']);
     const types = fake.calls().map((c) => c.type);
     expect(types.indexOf('KILL')).toBeGreaterThan(types.indexOf('ACCEPT'));
-    expect(fake.callsOf('KILL')).toEqual([{ v: 1, type: 'KILL', frameworkId: FW, taskId: result.taskId, agentId: 'agent-a' }]);
+    expect(fake.callsOf('KILL')).toEqual([
+      { v: 1, type: 'KILL', frameworkId: FW, taskId: result.taskId, agentId: 'agent-a' },
+    ]);
     expect(types.at(-1)).toBe('TEARDOWN');
   });
 
@@ -275,7 +296,9 @@ describe('runTask', () => {
 
   it('refuses a bad task before creating anything', async () => {
     const fake = new FakeTransport();
-    await expect(runTask(options(fake, { taskId: 'has spaces' }))).rejects.toMatchObject({ code: 'INVALID_CALL' });
+    await expect(runTask(options(fake, { taskId: 'has spaces' }))).rejects.toMatchObject({
+      code: 'INVALID_CALL',
+    });
     await expect(runTask(options(fake, { mem: 0.0001 }))).rejects.toThrow(/three decimal/);
     await expect(runTask(options(fake, { command: [] }))).rejects.toMatchObject({ code: 'INVALID_CALL' });
     expect(fake.created).toEqual([]);

@@ -1,7 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TaskStatus } from '../../lib/protocol/common.ts';
 import type { Offer, SchedulerEvent } from '../../lib/protocol/scheduler.ts';
-import { MalformedEventError, type MesoSdkError, SchedulerErrorEvent, SubscribeError } from '../../lib/sdk/errors.ts';
+import {
+  MalformedEventError,
+  type MesoSdkError,
+  SchedulerErrorEvent,
+  SubscribeError,
+} from '../../lib/sdk/errors.ts';
 import { MesoScheduler } from '../../lib/sdk/scheduler.ts';
 import type { MesoSchedulerOptions } from '../../lib/sdk/types.ts';
 import { CALLS_URL, FakeTransport, subscribed } from './fake-transport.ts';
@@ -69,7 +74,9 @@ describe('MesoScheduler.subscribe', () => {
     });
     const event = await scheduler.subscribe();
     expect(event).toMatchObject({ type: 'SUBSCRIBED', frameworkId: FW });
-    expect(fake.created).toEqual([{ name: `meso-fw-${FW}.fifo`, attributes: { FifoQueue: 'true', VisibilityTimeout: '30' } }]);
+    expect(fake.created).toEqual([
+      { name: `meso-fw-${FW}.fifo`, attributes: { FifoQueue: 'true', VisibilityTimeout: '30' } },
+    ]);
     expect(scheduler.queueUrl).toBe(`https://sqs.fake/000000000000/meso-fw-${FW}.fifo`);
     const [sent] = fake.sent;
     expect(sent?.queueUrl).toBe(CALLS_URL);
@@ -111,7 +118,13 @@ describe('MesoScheduler.subscribe', () => {
     });
     fake.onCall = (call) => {
       if (call.type === 'SUBSCRIBE') {
-        fake.deliver({ v: 1, type: 'ERROR', message: 'framework id is taken', call: 'SUBSCRIBE', code: 'FORBIDDEN' });
+        fake.deliver({
+          v: 1,
+          type: 'ERROR',
+          message: 'framework id is taken',
+          call: 'SUBSCRIBE',
+          code: 'FORBIDDEN',
+        });
       }
     };
     await expect(scheduler.subscribe()).rejects.toThrow(/SUBSCRIBE was rejected: framework id is taken/);
@@ -122,7 +135,9 @@ describe('MesoScheduler.subscribe', () => {
 
   it('gives up after timeoutMs, on abort and on close', async () => {
     const a = setup();
-    await expect(a.scheduler.subscribe({ timeoutMs: 50 })).rejects.toMatchObject({ code: 'SUBSCRIBE_TIMEOUT' });
+    await expect(a.scheduler.subscribe({ timeoutMs: 50 })).rejects.toMatchObject({
+      code: 'SUBSCRIBE_TIMEOUT',
+    });
 
     const b = setup();
     const controller = new AbortController();
@@ -163,7 +178,14 @@ describe('MesoScheduler calls', () => {
     await scheduler.reconcile();
     await scheduler.revive();
     await scheduler.teardown();
-    expect(fake.calls().map((c) => c.type)).toEqual(['ACCEPT', 'DECLINE', 'KILL', 'RECONCILE', 'REVIVE', 'TEARDOWN']);
+    expect(fake.calls().map((c) => c.type)).toEqual([
+      'ACCEPT',
+      'DECLINE',
+      'KILL',
+      'RECONCILE',
+      'REVIVE',
+      'TEARDOWN',
+    ]);
     expect(fake.sent.every((s) => s.message.groupId === FW && s.queueUrl === CALLS_URL)).toBe(true);
     expect(new Set(fake.sent.map((s) => s.message.dedupId)).size).toBe(6);
     expect(fake.calls().every((c) => 'frameworkId' in c && c.frameworkId === FW)).toBe(true);
@@ -376,7 +398,13 @@ describe('MesoScheduler events', () => {
       errors.push(e);
     });
     await scheduler.subscribe();
-    fake.deliver({ v: 1, type: 'ERROR', message: 'unknown offer o9', call: 'ACCEPT', code: 'INVALID_OFFERS' });
+    fake.deliver({
+      v: 1,
+      type: 'ERROR',
+      message: 'unknown offer o9',
+      call: 'ACCEPT',
+      code: 'INVALID_OFFERS',
+    });
     await fake.drained();
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(SchedulerErrorEvent);

@@ -312,6 +312,7 @@ export class MesoControlPlane extends Construct {
             'sqs:GetQueueAttributes',
             'sqs:ReceiveMessage',
             'sqs:DeleteMessage',
+            'sqs:DeleteQueue',
           ],
           resources: [Arn.format({ service: 'sqs', resource: `${prefix}-fw-*` }, Stack.of(this))],
         }),

@@ -1,0 +1,10 @@
+import { startEmulators } from '../lib/local/emulators.ts';
+let t = Date.now();
+const emu = await startEmulators({ dataDir: '/tmp/scratch/dd' });
+console.log('start', Date.now() - t); t = Date.now();
+await emu.stop();
+console.log('stop', Date.now() - t); t = Date.now();
+const e2 = await startEmulators();
+console.log('start inmem', Date.now() - t); t = Date.now();
+await e2.stop();
+console.log('stop inmem', Date.now() - t);
