@@ -9,7 +9,7 @@ export type CallTally = Map<string, number>;
 export const apiCalls: CallTally = new Map();
 
 export function countCalls(
-  stack: MiddlewareStack<any, any>,
+  stack: Pick<MiddlewareStack<object, object>, 'add'>,
   service: string,
   tally: CallTally = apiCalls,
 ): void {

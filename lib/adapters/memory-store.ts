@@ -13,9 +13,11 @@ export class MemoryStore implements Store {
   failNextWrites = 0;
 
   private table(t: TableName): Map<string, Item> {
-    let m = this.tables.get(t);
-    if (!m) this.tables.set(t, (m = new Map()));
-    return m;
+    const existing = this.tables.get(t);
+    if (existing) return existing;
+    const created = new Map<string, Item>();
+    this.tables.set(t, created);
+    return created;
   }
 
   private keyOf(t: TableName, item: Item): string {

@@ -58,7 +58,9 @@ export class SqsBus implements Bus {
                 ...(fifo
                   ? {
                       MessageGroupId: boundedId(m.groupId ?? 'default'),
-                      MessageDeduplicationId: m.dedupId ? boundedId(m.dedupId) : createHash('sha256').update(m.body).digest('hex'),
+                      MessageDeduplicationId: m.dedupId
+                        ? boundedId(m.dedupId)
+                        : createHash('sha256').update(m.body).digest('hex'),
                     }
                   : m.delaySeconds
                     ? { DelaySeconds: Math.min(900, Math.max(0, Math.ceil(m.delaySeconds))) }
@@ -163,7 +165,7 @@ export async function changeVisibility(
 export async function pollQueue(
   client: SQSClient,
   queueUrl: string,
-  onBatch: (messages: ReceivedMessage[]) => Promise<readonly string[] | void>,
+  onBatch: (messages: ReceivedMessage[]) => Promise<readonly string[] | undefined>,
   opts: { signal: AbortSignal; waitSeconds?: number; max?: number; onError?: (e: unknown) => void },
 ): Promise<void> {
   let backoff = 100;

@@ -163,6 +163,11 @@ export async function runCommand(
       onLaunched: (task, offer) => {
         launchedTaskId = task.taskId;
         io.stderr.write(`meso: launching ${task.taskId} on agent ${offer.agentId} (${offer.hostname})\n`);
+        // The task is STAGING from the moment it is accepted (Meso, like Mesos, sends no update for it).
+        previous = 'TASK_STAGING';
+        io.stderr.write(
+          `meso: +${((now() - start) / 1000).toFixed(1)}s ${task.taskId} STAGING (agent ${offer.agentId})\n`,
+        );
       },
       onProgress: (s) => {
         const text = formatTransition(previous, s, now() - start);

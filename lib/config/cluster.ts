@@ -63,12 +63,14 @@ export function loadClusterConfig(env: NodeJS.ProcessEnv = process.env, cwd = pr
     return {
       aws: awsConfigFromEnv(env),
       prefix: env[ENV.prefix] || DEFAULT_PREFIX,
-      queues: Object.fromEntries(Object.keys(QUEUES).map((q) => [q, env[ENV.queues(q as QueueName)]!])) as Record<
-        QueueName,
-        string
-      >,
+      queues: Object.fromEntries(
+        Object.keys(QUEUES).map((q) => [q, env[ENV.queues(q as QueueName)]!]),
+      ) as Record<QueueName, string>,
       tables: Object.fromEntries(
-        Object.keys(TABLES).map((t) => [t, env[ENV.tables(t as TableName)] || `${env[ENV.prefix] || DEFAULT_PREFIX}-${t}`]),
+        Object.keys(TABLES).map((t) => [
+          t,
+          env[ENV.tables(t as TableName)] || `${env[ENV.prefix] || DEFAULT_PREFIX}-${t}`,
+        ]),
       ) as Record<TableName, string>,
       source: 'environment',
     };

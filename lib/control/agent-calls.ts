@@ -7,8 +7,8 @@
 import type { AgentRecord, TaskRecord } from '../core/model.ts';
 import { fromWire } from '../core/resources.ts';
 import { canTransition, isTerminal } from '../core/task-state.ts';
-import { type AgentCallOf, AgentCallSchema, parseMessage } from '../protocol/index.ts';
 import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts';
+import { type AgentCallOf, AgentCallSchema, parseMessage } from '../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework, shardOf } from './emit.ts';
 import { getAgent, getFramework, getTask, withRetry } from './records.ts';
@@ -22,7 +22,10 @@ export async function handleAgentCall(deps: ControlDeps, record: InboundRecord):
   const parsed = parseMessage(AgentCallSchema, record.body, CALL_TYPES);
   if (!parsed.ok) {
     const raw = (parsed.raw ?? {}) as Record<string, unknown>;
-    const agent = typeof raw.agentId === 'string' ? await getAgent(deps.store, raw.agentId).catch(() => undefined) : undefined;
+    const agent =
+      typeof raw.agentId === 'string'
+        ? await getAgent(deps.store, raw.agentId).catch(() => undefined)
+        : undefined;
     const replyTo: Rejection['replyTo'] =
       agent && agent.principal === record.senderId
         ? { kind: 'agent', queueUrl: agent.queueUrl }
@@ -40,7 +43,11 @@ export async function handleAgentCall(deps: ControlDeps, record: InboundRecord):
   if (call.type === 'REGISTER') return register(deps, record, call);
   const agent = await getAgent(deps.store, call.agentId);
   if (!agent) {
-    return reject(deps, 'agent-calls', record, { code: 'UNKNOWN_AGENT', message: `agent ${call.agentId} is not registered`, call: call.type });
+    return reject(deps, 'agent-calls', record, {
+      code: 'UNKNOWN_AGENT',
+      message: `agent ${call.agentId} is not registered`,
+      call: call.type,
+    });
   }
   if (agent.principal !== record.senderId) {
     return reject(deps, 'agent-calls', record, {
@@ -52,20 +59,38 @@ export async function handleAgentCall(deps: ControlDeps, record: InboundRecord):
   if (call.type === 'HEARTBEAT') {
     // Heartbeats touch only lastSeenAt and leave the version alone, so they never race with
     // resource changes.
-    await deps.store.write([{ kind: 'patch', table: 'agents', key: { agentId: agent.agentId }, set: { lastSeenAt: deps.clock.now() }, expect: 'exists' }]);
+    await deps.store.write([
+      {
+        kind: 'patch',
+        table: 'agents',
+        key: { agentId: agent.agentId },
+        set: { lastSeenAt: deps.clock.now() },
+        expect: 'exists',
+      },
+    ]);
     return;
   }
   return statusUpdate(deps, record, agent, call);
 }
 
-async function register(deps: ControlDeps, record: InboundRecord, call: AgentCallOf<'REGISTER'>): Promise<void> {
+async function register(
+  deps: ControlDeps,
+  record: InboundRecord,
+  call: AgentCallOf<'REGISTER'>,
+): Promise<void> {
   const badQueue = ownQueueProblem(deps.config.prefix, 'agent', call.queueUrl);
-  if (badQueue) return reject(deps, 'agent-calls', record, { code: 'INVALID', message: badQueue, call: 'REGISTER' });
+  if (badQueue)
+    return reject(deps, 'agent-calls', record, { code: 'INVALID', message: badQueue, call: 'REGISTER' });
   const replyTo = { kind: 'agent' as const, queueUrl: call.queueUrl };
   const outcome = await withRetry(async (): Promise<Rejection | AgentRecord> => {
     const existing = await getAgent(deps.store, call.agentId);
     if (existing && existing.principal !== record.senderId) {
-      return { code: 'FORBIDDEN', message: `agent id ${call.agentId} belongs to another identity`, call: 'REGISTER', replyTo };
+      return {
+        code: 'FORBIDDEN',
+        message: `agent id ${call.agentId} belongs to another identity`,
+        call: 'REGISTER',
+        replyTo,
+      };
     }
     const now = deps.clock.now();
     const next: AgentRecord = {
@@ -83,13 +108,25 @@ async function register(deps: ControlDeps, record: InboundRecord, call: AgentCal
       shard: shardOf(call.agentId, deps.config.shards),
       version: existing?.version ?? 0,
     };
-    await deps.store.write([{ kind: 'put', table: 'agents', item: next as unknown as Item, expect: existing ? existing.version : 'absent' }]);
+    await deps.store.write([
+      {
+        kind: 'put',
+        table: 'agents',
+        item: next as unknown as Item,
+        expect: existing ? existing.version : 'absent',
+      },
+    ]);
     return next;
   }, isConflict);
   if ('code' in outcome) return reject(deps, 'agent-calls', record, outcome);
   await sendToAgent(deps, call.queueUrl, [
     {
-      command: { v: 1, type: 'REGISTERED', agentId: call.agentId, heartbeatIntervalSeconds: deps.config.heartbeatIntervalSeconds },
+      command: {
+        v: 1,
+        type: 'REGISTERED',
+        agentId: call.agentId,
+        heartbeatIntervalSeconds: deps.config.heartbeatIntervalSeconds,
+      },
       dedupId: `registered.${record.messageId}`,
     },
   ]);
@@ -97,7 +134,12 @@ async function register(deps: ControlDeps, record: InboundRecord, call: AgentCal
   await nudgeAllocator(deps, `agent ${call.agentId} registered`, [outcome.shard]);
 }
 
-async function statusUpdate(deps: ControlDeps, record: InboundRecord, agent: AgentRecord, call: AgentCallOf<'STATUS_UPDATE'>): Promise<void> {
+async function statusUpdate(
+  deps: ControlDeps,
+  record: InboundRecord,
+  agent: AgentRecord,
+  call: AgentCallOf<'STATUS_UPDATE'>,
+): Promise<void> {
   const status = { ...call.status, agentId: agent.agentId };
   const uuid = status.uuid;
   if (!uuid) {
@@ -114,7 +156,10 @@ async function statusUpdate(deps: ControlDeps, record: InboundRecord, agent: Age
     if (!task) {
       // Not a task Meso launched on this agent: acknowledge it so the agent stops resending, but
       // forward nothing — an agent must not be able to speak to frameworks about other tasks.
-      deps.log.warn('status update for an unknown task; acknowledged, not forwarded', { taskId: status.taskId, agentId: agent.agentId });
+      deps.log.warn('status update for an unknown task; acknowledged, not forwarded', {
+        taskId: status.taskId,
+        agentId: agent.agentId,
+      });
       deps.metrics.count('StatusUpdatesIgnored', { from: 'unknown', to: status.state });
       return { kind: 'ack-only', freed: false };
     }
@@ -128,7 +173,11 @@ async function statusUpdate(deps: ControlDeps, record: InboundRecord, agent: Age
     }
     if (task.seenUuids.includes(uuid)) return { kind: 'forward', task, freed: false }; // redelivered: re-send only
     if (!canTransition(task.state, status.state)) {
-      deps.log.warn('status update out of order; acknowledged, not applied', { taskId: task.taskId, from: task.state, to: status.state });
+      deps.log.warn('status update out of order; acknowledged, not applied', {
+        taskId: task.taskId,
+        from: task.state,
+        to: status.state,
+      });
       deps.metrics.count('StatusUpdatesIgnored', { from: task.state, to: status.state });
       return { kind: 'ack-only', task, freed: false };
     }
@@ -139,7 +188,12 @@ async function statusUpdate(deps: ControlDeps, record: InboundRecord, agent: Age
         kind: 'patch',
         table: 'tasks',
         key: { frameworkId: task.frameworkId, taskId: task.taskId },
-        set: { state: status.state, status, seenUuids: [...task.seenUuids, uuid].slice(-SEEN_UUIDS), updatedAt: now },
+        set: {
+          state: status.state,
+          status,
+          seenUuids: [...task.seenUuids, uuid].slice(-SEEN_UUIDS),
+          updatedAt: now,
+        },
         expect: task.version,
       },
     ];
@@ -149,7 +203,13 @@ async function statusUpdate(deps: ControlDeps, record: InboundRecord, agent: Age
       if (a.tasks[task.taskId]) {
         const tasksLeft = { ...a.tasks };
         delete tasksLeft[task.taskId];
-        ops.push({ kind: 'patch', table: 'agents', key: { agentId: a.agentId }, set: { tasks: tasksLeft }, expect: a.version });
+        ops.push({
+          kind: 'patch',
+          table: 'agents',
+          key: { agentId: a.agentId },
+          set: { tasks: tasksLeft },
+          expect: a.version,
+        });
         freed = true;
       }
     }
@@ -161,7 +221,10 @@ async function statusUpdate(deps: ControlDeps, record: InboundRecord, agent: Age
   const fw = await getFramework(deps.store, status.frameworkId);
   const ack = () =>
     sendToAgent(deps, agent.queueUrl, [
-      { command: { v: 1, type: 'ACKNOWLEDGE', frameworkId: status.frameworkId, taskId: status.taskId, uuid }, dedupId: `ack.${uuid}` },
+      {
+        command: { v: 1, type: 'ACKNOWLEDGE', frameworkId: status.frameworkId, taskId: status.taskId, uuid },
+        dedupId: `ack.${uuid}`,
+      },
     ]);
   if (outcome.kind === 'ack-only' || !fw || fw.status === 'TORN_DOWN') {
     // Nobody will acknowledge it: do so on the framework's behalf so the agent stops resending.
@@ -169,7 +232,9 @@ async function statusUpdate(deps: ControlDeps, record: InboundRecord, agent: Age
   } else {
     // The dedup id names the inbound message: a redelivery of it is dropped by SQS, while an
     // agent's resend (a new message) reaches the framework again, as at-least-once requires.
-    await sendToFramework(deps, fw.queueUrl, [{ event: { v: 1, type: 'UPDATE', status }, dedupId: `update.${uuid}.${record.messageId}` }]);
+    await sendToFramework(deps, fw.queueUrl, [
+      { event: { v: 1, type: 'UPDATE', status }, dedupId: `update.${uuid}.${record.messageId}` },
+    ]);
   }
   if (outcome.kind === 'forward' && outcome.freed) {
     deps.metrics.count('TasksTerminal', { state: status.state });

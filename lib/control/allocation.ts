@@ -7,9 +7,9 @@
  */
 import { allocate } from '../core/allocator.ts';
 import type { AgentRecord, FrameworkRecord, OfferRecord } from '../core/model.ts';
-import { EMPTY, type Resources, add, toWire } from '../core/resources.ts';
-import type { Offer, SchedulerEvent, TimerMessage } from '../protocol/index.ts';
+import { add, EMPTY, type Resources, toWire } from '../core/resources.ts';
 import { ConditionFailedError, type Item } from '../ports/store.ts';
+import type { Offer, SchedulerEvent, TimerMessage } from '../protocol/index.ts';
 import type { ControlDeps } from './deps.ts';
 import { sendToFramework, startTimers } from './emit.ts';
 import { agentFree, getAgent, offerId, withRetry } from './records.ts';
@@ -38,14 +38,21 @@ export async function runAllocationCycle(deps: ControlDeps, shard: number): Prom
   let total = EMPTY;
   for (const a of current) {
     total = add(total, a.total);
-    for (const o of Object.values(a.offers)) allocated.set(o.frameworkId, add(allocated.get(o.frameworkId) ?? EMPTY, o.resources));
-    for (const t of Object.values(a.tasks)) allocated.set(t.frameworkId, add(allocated.get(t.frameworkId) ?? EMPTY, t.resources));
+    for (const o of Object.values(a.offers))
+      allocated.set(o.frameworkId, add(allocated.get(o.frameworkId) ?? EMPTY, o.resources));
+    for (const t of Object.values(a.tasks))
+      allocated.set(t.frameworkId, add(allocated.get(t.frameworkId) ?? EMPTY, t.resources));
   }
   const byId = new Map(agents.map((a) => [a.agentId, a]));
   const decision = allocate({
     now,
     total,
-    agents: agents.map((a) => ({ agentId: a.agentId, total: a.total, free: agentFree(a), active: a.status === 'ACTIVE' })),
+    agents: agents.map((a) => ({
+      agentId: a.agentId,
+      total: a.total,
+      free: agentFree(a),
+      active: a.status === 'ACTIVE',
+    })),
     frameworks: frameworks.map((f) => ({
       frameworkId: f.frameworkId,
       active: f.status === 'ACTIVE',
@@ -59,10 +66,21 @@ export async function runAllocationCycle(deps: ControlDeps, shard: number): Prom
   let conflicts = 0;
   for (const o of decision.offers) {
     const agent = byId.get(o.agentId)!;
-    const offer: OfferRecord = { offerId: offerId(deps.ids.next(), agent.agentId), frameworkId: o.frameworkId, resources: o.resources, expiresAt };
+    const offer: OfferRecord = {
+      offerId: offerId(deps.ids.next(), agent.agentId),
+      frameworkId: o.frameworkId,
+      resources: o.resources,
+      expiresAt,
+    };
     try {
       await deps.store.write([
-        { kind: 'patch', table: 'agents', key: { agentId: agent.agentId }, set: { offers: { ...agent.offers, [offer.offerId]: offer } }, expect: agent.version },
+        {
+          kind: 'patch',
+          table: 'agents',
+          key: { agentId: agent.agentId },
+          set: { offers: { ...agent.offers, [offer.offerId]: offer } },
+          expect: agent.version,
+        },
       ]);
       made.push({ offer, agent });
     } catch (e) {
@@ -89,13 +107,20 @@ export async function runAllocationCycle(deps: ControlDeps, shard: number): Prom
   await Promise.all(
     [...perFramework].map(([fwId, offers]) => {
       const event: SchedulerEvent = { v: 1, type: 'OFFERS', offers };
-      return sendToFramework(deps, fwById.get(fwId)!.queueUrl, [{ event, dedupId: `offers.${offers[0]!.offerId}` }]);
+      return sendToFramework(deps, fwById.get(fwId)!.queueUrl, [
+        { event, dedupId: `offers.${offers[0]!.offerId}` },
+      ]);
     }),
   );
   await startTimers(
     deps,
     made.map(({ offer, agent }) => ({
-      message: { v: 1, type: 'OFFER_TIMEOUT', agentId: agent.agentId, offerId: offer.offerId } satisfies TimerMessage,
+      message: {
+        v: 1,
+        type: 'OFFER_TIMEOUT',
+        agentId: agent.agentId,
+        offerId: offer.offerId,
+      } satisfies TimerMessage,
       delaySeconds: deps.config.offerTimeoutSeconds,
     })),
   );
@@ -135,7 +160,15 @@ export async function rescindOffer(
       if (!agent || !offer) return undefined;
       const offersLeft = { ...agent.offers };
       delete offersLeft[id];
-      await deps.store.write([{ kind: 'patch', table: 'agents', key: { agentId }, set: { offers: offersLeft }, expect: agent.version }]);
+      await deps.store.write([
+        {
+          kind: 'patch',
+          table: 'agents',
+          key: { agentId },
+          set: { offers: offersLeft },
+          expect: agent.version,
+        },
+      ]);
       return offer;
     },
     (e) => e instanceof ConditionFailedError,
@@ -145,7 +178,9 @@ export async function rescindOffer(
     frameworks?.find((f) => f.frameworkId === removed.frameworkId) ??
     (await deps.store.get<FrameworkRecord & Item>('frameworks', { frameworkId: removed.frameworkId }));
   if (fw && fw.status === 'ACTIVE') {
-    await sendToFramework(deps, fw.queueUrl, [{ event: { v: 1, type: 'RESCIND', offerId: id }, dedupId: `rescind.${id}` }]);
+    await sendToFramework(deps, fw.queueUrl, [
+      { event: { v: 1, type: 'RESCIND', offerId: id }, dedupId: `rescind.${id}` },
+    ]);
   }
   deps.metrics.count('OffersRescinded');
   return true;

@@ -3,8 +3,9 @@
  * allocator and timers. Deduplication ids are derived from what caused the message, so a
  * redelivered inbound message re-sends the same ids and FIFO queues drop the copies.
  */
-import type { AgentCommand, AllocatorMessage, SchedulerEvent, TimerMessage } from '../protocol/index.ts';
+
 import { QueueGoneError } from '../ports/bus.ts';
+import type { AgentCommand, AllocatorMessage, SchedulerEvent, TimerMessage } from '../protocol/index.ts';
 import type { ControlDeps } from './deps.ts';
 
 export interface Outgoing<T> {
@@ -30,7 +31,11 @@ export async function sendToFramework(
   try {
     await deps.bus.send(
       queueUrl,
-      events.map(({ event, dedupId }) => ({ body: JSON.stringify(event), groupId: eventGroup(event), dedupId })),
+      events.map(({ event, dedupId }) => ({
+        body: JSON.stringify(event),
+        groupId: eventGroup(event),
+        dedupId,
+      })),
     );
   } catch (e) {
     if (!(e instanceof QueueGoneError)) throw e;
@@ -40,7 +45,11 @@ export async function sendToFramework(
 }
 
 export function agentGroup(c: AgentCommand): string {
-  return c.type === 'LAUNCH' ? `task.${c.task.taskId}` : c.type === 'KILL' || c.type === 'ACKNOWLEDGE' ? `task.${c.taskId}` : 'control';
+  return c.type === 'LAUNCH'
+    ? `task.${c.task.taskId}`
+    : c.type === 'KILL' || c.type === 'ACKNOWLEDGE'
+      ? `task.${c.taskId}`
+      : 'control';
 }
 
 export async function sendToAgent(
@@ -52,7 +61,11 @@ export async function sendToAgent(
   try {
     await deps.bus.send(
       queueUrl,
-      commands.map(({ command, dedupId }) => ({ body: JSON.stringify(command), groupId: agentGroup(command), dedupId })),
+      commands.map(({ command, dedupId }) => ({
+        body: JSON.stringify(command),
+        groupId: agentGroup(command),
+        dedupId,
+      })),
     );
   } catch (e) {
     if (!(e instanceof QueueGoneError)) throw e;
@@ -62,7 +75,11 @@ export async function sendToAgent(
 }
 
 /** Asks the allocator shard(s) to run a cycle. Nudges are cheap and coalesce into one cycle per batch. */
-export async function nudgeAllocator(deps: ControlDeps, reason: string, shards?: readonly number[]): Promise<void> {
+export async function nudgeAllocator(
+  deps: ControlDeps,
+  reason: string,
+  shards?: readonly number[],
+): Promise<void> {
   const list = shards ?? Array.from({ length: deps.config.shards }, (_, i) => i);
   await Promise.all(
     list.map((shard) => {
@@ -81,7 +98,10 @@ export async function startTimers(
   if (timers.length === 0) return;
   await deps.bus.send(
     deps.config.queues.timers,
-    timers.map((t) => ({ body: JSON.stringify(t.message), delaySeconds: Math.min(900, Math.max(0, t.delaySeconds)) })),
+    timers.map((t) => ({
+      body: JSON.stringify(t.message),
+      delaySeconds: Math.min(900, Math.max(0, t.delaySeconds)),
+    })),
   );
 }
 

@@ -1,7 +1,7 @@
 /** Builds the control plane's dependencies inside Lambda, from the environment the CDK stack sets. */
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus } from '../adapters/sqs.ts';
 import { ENV, QUEUES, type QueueName, TABLES, type TableName } from '../infra/definition.ts';
@@ -23,13 +23,18 @@ export interface EnvDeps extends ControlDeps {
 }
 
 export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
-  const tables = Object.fromEntries(Object.keys(TABLES).map((t) => [t, required(env, ENV.tables(t as TableName))])) as Record<TableName, string>;
-  const queues = Object.fromEntries(Object.keys(QUEUES).map((q) => [q, required(env, ENV.queues(q as QueueName))])) as Record<QueueName, string>;
+  const tables = Object.fromEntries(
+    Object.keys(TABLES).map((t) => [t, required(env, ENV.tables(t as TableName))]),
+  ) as Record<TableName, string>;
+  const queues = Object.fromEntries(
+    Object.keys(QUEUES).map((q) => [q, required(env, ENV.queues(q as QueueName))]),
+  ) as Record<QueueName, string>;
   const logger = new Logger();
   const pm = new PowertoolsMetrics({ namespace: env.POWERTOOLS_METRICS_NAMESPACE ?? 'Meso' });
   const metrics: Metrics = {
     count(name, dimensions, value = 1) {
-      if (!dimensions || Object.keys(dimensions).length === 0) return pm.addMetric(name, MetricUnit.Count, value);
+      if (!dimensions || Object.keys(dimensions).length === 0)
+        return pm.addMetric(name, MetricUnit.Count, value);
       const single = pm.singleMetric();
       for (const [k, v] of Object.entries(dimensions)) single.addDimension(k, v);
       single.addMetric(name, MetricUnit.Count, value);
@@ -51,7 +56,10 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
       queues,
       prefix: env[ENV.prefix] || DEFAULT_CONTROL_CONFIG.prefix,
       offerTimeoutSeconds: num(env.MESO_OFFER_TIMEOUT_SECONDS, DEFAULT_CONTROL_CONFIG.offerTimeoutSeconds),
-      heartbeatIntervalSeconds: num(env.MESO_HEARTBEAT_INTERVAL_SECONDS, DEFAULT_CONTROL_CONFIG.heartbeatIntervalSeconds),
+      heartbeatIntervalSeconds: num(
+        env.MESO_HEARTBEAT_INTERVAL_SECONDS,
+        DEFAULT_CONTROL_CONFIG.heartbeatIntervalSeconds,
+      ),
       shards: num(env.MESO_ALLOCATOR_SHARDS, DEFAULT_CONTROL_CONFIG.shards),
     },
     flush: () => pm.publishStoredMetrics(),

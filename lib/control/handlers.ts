@@ -29,7 +29,8 @@ const isAgentCalls = (source: string | undefined) => /agent-calls(\.fifo)?$/.tes
 export function createHandlers(deps: () => ControlDeps, afterEach?: () => void): Handlers {
   const registry = perRecordHandler(
     deps,
-    (d, record) => (isAgentCalls(record.source) ? handleAgentCall(d, record) : handleSchedulerCall(d, record)),
+    (d, record) =>
+      isAgentCalls(record.source) ? handleAgentCall(d, record) : handleSchedulerCall(d, record),
     afterEach,
   );
 

@@ -1,10 +1,11 @@
 /** Typed access to the control plane's records, and derived values such as an agent's free resources. */
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
-import { EMPTY, type Resources, add, subtract } from '../core/resources.ts';
+import { add, EMPTY, type Resources, subtract } from '../core/resources.ts';
 import type { Item, Store } from '../ports/store.ts';
 
 export const getAgent = (s: Store, agentId: string) => s.get<AgentRecord & Item>('agents', { agentId });
-export const getFramework = (s: Store, frameworkId: string) => s.get<FrameworkRecord & Item>('frameworks', { frameworkId });
+export const getFramework = (s: Store, frameworkId: string) =>
+  s.get<FrameworkRecord & Item>('frameworks', { frameworkId });
 export const getTask = (s: Store, frameworkId: string, taskId: string) =>
   s.get<TaskRecord & Item>('tasks', { frameworkId, taskId });
 
@@ -24,7 +25,11 @@ export function agentOfOffer(id: string): string | undefined {
 }
 
 /** Retries `fn` when a conditional write lost a race, re-reading state each time. */
-export async function withRetry<T>(fn: () => Promise<T>, isConflict: (e: unknown) => boolean, attempts = 8): Promise<T> {
+export async function withRetry<T>(
+  fn: () => Promise<T>,
+  isConflict: (e: unknown) => boolean,
+  attempts = 8,
+): Promise<T> {
   for (let i = 0; ; i++) {
     try {
       return await fn();

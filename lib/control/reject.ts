@@ -32,7 +32,11 @@ export interface Rejection {
  * Whether a queue URL names one of the deployment's framework (`<prefix>-fw-*`) or agent
  * (`<prefix>-agent-*`) queues — the only queues the control plane sends events to.
  */
-export function ownQueueProblem(prefix: string, kind: 'framework' | 'agent', queueUrl: string): string | undefined {
+export function ownQueueProblem(
+  prefix: string,
+  kind: 'framework' | 'agent',
+  queueUrl: string,
+): string | undefined {
   let name: string;
   try {
     name = new URL(queueUrl).pathname.split('/').filter(Boolean).at(-1) ?? '';
@@ -40,7 +44,9 @@ export function ownQueueProblem(prefix: string, kind: 'framework' | 'agent', que
     return `queueUrl ${JSON.stringify(queueUrl)} is not a URL`;
   }
   const want = `${prefix}-${kind === 'framework' ? 'fw' : 'agent'}-`;
-  return name.startsWith(want) ? undefined : `a ${kind}'s queue must be named ${want}*, got ${JSON.stringify(name)}`;
+  return name.startsWith(want)
+    ? undefined
+    : `a ${kind}'s queue must be named ${want}*, got ${JSON.stringify(name)}`;
 }
 
 export const rejectedCounterKey = (queue: string, code: RejectCode): string => `rejected#${queue}#${code}`;

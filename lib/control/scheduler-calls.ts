@@ -6,10 +6,12 @@
  */
 import { validateLaunch } from '../core/accept.ts';
 import type { AgentRecord, FilterRecord, FrameworkRecord, OfferRecord, TaskRecord } from '../core/model.ts';
-import { EMPTY, type Resources, add, fromWire, isEmpty } from '../core/resources.ts';
+import { add, EMPTY, fromWire, isEmpty, type Resources } from '../core/resources.ts';
 import { isTerminal } from '../core/task-state.ts';
+import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts';
 import {
   type CallOf,
+  parseMessage,
   type SchedulerCall,
   SchedulerCallSchema,
   type SchedulerEvent,
@@ -17,15 +19,22 @@ import {
   type TaskReason,
   type TaskState,
   type TaskStatus,
-  parseMessage,
 } from '../protocol/index.ts';
-import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework, startTimers } from './emit.ts';
 import { agentOfOffer, getAgent, getFramework, getTask, withRetry } from './records.ts';
 import { ownQueueProblem, type Rejection, reject } from './reject.ts';
 
-const CALL_TYPES = ['SUBSCRIBE', 'TEARDOWN', 'ACCEPT', 'DECLINE', 'REVIVE', 'KILL', 'ACKNOWLEDGE', 'RECONCILE'] as const;
+const CALL_TYPES = [
+  'SUBSCRIBE',
+  'TEARDOWN',
+  'ACCEPT',
+  'DECLINE',
+  'REVIVE',
+  'KILL',
+  'ACKNOWLEDGE',
+  'RECONCILE',
+] as const;
 const isConflict = (e: unknown) => e instanceof ConditionFailedError;
 
 export async function handleSchedulerCall(deps: ControlDeps, record: InboundRecord): Promise<void> {
@@ -33,8 +42,14 @@ export async function handleSchedulerCall(deps: ControlDeps, record: InboundReco
   if (!parsed.ok) {
     const raw = (parsed.raw ?? {}) as Record<string, unknown>;
     const framework = raw.framework as Record<string, unknown> | undefined;
-    const fwId = typeof raw.frameworkId === 'string' ? raw.frameworkId : (framework?.frameworkId as string | undefined);
-    const replyTo = await replyTarget(deps, record, fwId, typeof framework?.queueUrl === 'string' ? framework.queueUrl : undefined);
+    const fwId =
+      typeof raw.frameworkId === 'string' ? raw.frameworkId : (framework?.frameworkId as string | undefined);
+    const replyTo = await replyTarget(
+      deps,
+      record,
+      fwId,
+      typeof framework?.queueUrl === 'string' ? framework.queueUrl : undefined,
+    );
     return reject(deps, 'scheduler-calls', record, {
       code: parsed.code,
       message: parsed.error,
@@ -80,8 +95,17 @@ async function replyTarget(
   return undefined;
 }
 
-function authorize(fw: FrameworkRecord | undefined, record: InboundRecord, call: SchedulerCall): Rejection | undefined {
-  if (!fw) return { code: 'UNKNOWN_FRAMEWORK', message: `framework ${callFrameworkId(call)} is not subscribed`, call: call.type };
+function authorize(
+  fw: FrameworkRecord | undefined,
+  record: InboundRecord,
+  call: SchedulerCall,
+): Rejection | undefined {
+  if (!fw)
+    return {
+      code: 'UNKNOWN_FRAMEWORK',
+      message: `framework ${callFrameworkId(call)} is not subscribed`,
+      call: call.type,
+    };
   if (fw.principal !== record.senderId) {
     // The caller is not the framework's owner: tell nobody but the operator (logs, counters).
     return {
@@ -108,15 +132,26 @@ const callFrameworkId = (call: SchedulerCall): string =>
 async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<'SUBSCRIBE'>): Promise<void> {
   const info = call.framework;
   const badQueue = ownQueueProblem(deps.config.prefix, 'framework', info.queueUrl);
-  if (badQueue) return reject(deps, 'scheduler-calls', record, { code: 'INVALID', message: badQueue, call: 'SUBSCRIBE' });
+  if (badQueue)
+    return reject(deps, 'scheduler-calls', record, { code: 'INVALID', message: badQueue, call: 'SUBSCRIBE' });
   const replyTo = { kind: 'framework' as const, queueUrl: info.queueUrl };
   const outcome = await withRetry(async (): Promise<Rejection | FrameworkRecord> => {
     const existing = await getFramework(deps.store, info.frameworkId);
     if (existing && existing.principal !== record.senderId) {
-      return { code: 'FORBIDDEN', message: `framework id ${info.frameworkId} belongs to another identity`, call: 'SUBSCRIBE', replyTo };
+      return {
+        code: 'FORBIDDEN',
+        message: `framework id ${info.frameworkId} belongs to another identity`,
+        call: 'SUBSCRIBE',
+        replyTo,
+      };
     }
     if (existing?.status === 'TORN_DOWN') {
-      return { code: 'FRAMEWORK_TORN_DOWN', message: `framework ${info.frameworkId} was torn down; subscribe with a new id`, call: 'SUBSCRIBE', replyTo };
+      return {
+        code: 'FRAMEWORK_TORN_DOWN',
+        message: `framework ${info.frameworkId} was torn down; subscribe with a new id`,
+        call: 'SUBSCRIBE',
+        replyTo,
+      };
     }
     const now = deps.clock.now();
     const next: FrameworkRecord = {
@@ -133,13 +168,25 @@ async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<
       subscribedAt: now,
       version: existing?.version ?? 0,
     };
-    await deps.store.write([{ kind: 'put', table: 'frameworks', item: next as unknown as Item, expect: existing ? existing.version : 'absent' }]);
+    await deps.store.write([
+      {
+        kind: 'put',
+        table: 'frameworks',
+        item: next as unknown as Item,
+        expect: existing ? existing.version : 'absent',
+      },
+    ]);
     return next;
   }, isConflict);
   if ('code' in outcome) return reject(deps, 'scheduler-calls', record, outcome);
   await sendToFramework(deps, info.queueUrl, [
     {
-      event: { v: 1, type: 'SUBSCRIBED', frameworkId: info.frameworkId, heartbeatIntervalSeconds: deps.config.frameworkHeartbeatSeconds },
+      event: {
+        v: 1,
+        type: 'SUBSCRIBED',
+        frameworkId: info.frameworkId,
+        heartbeatIntervalSeconds: deps.config.frameworkHeartbeatSeconds,
+      },
       dedupId: `subscribed.${record.messageId}`,
     },
   ]);
@@ -169,7 +216,12 @@ export function masterStatus(
   };
 }
 
-async function accept(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord, call: CallOf<'ACCEPT'>): Promise<void> {
+async function accept(
+  deps: ControlDeps,
+  record: InboundRecord,
+  fw: FrameworkRecord,
+  call: CallOf<'ACCEPT'>,
+): Promise<void> {
   const tasks: TaskInfo[] = call.operations.flatMap((op) => (op.type === 'LAUNCH' ? op.tasks : []));
   const agentIds = new Set(call.offerIds.map(agentOfOffer));
   const now = () => deps.clock.now();
@@ -178,7 +230,19 @@ async function accept(deps: ControlDeps, record: InboundRecord, fw: FrameworkRec
       deps,
       fw.queueUrl,
       tasks.map((t) => ({
-        event: { v: 1, type: 'UPDATE', status: masterStatus(now(), fw.frameworkId, t.taskId, 'TASK_DROPPED', 'REASON_INVALID_OFFERS', message, t.agentId) },
+        event: {
+          v: 1,
+          type: 'UPDATE',
+          status: masterStatus(
+            now(),
+            fw.frameworkId,
+            t.taskId,
+            'TASK_DROPPED',
+            'REASON_INVALID_OFFERS',
+            message,
+            t.agentId,
+          ),
+        },
         dedupId: `accept.${record.messageId}.${t.taskId}`,
       })),
     );
@@ -233,7 +297,10 @@ async function accept(deps: ControlDeps, record: InboundRecord, fw: FrameworkRec
       updatedAt: t0,
       version: 0,
     }));
-    const rejected = result.rejected.map((r) => ({ ...r, agentId: infoById.get(r.taskId)?.agentId ?? agentId }));
+    const rejected = result.rejected.map((r) => ({
+      ...r,
+      agentId: infoById.get(r.taskId)?.agentId ?? agentId,
+    }));
     if (consumed.length > 0) {
       // Spend the accepted offers: they leave the agent's offers, launched tasks join its tasks,
       // and whatever was not used becomes free again — one conditional write with the task rows.
@@ -242,12 +309,26 @@ async function accept(deps: ControlDeps, record: InboundRecord, fw: FrameworkRec
       const agentTasks = { ...agent.tasks };
       for (const t of launch) agentTasks[t.taskId] = { frameworkId: fw.frameworkId, resources: t.resources };
       const ops: WriteOp[] = [
-        { kind: 'patch', table: 'agents', key: { agentId }, set: { offers: offersLeft, tasks: agentTasks }, expect: agent.version },
-        ...launch.map((t): WriteOp => ({ kind: 'put', table: 'tasks', item: t as unknown as Item, expect: 'absent' })),
+        {
+          kind: 'patch',
+          table: 'agents',
+          key: { agentId },
+          set: { offers: offersLeft, tasks: agentTasks },
+          expect: agent.version,
+        },
+        ...launch.map(
+          (t): WriteOp => ({ kind: 'put', table: 'tasks', item: t as unknown as Item, expect: 'absent' }),
+        ),
       ];
       await deps.store.write(ops);
     }
-    return { agent, launch, rejected, remaining: consumed.length > 0 ? result.remaining : EMPTY, alreadyApplied: false };
+    return {
+      agent,
+      launch,
+      rejected,
+      remaining: consumed.length > 0 ? result.remaining : EMPTY,
+      alreadyApplied: false,
+    };
   }, isConflict);
 
   if (typeof decision === 'string') return dropAll(decision);
@@ -258,13 +339,20 @@ async function accept(deps: ControlDeps, record: InboundRecord, fw: FrameworkRec
     decision.agent.queueUrl,
     decision.launch
       .filter((t) => !decision.alreadyApplied || t.state === 'TASK_STAGING')
-      .map((t) => ({ command: { v: 1, type: 'LAUNCH', frameworkId: fw.frameworkId, task: t.info }, dedupId: `launch.${fw.frameworkId}.${t.taskId}` })),
+      .map((t) => ({
+        command: { v: 1, type: 'LAUNCH', frameworkId: fw.frameworkId, task: t.info },
+        dedupId: `launch.${fw.frameworkId}.${t.taskId}`,
+      })),
   );
   await sendToFramework(
     deps,
     fw.queueUrl,
     decision.rejected.map((r) => ({
-      event: { v: 1, type: 'UPDATE', status: masterStatus(now(), fw.frameworkId, r.taskId, r.state, r.reason, r.message, r.agentId) },
+      event: {
+        v: 1,
+        type: 'UPDATE',
+        status: masterStatus(now(), fw.frameworkId, r.taskId, r.state, r.reason, r.message, r.agentId),
+      },
       dedupId: `accept.${record.messageId}.${r.taskId}`,
     })),
   );
@@ -279,11 +367,18 @@ async function accept(deps: ControlDeps, record: InboundRecord, fw: FrameworkRec
 
 /** DECLINE's refuse_seconds: invalid values (negative, NaN, not a number) mean the default; capped. */
 export function refuseSeconds(deps: Pick<ControlDeps, 'config'>, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return deps.config.defaultRefuseSeconds;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+    return deps.config.defaultRefuseSeconds;
   return Math.min(value, deps.config.maxRefuseSeconds);
 }
 
-async function setFilter(deps: ControlDeps, fw: FrameworkRecord, agentId: string, resources: Resources, seconds: number) {
+async function setFilter(
+  deps: ControlDeps,
+  fw: FrameworkRecord,
+  agentId: string,
+  resources: Resources,
+  seconds: number,
+) {
   if (seconds <= 0) return;
   const now = deps.clock.now();
   const until = now + seconds * 1000;
@@ -293,13 +388,31 @@ async function setFilter(deps: ControlDeps, fw: FrameworkRecord, agentId: string
   const filters: Record<string, FilterRecord> = {};
   for (const [a, f] of Object.entries(current.filters)) if (f.until > now) filters[a] = f;
   filters[agentId] = { until, resources };
-  await deps.store.write([{ kind: 'patch', table: 'frameworks', key: { frameworkId: fw.frameworkId }, set: { filters }, expect: 'exists' }]);
+  await deps.store.write([
+    {
+      kind: 'patch',
+      table: 'frameworks',
+      key: { frameworkId: fw.frameworkId },
+      set: { filters },
+      expect: 'exists',
+    },
+  ]);
   if (seconds <= 900) {
-    await startTimers(deps, [{ message: { v: 1, type: 'FILTER_EXPIRED', frameworkId: fw.frameworkId, agentId }, delaySeconds: seconds }]);
+    await startTimers(deps, [
+      {
+        message: { v: 1, type: 'FILTER_EXPIRED', frameworkId: fw.frameworkId, agentId },
+        delaySeconds: seconds,
+      },
+    ]);
   }
 }
 
-async function decline(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord, call: CallOf<'DECLINE'>): Promise<void> {
+async function decline(
+  deps: ControlDeps,
+  record: InboundRecord,
+  fw: FrameworkRecord,
+  call: CallOf<'DECLINE'>,
+): Promise<void> {
   const byAgent = new Map<string, string[]>();
   for (const id of call.offerIds) {
     const a = agentOfOffer(id);
@@ -312,11 +425,21 @@ async function decline(deps: ControlDeps, record: InboundRecord, fw: FrameworkRe
     const declined = await withRetry(async () => {
       const agent = await getAgent(deps.store, agentId);
       if (!agent) return EMPTY;
-      const mine = ids.map((id) => agent.offers[id]).filter((o): o is OfferRecord => !!o && o.frameworkId === fw.frameworkId);
+      const mine = ids
+        .map((id) => agent.offers[id])
+        .filter((o): o is OfferRecord => !!o && o.frameworkId === fw.frameworkId);
       if (mine.length === 0) return EMPTY;
       const offersLeft = { ...agent.offers };
       for (const o of mine) delete offersLeft[o.offerId];
-      await deps.store.write([{ kind: 'patch', table: 'agents', key: { agentId }, set: { offers: offersLeft }, expect: agent.version }]);
+      await deps.store.write([
+        {
+          kind: 'patch',
+          table: 'agents',
+          key: { agentId },
+          set: { offers: offersLeft },
+          expect: agent.version,
+        },
+      ]);
       return mine.reduce((acc, o) => add(acc, o.resources), EMPTY);
     }, isConflict);
     if (isEmpty(declined)) continue;
@@ -328,16 +451,39 @@ async function decline(deps: ControlDeps, record: InboundRecord, fw: FrameworkRe
 }
 
 async function revive(deps: ControlDeps, fw: FrameworkRecord): Promise<void> {
-  await deps.store.write([{ kind: 'patch', table: 'frameworks', key: { frameworkId: fw.frameworkId }, set: { filters: {} }, expect: 'exists' }]);
+  await deps.store.write([
+    {
+      kind: 'patch',
+      table: 'frameworks',
+      key: { frameworkId: fw.frameworkId },
+      set: { filters: {} },
+      expect: 'exists',
+    },
+  ]);
   await nudgeAllocator(deps, `revive by ${fw.frameworkId}`);
 }
 
-async function kill(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord, call: CallOf<'KILL'>): Promise<void> {
+async function kill(
+  deps: ControlDeps,
+  record: InboundRecord,
+  fw: FrameworkRecord,
+  call: CallOf<'KILL'>,
+): Promise<void> {
   const task = await getTask(deps.store, fw.frameworkId, call.taskId);
   if (!task) {
     const state: TaskState = fw.partitionAware ? 'TASK_UNKNOWN' : 'TASK_LOST';
-    const status = masterStatus(deps.clock.now(), fw.frameworkId, call.taskId, state, 'REASON_RECONCILIATION', 'kill of a task Meso does not know', call.agentId);
-    return sendToFramework(deps, fw.queueUrl, [{ event: { v: 1, type: 'UPDATE', status }, dedupId: `kill.${record.messageId}` }]);
+    const status = masterStatus(
+      deps.clock.now(),
+      fw.frameworkId,
+      call.taskId,
+      state,
+      'REASON_RECONCILIATION',
+      'kill of a task Meso does not know',
+      call.agentId,
+    );
+    return sendToFramework(deps, fw.queueUrl, [
+      { event: { v: 1, type: 'UPDATE', status }, dedupId: `kill.${record.messageId}` },
+    ]);
   }
   if (isTerminal(task.state)) return;
   const agent = await getAgent(deps.store, task.agentId);
@@ -349,14 +495,21 @@ async function kill(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecor
         type: 'KILL',
         frameworkId: fw.frameworkId,
         taskId: task.taskId,
-        ...(task.info.killGracePeriodSeconds !== undefined ? { gracePeriodSeconds: task.info.killGracePeriodSeconds } : {}),
+        ...(task.info.killGracePeriodSeconds !== undefined
+          ? { gracePeriodSeconds: task.info.killGracePeriodSeconds }
+          : {}),
       },
       dedupId: `kill.${record.messageId}`,
     },
   ]);
 }
 
-async function acknowledge(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord, call: CallOf<'ACKNOWLEDGE'>): Promise<void> {
+async function acknowledge(
+  deps: ControlDeps,
+  record: InboundRecord,
+  fw: FrameworkRecord,
+  call: CallOf<'ACKNOWLEDGE'>,
+): Promise<void> {
   const task = await getTask(deps.store, fw.frameworkId, call.taskId);
   if (task && task.agentId !== call.agentId) {
     return reject(deps, 'scheduler-calls', record, {
@@ -376,11 +529,25 @@ async function acknowledge(deps: ControlDeps, record: InboundRecord, fw: Framewo
     });
   }
   await sendToAgent(deps, agent.queueUrl, [
-    { command: { v: 1, type: 'ACKNOWLEDGE', frameworkId: fw.frameworkId, taskId: call.taskId, uuid: call.uuid }, dedupId: `ack.${call.uuid}` },
+    {
+      command: {
+        v: 1,
+        type: 'ACKNOWLEDGE',
+        frameworkId: fw.frameworkId,
+        taskId: call.taskId,
+        uuid: call.uuid,
+      },
+      dedupId: `ack.${call.uuid}`,
+    },
   ]);
 }
 
-async function reconcile(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord, call: CallOf<'RECONCILE'>): Promise<void> {
+async function reconcile(
+  deps: ControlDeps,
+  record: InboundRecord,
+  fw: FrameworkRecord,
+  call: CallOf<'RECONCILE'>,
+): Promise<void> {
   const now = deps.clock.now();
   const asReconciled = (t: TaskRecord): TaskStatus => {
     const { uuid: _uuid, ...rest } = t.status;
@@ -388,7 +555,10 @@ async function reconcile(deps: ControlDeps, record: InboundRecord, fw: Framework
   };
   let statuses: TaskStatus[];
   if (call.tasks.length === 0) {
-    const all = await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: fw.frameworkId });
+    const all = await deps.store.query<TaskRecord & Item>('tasks', {
+      name: 'frameworkId',
+      value: fw.frameworkId,
+    });
     statuses = all.filter((t) => !isTerminal(t.state)).map(asReconciled);
   } else {
     statuses = await Promise.all(
@@ -396,14 +566,25 @@ async function reconcile(deps: ControlDeps, record: InboundRecord, fw: Framework
         const t = await getTask(deps.store, fw.frameworkId, taskId);
         if (t) return asReconciled(t);
         const state: TaskState = fw.partitionAware ? 'TASK_UNKNOWN' : 'TASK_LOST';
-        return masterStatus(now, fw.frameworkId, taskId, state, 'REASON_RECONCILIATION', 'task unknown to Meso', agentId);
+        return masterStatus(
+          now,
+          fw.frameworkId,
+          taskId,
+          state,
+          'REASON_RECONCILIATION',
+          'task unknown to Meso',
+          agentId,
+        );
       }),
     );
   }
   await sendToFramework(
     deps,
     fw.queueUrl,
-    statuses.map((status) => ({ event: { v: 1, type: 'UPDATE', status } satisfies SchedulerEvent, dedupId: `reconcile.${record.messageId}.${status.taskId}` })),
+    statuses.map((status) => ({
+      event: { v: 1, type: 'UPDATE', status } satisfies SchedulerEvent,
+      dedupId: `reconcile.${record.messageId}.${status.taskId}`,
+    })),
   );
 }
 
@@ -411,7 +592,15 @@ async function teardown(deps: ControlDeps, record: InboundRecord, fw: FrameworkR
   await withRetry(async () => {
     const cur = await getFramework(deps.store, fw.frameworkId);
     if (!cur || cur.status === 'TORN_DOWN') return;
-    await deps.store.write([{ kind: 'patch', table: 'frameworks', key: { frameworkId: fw.frameworkId }, set: { status: 'TORN_DOWN', filters: {} }, expect: cur.version }]);
+    await deps.store.write([
+      {
+        kind: 'patch',
+        table: 'frameworks',
+        key: { frameworkId: fw.frameworkId },
+        set: { status: 'TORN_DOWN', filters: {} },
+        expect: cur.version,
+      },
+    ]);
   }, isConflict);
   // Give back its outstanding offers.
   const agents = await deps.store.scan<AgentRecord & Item>('agents');
@@ -420,19 +609,35 @@ async function teardown(deps: ControlDeps, record: InboundRecord, fw: FrameworkR
     await withRetry(async () => {
       const agent = await getAgent(deps.store, a.agentId);
       if (!agent) return;
-      const offersLeft = Object.fromEntries(Object.entries(agent.offers).filter(([, o]) => o.frameworkId !== fw.frameworkId));
-      await deps.store.write([{ kind: 'patch', table: 'agents', key: { agentId: a.agentId }, set: { offers: offersLeft }, expect: agent.version }]);
+      const offersLeft = Object.fromEntries(
+        Object.entries(agent.offers).filter(([, o]) => o.frameworkId !== fw.frameworkId),
+      );
+      await deps.store.write([
+        {
+          kind: 'patch',
+          table: 'agents',
+          key: { agentId: a.agentId },
+          set: { offers: offersLeft },
+          expect: agent.version,
+        },
+      ]);
     }, isConflict);
   }
   // Kill what it still runs; the agents' TASK_KILLED updates free the resources.
-  const tasks = await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: fw.frameworkId });
+  const tasks = await deps.store.query<TaskRecord & Item>('tasks', {
+    name: 'frameworkId',
+    value: fw.frameworkId,
+  });
   const byAgent = new Map(agents.map((a) => [a.agentId, a]));
   for (const t of tasks) {
     if (isTerminal(t.state)) continue;
     const agent = byAgent.get(t.agentId);
     if (!agent) continue;
     await sendToAgent(deps, agent.queueUrl, [
-      { command: { v: 1, type: 'KILL', frameworkId: fw.frameworkId, taskId: t.taskId }, dedupId: `teardown.${record.messageId}.${t.taskId}` },
+      {
+        command: { v: 1, type: 'KILL', frameworkId: fw.frameworkId, taskId: t.taskId },
+        dedupId: `teardown.${record.messageId}.${t.taskId}`,
+      },
     ]);
   }
   deps.metrics.count('FrameworksTornDown');

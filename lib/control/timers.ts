@@ -13,7 +13,8 @@ export async function handleTimer(deps: ControlDeps, record: InboundRecord): Pro
   }
   const m = parsed.message;
   if (m.type === 'OFFER_TIMEOUT') {
-    if (await rescindOffer(deps, m.agentId, m.offerId)) await nudgeAllocator(deps, `offer ${m.offerId} expired`);
+    if (await rescindOffer(deps, m.agentId, m.offerId))
+      await nudgeAllocator(deps, `offer ${m.offerId} expired`);
     return;
   }
   await nudgeAllocator(deps, `filter of ${m.frameworkId} on ${m.agentId} expired`);

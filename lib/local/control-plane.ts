@@ -7,7 +7,12 @@ import { randomUUID } from 'node:crypto';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus } from '../adapters/sqs.ts';
 import type { ClusterConfig } from '../config/cluster.ts';
-import { type ControlConfig, type ControlDeps, DEFAULT_CONTROL_CONFIG, type Logger } from '../control/deps.ts';
+import {
+  type ControlConfig,
+  type ControlDeps,
+  DEFAULT_CONTROL_CONFIG,
+  type Logger,
+} from '../control/deps.ts';
 import { createHandlers, type Handlers } from '../control/handlers.ts';
 import type { SqsHandler } from '../control/lambda.ts';
 import { QUEUES, type QueueName } from '../infra/definition.ts';
@@ -46,7 +51,12 @@ export const quietLogger: Logger = { info: () => {}, warn: () => {}, error: () =
 export function countingMetrics(counters: Map<string, number>): Metrics {
   return {
     count(name, dimensions, value = 1) {
-      const key = dimensions && Object.keys(dimensions).length ? `${name}{${Object.entries(dimensions).map(([k, v]) => `${k}=${v}`).join(',')}}` : name;
+      const key =
+        dimensions && Object.keys(dimensions).length
+          ? `${name}{${Object.entries(dimensions)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(',')}}`
+          : name;
       counters.set(key, (counters.get(key) ?? 0) + value);
       if (key !== name) counters.set(name, (counters.get(name) ?? 0) + value);
     },
@@ -74,7 +84,9 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
     async (event, context) => {
       const first = await h(event, context);
       const second = await h(event, context);
-      const failed = new Set([...first.batchItemFailures, ...second.batchItemFailures].map((f) => f.itemIdentifier));
+      const failed = new Set(
+        [...first.batchItemFailures, ...second.batchItemFailures].map((f) => f.itemIdentifier),
+      );
       return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
     };
   const wrapHandler = opts.deliverTwice ? twice : (h: SqsHandler) => h;
@@ -100,7 +112,13 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
     });
   });
   const sweepMs = opts.sweepIntervalMs ?? 60_000;
-  const sweep = sweepMs > 0 ? setInterval(() => void handlers.sweep().catch((e) => deps.log.error('sweep failed', { error: String(e) })), sweepMs) : undefined;
+  const sweep =
+    sweepMs > 0
+      ? setInterval(
+          () => void handlers.sweep().catch((e) => deps.log.error('sweep failed', { error: String(e) })),
+          sweepMs,
+        )
+      : undefined;
   return {
     deps,
     counters,

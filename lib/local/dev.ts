@@ -61,11 +61,25 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     emulators = await startEmulators({ ...(opts.persist ? { dataDir: join(mesoDir, 'data') } : {}) });
   }
   const aws = emulators
-    ? { region: emulators.region, dynamoEndpoint: emulators.dynamoEndpoint, sqsEndpoint: emulators.sqsEndpoint }
+    ? {
+        region: emulators.region,
+        dynamoEndpoint: emulators.dynamoEndpoint,
+        sqsEndpoint: emulators.sqsEndpoint,
+      }
     : external;
   const provisioned = await provision({ aws, prefix });
-  const cluster: ClusterConfig = { aws, prefix, queues: provisioned.queues, tables: provisioned.tables, source: devFile };
-  const controlPlane = startLocalControlPlane({ cluster, dlqs: provisioned.dlqs, log: devLogger(!!opts.verbose) });
+  const cluster: ClusterConfig = {
+    aws,
+    prefix,
+    queues: provisioned.queues,
+    tables: provisioned.tables,
+    source: devFile,
+  };
+  const controlPlane = startLocalControlPlane({
+    cluster,
+    dlqs: provisioned.dlqs,
+    log: devLogger(!!opts.verbose),
+  });
 
   const dev: DevFile = {
     region: aws.region,
@@ -83,8 +97,17 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   const agentCount = opts.agents ?? 1;
   const registered: Promise<void>[] = [];
   for (let i = 0; i < agentCount; i++) {
-    const workDir = opts.workDir && agentCount === 1 ? resolve(opts.workDir) : join(opts.workDir ? resolve(opts.workDir) : mesoDir, `agent-${i}`);
-    const args = [join(ROOT, 'node_modules/tsx/dist/cli.mjs'), join(ROOT, 'bin/meso-agent.ts'), 'run', '--work-dir', workDir];
+    const workDir =
+      opts.workDir && agentCount === 1
+        ? resolve(opts.workDir)
+        : join(opts.workDir ? resolve(opts.workDir) : mesoDir, `agent-${i}`);
+    const args = [
+      join(ROOT, 'node_modules/tsx/dist/cli.mjs'),
+      join(ROOT, 'bin/meso-agent.ts'),
+      'run',
+      '--work-dir',
+      workDir,
+    ];
     if (opts.resources) args.push('--resources', opts.resources);
     const child = spawn(process.execPath, args, {
       cwd,
@@ -103,7 +126,9 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     );
     agents.push(child);
   }
-  await Promise.race([Promise.all(registered), new Promise((r) => setTimeout(r, 30_000))]);
+  let giveUp: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(registered), new Promise((r) => (giveUp = setTimeout(r, 30_000)))]);
+  clearTimeout(giveUp);
 
   say('');
   say(`Meso is running: control plane in-process, ${agentCount} agent(s).`);
@@ -121,6 +146,8 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       if (stopping) return;
       stopping = true;
       say(`\n${signal}: stopping Meso…`);
+      // The file goes first: whatever happens next, no client should find a stack that is going.
+      rmSync(devFile, { force: true });
       await Promise.all(
         agents.map(
           (a) =>
@@ -132,9 +159,10 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
             }),
         ),
       );
-      await controlPlane.stop();
-      await emulators?.stop();
-      rmSync(devFile, { force: true });
+      // Ctrl-C in a terminal signals the whole process group, emulators included: stopping what
+      // is already gone must not keep the rest from stopping.
+      await controlPlane.stop().catch(() => {});
+      await emulators?.stop().catch(() => {});
       say('Stopped.');
       done();
     };

@@ -149,6 +149,15 @@ process.on('SIGINT', end);
 
 /** Starts fauxqs in this child; exits when the parent's IPC channel closes. */
 const FAUXQS_CHILD = `
+// fauxqs listens on 0.0.0.0; test and dev servers here listen on loopback only.
+const net = await import('node:net');
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  if (args[0] && typeof args[0] === 'object' && ['0.0.0.0', '::', undefined].includes(args[0].host)) {
+    args[0] = { ...args[0], host: '127.0.0.1' };
+  }
+  return listen.apply(this, args);
+};
 const { startFauxqs } = await import(process.env.MESO_FAUXQS_URL);
 const dataDir = process.env.MESO_FAUXQS_DATA_DIR || undefined;
 const server = await startFauxqs({

@@ -11,7 +11,10 @@ export const Id = z
   .string()
   .min(1)
   .max(128)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'ids use letters, digits and . _ : @ - and start with a letter or digit');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/,
+    'ids use letters, digits and . _ : @ - and start with a letter or digit',
+  );
 
 /** Agent ids name the agent's queue, so they use only characters SQS queue names allow. */
 export const AgentId = z
@@ -34,7 +37,9 @@ export const WireResourcesSchema = z
     disk: scalar.optional(),
     gpus: scalar.optional(),
     ports: z
-      .array(z.tuple([port, port]).refine(([b, e]) => b <= e, 'a port range is [begin, end] with begin <= end'))
+      .array(
+        z.tuple([port, port]).refine(([b, e]) => b <= e, 'a port range is [begin, end] with begin <= end'),
+      )
       .max(1024)
       .optional(),
   })

@@ -9,7 +9,9 @@ const v = z.literal(1);
 
 export const AllocatorMessageSchema = z.discriminatedUnion('type', [
   /** Something changed (resources freed, an agent or framework arrived, a filter ended): run a cycle. */
-  z.object({ v, type: z.literal('ALLOCATE'), shard: z.number().int().nonnegative(), reason: z.string() }).strict(),
+  z
+    .object({ v, type: z.literal('ALLOCATE'), shard: z.number().int().nonnegative(), reason: z.string() })
+    .strict(),
 ]);
 
 export const TimerMessageSchema = z.discriminatedUnion('type', [

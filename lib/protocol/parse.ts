@@ -3,9 +3,18 @@ import type { z } from 'zod';
 
 export type Parsed<T> =
   | { ok: true; message: T }
-  | { ok: false; code: 'MALFORMED_JSON' | 'UNKNOWN_TYPE' | 'INVALID' | 'UNSUPPORTED_VERSION'; error: string; raw?: unknown };
+  | {
+      ok: false;
+      code: 'MALFORMED_JSON' | 'UNKNOWN_TYPE' | 'INVALID' | 'UNSUPPORTED_VERSION';
+      error: string;
+      raw?: unknown;
+    };
 
-export function parseMessage<S extends z.ZodType>(schema: S, body: string, knownTypes: readonly string[]): Parsed<z.infer<S>> {
+export function parseMessage<S extends z.ZodType>(
+  schema: S,
+  body: string,
+  knownTypes: readonly string[],
+): Parsed<z.infer<S>> {
   let raw: unknown;
   try {
     raw = JSON.parse(body);
@@ -16,9 +25,20 @@ export function parseMessage<S extends z.ZodType>(schema: S, body: string, known
     return { ok: false, code: 'INVALID', error: 'a message is a JSON object', raw };
   }
   const obj = raw as Record<string, unknown>;
-  if (obj.v !== 1) return { ok: false, code: 'UNSUPPORTED_VERSION', error: `unsupported protocol version ${JSON.stringify(obj.v)} (expected 1)`, raw };
+  if (obj.v !== 1)
+    return {
+      ok: false,
+      code: 'UNSUPPORTED_VERSION',
+      error: `unsupported protocol version ${JSON.stringify(obj.v)} (expected 1)`,
+      raw,
+    };
   if (typeof obj.type !== 'string' || !knownTypes.includes(obj.type)) {
-    return { ok: false, code: 'UNKNOWN_TYPE', error: `unknown message type ${JSON.stringify(obj.type)}`, raw };
+    return {
+      ok: false,
+      code: 'UNKNOWN_TYPE',
+      error: `unknown message type ${JSON.stringify(obj.type)}`,
+      raw,
+    };
   }
   const r = schema.safeParse(raw);
   if (!r.success) {

@@ -3,7 +3,14 @@
  * (MessageGroupId = its framework id) and the events Meso sends to the framework's own queue.
  */
 import { z } from 'zod';
-import { Attributes, FiltersSchema, Id, TaskInfoSchema, TaskStatusSchema, WireResourcesSchema } from './common.ts';
+import {
+  Attributes,
+  FiltersSchema,
+  Id,
+  TaskInfoSchema,
+  TaskStatusSchema,
+  WireResourcesSchema,
+} from './common.ts';
 
 const v = z.literal(1);
 

@@ -14,8 +14,12 @@ import type { ClusterConfig } from '../../lib/config/cluster.ts';
 import type { ControlConfig } from '../../lib/control/deps.ts';
 import { agentFree } from '../../lib/control/records.ts';
 import type { AgentRecord } from '../../lib/core/model.ts';
-import { contains, add, EMPTY } from '../../lib/core/resources.ts';
-import { type LocalControlPlane, type LocalControlPlaneOptions, startLocalControlPlane } from '../../lib/local/control-plane.ts';
+import { add, contains, EMPTY } from '../../lib/core/resources.ts';
+import {
+  type LocalControlPlane,
+  type LocalControlPlaneOptions,
+  startLocalControlPlane,
+} from '../../lib/local/control-plane.ts';
 import type { Item, Store, WriteOp } from '../../lib/ports/store.ts';
 import type { Offer, TaskStatus } from '../../lib/protocol/index.ts';
 import { MesoScheduler } from '../../lib/sdk/scheduler.ts';
@@ -82,7 +86,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     ...opts.controlPlane,
     wrap: {
       ...opts.controlPlane?.wrap,
-      store: (s) => checkingStore(opts.controlPlane?.wrap?.store ? opts.controlPlane.wrap.store(s) : s, violations),
+      store: (s) =>
+        checkingStore(opts.controlPlane?.wrap?.store ? opts.controlPlane.wrap.store(s) : s, violations),
     },
   });
   const sqs = createSqsClient(cluster.aws);
@@ -145,12 +150,19 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 }
 
 /** Resolves when `predicate` holds for an event `on` delivers. */
-export function waitForEvent<T>(subscribe: (cb: (v: T) => void) => void, predicate: (v: T) => boolean = () => true): Promise<T> {
+export function waitForEvent<T>(
+  subscribe: (cb: (v: T) => void) => void,
+  predicate: (v: T) => boolean = () => true,
+): Promise<T> {
   return new Promise((resolve) => subscribe((v) => predicate(v) && resolve(v)));
 }
 
 /** Polls a condition on state that has no event of its own (bounded). */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -27,7 +27,12 @@ function greedyFramework(s: MesoScheduler, pending: Pending[]) {
         const t = pending.shift()!;
         cpus -= t.cpus;
         mem -= t.mem;
-        batch.push({ taskId: t.taskId, agentId: offer.agentId, resources: { cpus: t.cpus, mem: t.mem }, command: { value: t.command } });
+        batch.push({
+          taskId: t.taskId,
+          agentId: offer.agentId,
+          resources: { cpus: t.cpus, mem: t.mem },
+          command: { value: t.command },
+        });
       }
       if (batch.length > 0) await s.accept([offer.offerId], batch, { refuseSeconds: 0 });
       else await s.decline([offer.offerId], 1);
@@ -75,12 +80,17 @@ describe('a task runs end to end', () => {
     expect(offersSeen.length).toBeGreaterThan(2);
     // Every update was acknowledged: the agents stop resending.
     for (const a of h.agents) {
-      await eventually(async () => a.pendingStatusUpdates().length === 0, 'acknowledgements to reach the agent');
+      await eventually(
+        async () => a.pendingStatusUpdates().length === 0,
+        'acknowledgements to reach the agent',
+      );
     }
     // No agent's accounting ever went below zero or above its total.
     expect(h.violations).toEqual([]);
     // And when everything is done, every agent's resources are back: nothing is left in use.
-    const rows = await h.controlPlane.deps.store.scan<{ tasks: Record<string, unknown> } & Record<string, unknown>>('agents');
+    const rows = await h.controlPlane.deps.store.scan<
+      { tasks: Record<string, unknown> } & Record<string, unknown>
+    >('agents');
     for (const r of rows) expect(Object.keys(r.tasks)).toEqual([]);
   });
 });

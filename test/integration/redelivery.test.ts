@@ -29,7 +29,8 @@ describe('every message delivered twice', () => {
 
   it('changes nothing: no second launch, no double counting, one update stream per task', async () => {
     const launches = new Map<string, number>();
-    for (const a of h.agents) a.on('taskStarted', (_fw, taskId) => launches.set(taskId, (launches.get(taskId) ?? 0) + 1));
+    for (const a of h.agents)
+      a.on('taskStarted', (_fw, taskId) => launches.set(taskId, (launches.get(taskId) ?? 0) + 1));
 
     const s = h.scheduler({ name: 'twice' });
     const N = 8;
@@ -46,7 +47,12 @@ describe('every message delivered twice', () => {
         }
         await s.accept(
           [offer.offerId],
-          take.map((taskId) => ({ taskId, agentId: offer.agentId, resources: { cpus: 0.25, mem: 32 }, command: { value: `echo ${taskId}` } })),
+          take.map((taskId) => ({
+            taskId,
+            agentId: offer.agentId,
+            resources: { cpus: 0.25, mem: 32 },
+            command: { value: `echo ${taskId}` },
+          })),
           { refuseSeconds: 0 },
         );
       }
@@ -66,9 +72,15 @@ describe('every message delivered twice', () => {
       expect(updates.get(`d${i}`)).toEqual(['TASK_STARTING', 'TASK_RUNNING', 'TASK_FINISHED']);
     }
     expect(h.controlPlane.counters.get('TasksLaunched')).toBe(N);
-    const tasks = await h.controlPlane.deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: s.frameworkId });
+    const tasks = await h.controlPlane.deps.store.query<TaskRecord & Item>('tasks', {
+      name: 'frameworkId',
+      value: s.frameworkId,
+    });
     expect(tasks.map((t) => t.state).sort()).toEqual(Array(N).fill('TASK_FINISHED'));
-    await eventually(async () => h.agents.every((a) => a.pendingStatusUpdates().length === 0), 'acknowledgements');
+    await eventually(
+      async () => h.agents.every((a) => a.pendingStatusUpdates().length === 0),
+      'acknowledgements',
+    );
     const agents = await h.controlPlane.deps.store.scan<{ tasks: object } & Item>('agents');
     for (const a of agents) expect(a.tasks).toEqual({});
     expect(h.violations).toEqual([]);

@@ -1,23 +1,21 @@
 /** Killing, failing and rejected launches, through the real control plane and real processes. */
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentRecord } from '../../lib/core/model.ts';
 import type { Item } from '../../lib/ports/store.ts';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { eventually, type Harness, Recorder, startHarness } from './harness.ts';
 
 describe('task lifecycle', () => {
   let h: Harness;
   let skewMs = 0;
+  const started = new Set<string>();
   beforeAll(async () => {
     h = await startHarness({ agents: 1, controlPlane: { clock: { now: () => Date.now() + skewMs } } });
-  });
-  afterAll(async () => h?.stop());
-
-  const started = new Set<string>();
-  beforeAll(() => {
     for (const a of h.agents) a.on('taskStarted', (_fw, taskId) => started.add(taskId));
   });
+  afterAll(async () => h?.stop());
 
   async function framework(name: string) {
     const s = h.scheduler({ name });
@@ -32,9 +30,17 @@ describe('task lifecycle', () => {
   it('KILL of a long-running task gives TASK_KILLED after SIGTERM', async () => {
     const { s, r } = await framework('kill-term');
     const offer = await r.takeOffer();
-    await s.accept([offer.offerId], [
-      { taskId: 'sleeper', agentId: offer.agentId, resources: { cpus: 0.1, mem: 32 }, command: { value: 'sleep 300' } },
-    ]);
+    await s.accept(
+      [offer.offerId],
+      [
+        {
+          taskId: 'sleeper',
+          agentId: offer.agentId,
+          resources: { cpus: 0.1, mem: 32 },
+          command: { value: 'sleep 300' },
+        },
+      ],
+    );
     await r.update('sleeper', 'TASK_RUNNING');
     await s.kill('sleeper');
     const killed = await r.terminal('sleeper');
@@ -46,19 +52,25 @@ describe('task lifecycle', () => {
   it('a task that ignores SIGTERM is killed with SIGKILL after its grace period', async () => {
     const { s, r } = await framework('kill-hard');
     const offer = await r.takeOffer();
-    await s.accept([offer.offerId], [
-      {
-        taskId: 'stubborn',
-        agentId: offer.agentId,
-        resources: { cpus: 0.1, mem: 32 },
-        killGracePeriodSeconds: 1,
-        command: { value: "trap '' TERM; echo ready; while true; do sleep 1; done" },
-      },
-    ]);
+    await s.accept(
+      [offer.offerId],
+      [
+        {
+          taskId: 'stubborn',
+          agentId: offer.agentId,
+          resources: { cpus: 0.1, mem: 32 },
+          killGracePeriodSeconds: 1,
+          command: { value: "trap '' TERM; echo ready; while true; do sleep 1; done" },
+        },
+      ],
+    );
     await r.update('stubborn', 'TASK_RUNNING');
     // RUNNING means spawned; the trap is in place once the shell has written its marker.
     const run = h.agents[0]!.task(s.frameworkId, 'stubborn')!;
-    await eventually(async () => (await readFile(join(run.sandbox, 'stdout'), 'utf8')).includes('ready'), 'the trap to be set');
+    await eventually(
+      async () => (await readFile(join(run.sandbox, 'stdout'), 'utf8')).includes('ready'),
+      'the trap to be set',
+    );
     await s.kill('stubborn');
     const killed = await r.terminal('stubborn');
     expect(killed.state).toBe('TASK_KILLED');
@@ -69,9 +81,17 @@ describe('task lifecycle', () => {
   it('a failing command gives TASK_FAILED with its exit code and the tail of stderr', async () => {
     const { s, r } = await framework('fail');
     const offer = await r.takeOffer();
-    await s.accept([offer.offerId], [
-      { taskId: 'bad', agentId: offer.agentId, resources: { cpus: 0.1, mem: 32 }, command: { value: 'echo boom >&2; exit 3' } },
-    ]);
+    await s.accept(
+      [offer.offerId],
+      [
+        {
+          taskId: 'bad',
+          agentId: offer.agentId,
+          resources: { cpus: 0.1, mem: 32 },
+          command: { value: 'echo boom >&2; exit 3' },
+        },
+      ],
+    );
     const failed = await r.terminal('bad');
     expect(failed.state).toBe('TASK_FAILED');
     expect(failed.exitCode).toBe(3);
@@ -82,9 +102,17 @@ describe('task lifecycle', () => {
   it('a task larger than its offer gives TASK_ERROR and launches nothing', async () => {
     const { s, r } = await framework('too-big');
     const offer = await r.takeOffer();
-    await s.accept([offer.offerId], [
-      { taskId: 'huge', agentId: offer.agentId, resources: { cpus: 1000, mem: 32 }, command: { value: 'echo no' } },
-    ]);
+    await s.accept(
+      [offer.offerId],
+      [
+        {
+          taskId: 'huge',
+          agentId: offer.agentId,
+          resources: { cpus: 1000, mem: 32 },
+          command: { value: 'echo no' },
+        },
+      ],
+    );
     const st = await r.terminal('huge');
     expect(st.state).toBe('TASK_ERROR');
     expect(st.reason).toBe('REASON_TASK_INVALID');
@@ -98,9 +126,17 @@ describe('task lifecycle', () => {
     const offer = await r.takeOffer();
     skewMs = 10 * 60_000; // the control plane's clock is now past the offer's expiry
     try {
-      await s.accept([offer.offerId], [
-        { taskId: 'late', agentId: offer.agentId, resources: { cpus: 0.1, mem: 32 }, command: { value: 'echo late' } },
-      ]);
+      await s.accept(
+        [offer.offerId],
+        [
+          {
+            taskId: 'late',
+            agentId: offer.agentId,
+            resources: { cpus: 0.1, mem: 32 },
+            command: { value: 'echo late' },
+          },
+        ],
+      );
       const st = await r.terminal('late');
       expect(st.state).toBe('TASK_DROPPED');
       expect(st.reason).toBe('REASON_INVALID_OFFERS');
@@ -120,9 +156,17 @@ describe('task lifecycle', () => {
     const { rescindOffer } = await import('../../lib/control/allocation.ts');
     expect(await rescindOffer(h.controlPlane.deps, offer.agentId, offer.offerId)).toBe(true);
     await r.until(() => r.rescinds.includes(offer.offerId));
-    await s.accept([offer.offerId], [
-      { taskId: 'gone', agentId: offer.agentId, resources: { cpus: 0.1, mem: 32 }, command: { value: 'echo gone' } },
-    ]);
+    await s.accept(
+      [offer.offerId],
+      [
+        {
+          taskId: 'gone',
+          agentId: offer.agentId,
+          resources: { cpus: 0.1, mem: 32 },
+          command: { value: 'echo gone' },
+        },
+      ],
+    );
     const st = await r.terminal('gone');
     expect(st.state).toBe('TASK_DROPPED');
     expect(st.reason).toBe('REASON_INVALID_OFFERS');
@@ -133,17 +177,34 @@ describe('task lifecycle', () => {
   it('a duplicate task id gives TASK_ERROR and launches nothing more', async () => {
     const { s, r } = await framework('dup');
     const first = await r.takeOffer();
-    await s.accept([first.offerId], [
-      { taskId: 'twin', agentId: first.agentId, resources: { cpus: 0.1, mem: 32 }, command: { value: 'sleep 300' } },
-    ], { refuseSeconds: 0 });
+    await s.accept(
+      [first.offerId],
+      [
+        {
+          taskId: 'twin',
+          agentId: first.agentId,
+          resources: { cpus: 0.1, mem: 32 },
+          command: { value: 'sleep 300' },
+        },
+      ],
+      { refuseSeconds: 0 },
+    );
     await r.update('twin', 'TASK_RUNNING');
     const second = await r.takeOffer();
     let launches = 0;
     const count = (_fw: string, taskId: string) => taskId === 'twin' && launches++;
     h.agents[0]!.on('taskStarted', count);
-    await s.accept([second.offerId], [
-      { taskId: 'twin', agentId: second.agentId, resources: { cpus: 0.1, mem: 32 }, command: { value: 'echo again' } },
-    ]);
+    await s.accept(
+      [second.offerId],
+      [
+        {
+          taskId: 'twin',
+          agentId: second.agentId,
+          resources: { cpus: 0.1, mem: 32 },
+          command: { value: 'echo again' },
+        },
+      ],
+    );
     await r.until(() => r.updates.some((u) => u.taskId === 'twin' && u.state === 'TASK_ERROR'));
     const err = r.updates.find((u) => u.taskId === 'twin' && u.state === 'TASK_ERROR')!;
     expect(err.reason).toBe('REASON_DUPLICATE_TASK_ID');

@@ -1,0 +1,245 @@
+/**
+ * Bad input on each inbound queue gets a clear answer where the sender is known, is counted, is
+ * not retried, crashes nothing and changes no state. Calls on behalf of someone else are made by
+ * handing the registry handler records with another SenderId (the SQS emulator reports one
+ * sender for everybody).
+ */
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { Context, SQSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Agent } from '../../agent/agent.ts';
+import { rejectedCounterKey } from '../../lib/control/reject.ts';
+import type { Item } from '../../lib/ports/store.ts';
+import type { AgentCommand } from '../../lib/protocol/index.ts';
+import type { MesoScheduler } from '../../lib/sdk/scheduler.ts';
+import { eventually, type Harness, Recorder, startHarness } from './harness.ts';
+
+describe('bad input', () => {
+  let h: Harness;
+  let s: MesoScheduler;
+  let r: Recorder;
+  let agent: Agent;
+  const agentErrors: AgentCommand[] = [];
+
+  beforeAll(async () => {
+    h = await startHarness({ agents: 1 });
+    agent = h.agents[0]!;
+    agent.on('command', (c) => c.type === 'ERROR' && agentErrors.push(c));
+    s = h.scheduler({ name: 'victim' });
+    r = new Recorder(s);
+    await s.subscribe();
+    const offer = await r.takeOffer();
+    await s.accept(
+      [offer.offerId],
+      [
+        {
+          taskId: 'keep',
+          agentId: offer.agentId,
+          resources: { cpus: 0.1, mem: 32 },
+          command: { value: 'sleep 300' },
+        },
+      ],
+    );
+    await r.update('keep', 'TASK_RUNNING');
+  });
+  afterAll(async () => h?.stop());
+
+  const counter = async (queue: 'scheduler-calls' | 'agent-calls', code: string) =>
+    Number(
+      (await h.controlPlane.deps.store.get<Item>('meta', { key: rejectedCounterKey(queue, code as never) }))
+        ?.count ?? 0,
+    );
+
+  /** Everything but counters and heartbeat times: what a bad call must not change. */
+  async function snapshot() {
+    const store = h.controlPlane.deps.store;
+    const strip = (items: Item[]) =>
+      items
+        .map(({ lastSeenAt: _l, ...rest }) => rest)
+        .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    return {
+      agents: strip(await store.scan('agents')),
+      frameworks: strip(await store.scan('frameworks')),
+      tasks: strip(await store.scan('tasks')),
+    };
+  }
+
+  const send = (queue: 'schedulerCalls' | 'agentCalls', body: string, group: string) =>
+    h.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: h.cluster.queues[queue],
+        MessageBody: body,
+        MessageGroupId: group,
+        MessageDeduplicationId: `${Date.now()}-${Math.random()}`,
+      }),
+    );
+
+  /** Calls the registry handler directly with a record from another identity. */
+  async function asSomeoneElse(queue: 'scheduler-calls' | 'agent-calls', body: unknown) {
+    const event: SQSEvent = {
+      Records: [
+        {
+          messageId: `forged-${Math.random()}`,
+          receiptHandle: 'none',
+          body: JSON.stringify(body),
+          attributes: {
+            ApproximateReceiveCount: '1',
+            SentTimestamp: String(Date.now()),
+            SenderId: 'AIDAINTRUDER',
+            ApproximateFirstReceiveTimestamp: String(Date.now()),
+            MessageGroupId: 'g',
+          },
+          messageAttributes: {},
+          md5OfBody: '',
+          eventSource: 'aws:sqs',
+          eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:${h.cluster.prefix}-${queue}.fifo`,
+          awsRegion: 'us-east-1',
+        },
+      ],
+    };
+    return h.controlPlane.handlers.registry(event, {} as Context);
+  }
+
+  it('scheduler-calls: malformed JSON is counted, not retried, and changes nothing', async () => {
+    const before = await snapshot();
+    const n = await counter('scheduler-calls', 'MALFORMED_JSON');
+    await send('schedulerCalls', '{"v":1,"type":"ACCEPT",', s.frameworkId);
+    await eventually(
+      async () => (await counter('scheduler-calls', 'MALFORMED_JSON')) === n + 1,
+      'the rejection to be counted',
+    );
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('scheduler-calls: an unknown type gets an ERROR back to the framework', async () => {
+    const before = await snapshot();
+    await send(
+      'schedulerCalls',
+      JSON.stringify({ v: 1, type: 'LAUNCH_ROCKETS', frameworkId: s.frameworkId }),
+      s.frameworkId,
+    );
+    await r.until(() => r.errors.some((e) => /LAUNCH_ROCKETS/.test(e.message)));
+    expect(await counter('scheduler-calls', 'UNKNOWN_TYPE')).toBeGreaterThanOrEqual(1);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('scheduler-calls: negative resources get an ERROR and launch nothing', async () => {
+    const before = await snapshot();
+    const body = {
+      v: 1,
+      type: 'ACCEPT',
+      frameworkId: s.frameworkId,
+      offerIds: [`x@${agent.agentId}`],
+      operations: [
+        {
+          type: 'LAUNCH',
+          tasks: [
+            { taskId: 'neg', agentId: agent.agentId, resources: { cpus: -1 }, command: { value: 'true' } },
+          ],
+        },
+      ],
+    };
+    await send('schedulerCalls', JSON.stringify(body), s.frameworkId);
+    await r.until(() => r.errors.some((e) => /cpus/.test(e.message)));
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("scheduler-calls: a call on someone else's framework is rejected, counted and changes nothing", async () => {
+    const before = await snapshot();
+    const n = await counter('scheduler-calls', 'FORBIDDEN');
+    const res = await asSomeoneElse('scheduler-calls', {
+      v: 1,
+      type: 'KILL',
+      frameworkId: s.frameworkId,
+      taskId: 'keep',
+    });
+    expect(res.batchItemFailures).toEqual([]); // not retried
+    expect(await counter('scheduler-calls', 'FORBIDDEN')).toBe(n + 1);
+    const sub = await asSomeoneElse('scheduler-calls', {
+      v: 1,
+      type: 'SUBSCRIBE',
+      framework: {
+        frameworkId: s.frameworkId,
+        name: 'thief',
+        queueUrl: `http://localhost/000000000000/${h.cluster.prefix}-fw-thief.fifo`,
+      },
+    });
+    expect(sub.batchItemFailures).toEqual([]);
+    expect(await counter('scheduler-calls', 'FORBIDDEN')).toBe(n + 2);
+    expect(await snapshot()).toEqual(before);
+    expect(agent.runningTasks().map((t) => t.taskId)).toContain('keep');
+  });
+
+  it('agent-calls: malformed JSON is counted, not retried, and changes nothing', async () => {
+    const before = await snapshot();
+    const n = await counter('agent-calls', 'MALFORMED_JSON');
+    await send('agentCalls', 'not json at all', agent.agentId);
+    await eventually(
+      async () => (await counter('agent-calls', 'MALFORMED_JSON')) === n + 1,
+      'the rejection to be counted',
+    );
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('agent-calls: an unknown type gets an ERROR back to the agent', async () => {
+    const before = await snapshot();
+    await send(
+      'agentCalls',
+      JSON.stringify({ v: 1, type: 'SELF_DESTRUCT', agentId: agent.agentId }),
+      agent.agentId,
+    );
+    await eventually(
+      async () => agentErrors.some((e) => e.type === 'ERROR' && /SELF_DESTRUCT/.test(e.message)),
+      'the ERROR at the agent',
+    );
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("agent-calls: a status update for someone else's agent is rejected, counted and changes nothing", async () => {
+    const before = await snapshot();
+    const n = await counter('agent-calls', 'FORBIDDEN');
+    const res = await asSomeoneElse('agent-calls', {
+      v: 1,
+      type: 'STATUS_UPDATE',
+      agentId: agent.agentId,
+      status: {
+        taskId: 'keep',
+        frameworkId: s.frameworkId,
+        state: 'TASK_FINISHED',
+        source: 'SOURCE_EXECUTOR',
+        uuid: 'forged',
+        timestamp: Date.now(),
+      },
+    });
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await counter('agent-calls', 'FORBIDDEN')).toBe(n + 1);
+    const reg = await asSomeoneElse('agent-calls', {
+      v: 1,
+      type: 'REGISTER',
+      agentId: agent.agentId,
+      hostname: 'evil',
+      resources: { cpus: 64, mem: 65536 },
+      queueUrl: `http://localhost/000000000000/${h.cluster.prefix}-agent-evil.fifo`,
+    });
+    expect(reg.batchItemFailures).toEqual([]);
+    expect(await counter('agent-calls', 'FORBIDDEN')).toBe(n + 2);
+    expect(await snapshot()).toEqual(before);
+    expect(r.updates.some((u) => u.taskId === 'keep' && u.state === 'TASK_FINISHED')).toBe(false);
+  });
+
+  it('a queue URL outside the deployment is refused', async () => {
+    const n = await counter('scheduler-calls', 'INVALID');
+    const res = await asSomeoneElse('scheduler-calls', {
+      v: 1,
+      type: 'SUBSCRIBE',
+      framework: {
+        frameworkId: 'elsewhere',
+        name: 'x',
+        queueUrl: 'https://attacker.example/000000000000/not-ours.fifo',
+      },
+    });
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await counter('scheduler-calls', 'INVALID')).toBe(n + 1);
+    expect(await h.controlPlane.deps.store.get('frameworks', { frameworkId: 'elsewhere' })).toBeUndefined();
+  });
+});
