@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { DeleteQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions, agentQueueName, loadOrCreateAgentId } from '../../agent/agent.ts';
-import { silentLog } from '../../agent/log.ts';
+import { silentLog, stderrLog } from '../../agent/log.ts';
 import { createSqsClient } from '../../lib/adapters/sqs.ts';
 import { parse } from '../../lib/core/resources.ts';
 import type { TaskInfo, TaskStatus } from '../../lib/protocol/common.ts';
@@ -31,14 +31,16 @@ let agentCalls = 0;
 
 beforeAll(async () => {
   cluster = await createTestCluster();
+  // One receiver for the file; each test takes only its own agent's calls.
+  control = new TestControlPlane(cluster.sqs, cluster.config.queues.agentCalls);
 });
 
 afterAll(async () => {
+  await control?.stop();
   await cluster?.destroy();
 });
 
 beforeEach(async () => {
-  control = new TestControlPlane(cluster.sqs, cluster.config.queues.agentCalls);
   dir = await tempDir();
 });
 
@@ -46,7 +48,6 @@ afterEach(async () => {
   const a = agent;
   agent = undefined;
   await a?.stop({ killTasks: true, gracePeriodMs: 0 });
-  await control.stop();
   let queueUrl: string | undefined;
   try {
     queueUrl = a?.queueUrl;
@@ -82,7 +83,8 @@ function makeAgent(extra: Partial<AgentOptions> = {}): Agent {
     registerRetryIntervalMs: 250,
     statusRetryIntervalMs: 60_000,
     pollWaitSeconds: 1,
-    log: silentLog,
+    // MESO_AGENT_TEST_LOG=1: the agent's log on stderr.
+    log: process.env.MESO_AGENT_TEST_LOG ? stderrLog('debug') : silentLog,
     ...extra,
   });
   return agent;
@@ -278,26 +280,24 @@ describe('Agent', () => {
   it('logs and deletes malformed commands', async () => {
     const a = makeAgent();
     await a.start();
-    const rejected: string[] = [];
-    const bodies: string[] = [];
+    const rejected = new Map<string, string>();
     const three = new Promise<void>((resolve) =>
-      a.on('rejected', (e, body) => {
-        rejected.push(e);
-        bodies.push(body);
-        if (rejected.length === 3) resolve();
+      a.on('rejected', (error, body) => {
+        rejected.set(body, error);
+        if (rejected.size === 3) resolve();
       }),
     );
-    const sent = [
-      'not json',
-      JSON.stringify({ v: 1, type: 'LAUNCH', frameworkId: FW }),
-      JSON.stringify({ v: 2, type: 'KILL' }),
-    ];
-    for (const body of sent) await control.sendRaw(a.queueUrl, body);
+    const notJson = 'not json';
+    const badLaunch = JSON.stringify({ v: 1, type: 'LAUNCH', frameworkId: FW });
+    const badVersion = JSON.stringify({ v: 2, type: 'KILL' });
+    // One FIFO group each, so a message the agent failed to delete could not hold back the others.
+    for (const [i, body] of [notJson, badLaunch, badVersion].entries()) {
+      await control.sendRaw(a.queueUrl, body, `malformed-${i}`);
+    }
     await three;
-    expect(rejected[0]).toMatch(/not JSON/);
-    expect(rejected[1]).toMatch(/invalid LAUNCH/);
-    expect(rejected[2]).toMatch(/unsupported protocol version/);
-    expect(bodies).toEqual(sent);
+    expect(rejected.get(notJson)).toMatch(/not JSON/);
+    expect(rejected.get(badLaunch)).toMatch(/invalid LAUNCH/);
+    expect(rejected.get(badVersion)).toMatch(/unsupported protocol version/);
     // Deleted once the batch was handled, never left to be redelivered: stop() waits for the
     // poller's delete, after which nothing is left on the queue, visible or in flight.
     await a.stop();

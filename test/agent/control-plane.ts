@@ -36,7 +36,7 @@ export class TestControlPlane {
   readonly history: CallMessage[] = [];
   readonly #taken = new Set<CallMessage>();
   readonly #waiters = new Set<() => void>();
-  readonly #abort = new AbortController();
+  #stopping = false;
   readonly #loop: Promise<void>;
   #error: unknown;
 
@@ -48,8 +48,7 @@ export class TestControlPlane {
   }
 
   async #poll(): Promise<void> {
-    const signal = this.#abort.signal;
-    while (!signal.aborted) {
+    while (!this.#stopping) {
       try {
         const res = await this.sqs.send(
           new ReceiveMessageCommand({
@@ -64,7 +63,6 @@ export class TestControlPlane {
               'SentTimestamp',
             ],
           }),
-          { abortSignal: signal },
         );
         const messages = res.Messages ?? [];
         if (messages.length === 0) continue;
@@ -85,7 +83,6 @@ export class TestControlPlane {
           messages.map((m) => m.ReceiptHandle ?? ''),
         );
       } catch (e) {
-        if (signal.aborted) return;
         this.#error = e;
         this.#wake();
         return;
@@ -174,9 +171,13 @@ export class TestControlPlane {
     return res.Attributes ?? {};
   }
 
-  /** Stops receiving. */
+  /**
+   * Stops receiving once the current long poll (≤ 1 s) ends. Not aborted: the emulator would
+   * still hand the next message to the abandoned poll, and an in-flight message blocks its
+   * whole FIFO group until its visibility timeout.
+   */
   async stop(): Promise<void> {
-    this.#abort.abort();
+    this.#stopping = true;
     await this.#loop;
   }
 }
