@@ -421,7 +421,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       throw new Error(`refusing to send an invalid ${call.type}: ${checked.error.message}`);
     }
     await this.#bus.send(this.#opts.agentCallsQueueUrl, [
-      { body: JSON.stringify(checked.data), groupId: this.agentId, dedupId },
+      // A task's updates stay in order in their own group (the registry applies them per task);
+      // REGISTER and HEARTBEAT keep the agent's group.
+      {
+        body: JSON.stringify(checked.data),
+        groupId: checked.data.type === 'STATUS_UPDATE' ? `${this.agentId}:${checked.data.status.taskId}` : this.agentId,
+        dedupId,
+      },
     ]);
   }
 

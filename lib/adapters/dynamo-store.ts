@@ -90,6 +90,7 @@ export class DynamoStore implements Store {
         const op = ops[0]!;
         if (op.kind === 'put') await this.doc.send(new PutCommand(this.put(op)));
         else if (op.kind === 'patch') await this.doc.send(new UpdateCommand(this.patch(op)));
+        else if (op.kind === 'removeKey') await this.doc.send(new UpdateCommand(this.removeKey(op)));
         else await this.doc.send(new DeleteCommand(this.del(op)));
         return;
       }
@@ -100,7 +101,9 @@ export class DynamoStore implements Store {
               ? { Put: this.put(op) }
               : op.kind === 'patch'
                 ? { Update: this.patch(op) }
-                : { Delete: this.del(op) },
+                : op.kind === 'removeKey'
+                  ? { Update: this.removeKey(op) }
+                  : { Delete: this.del(op) },
           ),
         }),
       );
@@ -166,6 +169,17 @@ export class DynamoStore implements Store {
 
   private del(op: Extract<WriteOp, { kind: 'delete' }>) {
     return { TableName: this.names[op.table], Key: op.key, ...this.condition(op.table, op.expect) };
+  }
+
+  private removeKey(op: Extract<WriteOp, { kind: 'removeKey' }>) {
+    return {
+      TableName: this.names[op.table],
+      Key: op.key,
+      UpdateExpression: 'REMOVE #m.#k ADD #ver :one',
+      ConditionExpression: 'attribute_exists(#m.#k)',
+      ExpressionAttributeNames: { '#m': op.attribute, '#k': op.mapKey, '#ver': 'version' },
+      ExpressionAttributeValues: { ':one': 1 },
+    };
   }
 
   private patch(op: Extract<WriteOp, { kind: 'patch' }>) {

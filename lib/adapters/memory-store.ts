@@ -48,6 +48,11 @@ export class MemoryStore implements Store {
     for (const op of ops) {
       const key = op.kind === 'put' ? op.item : op.key;
       const cur = this.table(op.table).get(this.keyOf(op.table, key));
+      if (op.kind === 'removeKey') {
+        const map = cur?.[op.attribute] as Record<string, unknown> | undefined;
+        if (!map || !Object.hasOwn(map, op.mapKey)) throw new ConditionFailedError(`no ${op.attribute}.${op.mapKey}`);
+        continue;
+      }
       const ok =
         op.expect === 'any' ||
         (op.expect === 'absent' && !cur) ||
@@ -68,6 +73,12 @@ export class MemoryStore implements Store {
           k,
           clone({ ...cur, ...op.set, ...(typeof op.expect === 'number' ? { version: op.expect + 1 } : {}) }),
         );
+      } else if (op.kind === 'removeKey') {
+        const k = this.keyOf(op.table, op.key);
+        const cur = t.get(k)!;
+        const map = { ...(cur[op.attribute] as Record<string, unknown>) };
+        delete map[op.mapKey];
+        t.set(k, clone({ ...cur, [op.attribute]: map, version: Number(cur.version) + 1 }));
       } else t.delete(this.keyOf(op.table, op.key));
     }
   }

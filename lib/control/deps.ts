@@ -32,6 +32,20 @@ export interface ControlConfig {
   readonly maxRefuseSeconds: number;
   /** Allocator shards (agents partitioned by id; one FIFO group each). */
   readonly shards: number;
+  /**
+   * Heartbeat intervals an agent may miss before it is UNREACHABLE (Mesos
+   * `--max_agent_ping_timeouts`, 5): 5 × 15 s = 75 s.
+   */
+  readonly agentPingTimeouts: number;
+  /**
+   * Seconds an agent stays UNREACHABLE before it is GONE and its tasks TASK_GONE (Mesos keeps
+   * unreachable agents in its registry for `--registry_max_agent_age`, two weeks).
+   */
+  readonly agentUnreachableTimeoutSeconds: number;
+  /** Framework heartbeat periods a framework may stay silent before it is DISCONNECTED (default 3). */
+  readonly frameworkPingTimeouts: number;
+  /** The sweep's period (default 60 s): liveness deadlines before the next sweep get a timer. */
+  readonly sweepIntervalSeconds: number;
 }
 
 export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
@@ -42,6 +56,10 @@ export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
   defaultRefuseSeconds: 5,
   maxRefuseSeconds: 31_536_000,
   shards: 1,
+  agentPingTimeouts: 5,
+  agentUnreachableTimeoutSeconds: 14 * 86_400,
+  frameworkPingTimeouts: 3,
+  sweepIntervalSeconds: 60,
 };
 
 export interface ControlDeps {

@@ -1,14 +1,15 @@
 /**
- * Lambda glue shared by every handler: SQS records become InboundRecords, Powertools reports
- * partial batch failures (for FIFO queues it stops a message group at its first failure, so
- * order within a group survives a retry, and goes on with the other groups).
+ * Lambda glue shared by every handler: SQS records become InboundRecords and failures are
+ * reported per record (ReportBatchItemFailures).
+ *
+ * Standard queues go through Powertools' BatchProcessor. FIFO batches are processed by
+ * `processFifoBatch` below: message groups run concurrently, records within a group in order,
+ * and a group stops at its first failure (that record and the rest of its group are reported
+ * failed, so order within the group survives the retry). Powertools' FIFO processor keeps the
+ * same rule but runs every group one after the other, which serializes independent frameworks,
+ * agents and tasks behind each other.
  */
-import {
-  BatchProcessor,
-  EventType,
-  processPartialResponse,
-  SqsFifoPartialProcessorAsync,
-} from '@aws-lambda-powertools/batch';
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 
@@ -26,6 +27,36 @@ export function toInbound(r: SQSRecord): InboundRecord {
 
 const isFifoEvent = (event: SQSEvent) => event.Records[0]?.eventSourceARN?.endsWith('.fifo') ?? false;
 
+/** Processes a FIFO batch: groups concurrently, in order within a group, a group stops at its first failure. */
+export async function processFifoBatch(
+  records: readonly SQSRecord[],
+  handle: (r: SQSRecord) => Promise<void>,
+  onError?: (r: SQSRecord, e: unknown) => void,
+): Promise<SQSBatchResponse> {
+  const groups = new Map<string, SQSRecord[]>();
+  for (const r of records) {
+    const g = r.attributes.MessageGroupId ?? '';
+    const list = groups.get(g);
+    if (list) list.push(r);
+    else groups.set(g, [r]);
+  }
+  const failed: string[] = [];
+  await Promise.all(
+    [...groups.values()].map(async (list) => {
+      for (let i = 0; i < list.length; i++) {
+        try {
+          await handle(list[i]!);
+        } catch (e) {
+          onError?.(list[i]!, e);
+          for (const r of list.slice(i)) failed.push(r.messageId);
+          return;
+        }
+      }
+    }),
+  );
+  return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+}
+
 /** A handler that processes each record on its own and reports the ones that failed. */
 export function perRecordHandler(
   deps: () => ControlDeps,
@@ -37,11 +68,9 @@ export function perRecordHandler(
     const recordHandler = (r: SQSRecord) => handle(d, toInbound(r));
     try {
       if (isFifoEvent(event)) {
-        return await processPartialResponse(event, recordHandler, new SqsFifoPartialProcessorAsync(), {
-          context,
-          skipGroupOnError: true,
-          throwOnFullBatchFailure: false,
-        });
+        return await processFifoBatch(event.Records, recordHandler, (r, e) =>
+          d.log.error('record failed; it will be retried', { messageId: r.messageId, error: String(e) }),
+        );
       }
       return await processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
         context,

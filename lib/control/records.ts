@@ -39,3 +39,57 @@ export async function withRetry<T>(
     }
   }
 }
+
+/**
+ * Routing facts — who owns an id, where its queue is — cached for a few seconds per process (a
+ * Lambda container, the local stack). They decide nothing about resources: a principal never
+ * changes once bound, and a queue URL changes only when a framework fails over or an agent
+ * re-registers, after which a stale entry sends at most a few seconds of acknowledgements and
+ * updates to the old queue, which the at-least-once retries of agents cover. This takes two or
+ * three reads off every status update and acknowledgement, the hottest calls there are.
+ */
+const ROUTE_TTL_MS = 5_000;
+const ROUTES_MAX = 10_000;
+const routes = new Map<string, { at: number; value: unknown }>();
+
+async function cached<T>(key: string, now: number, load: () => Promise<T | undefined>): Promise<T | undefined> {
+  const hit = routes.get(key);
+  if (hit && now - hit.at < ROUTE_TTL_MS) return hit.value as T;
+  const value = await load();
+  if (value !== undefined) {
+    if (routes.size >= ROUTES_MAX) routes.clear();
+    routes.set(key, { at: now, value });
+  }
+  return value;
+}
+
+export interface AgentRoute {
+  readonly agentId: string;
+  readonly principal: string;
+  readonly queueUrl: string;
+  readonly shard: number;
+}
+
+export interface FrameworkRoute {
+  readonly frameworkId: string;
+  readonly principal: string;
+  readonly queueUrl: string;
+  readonly status: FrameworkRecord['status'];
+}
+
+export const agentRoute = (s: Store, agentId: string, now: number): Promise<AgentRoute | undefined> =>
+  cached(`agent:${agentId}`, now, async () => {
+    const a = await getAgent(s, agentId);
+    return a && { agentId: a.agentId, principal: a.principal, queueUrl: a.queueUrl, shard: a.shard };
+  });
+
+export const frameworkRoute = (s: Store, frameworkId: string, now: number): Promise<FrameworkRoute | undefined> =>
+  cached(`framework:${frameworkId}`, now, async () => {
+    const f = await getFramework(s, frameworkId);
+    return f && { frameworkId: f.frameworkId, principal: f.principal, queueUrl: f.queueUrl, status: f.status };
+  });
+
+/** Forgets what is cached about an id (after the handler itself changed it). */
+export function forgetRoute(kind: 'agent' | 'framework', id: string): void {
+  routes.delete(`${kind}:${id}`);
+}

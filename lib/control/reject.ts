@@ -17,7 +17,11 @@ export type RejectCode =
   | 'UNKNOWN_AGENT'
   | 'FRAMEWORK_TORN_DOWN'
   | 'UNKNOWN_OFFER'
-  | 'UNKNOWN_TASK';
+  | 'UNKNOWN_TASK'
+  /** An agent marked gone registers again (lib/control/liveness.ts). */
+  | 'AGENT_GONE'
+  /** A call from a framework Meso considers disconnected: it must SUBSCRIBE again (lib/control/failover.ts). */
+  | 'FRAMEWORK_DISCONNECTED';
 
 export interface Rejection {
   readonly code: RejectCode;

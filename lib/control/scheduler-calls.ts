@@ -22,7 +22,7 @@ import {
 } from '../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework, startTimers } from './emit.ts';
-import { agentOfOffer, getAgent, getFramework, getTask, withRetry } from './records.ts';
+import { agentOfOffer, agentRoute, forgetRoute, frameworkRoute, getAgent, getFramework, getTask, withRetry } from './records.ts';
 import { ownQueueProblem, type Rejection, reject } from './reject.ts';
 
 const CALL_TYPES = [
@@ -59,6 +59,7 @@ export async function handleSchedulerCall(deps: ControlDeps, record: InboundReco
   }
   const call = parsed.message;
   if (call.type === 'SUBSCRIBE') return subscribe(deps, record, call);
+  if (call.type === 'ACKNOWLEDGE') return acknowledge(deps, record, call);
 
   const fw = await getFramework(deps.store, call.frameworkId);
   const denied = authorize(fw, record, call);
@@ -75,8 +76,6 @@ export async function handleSchedulerCall(deps: ControlDeps, record: InboundReco
       return revive(deps, framework);
     case 'KILL':
       return kill(deps, record, framework, call);
-    case 'ACKNOWLEDGE':
-      return acknowledge(deps, record, framework, call);
     case 'RECONCILE':
       return reconcile(deps, record, framework, call);
   }
@@ -179,6 +178,7 @@ async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<
     return next;
   }, isConflict);
   if ('code' in outcome) return reject(deps, 'scheduler-calls', record, outcome);
+  forgetRoute('framework', info.frameworkId); // its queue may have changed (failover)
   await sendToFramework(deps, info.queueUrl, [
     {
       event: {
@@ -504,22 +504,22 @@ async function kill(
   ]);
 }
 
-async function acknowledge(
-  deps: ControlDeps,
-  record: InboundRecord,
-  fw: FrameworkRecord,
-  call: CallOf<'ACKNOWLEDGE'>,
-): Promise<void> {
-  const task = await getTask(deps.store, fw.frameworkId, call.taskId);
-  if (task && task.agentId !== call.agentId) {
+async function acknowledge(deps: ControlDeps, record: InboundRecord, call: CallOf<'ACKNOWLEDGE'>): Promise<void> {
+  // The hottest call there is (one per status update), and it changes nothing in Meso: it is
+  // forwarded to the agent, which matches it against the update it sent. So it is authorized
+  // and routed from cached routes, with no reads of the task.
+  const now = deps.clock.now();
+  const fw = await frameworkRoute(deps.store, call.frameworkId, now);
+  if (!fw || fw.principal !== record.senderId) {
     return reject(deps, 'scheduler-calls', record, {
-      code: 'UNKNOWN_TASK',
-      message: `task ${call.taskId} does not run on agent ${call.agentId}`,
+      code: fw ? 'FORBIDDEN' : 'UNKNOWN_FRAMEWORK',
+      message: fw
+        ? `framework ${call.frameworkId} belongs to another identity; ACKNOWLEDGE from ${record.senderId} rejected`
+        : `framework ${call.frameworkId} is not subscribed`,
       call: 'ACKNOWLEDGE',
-      replyTo: { kind: 'framework', queueUrl: fw.queueUrl },
     });
   }
-  const agent = await getAgent(deps.store, call.agentId);
+  const agent = await agentRoute(deps.store, call.agentId, now);
   if (!agent) {
     return reject(deps, 'scheduler-calls', record, {
       code: 'UNKNOWN_AGENT',
@@ -530,13 +530,7 @@ async function acknowledge(
   }
   await sendToAgent(deps, agent.queueUrl, [
     {
-      command: {
-        v: 1,
-        type: 'ACKNOWLEDGE',
-        frameworkId: fw.frameworkId,
-        taskId: call.taskId,
-        uuid: call.uuid,
-      },
+      command: { v: 1, type: 'ACKNOWLEDGE', frameworkId: fw.frameworkId, taskId: call.taskId, uuid: call.uuid },
       dedupId: `ack.${call.uuid}`,
     },
   ]);

@@ -1,21 +1,39 @@
-/** Timers arrive as delayed messages on the `timers` queue: offer expiry and refusal-filter expiry. */
+/**
+ * Timers arrive as delayed messages on the `timers` queue: offer expiry, refusal-filter expiry, an
+ * agent's ping deadline (AGENT_CHECK, lib/control/liveness.ts) and a disconnected framework's
+ * failover deadline (FAILOVER_TIMEOUT, lib/control/failover.ts). Every timer re-reads the state it
+ * is about and acts only if its deadline still holds, so a redelivered, early or stale timer
+ * changes nothing.
+ */
 import { parseMessage, TimerMessageSchema } from '../protocol/index.ts';
 import { rescindOffer } from './allocation.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator } from './emit.ts';
+import { onFailoverTimeout } from './failover.ts';
+import { checkAgent } from './liveness.ts';
+
+const TIMER_TYPES = ['OFFER_TIMEOUT', 'FILTER_EXPIRED', 'AGENT_CHECK', 'FAILOVER_TIMEOUT'] as const;
 
 export async function handleTimer(deps: ControlDeps, record: InboundRecord): Promise<void> {
-  const parsed = parseMessage(TimerMessageSchema, record.body, ['OFFER_TIMEOUT', 'FILTER_EXPIRED']);
+  const parsed = parseMessage(TimerMessageSchema, record.body, TIMER_TYPES);
   if (!parsed.ok) {
     deps.log.error('bad timer message dropped', { error: parsed.error, messageId: record.messageId });
     deps.metrics.count('RejectedCalls', { queue: 'timers', code: parsed.code });
     return;
   }
   const m = parsed.message;
-  if (m.type === 'OFFER_TIMEOUT') {
-    if (await rescindOffer(deps, m.agentId, m.offerId))
-      await nudgeAllocator(deps, `offer ${m.offerId} expired`);
-    return;
+  switch (m.type) {
+    case 'OFFER_TIMEOUT':
+      if (await rescindOffer(deps, m.agentId, m.offerId)) await nudgeAllocator(deps, `offer ${m.offerId} expired`);
+      return;
+    case 'FILTER_EXPIRED':
+      await nudgeAllocator(deps, `filter of ${m.frameworkId} on ${m.agentId} expired`);
+      return;
+    case 'AGENT_CHECK':
+      await checkAgent(deps, m.agentId);
+      return;
+    case 'FAILOVER_TIMEOUT':
+      await onFailoverTimeout(deps, m);
+      return;
   }
-  await nudgeAllocator(deps, `filter of ${m.frameworkId} on ${m.agentId} expired`);
 }

@@ -25,7 +25,19 @@ export type WriteOp =
       readonly set: Item;
       readonly expect: number | 'exists';
     }
-  | { readonly kind: 'delete'; readonly table: TableName; readonly key: Item; readonly expect: Expect };
+  | { readonly kind: 'delete'; readonly table: TableName; readonly key: Item; readonly expect: Expect }
+  /**
+   * Removes one key of a map attribute (`attribute[mapKey]`) if it is there, and bumps the
+   * item's version. It commutes with other removals, so many tasks of one agent can end at once
+   * without conflicting; the version bump still stops any read-modify-write based on the old map.
+   */
+  | {
+      readonly kind: 'removeKey';
+      readonly table: TableName;
+      readonly key: Item;
+      readonly attribute: string;
+      readonly mapKey: string;
+    };
 
 /** A condition on a write did not hold: someone else changed the item first. */
 export class ConditionFailedError extends Error {

@@ -430,7 +430,7 @@ export class MesoScheduler {
 
   /** Sends calls in one batch; a failed send is retried with the same deduplication ids. */
   private async sendCalls(calls: readonly OutgoingCall[]): Promise<void> {
-    const messages = calls.map((c) => ({ body: c.body, groupId: this.frameworkId, dedupId: c.dedupId }));
+    const messages = calls.map((c) => ({ body: c.body, groupId: callGroup(this.frameworkId, c.body), dedupId: c.dedupId }));
     let delay = SEND_RETRY_BASE_MS;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -584,4 +584,15 @@ export class MesoScheduler {
     const failures = await inHandler.run(true, () => this.emitter.emit('error', error));
     for (const f of failures) process.emitWarning(`an 'error' handler failed: ${messageOf(f)}`);
   }
+}
+
+/**
+ * The FIFO group of a call. Calls that change the framework's state share its id as group, so
+ * Meso sees them in the order they were sent; an ACKNOWLEDGE changes nothing in Meso (it is
+ * forwarded to the agent) and is ordered only with its own task, so it goes in a per-task group
+ * and acknowledgements for many tasks are handled in parallel.
+ */
+export function callGroup(frameworkId: string, body: string): string {
+  const call = JSON.parse(body) as { type?: string; taskId?: string };
+  return call.type === 'ACKNOWLEDGE' && call.taskId ? `${frameworkId}:ack:${call.taskId}` : frameworkId;
 }

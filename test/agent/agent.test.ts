@@ -190,7 +190,7 @@ describe('Agent', () => {
     const s1 = await nextStatus(a, 't1', 'TASK_STARTING');
     expect(s1.body.agentId).toBe(a.agentId);
     expect(s1.body.status).toMatchObject({ frameworkId: FW, agentId: a.agentId, source: 'SOURCE_EXECUTOR' });
-    expect(s1.message).toMatchObject({ groupId: a.agentId, dedupId: s1.body.status.uuid });
+    expect(s1.message).toMatchObject({ groupId: `${a.agentId}:t1`, dedupId: s1.body.status.uuid });
     // One update at a time: RUNNING waits for STARTING's acknowledgement.
     expect(control.callsFrom(a.agentId).filter((m) => m.call?.type === 'STATUS_UPDATE')).toHaveLength(1);
     expect(a.pendingStatusUpdates()[0]).toEqual(s1.body.status);

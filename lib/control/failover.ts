@@ -1,0 +1,340 @@
+/**
+ * Framework failover, as Mesos keeps it. A framework that goes away keeps its tasks for its
+ * failover timeout (`failoverTimeoutSeconds`, 0 by default as in Mesos); it may come back with
+ * its framework id — from a new process and a new queue — and get its offers and the state of its
+ * tasks again; when the timeout ends, it is removed: its tasks are killed and its resources freed.
+ *
+ * Going away. Mesos sees an HTTP scheduler leave when its connection closes. Over SQS there is no
+ * connection, so every framework answers the HEARTBEAT event (sent each sweep, 60 s) with a
+ * HEARTBEAT call, and any call it makes counts as well. A framework silent for
+ * `frameworkPingTimeouts` heartbeat periods (3 × 60 s), or whose event queue no longer exists, is
+ * DISCONNECTED: it gets no offers, its outstanding offers are taken back, status updates for it are
+ * applied but not forwarded (the agents keep retrying them until it returns), and its failover
+ * timeout starts — watched by the sweep, with a FAILOVER_TIMEOUT timer for deadlines that fall
+ * before the next sweep (and for any timeout up to SQS's 15-minute delay).
+ *
+ * Coming back. SUBSCRIBE with the same id (and the identity that owns it) makes it ACTIVE again;
+ * if the queue changed, the old queue gets an ERROR "Framework failed over" (Mesos's message to the
+ * old scheduler). Its outstanding offers are rescinded and regenerated (Mesos: "offers are
+ * rescinded and regenerated each time the framework (re-)registers"), and the latest status of each
+ * of its non-terminal tasks is sent to the new queue, uuid and all, so it can acknowledge what the
+ * old process never did and the agents' retries stop; updates that never reached the registry
+ * arrive with the agents' next retry.
+ */
+import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
+import { isTerminal } from '../core/task-state.ts';
+import { QueueGoneError } from '../ports/bus.ts';
+import { ConditionFailedError, type Item } from '../ports/store.ts';
+import type { SchedulerEvent, TimerMessage } from '../protocol/index.ts';
+import type { ControlConfig, ControlDeps } from './deps.ts';
+import { eventGroup, nudgeAllocator, sendToFramework, startTimers } from './emit.ts';
+import { flushOutbox, type OutboxMessage, outboxWrites, sendAll, toAgent, toFramework } from './outbox.ts';
+import { forgetRoute, getAgent, getFramework, withRetry } from './records.ts';
+
+const isConflict = (e: unknown) => e instanceof ConditionFailedError;
+
+/** How long a framework may stay silent before it is DISCONNECTED. */
+export const frameworkTimeoutMs = (c: Pick<ControlConfig, 'frameworkHeartbeatSeconds' | 'frameworkPingTimeouts'>) =>
+  c.frameworkHeartbeatSeconds * c.frameworkPingTimeouts * 1000;
+
+/** When the framework was last heard from. */
+export const lastHeard = (f: Pick<FrameworkRecord, 'lastSeenAt' | 'subscribedAt'>): number =>
+  Math.max(f.lastSeenAt ?? 0, f.subscribedAt);
+
+/** When a DISCONNECTED framework's failover timeout ends. */
+export const failoverDeadline = (f: Pick<FrameworkRecord, 'disconnectedAt' | 'failoverTimeoutSeconds'>): number =>
+  (f.disconnectedAt ?? 0) + f.failoverTimeoutSeconds * 1000;
+
+export interface FailoverPlan {
+  /** ACTIVE frameworks silent for too long. */
+  readonly disconnect: string[];
+  /** DISCONNECTED frameworks whose failover timeout has ended. */
+  readonly remove: string[];
+  /** Failover deadlines before the next sweep: one FAILOVER_TIMEOUT timer each. */
+  readonly timers: { frameworkId: string; disconnectedAt: number; delaySeconds: number }[];
+}
+
+/** What is due for each framework at `now` (pure). */
+export function planFailover(
+  frameworks: readonly FrameworkRecord[],
+  now: number,
+  config: Pick<ControlConfig, 'frameworkHeartbeatSeconds' | 'frameworkPingTimeouts' | 'sweepIntervalSeconds'>,
+): FailoverPlan {
+  const plan: FailoverPlan = { disconnect: [], remove: [], timers: [] };
+  const horizon = now + config.sweepIntervalSeconds * 1000;
+  for (const f of frameworks) {
+    if (f.status === 'ACTIVE' && now - lastHeard(f) >= frameworkTimeoutMs(config)) plan.disconnect.push(f.frameworkId);
+    if (f.status === 'DISCONNECTED' && typeof f.disconnectedAt === 'number') {
+      const deadline = failoverDeadline(f);
+      if (now >= deadline) plan.remove.push(f.frameworkId);
+      else if (deadline < horizon) {
+        plan.timers.push({
+          frameworkId: f.frameworkId,
+          disconnectedAt: f.disconnectedAt,
+          delaySeconds: Math.ceil((deadline - now) / 1000),
+        });
+      }
+    }
+  }
+  return plan;
+}
+
+export interface FailoverReport {
+  readonly disconnected: number;
+  readonly removed: number;
+  readonly heartbeats: number;
+}
+
+/**
+ * The sweep's part: disconnects silent frameworks, removes those whose failover timeout ended,
+ * starts timers for deadlines before the next sweep, and sends every ACTIVE framework its
+ * HEARTBEAT event (a framework whose queue is gone is disconnected on the spot).
+ */
+export async function checkFrameworks(deps: ControlDeps): Promise<FailoverReport> {
+  const now = deps.clock.now();
+  const frameworks = await deps.store.scan<FrameworkRecord & Item>('frameworks');
+  const plan = planFailover(frameworks, now, deps.config);
+  const attempt = async (what: string, frameworkId: string, fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (e) {
+      deps.log.error(`failover: ${what} failed; the next sweep retries`, { frameworkId, error: String(e) });
+    }
+  };
+  for (const id of plan.disconnect) await attempt('disconnecting', id, () => disconnectFramework(deps, id, 'silent'));
+  for (const id of plan.remove)
+    await attempt('removing', id, () => removeFramework(deps, id, 'failover timeout', `failover.${id}`));
+  await startTimers(
+    deps,
+    plan.timers.map((t) => ({
+      message: {
+        v: 1,
+        type: 'FAILOVER_TIMEOUT',
+        frameworkId: t.frameworkId,
+        disconnectedAt: t.disconnectedAt,
+      } satisfies TimerMessage,
+      delaySeconds: t.delaySeconds,
+    })),
+  );
+  const tick = Math.floor(now / (deps.config.frameworkHeartbeatSeconds * 1000));
+  const active = frameworks.filter((f) => f.status === 'ACTIVE' && !plan.disconnect.includes(f.frameworkId));
+  let heartbeats = 0;
+  await Promise.all(
+    active.map(async (f) => {
+      const event: SchedulerEvent = { v: 1, type: 'HEARTBEAT' };
+      try {
+        await deps.bus.send(f.queueUrl, [
+          { body: JSON.stringify(event), groupId: eventGroup(event), dedupId: `heartbeat.${tick}` },
+        ]);
+        heartbeats++;
+      } catch (e) {
+        if (!(e instanceof QueueGoneError)) throw e;
+        await attempt('disconnecting (queue gone)', f.frameworkId, () =>
+          disconnectFramework(deps, f.frameworkId, 'queue gone', { force: true }),
+        );
+      }
+    }),
+  );
+  return { disconnected: plan.disconnect.length, removed: plan.remove.length, heartbeats };
+}
+
+/**
+ * Records that the framework was heard from (any call), at most once per half heartbeat period,
+ * with a write that does not touch its version (it never races with real changes).
+ */
+export async function touchFramework(deps: ControlDeps, f: FrameworkRecord): Promise<void> {
+  const now = deps.clock.now();
+  if (now - lastHeard(f) < (deps.config.frameworkHeartbeatSeconds * 1000) / 2) return;
+  await deps.store.write([
+    { kind: 'patch', table: 'frameworks', key: { frameworkId: f.frameworkId }, set: { lastSeenAt: now }, expect: 'exists' },
+  ]);
+}
+
+/**
+ * ACTIVE → DISCONNECTED: no more offers, outstanding ones taken back, failover timeout started
+ * (removed at once when it is 0). `force` skips the silence check (its queue is gone; tests).
+ */
+export async function disconnectFramework(
+  deps: ControlDeps,
+  frameworkId: string,
+  why: string,
+  opts: { force?: boolean } = {},
+): Promise<boolean> {
+  const done = await withRetry(async () => {
+    const f = await getFramework(deps.store, frameworkId);
+    const now = deps.clock.now();
+    if (!f || f.status !== 'ACTIVE') return undefined;
+    if (!opts.force && now - lastHeard(f) < frameworkTimeoutMs(deps.config)) return undefined;
+    await deps.store.write([
+      {
+        kind: 'patch',
+        table: 'frameworks',
+        key: { frameworkId },
+        set: { status: 'DISCONNECTED', disconnectedAt: now },
+        expect: f.version,
+      },
+    ]);
+    return { ...f, status: 'DISCONNECTED' as const, disconnectedAt: now };
+  }, isConflict);
+  if (!done) return false;
+  forgetRoute('framework', frameworkId);
+  deps.log.warn('framework disconnected', { frameworkId, why, failoverTimeoutSeconds: done.failoverTimeoutSeconds });
+  deps.metrics.count('FrameworksDisconnected', { why });
+  const taken = await reclaimOffers(deps, frameworkId);
+  if (done.failoverTimeoutSeconds === 0) {
+    await removeFramework(deps, frameworkId, 'failover timeout', `failover.${frameworkId}`);
+    return true;
+  }
+  if (done.failoverTimeoutSeconds <= 900) {
+    await startTimers(deps, [
+      {
+        message: { v: 1, type: 'FAILOVER_TIMEOUT', frameworkId, disconnectedAt: done.disconnectedAt },
+        delaySeconds: done.failoverTimeoutSeconds,
+      },
+    ]);
+  }
+  if (taken > 0) await nudgeAllocator(deps, `framework ${frameworkId} disconnected`);
+  return true;
+}
+
+/** The FAILOVER_TIMEOUT timer: removes the framework if it is still disconnected since then and its time is up. */
+export async function onFailoverTimeout(
+  deps: ControlDeps,
+  m: { frameworkId: string; disconnectedAt: number },
+): Promise<void> {
+  const f = await getFramework(deps.store, m.frameworkId);
+  if (!f || f.status !== 'DISCONNECTED' || f.disconnectedAt !== m.disconnectedAt) return;
+  const left = failoverDeadline(f) - deps.clock.now();
+  if (left > 0) {
+    // Early (clock skew, or a timeout longer than one timer can wait): wait again, or leave it to the sweep.
+    if (left <= 900_000) {
+      await startTimers(deps, [
+        {
+          message: { v: 1, type: 'FAILOVER_TIMEOUT', frameworkId: m.frameworkId, disconnectedAt: m.disconnectedAt },
+          delaySeconds: Math.ceil(left / 1000),
+        },
+      ]);
+    }
+    return;
+  }
+  await removeFramework(deps, m.frameworkId, 'failover timeout', `failover.${m.frameworkId}`);
+}
+
+/**
+ * Removes a framework (TEARDOWN, or its failover timeout ended): TORN_DOWN, filters dropped,
+ * outstanding offers taken back, and a KILL for each of its tasks that has not ended; the agents'
+ * TASK_KILLED updates free the resources (acknowledged by Meso on its behalf). The KILLs go in the
+ * outbox with the status change. Called again for a framework already removed (a redelivered
+ * TEARDOWN), it sends the KILLs for whatever still runs, under the same deduplication ids.
+ */
+export async function removeFramework(
+  deps: ControlDeps,
+  frameworkId: string,
+  reason: string,
+  dedupBase: string,
+): Promise<'removed' | 'already-removed' | 'unknown'> {
+  const tasks = (await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: frameworkId })).filter(
+    (t) => !isTerminal(t.state),
+  );
+  const agents = new Map<string, AgentRecord | undefined>();
+  for (const t of tasks) if (!agents.has(t.agentId)) agents.set(t.agentId, await getAgent(deps.store, t.agentId));
+  const kills: OutboxMessage[] = tasks.flatMap((t) => {
+    const a = agents.get(t.agentId);
+    if (!a || a.status === 'GONE') return [];
+    return [toAgent(a.queueUrl, { v: 1, type: 'KILL', frameworkId, taskId: t.taskId }, `${dedupBase}.${t.taskId}`)];
+  });
+  const outcome = await withRetry(async () => {
+    const f = await getFramework(deps.store, frameworkId);
+    if (!f) return 'unknown' as const;
+    if (f.status === 'TORN_DOWN') return 'already-removed' as const;
+    const now = deps.clock.now();
+    const { ops, items } = outboxWrites(`remove.${frameworkId}`, kills, now);
+    // A transaction holds at most 100 items: the framework and 99 outbox items (9,900 KILLs).
+    // Beyond that the rest is sent directly after the write; a crash then leaves them to the
+    // agents' re-registration (which kills tasks of removed frameworks) and to TEARDOWN's retry.
+    await deps.store.write([
+      {
+        kind: 'patch',
+        table: 'frameworks',
+        key: { frameworkId },
+        set: { status: 'TORN_DOWN', filters: {}, removedReason: reason, disconnectedAt: null },
+        expect: f.version,
+      },
+      ...ops.slice(0, 99),
+    ]);
+    return { items: items.slice(0, 99), rest: items.slice(99) };
+  }, isConflict);
+  forgetRoute('framework', frameworkId);
+  if (outcome === 'unknown') return outcome;
+  if (outcome === 'already-removed') await sendAll(deps, kills);
+  else {
+    await sendAll(
+      deps,
+      outcome.rest.flatMap((i) => i.messages),
+    );
+    await flushOutbox(deps, outcome.items);
+    deps.log.info('framework removed', { frameworkId, reason, tasksKilled: kills.length });
+    deps.metrics.count('FrameworksRemoved', { reason });
+  }
+  await reclaimOffers(deps, frameworkId);
+  await nudgeAllocator(deps, `framework ${frameworkId} removed (${reason})`);
+  return outcome === 'already-removed' ? outcome : 'removed';
+}
+
+/**
+ * Takes back every outstanding offer of a framework (removes them from their agents), telling the
+ * framework at `notifyQueueUrl` if given. Returns how many it took.
+ */
+export async function reclaimOffers(deps: ControlDeps, frameworkId: string, notifyQueueUrl?: string): Promise<number> {
+  const agents = await deps.store.scan<AgentRecord & Item>('agents');
+  const taken: string[] = [];
+  for (const a of agents) {
+    if (!Object.values(a.offers).some((o) => o.frameworkId === frameworkId)) continue;
+    const ids = await withRetry(async () => {
+      const agent = await getAgent(deps.store, a.agentId);
+      if (!agent) return [];
+      const mine = Object.values(agent.offers).filter((o) => o.frameworkId === frameworkId);
+      if (mine.length === 0) return [];
+      const offersLeft = Object.fromEntries(Object.entries(agent.offers).filter(([, o]) => o.frameworkId !== frameworkId));
+      await deps.store.write([
+        { kind: 'patch', table: 'agents', key: { agentId: a.agentId }, set: { offers: offersLeft }, expect: agent.version },
+      ]);
+      return mine.map((o) => o.offerId);
+    }, isConflict);
+    taken.push(...ids);
+  }
+  if (notifyQueueUrl && taken.length > 0) {
+    await sendToFramework(
+      deps,
+      notifyQueueUrl,
+      taken.map((offerId) => ({ event: { v: 1, type: 'RESCIND', offerId }, dedupId: `rescind.${offerId}` })),
+    );
+  }
+  if (taken.length > 0) deps.metrics.count('OffersRescinded', {}, taken.length);
+  return taken.length;
+}
+
+/**
+ * After a SUBSCRIBE of a framework Meso already knew (failover, or the SDK's retry): its old
+ * offers are rescinded (they are regenerated by the allocation cycle the SUBSCRIBE nudges) and the
+ * latest status of each of its non-terminal tasks is sent to its (new) queue — with the agent's
+ * uuid, so that acknowledging it stops the agent's retries. Derived from the state, so a
+ * redelivered SUBSCRIBE sends the same messages under the same deduplication ids.
+ */
+export async function resendState(
+  deps: ControlDeps,
+  f: Pick<FrameworkRecord, 'frameworkId' | 'queueUrl'>,
+  dedupBase: string,
+): Promise<{ offers: number; statuses: number }> {
+  const offers = await reclaimOffers(deps, f.frameworkId, f.queueUrl);
+  const tasks = (await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: f.frameworkId })).filter(
+    (t) => !isTerminal(t.state),
+  );
+  await sendAll(
+    deps,
+    tasks.map((t) =>
+      toFramework(f.queueUrl, { v: 1, type: 'UPDATE', status: t.status }, `${dedupBase}.${t.taskId}`),
+    ),
+  );
+  return { offers, statuses: tasks.length };
+}

@@ -1,0 +1,364 @@
+/**
+ * Agent liveness, as Mesos's master keeps it: an agent that misses `agentPingTimeouts` heartbeats
+ * (5 × 15 s = 75 s) is UNREACHABLE; its offers are rescinded, every subscribed framework gets a
+ * FAILURE event, and its tasks become TASK_UNREACHABLE (partition-aware frameworks) or TASK_LOST
+ * (the rest). It keeps its tasks and their resources (it gets no offers) so that, if it comes back
+ * and registers again, they are reconciled (lib/control/agent-calls.ts). An agent UNREACHABLE for
+ * `agentUnreachableTimeoutSeconds` (Mesos's registry GC age, two weeks) is GONE and its tasks
+ * TASK_GONE; an operator can mark an agent GONE at once (TASK_GONE_BY_OPERATOR).
+ *
+ * How the deadline is watched — the cost argument. Each heartbeat already writes `lastSeenAt`. A
+ * delayed SQS message per heartbeat (to check that agent 75 s later) would double an agent's
+ * running cost (≈ 175,000 more SQS requests and Lambda records per agent-month). The minute sweep
+ * alone is nearly free (one Scan of the agents table per minute for the whole cluster) but coarse:
+ * an agent would be noticed between 75 s and 135 s after its last heartbeat. So the sweep reads
+ * every agent's deadline and, for the few whose deadline falls before the next sweep — in a
+ * healthy cluster only agents whose heartbeat is already late — starts one delayed AGENT_CHECK
+ * timer for that exact deadline. A dead agent is therefore noticed within a second or two of its
+ * 75 s, and healthy agents cost nothing beyond the Scan.
+ *
+ * Crash safety. Marking an agent unreachable writes the agent record with its RESCIND and FAILURE
+ * messages in the outbox (one transaction), then updates its tasks in chunks, each chunk a
+ * transaction of the task rows, their UPDATE events (outbox) and a version bump of the agent (so a
+ * concurrent re-registration of the agent and this transition never interleave). The agent record
+ * carries `pending` until the last chunk is written; if the handler dies, the next sweep finishes
+ * the transition.
+ */
+import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
+import { isTerminal } from '../core/task-state.ts';
+import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts';
+import type { TaskReason, TaskState, TimerMessage } from '../protocol/index.ts';
+import type { ControlConfig, ControlDeps } from './deps.ts';
+import { startTimers } from './emit.ts';
+import { flushOutbox, type OutboxItem, type OutboxMessage, outboxWrites, toAgent, toFramework } from './outbox.ts';
+import { getAgent, getFramework, getTask, withRetry } from './records.ts';
+import { forFramework, masterStatus } from './statuses.ts';
+
+const isConflict = (e: unknown) => e instanceof ConditionFailedError;
+
+/** Task rows per transaction when an agent's tasks change state (plus the agent and one outbox item). */
+export const TASK_CHUNK = 40;
+
+/** How long an agent may stay silent before it is UNREACHABLE: ping interval × allowed misses. */
+export const pingTimeoutMs = (c: Pick<ControlConfig, 'heartbeatIntervalSeconds' | 'agentPingTimeouts'>) =>
+  c.heartbeatIntervalSeconds * c.agentPingTimeouts * 1000;
+
+export interface LivenessPlan {
+  /** ACTIVE agents past their ping deadline. */
+  readonly unreachable: string[];
+  /** UNREACHABLE agents past the unreachable timeout. */
+  readonly gone: string[];
+  /** Agents with a transition whose tasks are not all updated (its handler died). */
+  readonly unfinished: string[];
+  /** Deadlines that fall before the next sweep: one AGENT_CHECK timer each. */
+  readonly checks: { agentId: string; delaySeconds: number }[];
+}
+
+/**
+ * What is due for each agent at `now` (pure): the sweep and the AGENT_CHECK timer both act on it.
+ *
+ * @example
+ * const plan = planLiveness(await store.scan('agents'), clock.now(), config);
+ * for (const id of plan.unreachable) await markUnreachable(deps, id);
+ */
+export function planLiveness(
+  agents: readonly AgentRecord[],
+  now: number,
+  config: Pick<
+    ControlConfig,
+    'heartbeatIntervalSeconds' | 'agentPingTimeouts' | 'agentUnreachableTimeoutSeconds' | 'sweepIntervalSeconds'
+  >,
+): LivenessPlan {
+  const plan: LivenessPlan = { unreachable: [], gone: [], unfinished: [], checks: [] };
+  const horizon = now + config.sweepIntervalSeconds * 1000;
+  const due = (agentId: string, deadline: number, list: string[]) => {
+    if (now >= deadline) list.push(agentId);
+    else if (deadline < horizon) {
+      // SQS delays are whole seconds; round up so the deadline has passed when the timer fires.
+      plan.checks.push({ agentId, delaySeconds: Math.min(900, Math.ceil((deadline - now) / 1000)) });
+    }
+  };
+  for (const a of agents) {
+    if (a.pending) plan.unfinished.push(a.agentId);
+    if (a.status === 'ACTIVE') due(a.agentId, a.lastSeenAt + pingTimeoutMs(config), plan.unreachable);
+    else if (a.status === 'UNREACHABLE' && typeof a.unreachableAt === 'number') {
+      due(a.agentId, a.unreachableAt + config.agentUnreachableTimeoutSeconds * 1000, plan.gone);
+    }
+  }
+  return plan;
+}
+
+export interface LivenessReport {
+  readonly unreachable: number;
+  readonly gone: number;
+  readonly finished: number;
+  readonly timers: number;
+}
+
+/** The sweep's part: acts on every agent's plan; one agent's failure does not stop the others. */
+export async function checkAgents(deps: ControlDeps): Promise<LivenessReport> {
+  const agents = await deps.store.scan<AgentRecord & Item>('agents');
+  const plan = planLiveness(agents, deps.clock.now(), deps.config);
+  const attempt = async (what: string, agentId: string, fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+    } catch (e) {
+      deps.log.error(`liveness: ${what} failed; the next sweep retries`, { agentId, error: String(e) });
+    }
+  };
+  for (const id of plan.unfinished) await attempt('finishing a transition', id, () => finishTransition(deps, id));
+  for (const id of plan.unreachable)
+    await attempt('marking unreachable', id, () => markUnreachable(deps, id, 'missed heartbeats'));
+  for (const id of plan.gone) await attempt('marking gone', id, () => markGone(deps, id, { byOperator: false }));
+  await startTimers(
+    deps,
+    plan.checks.map((c) => ({
+      message: { v: 1, type: 'AGENT_CHECK', agentId: c.agentId } satisfies TimerMessage,
+      delaySeconds: c.delaySeconds,
+    })),
+  );
+  return {
+    unreachable: plan.unreachable.length,
+    gone: plan.gone.length,
+    finished: plan.unfinished.length,
+    timers: plan.checks.length,
+  };
+}
+
+/** The AGENT_CHECK timer: does what is due for one agent (nothing if it has been heard from). */
+export async function checkAgent(deps: ControlDeps, agentId: string): Promise<void> {
+  const a = await getAgent(deps.store, agentId);
+  if (!a) return;
+  const plan = planLiveness([a], deps.clock.now(), deps.config);
+  if (plan.unfinished.length > 0) await finishTransition(deps, agentId);
+  if (plan.unreachable.length > 0) await markUnreachable(deps, agentId, 'missed heartbeats');
+  if (plan.gone.length > 0) await markGone(deps, agentId, { byOperator: false });
+}
+
+/**
+ * ACTIVE → UNREACHABLE, if the agent is still silent past its deadline (`force` skips that check:
+ * tests and operators). Returns whether this call made the transition.
+ */
+export async function markUnreachable(
+  deps: ControlDeps,
+  agentId: string,
+  why: string,
+  opts: { force?: boolean } = {},
+): Promise<boolean> {
+  const started = await withRetry(async () => {
+    const a = await getAgent(deps.store, agentId);
+    const now = deps.clock.now();
+    if (!a || a.status !== 'ACTIVE') return undefined;
+    if (!opts.force && now - a.lastSeenAt < pingTimeoutMs(deps.config)) return undefined;
+    const frameworks = await subscribedFrameworks(deps);
+    const messages: OutboxMessage[] = [
+      ...rescinds(a, frameworks),
+      ...frameworks.map((f) =>
+        toFramework(f.queueUrl, { v: 1, type: 'FAILURE', agentId }, `failure.${agentId}.${now}`),
+      ),
+      // Waits in its queue: if the agent is only cut off, it re-registers as soon as it reads it.
+      toAgent(
+        a.queueUrl,
+        { v: 1, type: 'REREGISTER', agentId, reason: `marked unreachable after ${now - a.lastSeenAt} ms of silence` },
+        `reregister.${agentId}.${now}`,
+      ),
+    ];
+    const { ops, items } = outboxWrites(`unreachable.${agentId}.${now}`, messages, now);
+    await deps.store.write([
+      {
+        kind: 'patch',
+        table: 'agents',
+        key: { agentId },
+        set: { status: 'UNREACHABLE', unreachableAt: now, offers: {}, pending: 'UNREACHABLE' },
+        expect: a.version,
+      },
+      ...ops,
+    ]);
+    return { items, silentMs: now - a.lastSeenAt, tasks: Object.keys(a.tasks).length };
+  }, isConflict);
+  if (!started) return false;
+  deps.log.warn('agent marked unreachable', { agentId, why, silentMs: started.silentMs, tasks: started.tasks });
+  deps.metrics.count('AgentsUnreachable');
+  await flushOutbox(deps, started.items);
+  await finishTransition(deps, agentId);
+  return true;
+}
+
+/**
+ * → GONE: after the unreachable timeout, or by an operator (Mesos MARK_AGENT_GONE). Its tasks
+ * become TASK_GONE (timeout) or TASK_GONE_BY_OPERATOR (operator) for partition-aware frameworks,
+ * TASK_LOST for the rest, and leave the agent's accounting. An agent still ACTIVE is told to kill
+ * its tasks (Mesos shuts it down); it may never register again. Returns what it found.
+ */
+export async function markGone(
+  deps: ControlDeps,
+  agentId: string,
+  opts: { byOperator: boolean },
+): Promise<'gone' | 'already-gone' | 'unknown'> {
+  const started = await withRetry(async () => {
+    const a = await getAgent(deps.store, agentId);
+    if (!a) return 'unknown' as const;
+    if (a.status === 'GONE') return 'already-gone' as const;
+    const now = deps.clock.now();
+    const messages: OutboxMessage[] = [];
+    if (a.status === 'ACTIVE') {
+      const frameworks = await subscribedFrameworks(deps);
+      messages.push(...rescinds(a, frameworks));
+      for (const f of frameworks)
+        messages.push(toFramework(f.queueUrl, { v: 1, type: 'FAILURE', agentId }, `failure.${agentId}.${now}`));
+      for (const [taskId, t] of Object.entries(a.tasks)) {
+        messages.push(
+          toAgent(a.queueUrl, { v: 1, type: 'KILL', frameworkId: t.frameworkId, taskId }, `gone.${agentId}.${taskId}`),
+        );
+      }
+    }
+    const { ops, items } = outboxWrites(`gone.${agentId}.${now}`, messages, now);
+    await deps.store.write([
+      {
+        kind: 'patch',
+        table: 'agents',
+        key: { agentId },
+        set: {
+          status: 'GONE',
+          goneAt: now,
+          offers: {},
+          pending: opts.byOperator ? 'GONE_BY_OPERATOR' : 'GONE',
+        },
+        expect: a.version,
+      },
+      ...ops,
+    ]);
+    return { items, was: a.status };
+  }, isConflict);
+  if (typeof started === 'string') return started;
+  deps.log.warn('agent marked gone', { agentId, byOperator: opts.byOperator, was: started.was });
+  deps.metrics.count('AgentsGone', { by: opts.byOperator ? 'operator' : 'timeout' });
+  await flushOutbox(deps, started.items);
+  await finishTransition(deps, agentId);
+  return 'gone';
+}
+
+type Transition = 'UNREACHABLE' | 'GONE' | 'GONE_BY_OPERATOR';
+
+/**
+ * Updates the tasks of an agent whose transition is `pending`, chunk by chunk, then clears
+ * `pending`. Safe to run any number of times, concurrently with itself or with a re-registration:
+ * every chunk is conditional on the agent's version, and a task already moved (or moved by the
+ * agent's own updates after the transition began) is left alone. Returns how many tasks it moved.
+ */
+export async function finishTransition(deps: ControlDeps, agentId: string): Promise<number> {
+  const frameworks = new Map<string, FrameworkRecord | undefined>();
+  const framework = async (id: string) => {
+    if (!frameworks.has(id)) frameworks.set(id, await getFramework(deps.store, id));
+    return frameworks.get(id);
+  };
+  let moved = 0;
+  await withRetry(async () => {
+    let a = await getAgent(deps.store, agentId);
+    const kind = a?.pending as Transition | null | undefined;
+    if (!a || !kind || a.status !== (kind === 'UNREACHABLE' ? 'UNREACHABLE' : 'GONE')) return;
+    const at = (kind === 'UNREACHABLE' ? a.unreachableAt : a.goneAt) ?? 0;
+    const rows = (
+      await Promise.all(Object.entries(a.tasks).map(([taskId, t]) => getTask(deps.store, t.frameworkId, taskId)))
+    ).filter((r): r is TaskRecord & Item => !!r && r.agentId === agentId && !isTerminal(r.state));
+    // UNREACHABLE leaves tasks the agent updated after the transition began (it may be back).
+    const todo =
+      kind === 'UNREACHABLE'
+        ? rows.filter((r) => r.state !== 'TASK_UNREACHABLE' && r.updatedAt <= at)
+        : rows;
+    let version = a.version;
+    for (let i = 0; i < todo.length; i += TASK_CHUNK) {
+      const chunk = todo.slice(i, i + TASK_CHUNK);
+      const now = deps.clock.now();
+      const ops: WriteOp[] = [];
+      const messages: OutboxMessage[] = [];
+      for (const row of chunk) {
+        const fw = await framework(row.frameworkId);
+        const { state, reason, message } = transitionOf(kind, at, fw?.partitionAware ?? false);
+        const status = {
+          ...masterStatus(now, row.frameworkId, row.taskId, state.framework, reason, message, agentId),
+          ...(kind === 'UNREACHABLE' ? { unreachableTime: at } : {}),
+        };
+        ops.push({
+          kind: 'patch',
+          table: 'tasks',
+          key: { frameworkId: row.frameworkId, taskId: row.taskId },
+          set: { state: state.row, status, updatedAt: now },
+          expect: row.version,
+        });
+        if (fw?.status === 'ACTIVE') {
+          messages.push(
+            toFramework(
+              fw.queueUrl,
+              { v: 1, type: 'UPDATE', status },
+              `${kind.toLowerCase()}.${agentId}.${at}.${row.taskId}`,
+            ),
+          );
+        }
+      }
+      const { ops: outbox, items } = outboxWrites(`${kind.toLowerCase()}.${agentId}.${at}.${i}`, messages, now);
+      // The agent's version guards the chunk: a re-registration in between makes it fail and retry.
+      await deps.store.write([
+        { kind: 'patch', table: 'agents', key: { agentId }, set: { pending: kind }, expect: version },
+        ...ops,
+        ...outbox,
+      ]);
+      version++;
+      moved += chunk.length;
+      await flushOutbox(deps, items);
+    }
+    a = (await getAgent(deps.store, agentId)) ?? a;
+    await deps.store.write([
+      {
+        kind: 'patch',
+        table: 'agents',
+        key: { agentId },
+        // GONE: its tasks are over, so they leave its accounting.
+        set: kind === 'UNREACHABLE' ? { pending: null } : { pending: null, tasks: {} },
+        expect: version,
+      },
+    ]);
+    for (const row of todo) {
+      const { state } = transitionOf(kind, at, frameworks.get(row.frameworkId)?.partitionAware ?? false);
+      deps.metrics.count('TasksMarked', { state: state.framework });
+    }
+  }, isConflict);
+  return moved;
+}
+
+function transitionOf(
+  kind: Transition,
+  at: number,
+  partitionAware: boolean,
+): { state: { row: TaskState; framework: TaskState }; reason: TaskReason; message: string } {
+  if (kind === 'UNREACHABLE') {
+    // The row stays TASK_UNREACHABLE for every framework, so the task can come back RUNNING;
+    // frameworks that are not partition-aware are told TASK_LOST.
+    return {
+      state: { row: 'TASK_UNREACHABLE', framework: forFramework('TASK_UNREACHABLE', partitionAware) },
+      reason: 'REASON_AGENT_REMOVED',
+      message: `agent unreachable since ${new Date(at).toISOString()}`,
+    };
+  }
+  const state = forFramework(kind === 'GONE' ? 'TASK_GONE' : 'TASK_GONE_BY_OPERATOR', partitionAware);
+  return {
+    state: { row: state, framework: state },
+    reason: kind === 'GONE' ? 'REASON_AGENT_REMOVED' : 'REASON_AGENT_REMOVED_BY_OPERATOR',
+    message: kind === 'GONE' ? 'agent is gone (unreachable too long)' : 'agent was marked gone by an operator',
+  };
+}
+
+/** Frameworks that hear about agents (subscribed and connected). */
+async function subscribedFrameworks(deps: ControlDeps): Promise<FrameworkRecord[]> {
+  return (await deps.store.scan<FrameworkRecord & Item>('frameworks')).filter((f) => f.status === 'ACTIVE');
+}
+
+function rescinds(a: AgentRecord, frameworks: readonly FrameworkRecord[]): OutboxMessage[] {
+  const byId = new Map(frameworks.map((f) => [f.frameworkId, f]));
+  return Object.values(a.offers).flatMap((o) => {
+    const f = byId.get(o.frameworkId);
+    return f ? [toFramework(f.queueUrl, { v: 1, type: 'RESCIND', offerId: o.offerId }, `rescind.${o.offerId}`)] : [];
+  });
+}
+
+export type { OutboxItem };
