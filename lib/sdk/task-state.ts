@@ -1,22 +1,7 @@
-/** Task states as a framework sees them. */
+/** Task states as a framework sees them: the core's state machine, plus names for people. */
 import type { TaskState } from '../protocol/common.ts';
 
-/** States after which a task never changes again (Mesos's `isTerminalState`). */
-export const TERMINAL_STATES: ReadonlySet<TaskState> = new Set<TaskState>([
-  'TASK_FINISHED',
-  'TASK_FAILED',
-  'TASK_KILLED',
-  'TASK_ERROR',
-  'TASK_LOST',
-  'TASK_DROPPED',
-  'TASK_GONE',
-  'TASK_GONE_BY_OPERATOR',
-]);
-
-/** TASK_UNREACHABLE and TASK_UNKNOWN are not terminal: the task may come back. */
-export function isTerminal(state: TaskState): boolean {
-  return TERMINAL_STATES.has(state);
-}
+export { isTerminal, TERMINAL_STATES } from '../core/task-state.ts';
 
 /** `TASK_RUNNING` → `RUNNING`, for people. */
 export function shortState(state: TaskState): string {

@@ -15,6 +15,7 @@ import type { ControlConfig } from '../../lib/control/deps.ts';
 import { agentFree } from '../../lib/control/records.ts';
 import type { AgentRecord } from '../../lib/core/model.ts';
 import { add, contains, EMPTY } from '../../lib/core/resources.ts';
+import { isTerminal } from '../../lib/core/task-state.ts';
 import {
   type LocalControlPlane,
   type LocalControlPlaneOptions,
@@ -218,19 +219,8 @@ export class Recorder {
   }
 
   async terminal(taskId: string): Promise<TaskStatus> {
-    const find = () => this.updates.find((u) => u.taskId === taskId && TERMINAL.has(u.state));
+    const find = () => this.updates.find((u) => u.taskId === taskId && isTerminal(u.state));
     await this.until(() => !!find());
     return find()!;
   }
 }
-
-const TERMINAL = new Set<TaskStatus['state']>([
-  'TASK_FINISHED',
-  'TASK_FAILED',
-  'TASK_KILLED',
-  'TASK_ERROR',
-  'TASK_LOST',
-  'TASK_DROPPED',
-  'TASK_GONE',
-  'TASK_GONE_BY_OPERATOR',
-]);
