@@ -25,12 +25,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { CreateQueueCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { pollQueue, type ReceivedMessage, SqsBus } from '../lib/adapters/sqs.ts';
 import { type Resources, toWire } from '../lib/core/resources.ts';
+import { isTerminal } from '../lib/core/task-state.ts';
 import type { Clock, Ids } from '../lib/ports/clock.ts';
 import {
   type AgentCall,
@@ -39,9 +40,20 @@ import {
   type AgentCommandOf,
   AgentCommandSchema,
 } from '../lib/protocol/agent.ts';
-import type { TaskStatus } from '../lib/protocol/common.ts';
+import type { TaskInfo, TaskReason, TaskStatus } from '../lib/protocol/common.ts';
 import { parseMessage } from '../lib/protocol/parse.ts';
-import { DEFAULT_KILL_GRACE_PERIOD_MS, type Isolator, TaskRun, type TaskTermination } from './executor.ts';
+import { listRuns, type RunFiles } from './checkpoint.ts';
+import {
+  buildSpawnSpec,
+  DEFAULT_KILL_GRACE_PERIOD_MS,
+  type Isolator,
+  TaskRun,
+  type TaskTermination,
+} from './executor.ts';
+import { Fetcher } from './fetcher.ts';
+import { collectSandboxes } from './gc.ts';
+import { HealthChecker } from './health.ts';
+import { detectIsolation, Isolation, type IsolationOptions } from './isolation/index.ts';
 import { errorMessage, type Log, stderrLog } from './log.ts';
 import { agentResources } from './resources.ts';
 import { realTimers, type StatusUpdateInput, StatusUpdateManager, type Timers } from './status-updates.ts';
@@ -49,8 +61,13 @@ import { realTimers, type StatusUpdateInput, StatusUpdateManager, type Timers } 
 export const AGENT_VERSION = '0.1.0';
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 15_000;
 export const DEFAULT_REGISTER_RETRY_INTERVAL_MS = 5_000;
-/** The agent's command queue's visibility timeout: commands are handled in well under this. */
-export const COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS = 30;
+/**
+ * The agent's command queue's visibility timeout. Commands are handled (and deleted) in
+ * milliseconds; what this bounds is how long a command the agent had received when it crashed
+ * stays invisible — and, in a FIFO queue, holds back the rest of its task's group (a KILL, an
+ * ACKNOWLEDGE) from the restarted agent. Redeliveries are harmless: every command is idempotent.
+ */
+export const COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS = 10;
 /** How many ended tasks the agent remembers (to ignore duplicate LAUNCHes). */
 const COMPLETED_TASKS_KEPT = 1000;
 /** How many KILLs for unknown tasks the agent remembers (to refuse their late LAUNCHes). */
@@ -62,6 +79,8 @@ const COMMAND_TYPES = [
   'KILL',
   'ACKNOWLEDGE',
   'ERROR',
+  'REREGISTER',
+  'RECONCILE',
 ] as const satisfies readonly AgentCommand['type'][];
 
 export interface AgentOptions {
@@ -101,7 +120,21 @@ export interface AgentOptions {
   readonly ids?: Ids;
   /** Register, heartbeat and status-retry timers. */
   readonly timers?: Timers;
+  /** Extra isolators, after the isolation's own. */
   readonly isolators?: readonly Isolator[];
+  /**
+   * How tasks are isolated: an Isolation, or options to detect one at start (see
+   * `detectIsolation`: cgroups v2/v1 else process-tree, PID namespace, task user, containers).
+   * Default: `Isolation.none()` — no limits, no namespace, the agent's own user — for the
+   * in-process harness and tests; `meso-agent run` detects.
+   */
+  readonly isolation?: Isolation | IsolationOptions;
+  /** Fetches tasks' URIs. Default: a Fetcher caching in `<workDir>/cache`. */
+  readonly fetcher?: Fetcher;
+  /** How often running tasks are checked against their limits (and recovered ones for their end), ms. Default 1000. */
+  readonly monitorIntervalMs?: number;
+  /** Sandbox garbage collection (gc.ts). Defaults: one week, disk headroom 0.1, every hour. */
+  readonly gc?: { readonly maxAgeMs?: number; readonly diskHeadroom?: number; readonly intervalMs?: number };
   readonly agentVersion?: string;
   /** Called after each status update send attempt was handed to SQS (attempt 0 = first send). */
   readonly onStatusSent?: (status: TaskStatus, attempt: number) => void;
@@ -128,6 +161,10 @@ export interface AgentEvents {
   statusSent: [status: TaskStatus, attempt: number];
   taskStarted: [frameworkId: string, taskId: string, pid: number];
   taskTerminated: [frameworkId: string, taskId: string, termination: TaskTermination];
+  /** A task's health changed (health checks). */
+  taskHealth: [frameworkId: string, taskId: string, healthy: boolean];
+  /** Checkpointed tasks were picked up at start (before REGISTER). */
+  recovered: [running: number, ended: number];
 }
 
 interface TaskEntry {
@@ -135,9 +172,18 @@ interface TaskEntry {
   readonly taskId: string;
   readonly run: TaskRun;
   terminal: boolean;
+  health?: HealthChecker;
 }
 
 const taskKey = (frameworkId: string, taskId: string): string => `${frameworkId}\u0000${taskId}`;
+
+/** Terminal reasons that come from the agent (the containerizer), not from the task's executor. */
+const AGENT_REASONS: ReadonlySet<TaskReason> = new Set<TaskReason>([
+  'REASON_CONTAINER_LAUNCH_FAILED',
+  'REASON_CONTAINER_LIMITATION_MEMORY',
+  'REASON_FETCHER_FAILED',
+  'REASON_AGENT_RESTARTED',
+]);
 
 /** Agent ids name the agent's queue, so they use only characters SQS queue names allow. */
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -202,6 +248,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   #heartbeatMs = DEFAULT_HEARTBEAT_INTERVAL_MS;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<void> | undefined;
+  #isolation: Isolation | undefined;
+  #fetcher: Fetcher | undefined;
+  #monitorTimer: NodeJS.Timeout | undefined;
+  #gcTimer: NodeJS.Timeout | undefined;
+  /** Tasks that ended before a restart and whose terminal update is not yet acknowledged. */
+  readonly #endedRuns = new Map<string, RunFiles>();
 
   constructor(opts: AgentOptions) {
     super();
@@ -249,6 +301,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.#tasks.get(taskKey(frameworkId, taskId))?.run;
   }
 
+  /** How tasks are isolated (after start()). */
+  get isolation(): Isolation {
+    if (this.#isolation === undefined) throw new Error('the agent has not started');
+    return this.#isolation;
+  }
+
   /** Status updates not yet acknowledged. */
   pendingStatusUpdates(): TaskStatus[] {
     return this.#updates?.pending() ?? [];
@@ -270,8 +328,23 @@ export class Agent extends EventEmitter<AgentEvents> {
       o.resources === undefined || typeof o.resources === 'string'
         ? agentResources(o.workDir, o.resources)
         : o.resources;
-    this.#queueUrl = await this.#createQueue(agentQueueName(o.prefix, agentId));
+    // Isolation probes (unshare, `docker info`) run while the queue is created.
+    const [queueUrl, isolation] = await Promise.all([
+      this.#createQueue(agentQueueName(o.prefix, agentId)),
+      o.isolation instanceof Isolation
+        ? o.isolation
+        : o.isolation === undefined
+          ? Isolation.none()
+          : detectIsolation(o.isolation),
+    ]);
+    this.#queueUrl = queueUrl;
+    this.#isolation = isolation;
+    await this.#letTaskUserIn(isolation);
+    this.#fetcher = o.fetcher ?? new Fetcher({ cacheDir: join(o.workDir, 'cache') });
     this.#updates = new StatusUpdateManager({
+      // Nothing is sent before the control plane has answered REGISTER.
+      paused: true,
+      onChange: (frameworkId, taskId, pending) => this.#checkpointUpdates(frameworkId, taskId, pending),
       send: (status, attempt) => this.#sendStatus(status, attempt),
       ids: o.ids,
       clock: o.clock,
@@ -293,6 +366,14 @@ export class Agent extends EventEmitter<AgentEvents> {
     }).catch((e: unknown) => this.#log('error', 'command queue polling ended', { error: errorMessage(e) }));
     this.#state = 'running';
     this.#log('info', 'agent started', { agentId, queueUrl: this.#queueUrl, workDir: o.workDir });
+    this.#log('info', `isolation: ${isolation.describe()}`, {
+      ...(isolation.notes.length > 0 ? { notes: isolation.notes } : {}),
+    });
+    await this.#recover();
+    const monitorMs = o.monitorIntervalMs ?? 1000;
+    this.#monitorTimer = setInterval(() => this.#monitor(), monitorMs).unref();
+    void this.#collectGarbage();
+    this.#gcTimer = setInterval(() => void this.#collectGarbage(), o.gc?.intervalMs ?? 3600_000).unref();
     this.#register();
   }
 
@@ -313,6 +394,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#abort?.abort();
     this.#clearTimer('register');
     this.#clearTimer('heartbeat');
+    clearInterval(this.#monitorTimer);
+    clearInterval(this.#gcTimer);
+    for (const t of this.#tasks.values()) t.health?.stop();
     if (opts.killTasks) {
       const live = [...this.#tasks.values()].filter((t) => !t.terminal);
       for (const t of live) t.run.kill(opts.gracePeriodMs);
@@ -342,9 +426,16 @@ export class Agent extends EventEmitter<AgentEvents> {
       agentId: this.agentId,
       hostname: this.#opts.hostname ?? os.hostname(),
       resources: toWire(this.resources),
-      attributes: { ...this.#opts.attributes },
+      // The isolation in force (`meso.isolation`, `meso.containers`), then the operator's.
+      attributes: { ...this.#isolation?.attributes(), ...this.#opts.attributes },
       queueUrl: this.queueUrl,
       agentVersion: this.#opts.agentVersion ?? AGENT_VERSION,
+      // What it runs, so the registry can reconcile it when the agent comes back.
+      tasks: this.runningTasks().map((t) => ({
+        frameworkId: t.frameworkId,
+        taskId: t.taskId,
+        state: t.pid !== undefined ? ('TASK_RUNNING' as const) : ('TASK_STAGING' as const),
+      })),
     };
     this.#track(
       this.#sendCall(call, randomUUID()).then(
@@ -381,6 +472,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (!this.#registered) {
       this.#registered = true;
       this.#clearTimer('register');
+      this.#updates?.resume();
       this.#log('info', 'registered', { agentId: this.agentId, heartbeatIntervalMs: interval });
       this.#scheduleHeartbeat();
       this.emit('registered', interval);
@@ -425,7 +517,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       // REGISTER and HEARTBEAT keep the agent's group.
       {
         body: JSON.stringify(checked.data),
-        groupId: checked.data.type === 'STATUS_UPDATE' ? `${this.agentId}:${checked.data.status.taskId}` : this.agentId,
+        groupId:
+          checked.data.type === 'STATUS_UPDATE'
+            ? `${this.agentId}:${checked.data.status.taskId}`
+            : this.agentId,
         dedupId,
       },
     ]);
@@ -511,7 +606,65 @@ export class Agent extends EventEmitter<AgentEvents> {
         return;
       case 'ERROR':
         this.#log('warn', 'control plane reported an error', { code: cmd.code, message: cmd.message });
+        if (cmd.code === 'AGENT_GONE') {
+          // Marked gone by the registry: it will never take this id again; stop asking.
+          this.#log(
+            'error',
+            'this agent id was marked gone; not registering again (use a new work directory)',
+          );
+          this.#clearTimer('register');
+          this.#clearTimer('heartbeat');
+        }
         return;
+      case 'REREGISTER':
+        this.#reregister(cmd);
+        return;
+      case 'RECONCILE':
+        this.#reconcile(cmd);
+        return;
+    }
+  }
+
+  /** The registry marked this agent unreachable: register again (with its tasks) and resend pending updates. */
+  #reregister(cmd: AgentCommandOf<'REREGISTER'>): void {
+    if (cmd.agentId !== this.agentId || this.#state !== 'running') return;
+    this.#log('warn', 'asked to register again', { reason: cmd.reason });
+    this.#registered = false;
+    this.#clearTimer('register');
+    this.#clearTimer('heartbeat');
+    this.#register();
+    this.#updates?.retryNow();
+  }
+
+  /**
+   * Tasks the registry believes run here but this agent did not list when it registered: each one
+   * it does not know gets `ifUnknown` (and a LAUNCH for it that arrives later is refused, as after a
+   * KILL of an unknown task). Known tasks need nothing: their updates are on their way.
+   */
+  #reconcile(cmd: AgentCommandOf<'RECONCILE'>): void {
+    // A task with updates still to deliver (one that ended while the agent was down, say) is
+    // known: its own updates answer for it.
+    const pending = new Set((this.#updates?.pending() ?? []).map((u) => taskKey(u.frameworkId, u.taskId)));
+    for (const t of cmd.tasks) {
+      const key = taskKey(t.frameworkId, t.taskId);
+      if (this.#tasks.has(key) || pending.has(key) || this.#killedUnknown.has(key)) continue;
+      this.#killedUnknown.add(key);
+      if (this.#killedUnknown.size > KILLED_UNKNOWN_KEPT) {
+        const oldest = this.#killedUnknown.values().next().value;
+        if (oldest !== undefined) this.#killedUnknown.delete(oldest);
+      }
+      this.#log('info', `reconciliation: unknown task, reporting ${t.ifUnknown}`, {
+        frameworkId: t.frameworkId,
+        taskId: t.taskId,
+      });
+      this.#update({
+        frameworkId: t.frameworkId,
+        taskId: t.taskId,
+        state: t.ifUnknown,
+        reason: 'REASON_RECONCILIATION',
+        message: 'unknown to this agent (reconciliation)',
+        source: 'SOURCE_AGENT',
+      });
     }
   }
 
@@ -519,7 +672,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const { frameworkId, task } = cmd;
     const key = taskKey(frameworkId, task.taskId);
     const base = { frameworkId, taskId: task.taskId } as const;
-    if (this.#tasks.has(key)) {
+    if (this.#tasks.has(key) || this.#endedRuns.has(key)) {
       this.#log('info', 'ignoring duplicate LAUNCH', base);
       return;
     }
@@ -545,18 +698,21 @@ export class Agent extends EventEmitter<AgentEvents> {
       });
       return;
     }
+    const uris = task.uris ?? [];
     const run = new TaskRun({
       workDir: this.#opts.workDir,
       agentId: this.agentId,
       frameworkId,
       task,
       defaultKillGracePeriodMs: this.#opts.killGracePeriodMs ?? DEFAULT_KILL_GRACE_PERIOD_MS,
-      isolators: this.#opts.isolators,
+      isolators: this.#isolatorsFor(task),
+      ...(uris.length > 0 ? { fetch: (ctx) => this.#fetch(ctx.task, ctx.sandbox) } : {}),
       onStarted: (pid) => {
         this.#log('info', 'task started', { ...base, pid, sandbox: run.sandbox });
         this.#update({ ...base, state: 'TASK_STARTING', message: `pid ${pid}`, source: 'SOURCE_EXECUTOR' });
         this.#update({ ...base, state: 'TASK_RUNNING', message: `pid ${pid}`, source: 'SOURCE_EXECUTOR' });
         this.emit('taskStarted', frameworkId, task.taskId, pid);
+        this.#startHealthChecks(key);
       },
       onTerminated: (t) => this.#terminated(key, t),
     });
@@ -564,10 +720,219 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#log('info', 'launching task', { ...base, sandbox: run.sandbox });
   }
 
+  #isolatorsFor(task: TaskInfo): Isolator[] {
+    return [...(this.#isolation?.isolatorsFor(task) ?? []), ...(this.#opts.isolators ?? [])];
+  }
+
+  async #fetch(task: TaskInfo, sandbox: string): Promise<void> {
+    let user: { uid: number; gid: number } | undefined;
+    try {
+      user = this.#isolation?.user.userFor(task);
+    } catch {
+      user = undefined; // The user isolator fails the launch with the reason.
+    }
+    await this.#fetcher?.fetchAll(task.uris ?? [], sandbox, user);
+  }
+
+  /** Starts the task's health checks, if it has any (its process runs). */
+  #startHealthChecks(key: string): void {
+    const entry = this.#tasks.get(key);
+    const check = entry?.run.task.healthCheck;
+    if (!entry || !check || entry.terminal || entry.health) return;
+    const { run } = entry;
+    const base = { frameworkId: entry.frameworkId, taskId: entry.taskId } as const;
+    const user = run.isolationState.user as { uid: number; gid: number } | undefined;
+    entry.health = new HealthChecker({
+      check,
+      startedAt: run.startedAt ?? Date.now(),
+      sandbox: run.sandbox,
+      env: buildSpawnSpec({
+        task: run.task,
+        sandbox: run.sandbox,
+        agentId: this.agentId,
+        frameworkId: entry.frameworkId,
+      }).env,
+      ...(user ? { user } : {}),
+      onChange: (healthy, result) => {
+        if (entry.terminal) return;
+        this.#log(healthy ? 'info' : 'warn', `task is ${healthy ? 'healthy' : 'unhealthy'}`, {
+          ...base,
+          check: result.detail,
+        });
+        this.#update({
+          ...base,
+          state: 'TASK_RUNNING',
+          reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED',
+          healthy,
+          message: result.detail,
+          source: 'SOURCE_EXECUTOR',
+        });
+        this.emit('taskHealth', entry.frameworkId, entry.taskId, healthy);
+      },
+      onUnhealthy: (failures, result) => {
+        if (entry.terminal) return;
+        this.#log('warn', 'killing an unhealthy task', { ...base, failures, check: result.detail });
+        run.kill(undefined, {
+          reason: 'REASON_TASK_UNHEALTHY',
+          healthy: false,
+          message: `failed ${failures} health check${failures === 1 ? '' : 's'} in a row (last: ${result.detail})`,
+        });
+      },
+    });
+    entry.health.start();
+  }
+
+  /** Writes a task's unacknowledged updates to its run's checkpoint; removes the run once all are acknowledged after its end. */
+  #checkpointUpdates(frameworkId: string, taskId: string, pending: readonly TaskStatus[]): void {
+    const key = taskKey(frameworkId, taskId);
+    const entry = this.#tasks.get(key);
+    const files = entry?.run.files ?? this.#endedRuns.get(key);
+    if (!files) return;
+    if (pending.length === 0 && (!entry || entry.terminal)) {
+      files.remove();
+      this.#endedRuns.delete(key);
+      return;
+    }
+    files.writeUpdates(pending);
+  }
+
+  /**
+   * Picks up the runs a previous agent process checkpointed: running ones are watched again
+   * (and reported TASK_RUNNING), ones that ended while the agent was down are reported with the
+   * exit status their supervisor recorded, and unacknowledged updates are queued again.
+   */
+  async #recover(): Promise<void> {
+    const o = this.#opts;
+    const updates = this.#updates!;
+    const resumed: TaskEntry[] = [];
+    let ended = 0;
+    for (const files of listRuns(o.workDir)) {
+      const rec = files.readRun();
+      if (!rec) {
+        this.#log('warn', 'removing an unreadable task checkpoint', { dir: files.dir });
+        files.remove();
+        continue;
+      }
+      const key = taskKey(rec.frameworkId, rec.taskId);
+      const pending = files.readUpdates();
+      const base = { frameworkId: rec.frameworkId, taskId: rec.taskId };
+      if (files.isEnded() || pending.some((u) => isTerminal(u.state)) || this.#tasks.has(key)) {
+        if (pending.length === 0) {
+          files.remove();
+          continue;
+        }
+        this.#endedRuns.set(key, files);
+        updates.restore(pending);
+        this.#log('info', 'resending updates of a task that ended before the restart', {
+          ...base,
+          updates: pending.length,
+        });
+        continue;
+      }
+      const run = new TaskRun({
+        workDir: o.workDir,
+        agentId: this.agentId,
+        frameworkId: rec.frameworkId,
+        task: rec.task,
+        recover: rec,
+        defaultKillGracePeriodMs: o.killGracePeriodMs ?? DEFAULT_KILL_GRACE_PERIOD_MS,
+        isolators: this.#isolatorsFor(rec.task),
+        onTerminated: (t) => this.#terminated(key, t),
+      });
+      const entry: TaskEntry = { frameworkId: rec.frameworkId, taskId: rec.taskId, run, terminal: false };
+      this.#tasks.set(key, entry);
+      updates.restore(pending);
+      resumed.push(entry);
+    }
+    // Ends of tasks that exited while the agent was down are found now, before REGISTER.
+    await Promise.all(resumed.map((e) => e.run.poll()));
+    let running = 0;
+    for (const e of resumed) {
+      if (e.terminal) {
+        ended++;
+        continue;
+      }
+      running++;
+      this.#log('info', 'recovered a running task', {
+        frameworkId: e.frameworkId,
+        taskId: e.taskId,
+        pid: e.run.pid,
+      });
+      this.#update({
+        frameworkId: e.frameworkId,
+        taskId: e.taskId,
+        state: 'TASK_RUNNING',
+        message: `recovered after an agent restart (pid ${e.run.pid})`,
+        source: 'SOURCE_AGENT',
+      });
+      this.#startHealthChecks(taskKey(e.frameworkId, e.taskId));
+    }
+    if (resumed.length > 0 || this.#endedRuns.size > 0) {
+      this.#log('info', `recovered ${running} running task(s); ${ended} ended while the agent was down`, {
+        pendingUpdates: updates.pending().length,
+      });
+    }
+    this.emit('recovered', running, ended);
+  }
+
+  /**
+   * Tasks running as another user reach their sandboxes through the work directory: it needs
+   * the search (x) permission for others (not read: they cannot list it).
+   */
+  async #letTaskUserIn(isolation: Isolation): Promise<void> {
+    const user = isolation.user.defaultUser;
+    if (!user || user.uid === process.geteuid?.()) return;
+    const dir = this.#opts.workDir;
+    const mode = (await stat(dir)).mode & 0o7777;
+    if ((mode & 0o001) !== 0) return;
+    await chmod(dir, mode | 0o001);
+    this.#log(
+      'info',
+      `made ${dir} searchable by others, so tasks running as ${user.name} reach their sandboxes`,
+      {
+        mode: (mode | 0o001).toString(8),
+      },
+    );
+  }
+
+  /** Each tick: running tasks against their limits, recovered ones for their end. */
+  #monitor(): void {
+    for (const t of this.#tasks.values()) {
+      if (!t.terminal) void t.run.poll();
+    }
+  }
+
+  async #collectGarbage(): Promise<void> {
+    if (this.#state !== 'running') return;
+    try {
+      const keep = new Set<string>();
+      for (const t of this.#tasks.values()) if (!t.terminal) keep.add(t.run.sandbox);
+      for (const files of listRuns(this.#opts.workDir)) {
+        const rec = files.readRun();
+        if (rec) keep.add(rec.sandbox);
+      }
+      const r = await collectSandboxes({
+        workDir: this.#opts.workDir,
+        keep,
+        ...(this.#opts.gc?.maxAgeMs !== undefined ? { maxAgeMs: this.#opts.gc.maxAgeMs } : {}),
+        ...(this.#opts.gc?.diskHeadroom !== undefined ? { diskHeadroom: this.#opts.gc.diskHeadroom } : {}),
+      });
+      if (r.removed.length > 0) {
+        this.#log('info', `removed ${r.removed.length} old sandbox(es)`, {
+          allowedAgeHours: Math.round(r.allowedAgeMs / 3600_000),
+          diskUsage: Math.round(r.diskUsage * 100) / 100,
+        });
+      }
+    } catch (e) {
+      this.#log('warn', 'sandbox garbage collection failed', { error: errorMessage(e) });
+    }
+  }
+
   #terminated(key: string, t: TaskTermination): void {
     const entry = this.#tasks.get(key);
     if (!entry) return;
     entry.terminal = true;
+    entry.health?.stop();
     const base = { frameworkId: entry.frameworkId, taskId: entry.taskId };
     this.#log(t.state === 'TASK_FINISHED' ? 'info' : 'warn', `task ended: ${t.state}`, {
       ...base,
@@ -578,11 +943,18 @@ export class Agent extends EventEmitter<AgentEvents> {
       state: t.state,
       ...(t.reason ? { reason: t.reason } : {}),
       message: t.message,
-      source: t.reason === 'REASON_CONTAINER_LAUNCH_FAILED' ? 'SOURCE_AGENT' : 'SOURCE_EXECUTOR',
+      source: t.reason !== undefined && AGENT_REASONS.has(t.reason) ? 'SOURCE_AGENT' : 'SOURCE_EXECUTOR',
       ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}),
+      ...(t.healthy !== undefined ? { healthy: t.healthy } : {}),
       stdoutTail: t.stdoutTail,
       stderrTail: t.stderrTail,
     });
+    // After the terminal update is checkpointed: a restart now resends it and runs nothing.
+    try {
+      entry.run.files.writeEnded(Date.now());
+    } catch (e) {
+      this.#log('warn', 'could not checkpoint the end of a task', { ...base, error: errorMessage(e) });
+    }
     this.emit('taskTerminated', entry.frameworkId, entry.taskId, t);
     // Remember a bounded number of ended tasks, so duplicate LAUNCHes stay ignored for a while.
     this.#completed.push(key);

@@ -1,31 +1,37 @@
 /**
- * The executor: runs one task as a real process in its own sandbox directory and process group,
- * and reports what happened to it through callbacks (and the `terminated` promise).
+ * The executor: runs one task as real processes in its own sandbox directory, under a per-task
+ * supervisor, and reports what happened to it through callbacks (and the `terminated` promise).
  *
- * - Sandbox: `<workDir>/sandboxes/<frameworkId>/<taskId>/<runId>`, holding `stdout` and `stderr`.
- *   The child writes to those files directly (not through pipes), so its output survives the
- *   agent and costs the agent nothing while the task runs.
+ * - Sandbox: `<workDir>/sandboxes/<frameworkId>/<taskId>/<runId>`, holding `stdout` and `stderr`
+ *   and the fetched URIs. The task writes to those files directly (not through pipes), so its
+ *   output survives the agent and costs the agent nothing while the task runs.
+ * - Checkpoint: `<workDir>/meta/runs/<runId>/` (see checkpoint.ts): the task before launch, the
+ *   supervisor's pid and start time after, the exit status the supervisor writes.
  * - Command: `command.shell !== false` → `/bin/sh -c value` (arguments ignored, as Mesos);
  *   `shell === false` → `value` is the executable and `arguments` its whole argv, *including*
- *   argv[0], as in Mesos's CommandInfo (no arguments → argv is `[value]`).
+ *   argv[0], as in Mesos's CommandInfo (no arguments → argv is `[value]`). A missing or
+ *   non-executable `value` fails the launch before anything runs.
  * - Environment: a clean base (PATH, HOME = sandbox, MESOS_SANDBOX, MESO_SANDBOX, MESO_TASK_ID,
  *   MESO_FRAMEWORK_ID, MESO_AGENT_ID) overlaid with `command.environment`; cwd = sandbox.
- * - Process group: spawned detached, so the task leads its own group and a kill reaches every
- *   process it started (unless one calls setsid itself; cgroup/PID-namespace isolation closes
- *   that gap later). When the task's main process exits, what is left of its group is SIGKILLed,
- *   as Mesos destroys the container when the task ends.
- * - Kill: SIGTERM to the group, SIGKILL to the group after the grace period.
+ * - Processes: `[outer wrappers (unshare)] sh <supervisor> [inner wrappers (setpriv)] command`,
+ *   spawned detached so the supervisor leads a new session and process group that every process
+ *   of the task inherits. When the task's command exits, what is left of it (its group, its
+ *   cgroup) is SIGKILLed, as Mesos destroys the container when the task ends.
+ * - Kill: SIGTERM to the group, SIGKILL to the group (and the cgroup) after the grace period.
  *
- * Isolation (cgroups, namespaces, user switching) plugs in through `Isolator`s: each may rewrite
- * the spawn spec before launch and clean up after exit. `command.user` is not honoured yet: tasks
- * run as the agent's user until a user-switching isolator exists (Mesos's `--no-switch_user`).
+ * Isolation (cgroups, PID namespace, user switching, containers, the process-tree fallback) plugs
+ * in through `Isolator`s: each may rewrite the spawn spec before launch, report a limit the task
+ * broke while it runs, and clean up after it ends.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, openSync, statSync } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
+import { delimiter, join, resolve, sep } from 'node:path';
 import type { TaskInfo, TaskReason } from '../lib/protocol/common.ts';
+import { type RunCheckpoint, RunFiles, readText, runMetaDir } from './checkpoint.ts';
+import { isSameLiveProcess, listProcesses, readStat } from './isolation/proc.ts';
+import { parseStatusFile, type SupervisedExit, supervisorArgv } from './isolation/supervisor.ts';
 
 export const DEFAULT_KILL_GRACE_PERIOD_MS = 3000;
 /** How much of each output file terminal updates carry. */
@@ -42,12 +48,14 @@ export interface TaskTermination {
   readonly state: TerminalTaskState;
   readonly reason?: TaskReason;
   readonly message: string;
-  /** The main process's exit code, when it exited (not when a signal ended it). */
+  /** The command's exit code, when it exited (not when a signal ended it). */
   readonly exitCode?: number;
-  /** The signal that ended the main process, if one did. */
+  /** The signal that ended the command, if one did. */
   readonly signal?: NodeJS.Signals;
   /** After a kill: whether SIGKILL was needed (the task outlived its grace period). */
   readonly sigkilled?: boolean;
+  /** Set when health checks decided the task's end. */
+  readonly healthy?: boolean;
   /** The last TAIL_BYTES of the sandbox's stdout and stderr files. */
   readonly stdoutTail: string;
   readonly stderrTail: string;
@@ -60,8 +68,12 @@ export interface SpawnSpec {
   readonly argv0?: string;
   readonly env: Readonly<Record<string, string>>;
   readonly cwd: string;
-  readonly uid?: number;
-  readonly gid?: number;
+  /** Commands wrapped around the supervisor, outermost first (`unshare … --`). */
+  readonly outer?: readonly (readonly string[])[];
+  /** Commands between the supervisor and the task's command (`setpriv … --`). */
+  readonly inner?: readonly (readonly string[])[];
+  /** cgroup.procs files the supervisor joins before it starts the command. */
+  readonly joinCgroups?: readonly string[];
 }
 
 export interface IsolationContext {
@@ -70,15 +82,52 @@ export interface IsolationContext {
   readonly task: TaskInfo;
   readonly runId: string;
   readonly sandbox: string;
+  /** What isolators record to find their resources again after an agent restart (JSON). */
+  readonly state: Record<string, unknown>;
+  /** The supervisor's pid (its process group and session), once spawned. */
+  pid?: number;
 }
 
-/** A piece of isolation (cgroups, namespaces, user switching). Nothing uses one yet. */
+/** A limit a task broke; the task is stopped and ends TASK_FAILED with this reason. */
+export interface Limitation {
+  readonly reason: TaskReason;
+  readonly message: string;
+}
+
+/** A piece of isolation (cgroups, namespaces, user switching, containers). */
 export interface Isolator {
   readonly name: string;
-  /** Before launch: may rewrite the spawn spec (wrap in `unshare`, set uid/gid). Throwing fails the launch. */
+  /** Before launch: may rewrite the spawn spec. Throwing fails the launch (a LaunchError names the reason). */
   prepare?(ctx: IsolationContext, spec: SpawnSpec): Promise<SpawnSpec>;
-  /** After the task's process group is gone. */
+  /**
+   * While the task runs (each monitor tick, `final` false) and once when its command has ended
+   * (`final` true): a limit it broke, if any.
+   */
+  watch?(ctx: IsolationContext, final: boolean): Limitation | undefined | Promise<Limitation | undefined>;
+  /** SIGKILL every process of the task, synchronously (beyond its process group). */
+  killAll?(ctx: IsolationContext): void;
+  /** The task's processes it knows of (a cgroup's members), for signals beyond the process group. */
+  pids?(ctx: IsolationContext): number[];
+  /** After the task's processes are gone. */
   cleanup?(ctx: IsolationContext): Promise<void>;
+}
+
+/** A launch that cannot go ahead, with the reason its TASK_FAILED carries. */
+export class LaunchError extends Error {
+  override name = 'LaunchError';
+  constructor(
+    readonly reason: TaskReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Why a running task is being killed, when it is not the framework's KILL. */
+export interface KillCause {
+  readonly reason: TaskReason;
+  readonly message: string;
+  readonly healthy?: boolean;
 }
 
 export interface RunTaskOptions {
@@ -93,6 +142,12 @@ export interface RunTaskOptions {
   /** PATH in the task's base environment. Default: the agent's PATH, else a standard one. */
   readonly path?: string;
   readonly isolators?: readonly Isolator[];
+  /** Fetches the task's URIs into the sandbox; throwing fails the launch (LaunchError's reason, else FETCHER_FAILED). */
+  readonly fetch?: (ctx: IsolationContext) => Promise<void>;
+  /** Resume a run the agent started before it restarted, from its checkpoint (nothing is spawned). */
+  readonly recover?: RunCheckpoint;
+  /** Milliseconds since the epoch. Default Date.now. */
+  readonly now?: () => number;
   /** The task's process is running (the agent reports TASK_STARTING, then TASK_RUNNING). */
   readonly onStarted?: (pid: number) => void;
   /** Called once, with how the task ended. */
@@ -140,6 +195,42 @@ export function buildSpawnSpec(o: {
   return { file: '/bin/sh', args: ['-c', command.value], env, cwd: o.sandbox };
 }
 
+/**
+ * Where `file` resolves for a task (a name without `/` is looked up on the task's PATH), or a
+ * LaunchError saying why it cannot be run — checked before launch so that a missing command is
+ * a clear TASK_FAILED and not a shell's exit status 127.
+ */
+export function resolveExecutable(file: string, spec: Pick<SpawnSpec, 'env' | 'cwd'>): string {
+  const candidates = file.includes('/')
+    ? [resolve(spec.cwd, file)]
+    : (spec.env.PATH ?? DEFAULT_PATH)
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(resolve(spec.cwd, d), file));
+  let denied: string | undefined;
+  for (const c of candidates) {
+    try {
+      if (!statSync(c).isFile()) continue;
+      accessSync(c, fsConstants.X_OK);
+      return c;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EACCES') denied ??= c;
+    }
+  }
+  if (denied !== undefined) {
+    throw new LaunchError(
+      'REASON_CONTAINER_LAUNCH_FAILED',
+      `cannot launch "${file}": ${denied} is not executable (EACCES)`,
+    );
+  }
+  throw new LaunchError(
+    'REASON_CONTAINER_LAUNCH_FAILED',
+    file.includes('/')
+      ? `cannot launch "${file}": no such executable (ENOENT)`
+      : `cannot launch "${file}": not found on the task's PATH (ENOENT)`,
+  );
+}
+
 /** The last `maxBytes` of a file ('' when it is missing). */
 export async function readTail(path: string, maxBytes = TAIL_BYTES): Promise<string> {
   let fh: Awaited<ReturnType<typeof open>> | undefined;
@@ -185,9 +276,24 @@ function describeSpawnError(e: unknown, spec: SpawnSpec | undefined): string {
   }
 }
 
+/** The full argv: outer wrappers, the supervisor, inner wrappers, then the command itself. */
+export function supervisedArgv(spec: SpawnSpec, statusFile: string): string[] {
+  let command = [spec.file, ...spec.args];
+  if (spec.argv0 !== undefined && spec.argv0 !== spec.file) {
+    // argv[0] other than the file: only bash's `exec -a` can set it from a shell.
+    command = ['/bin/bash', '-c', 'exec -a "$0" "$@"', spec.argv0, spec.file, ...spec.args];
+  }
+  return [
+    ...(spec.outer ?? []).flat(),
+    ...supervisorArgv(statusFile, spec.joinCgroups ?? [], [...(spec.inner ?? []).flat(), ...command]),
+  ];
+}
+
 /**
- * One run of one task. Construction starts it (asynchronously: the sandbox is created first);
- * kill() may be called at any time, also before the process exists.
+ * One run of one task. Construction starts it (asynchronously: the sandbox is created, URIs are
+ * fetched and isolators prepared first); kill() may be called at any time, also before the
+ * process exists. With `recover`, construction instead resumes watching a run a previous agent
+ * process started: its exit is noticed by poll() (it is no longer the agent's child).
  *
  * @example
  * const run = new TaskRun({ workDir, agentId, frameworkId, task, onStarted: (pid) => log(pid) });
@@ -196,38 +302,56 @@ function describeSpawnError(e: unknown, spec: SpawnSpec | undefined): string {
 export class TaskRun {
   readonly runId: string;
   readonly sandbox: string;
+  /** The run's checkpoint files. */
+  readonly files: RunFiles;
   /** Resolves once, with how the task ended; never rejects. */
   readonly terminated: Promise<TaskTermination>;
+  /** When the task's process started (ms since the epoch); for a recovered run, when it was launched. */
+  startedAt: number | undefined;
 
   readonly #opts: RunTaskOptions;
   readonly #ctx: IsolationContext;
+  readonly #now: () => number;
   #resolve!: (t: TaskTermination) => void;
   #pid: number | undefined;
+  #startTime: number | undefined;
+  #recovered = false;
   #spec: SpawnSpec | undefined;
   #done = false;
+  #exiting = false;
   #killRequested = false;
+  #killCause: KillCause | undefined;
   #sigtermSent = false;
   #sigkilled = false;
   #killedNow = false;
   #graceMs = 0;
   #graceTimer: NodeJS.Timeout | undefined;
   #sigkillAt = 0;
+  #limitation: Limitation | undefined;
+  #polling = false;
+  #launchedAt: number;
 
   constructor(opts: RunTaskOptions) {
     this.#opts = opts;
-    this.runId = opts.runId ?? randomUUID();
-    this.sandbox = sandboxPath(opts.workDir, opts.frameworkId, opts.task.taskId, this.runId);
+    this.#now = opts.now ?? Date.now;
+    const rec = opts.recover;
+    this.runId = rec?.runId ?? opts.runId ?? randomUUID();
+    this.sandbox = rec?.sandbox ?? sandboxPath(opts.workDir, opts.frameworkId, opts.task.taskId, this.runId);
+    this.files = new RunFiles(runMetaDir(opts.workDir, this.runId));
+    this.#launchedAt = rec?.launchedAt ?? this.#now();
     this.#ctx = {
       agentId: opts.agentId,
       frameworkId: opts.frameworkId,
       task: opts.task,
       runId: this.runId,
       sandbox: this.sandbox,
+      state: { ...(rec?.isolation ?? {}) },
     };
     this.terminated = new Promise((r) => {
       this.#resolve = r;
     });
-    void this.#start();
+    if (rec) this.#resume(rec);
+    else void this.#start();
   }
 
   get taskId(): string {
@@ -238,13 +362,27 @@ export class TaskRun {
     return this.#opts.frameworkId;
   }
 
-  /** The task's process id (also its process group id), once spawned. */
+  get task(): TaskInfo {
+    return this.#opts.task;
+  }
+
+  /** The supervisor's process id (also the task's process group id), once spawned. */
   get pid(): number | undefined {
     return this.#pid;
   }
 
   get isTerminated(): boolean {
     return this.#done;
+  }
+
+  /** Whether this run was started by an earlier agent process and picked up from its checkpoint. */
+  get isRecovered(): boolean {
+    return this.#recovered;
+  }
+
+  /** What the isolators recorded (the task user, cgroup directories). */
+  get isolationState(): Readonly<Record<string, unknown>> {
+    return this.#ctx.state;
   }
 
   /** The grace period used when kill() is given none: the task's, else the default. */
@@ -256,27 +394,29 @@ export class TaskRun {
   /**
    * SIGTERM to the task's process group, SIGKILL after `gracePeriodMs` if it has not exited.
    * A second kill with a shorter grace period brings the SIGKILL forward. The task ends as
-   * TASK_KILLED whatever its exit status.
+   * TASK_KILLED whatever its exit status (with `cause`'s reason and health when given).
    */
-  kill(gracePeriodMs: number = this.defaultGracePeriodMs): void {
+  kill(gracePeriodMs: number = this.defaultGracePeriodMs, cause?: KillCause): void {
     if (this.#done) return;
     const grace = Math.max(0, gracePeriodMs);
     if (!this.#killRequested) {
       this.#killRequested = true;
+      this.#killCause = cause;
       this.#graceMs = grace;
+      this.#checkpointKill(grace);
     }
     if (this.#pid === undefined) return; // #start() sees the request before spawning.
     if (!this.#sigtermSent) {
       this.#sigtermSent = true;
       this.#graceMs = grace;
-      this.#signalGroup('SIGTERM');
+      this.#terminate(0);
       this.#armSigkill(grace);
-    } else if (!this.#sigkilled && Date.now() + grace < this.#sigkillAt) {
+    } else if (!this.#sigkilled && this.#now() + grace < this.#sigkillAt) {
       this.#armSigkill(grace);
     }
   }
 
-  /** SIGKILL to the whole process group now, synchronously (for the agent's own exit). */
+  /** SIGKILL to the whole task now, synchronously (for the agent's own exit). */
   killNow(): void {
     if (this.#done) return;
     this.#killRequested = true;
@@ -284,32 +424,192 @@ export class TaskRun {
     this.#sigtermSent = true;
     this.#sigkilled = true;
     this.#killedNow = true;
-    this.#signalGroup('SIGKILL');
+    this.#killEverything();
+  }
+
+  /**
+   * Called periodically by the agent: asks the isolators whether the task broke a limit (and
+   * stops it if so) and, for a recovered run, whether its process has ended.
+   */
+  async poll(): Promise<void> {
+    if (this.#done || this.#polling || this.#pid === undefined || this.#exiting) return;
+    this.#polling = true;
+    try {
+      if (this.#limitation === undefined) {
+        const l = await this.#watch(false);
+        if (l && !this.#done && !this.#exiting) this.#limit(l);
+      }
+      if (
+        this.#recovered &&
+        !this.#done &&
+        !this.#exiting &&
+        this.#startTime !== undefined &&
+        !isSameLiveProcess(this.#pid, this.#startTime)
+      ) {
+        await this.#ended(undefined, undefined);
+      }
+    } finally {
+      this.#polling = false;
+    }
+  }
+
+  #limit(l: Limitation): void {
+    this.#limitation = l;
+    this.#sigtermSent = true;
+    this.#sigkilled = true;
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#killEverything();
+  }
+
+  async #watch(final: boolean): Promise<Limitation | undefined> {
+    for (const iso of this.#opts.isolators ?? []) {
+      try {
+        const l = await iso.watch?.(this.#ctx, final);
+        if (l) return l;
+      } catch {
+        // A failing measurement is not a limitation.
+      }
+    }
+    return undefined;
+  }
+
+  #checkpointKill(grace: number): void {
+    try {
+      this.files.writeKilled({ at: this.#now(), gracePeriodMs: grace });
+    } catch {
+      // Best effort: without it a kill in progress reads as a failure after an agent restart.
+    }
   }
 
   #armSigkill(ms: number): void {
     if (this.#graceTimer) clearTimeout(this.#graceTimer);
-    this.#sigkillAt = Date.now() + ms;
+    this.#sigkillAt = this.#now() + ms;
     this.#graceTimer = setTimeout(() => {
       this.#graceTimer = undefined;
       if (this.#done) return;
       this.#sigkilled = true;
-      this.#signalGroup('SIGKILL');
+      this.#killEverything();
     }, ms);
+  }
+
+  #killEverything(): void {
+    this.#signalGroup('SIGKILL');
+    for (const iso of this.#opts.isolators ?? []) {
+      try {
+        iso.killAll?.(this.#ctx);
+      } catch {
+        // Nothing more to do.
+      }
+    }
+  }
+
+  /**
+   * SIGTERM to every process of the task but the supervisor (and an `unshare` around it): the
+   * members of its process group and of its cgroup. Right after launch the command may not be
+   * forked yet; then this tries again shortly, for up to half a second.
+   */
+  #terminate(attempt: number): void {
+    if (this.#done || this.#exiting || this.#pid === undefined || this.#sigkilled) return;
+    const supervisor = this.#pid;
+    if (this.#recovered && this.#startTime !== undefined && !isSameLiveProcess(supervisor, this.#startTime)) {
+      return; // poll() will notice the end.
+    }
+    const targets = new Set<number>();
+    const procs = listProcesses();
+    for (const p of procs) if (p.pgrp === supervisor && p.state !== 'Z') targets.add(p.pid);
+    for (const iso of this.#opts.isolators ?? []) {
+      try {
+        for (const pid of iso.pids?.(this.#ctx) ?? []) targets.add(pid);
+      } catch {
+        // Nothing known.
+      }
+    }
+    targets.delete(supervisor);
+    if (this.#ctx.state.pidNamespace === true) {
+      // The supervisor runs as `unshare`'s child, the namespace's init: it ignores SIGTERM, and
+      // counting it would hide that the command has not started yet.
+      const byPid = new Map(procs.map((p) => [p.pid, p]));
+      for (const pid of targets) {
+        const p = byPid.get(pid) ?? readStat(pid);
+        if (!p || p.ppid === supervisor) targets.delete(pid);
+      }
+    }
+    let sent = 0;
+    for (const pid of targets) {
+      try {
+        process.kill(pid, 'SIGTERM');
+        sent++;
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    if (sent === 0 && attempt < 50) {
+      setTimeout(() => this.#terminate(attempt + 1), 10).unref();
+    }
   }
 
   #signalGroup(signal: NodeJS.Signals): void {
     if (this.#pid === undefined) return;
+    if (this.#recovered && this.#startTime !== undefined) {
+      // Not our child: the pid may have been reused by another process since ours exited.
+      // Its group id stays reserved while any member lives, so only a *different* live process
+      // holding the number makes the signal unsafe.
+      const s = readStat(this.#pid);
+      if (s && s.startTime !== this.#startTime) return;
+    }
     try {
       process.kill(-this.#pid, signal);
     } catch {
-      // ESRCH: the group is already gone. (EPERM cannot happen for a group the agent started.)
+      // ESRCH: the group is already gone.
+    }
+  }
+
+  #checkpoint(): void {
+    this.files.writeRun({
+      v: 1,
+      frameworkId: this.#opts.frameworkId,
+      taskId: this.#opts.task.taskId,
+      runId: this.runId,
+      sandbox: this.sandbox,
+      task: this.#opts.task,
+      launchedAt: this.#launchedAt,
+      ...(this.#pid !== undefined ? { pid: this.#pid } : {}),
+      ...(this.#startTime !== undefined ? { startTime: this.#startTime } : {}),
+      isolation: this.#ctx.state,
+    });
+  }
+
+  #resume(rec: RunCheckpoint): void {
+    this.#recovered = true;
+    this.#pid = rec.pid;
+    this.#startTime = rec.startTime;
+    this.#ctx.pid = rec.pid;
+    this.startedAt = rec.launchedAt;
+    const killed = this.files.readKilled();
+    if (killed) {
+      this.#killRequested = true;
+      this.#graceMs = killed.gracePeriodMs;
+    }
+    if (rec.pid === undefined || rec.startTime === undefined) {
+      // The agent went down between checkpointing the task and recording its process.
+      void this.#ended(undefined, undefined);
+      return;
+    }
+    if (killed) {
+      // Carry the kill on: the grace period counts from when it was asked for.
+      this.#sigtermSent = true;
+      this.#terminate(0);
+      this.#armSigkill(Math.max(0, killed.at + killed.gracePeriodMs - this.#now()));
     }
   }
 
   async #start(): Promise<void> {
     try {
-      await mkdir(this.sandbox, { recursive: true });
+      await mkdir(this.sandbox, { recursive: true, mode: 0o755 });
+      this.#checkpoint();
+      // Created now, so the user isolator gives them to the task's user with the rest.
+      closeSync(openSync(join(this.sandbox, 'stdout'), 'a'));
+      closeSync(openSync(join(this.sandbox, 'stderr'), 'a'));
       let spec = buildSpawnSpec({
         task: this.#opts.task,
         sandbox: this.sandbox,
@@ -318,7 +618,18 @@ export class TaskRun {
         path: this.#opts.path,
       });
       this.#spec = spec;
+      if (this.#opts.fetch && !this.#killRequested) {
+        try {
+          await this.#opts.fetch(this.#ctx);
+        } catch (e) {
+          if (e instanceof LaunchError) throw e;
+          throw new LaunchError('REASON_FETCHER_FAILED', (e as Error).message ?? String(e));
+        }
+      }
+      if (!this.#opts.task.container && this.#opts.task.command.shell === false)
+        resolveExecutable(spec.file, spec);
       for (const iso of this.#opts.isolators ?? []) {
+        if (this.#killRequested) break;
         if (iso.prepare) spec = await iso.prepare(this.#ctx, spec);
         this.#spec = spec;
       }
@@ -331,6 +642,7 @@ export class TaskRun {
         return;
       }
       // From here to the spawn nothing awaits, so no kill() can slip in unseen.
+      const argv = supervisedArgv(spec, this.files.exitFile);
       const out = openSync(join(this.sandbox, 'stdout'), 'a');
       let err: number;
       try {
@@ -341,14 +653,11 @@ export class TaskRun {
       }
       let child: ChildProcess;
       try {
-        child = spawn(spec.file, [...spec.args], {
+        child = spawn(argv[0]!, argv.slice(1), {
           cwd: spec.cwd,
           env: spec.env,
           detached: true,
           stdio: ['ignore', out, err],
-          ...(spec.argv0 !== undefined ? { argv0: spec.argv0 } : {}),
-          ...(spec.uid !== undefined ? { uid: spec.uid } : {}),
-          ...(spec.gid !== undefined ? { gid: spec.gid } : {}),
         });
       } finally {
         // The child holds its own copies now (or never will).
@@ -361,7 +670,11 @@ export class TaskRun {
       });
       if (child.pid === undefined) return; // The 'error' event follows.
       this.#pid = child.pid;
-      child.once('exit', (code, signal) => void this.#exited(code, signal));
+      this.#ctx.pid = child.pid;
+      this.#startTime = readStat(child.pid)?.startTime;
+      this.startedAt = this.#now();
+      child.once('exit', (code, signal) => void this.#ended(code, signal));
+      this.#checkpoint();
       this.#opts.onStarted?.(child.pid);
     } catch (e) {
       await this.#launchFailed(e);
@@ -369,40 +682,116 @@ export class TaskRun {
   }
 
   async #launchFailed(e: unknown): Promise<void> {
-    await this.#finish({
-      state: 'TASK_FAILED',
-      reason: 'REASON_CONTAINER_LAUNCH_FAILED',
-      message: describeSpawnError(e, this.#spec),
-    });
+    await this.#finish(
+      e instanceof LaunchError
+        ? { state: 'TASK_FAILED', reason: e.reason, message: e.message }
+        : {
+            state: 'TASK_FAILED',
+            reason: 'REASON_CONTAINER_LAUNCH_FAILED',
+            message: describeSpawnError(e, this.#spec),
+          },
+    );
   }
 
-  async #exited(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+  /**
+   * The supervisor ended (`code`/`signal` as Node saw it; both undefined for a recovered run,
+   * whose end poll() noticed). The status file tells how the task's command ended.
+   */
+  async #ended(code: number | null | undefined, signal: NodeJS.Signals | null | undefined): Promise<void> {
+    if (this.#done || this.#exiting) return;
+    this.#exiting = true;
     if (this.#graceTimer) clearTimeout(this.#graceTimer);
     this.#graceTimer = undefined;
-    // The main process is gone; take down whatever it left behind in its group.
-    this.#signalGroup('SIGKILL');
-    const status = code !== null ? `exited with code ${code}` : `killed by signal ${signal}`;
-    const exit = {
-      ...(code !== null ? { exitCode: code } : {}),
-      ...(signal !== null ? { signal } : {}),
+    const recorded = parseStatusFile(readText(this.files.exitFile));
+    // What the command's end was, as far as anyone knows.
+    const exit: SupervisedExit | undefined =
+      recorded ??
+      (code !== null && code !== undefined
+        ? { kind: 'exited', code }
+        : signal
+          ? { kind: 'signaled', signal, code: 0 }
+          : undefined);
+    // The limit check comes before the leftovers are killed (the cgroup still tells).
+    if (this.#limitation === undefined && this.#pid !== undefined) this.#limitation = await this.#watch(true);
+    // The command is gone; take down whatever it left behind.
+    this.#killEverything();
+    const exitFields = {
+      ...(exit?.kind === 'exited' ? { exitCode: exit.code } : {}),
+      ...(exit?.kind === 'signaled' ? { signal: exit.signal } : {}),
     };
-    if (this.#killRequested) {
-      const message = this.#killedNow
+    const status =
+      exit?.kind === 'exited'
+        ? `exited with code ${exit.code}`
+        : exit?.kind === 'signaled'
+          ? `killed by signal ${exit.signal}`
+          : 'exit status unknown';
+    const restarted = this.#recovered ? ' while the agent was down' : '';
+    if (this.#limitation) {
+      await this.#finish(
+        {
+          state: 'TASK_FAILED',
+          reason: this.#limitation.reason,
+          message: `${this.#limitation.message} (${status})`,
+          ...exitFields,
+        },
+        true,
+      );
+    } else if (exit?.kind === 'launch-failed') {
+      await this.#finish(
+        {
+          state: 'TASK_FAILED',
+          reason: 'REASON_CONTAINER_LAUNCH_FAILED',
+          message: 'the supervisor could not put the task in its cgroups',
+        },
+        true,
+      );
+    } else if (this.#killRequested) {
+      const how = this.#killedNow
         ? `killed with SIGKILL as the agent shut down (${status})`
         : this.#sigkilled
           ? `killed with SIGKILL: still running ${this.#graceMs / 1000} s after SIGTERM (${status})`
           : `killed with SIGTERM (${status})`;
-      await this.#finish({ state: 'TASK_KILLED', message, sigkilled: this.#sigkilled, ...exit });
-    } else if (code === 0) {
-      await this.#finish({ state: 'TASK_FINISHED', message: 'exited with code 0', ...exit });
+      const cause = this.#killCause;
+      await this.#finish({
+        state: 'TASK_KILLED',
+        ...(cause ? { reason: cause.reason, healthy: cause.healthy } : {}),
+        message: cause ? `${cause.message}; ${how}` : how,
+        sigkilled: this.#sigkilled,
+        ...exitFields,
+      });
+    } else if (exit === undefined) {
+      await this.#finish(
+        {
+          state: 'TASK_FAILED',
+          reason: 'REASON_AGENT_RESTARTED',
+          message: this.#recovered
+            ? 'the task ended while the agent was down and left no exit status'
+            : 'the task ended without an exit status',
+        },
+        true,
+      );
+    } else if (exit.kind === 'exited' && exit.code === 0) {
+      await this.#finish({
+        state: 'TASK_FINISHED',
+        message: `exited with code 0${restarted}`,
+        ...exitFields,
+      });
     } else {
-      await this.#finish({ state: 'TASK_FAILED', message: status, ...exit }, true);
+      const hint =
+        exit.kind === 'exited' && exit.code === 127 && this.#opts.task.command.shell !== false
+          ? ' (command not found)'
+          : '';
+      await this.#finish(
+        { state: 'TASK_FAILED', message: `${status}${hint}${restarted}`, ...exitFields },
+        true,
+      );
     }
   }
 
   async #finish(t: Omit<TaskTermination, 'stdoutTail' | 'stderrTail'>, quoteStderr = false): Promise<void> {
     if (this.#done) return;
     this.#done = true;
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
     for (const iso of this.#opts.isolators ?? []) {
       try {
         await iso.cleanup?.(this.#ctx);

@@ -66,7 +66,11 @@ function mentioned(spec: string): Set<ScalarName | 'ports'> {
   for (const raw of spec.split(';')) {
     const part = raw.trim();
     if (part === '') continue;
-    const name = part.slice(0, part.indexOf(':')).trim();
+    // `cpus(eng):2` (a static reservation) names cpus too: the spec replaces the detected value.
+    const name = part
+      .slice(0, part.indexOf(':'))
+      .replace(/\(.*\)/, '')
+      .trim();
     if (name === 'ports' || (SCALARS as readonly string[]).includes(name))
       names.add(name as ScalarName | 'ports');
   }
@@ -91,6 +95,7 @@ export function withOverrides(detected: Resources, spec: string | undefined): Re
     disk: names.has('disk') ? given.disk : detected.disk,
     gpus: names.has('gpus') ? given.gpus : detected.gpus,
     ports: names.has('ports') ? given.ports : detected.ports,
+    ...(given.reserved ? { reserved: given.reserved } : {}),
   });
 }
 

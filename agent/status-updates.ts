@@ -51,6 +51,13 @@ export interface StatusUpdateManagerOptions {
   /** Resend intervals double up to this. Default 600 000 (Mesos). */
   readonly maxRetryIntervalMs?: number;
   readonly onError?: (error: unknown, status: TaskStatus) => void;
+  /**
+   * Start held: updates are queued but nothing is sent until resume() (the agent holds its
+   * updates until the control plane has answered its REGISTER). Default false.
+   */
+  readonly paused?: boolean;
+  /** A task's queue of unacknowledged updates changed (for the agent's checkpoint). */
+  readonly onChange?: (frameworkId: string, taskId: string, pending: readonly TaskStatus[]) => void;
 }
 
 interface Pending {
@@ -78,6 +85,7 @@ export class StatusUpdateManager {
   readonly #maxRetryMs: number;
   readonly #streams = new Map<string, Pending[]>();
   #stopped = false;
+  #paused: boolean;
 
   constructor(opts: StatusUpdateManagerOptions) {
     this.#opts = opts;
@@ -89,6 +97,38 @@ export class StatusUpdateManager {
       this.#retryMs,
       opts.maxRetryIntervalMs ?? DEFAULT_STATUS_MAX_RETRY_INTERVAL_MS,
     );
+    this.#paused = opts.paused ?? false;
+  }
+
+  get isPaused(): boolean {
+    return this.#paused;
+  }
+
+  /** Starts sending (after `paused`): every stream's head goes out now. */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    for (const key of this.#streams.keys()) this.#sendHead(key);
+  }
+
+  /**
+   * Puts back updates checkpointed before an agent restart, stamped as they were (same uuids, so
+   * acknowledgements of earlier sends still match), ahead of any newer update of their task.
+   */
+  restore(statuses: readonly TaskStatus[]): void {
+    for (const status of statuses) {
+      if (!status.uuid) continue;
+      const key = streamKey(status.frameworkId, status.taskId);
+      let stream = this.#streams.get(key);
+      if (!stream) {
+        stream = [];
+        this.#streams.set(key, stream);
+      }
+      if (stream.some((p) => p.status.uuid === status.uuid)) continue;
+      // A resend: `attempt` 1 gives it a deduplication id the first send did not use.
+      stream.push({ status, attempt: 1 });
+      if (stream.length === 1) this.#sendHead(key);
+    }
   }
 
   /** Queues an update on its task's stream (sending it now if the stream was idle); returns it stamped. */
@@ -105,6 +145,7 @@ export class StatusUpdateManager {
       this.#streams.set(key, stream);
     }
     stream.push({ status, attempt: 0 });
+    this.#changed(stream, status.frameworkId, status.taskId);
     if (stream.length === 1) this.#sendHead(key);
     return status;
   }
@@ -120,6 +161,7 @@ export class StatusUpdateManager {
     if (!stream || !head || head.status.uuid !== uuid) return false;
     if (head.timer !== undefined) this.#timers.clearTimeout(head.timer);
     stream.shift();
+    this.#changed(stream, frameworkId, taskId);
     if (stream.length === 0) this.#streams.delete(key);
     else this.#sendHead(key);
     return true;
@@ -161,8 +203,21 @@ export class StatusUpdateManager {
     return Math.min(this.#maxRetryMs, this.#retryMs * 2 ** Math.min(attempt, 40));
   }
 
+  #changed(stream: readonly Pending[], frameworkId: string, taskId: string): void {
+    if (!this.#opts.onChange) return;
+    try {
+      this.#opts.onChange(
+        frameworkId,
+        taskId,
+        stream.map((p) => p.status),
+      );
+    } catch {
+      // A failed checkpoint write must not stop delivery.
+    }
+  }
+
   #sendHead(key: string): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#paused) return;
     const head = this.#streams.get(key)?.[0];
     if (!head) return;
     const { status, attempt } = head;

@@ -30,13 +30,18 @@ const AGENTS = Number(values.agents);
 const CPUS_PER_TASK = 0.1;
 const MEM_PER_TASK = 32;
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
 async function main() {
   process.env.AWS_ACCESS_KEY_ID ??= 'mesobench';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'mesobench';
   const emulators = await startEmulators();
-  const aws = { region: emulators.region, dynamoEndpoint: emulators.dynamoEndpoint, sqsEndpoint: emulators.sqsEndpoint };
+  const aws = {
+    region: emulators.region,
+    dynamoEndpoint: emulators.dynamoEndpoint,
+    sqsEndpoint: emulators.sqsEndpoint,
+  };
   const prefix = 'bench';
   const p = await provision({ aws, prefix });
   const cluster: ClusterConfig = { aws, prefix, queues: p.queues, tables: p.tables, source: 'bench' };
@@ -44,7 +49,11 @@ async function main() {
     cluster,
     dlqs: p.dlqs,
     sweepIntervalMs: 0,
-    log: { info: () => {}, warn: () => {}, error: (m, e) => console.error('[control]', m, JSON.stringify(e)) },
+    log: {
+      info: () => {},
+      warn: () => {},
+      error: (m, e) => console.error('[control]', m, JSON.stringify(e)),
+    },
   });
   const sqs = createSqsClient(aws);
   const dirs: string[] = [];
@@ -67,7 +76,12 @@ async function main() {
   }
 
   apiCalls.clear();
-  const s = new MesoScheduler({ sqs, schedulerCallsQueueUrl: cluster.queues.schedulerCalls, prefix, name: 'bench' });
+  const s = new MesoScheduler({
+    sqs,
+    schedulerCallsQueueUrl: cluster.queues.schedulerCalls,
+    prefix,
+    name: 'bench',
+  });
   let next = 0;
   const acceptedAt = new Map<string, number>();
   const toRunning: number[] = [];
@@ -93,7 +107,12 @@ async function main() {
       }
       const tasks = Array.from({ length: fit }, () => {
         const taskId = `b${next++}`;
-        return { taskId, agentId: offer.agentId, resources: { cpus: CPUS_PER_TASK, mem: MEM_PER_TASK }, command: { value: 'true' } };
+        return {
+          taskId,
+          agentId: offer.agentId,
+          resources: { cpus: CPUS_PER_TASK, mem: MEM_PER_TASK },
+          command: { value: 'true' },
+        };
       });
       const now = performance.now();
       for (let i = 0; i < tasks.length; i += 100) {
@@ -135,7 +154,8 @@ async function main() {
 
   toRunning.sort((a, b) => a - b);
   const byService = new Map<string, number>();
-  for (const [k, v] of Object.entries(calls)) byService.set(k.split('.')[0]!, (byService.get(k.split('.')[0]!) ?? 0) + v);
+  for (const [k, v] of Object.entries(calls))
+    byService.set(k.split('.')[0]!, (byService.get(k.split('.')[0]!) ?? 0) + v);
   const report = {
     date: new Date().toISOString().slice(0, 10),
     machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
@@ -146,11 +166,32 @@ async function main() {
     ...(failures.size ? { failures: Object.fromEntries(failures) } : {}),
     seconds: Number(seconds.toFixed(2)),
     tasksPerSecond: Number((TASKS / seconds).toFixed(1)),
-    acceptToRunningMs: { p50: Math.round(percentile(toRunning, 50)), p99: Math.round(percentile(toRunning, 99)) },
-    acceptToStartingMs: { p50: Math.round(percentile(toStarting.sort((a, b) => a - b), 50)) },
-    startingToRunningMs: { p50: Math.round(percentile(startingToRunning.sort((a, b) => a - b), 50)) },
-    callsPerTask: Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, Number((v / TASKS).toFixed(2))])),
-    callsPerTaskByService: Object.fromEntries([...byService].map(([k, v]) => [k, Number((v / TASKS).toFixed(2))])),
+    acceptToRunningMs: {
+      p50: Math.round(percentile(toRunning, 50)),
+      p99: Math.round(percentile(toRunning, 99)),
+    },
+    acceptToStartingMs: {
+      p50: Math.round(
+        percentile(
+          toStarting.sort((a, b) => a - b),
+          50,
+        ),
+      ),
+    },
+    startingToRunningMs: {
+      p50: Math.round(
+        percentile(
+          startingToRunning.sort((a, b) => a - b),
+          50,
+        ),
+      ),
+    },
+    callsPerTask: Object.fromEntries(
+      Object.entries(calls).map(([k, v]) => [k, Number((v / TASKS).toFixed(2))]),
+    ),
+    callsPerTaskByService: Object.fromEntries(
+      [...byService].map(([k, v]) => [k, Number((v / TASKS).toFixed(2))]),
+    ),
   };
   console.log(JSON.stringify(report, null, 2));
 

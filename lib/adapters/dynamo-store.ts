@@ -138,7 +138,10 @@ export class DynamoStore implements Store {
     return TABLES[table].partitionKey;
   }
 
-  private condition(table: TableName, expect: WriteOp['expect']): Omit<Built, 'TableName'> {
+  private condition(
+    table: TableName,
+    expect: Exclude<WriteOp, { kind: 'removeKey' }>['expect'],
+  ): Omit<Built, 'TableName'> {
     if (expect === 'any') return {};
     if (expect === 'absent')
       return {

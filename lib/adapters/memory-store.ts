@@ -50,7 +50,8 @@ export class MemoryStore implements Store {
       const cur = this.table(op.table).get(this.keyOf(op.table, key));
       if (op.kind === 'removeKey') {
         const map = cur?.[op.attribute] as Record<string, unknown> | undefined;
-        if (!map || !Object.hasOwn(map, op.mapKey)) throw new ConditionFailedError(`no ${op.attribute}.${op.mapKey}`);
+        if (!map || !Object.hasOwn(map, op.mapKey))
+          throw new ConditionFailedError(`no ${op.attribute}.${op.mapKey}`);
         continue;
       }
       const ok =

@@ -6,14 +6,26 @@ import { Command, CommanderError } from 'commander';
 import { createSqsClient } from '../adapters/sqs.ts';
 import { loadClusterConfig } from '../config/cluster.ts';
 import { runTask } from '../sdk/run-task.ts';
+import { type AgentGoneDeps, registerAgentGoneCommand } from './agent-gone.ts';
+import { type ClusterStoreDeps, openClusterStore, registerAgentsCommand } from './agents.ts';
 import { type DevDeps, loadDevModule, registerDevCommand } from './dev.ts';
+import { type DlqDeps, registerDlqCommand } from './dlq.ts';
 import { type CliIo, EXIT, processIo } from './io.ts';
+import { type LogsDeps, localWorkDirs, registerLogsCommand } from './logs.ts';
+import { connectToCluster, type OperatorCliDeps, registerOperatorCommands } from './operator.ts';
 import { type RunDeps, registerRunCommand } from './run.ts';
+import { registerTaskCommand } from './task.ts';
 
 export interface ProgramDeps {
   io?: CliIo;
   run?: Partial<Omit<RunDeps, 'io'>>;
   dev?: Partial<Omit<DevDeps, 'io'>>;
+  dlq?: Partial<Omit<DlqDeps, 'io'>>;
+  agentGone?: Partial<Omit<AgentGoneDeps, 'io'>>;
+  operator?: Partial<Omit<OperatorCliDeps, 'io'>>;
+  /** `meso agents` and `meso task`. */
+  store?: Partial<Omit<ClusterStoreDeps, 'io'>>;
+  logs?: Partial<Omit<LogsDeps, 'io'>>;
 }
 
 const VERSION = '0.1.0';
@@ -39,6 +51,25 @@ export function buildProgram(deps: ProgramDeps = {}, done: (code: number) => voi
     done,
   );
   registerDevCommand(program, () => ({ io, loadDevModule: () => loadDevModule(), ...deps.dev }), done);
+  registerDlqCommand(
+    program,
+    () => ({ io, loadConfig: () => loadClusterConfig(), createSqsClient, ...deps.dlq }),
+    done,
+  );
+  registerAgentGoneCommand(
+    program,
+    () => ({ io, loadConfig: () => loadClusterConfig(), ...deps.agentGone }),
+    done,
+  );
+  registerOperatorCommands(
+    program,
+    () => ({ io, connect: () => connectToCluster(), ...deps.operator }),
+    done,
+  );
+  const storeDeps = () => ({ io, openStore: () => openClusterStore(), ...deps.store });
+  registerAgentsCommand(program, storeDeps, done);
+  registerTaskCommand(program, storeDeps, done);
+  registerLogsCommand(program, () => ({ io, workDirs: () => localWorkDirs(), ...deps.logs }), done);
   return program;
 }
 

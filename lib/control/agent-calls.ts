@@ -11,6 +11,7 @@
  * them and waits for the agent to re-register; the registry has every record, and dropping them
  * would lose them if the agent never comes back).
  */
+import { registeredTotal } from '../core/accept.ts';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
 import { fromWire } from '../core/resources.ts';
 import { canTransition, isTerminal } from '../core/task-state.ts';
@@ -18,6 +19,9 @@ import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts
 import { type AgentCallOf, AgentCallSchema, parseMessage } from '../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework, shardOf } from './emit.ts';
+import { TASK_CHUNK } from './liveness.ts';
+import { followUpReordered } from './order.ts';
+import { flushOutbox, type OutboxMessage, outboxWrites, toFramework } from './outbox.ts';
 import {
   type AgentRoute,
   agentRoute,
@@ -28,8 +32,6 @@ import {
   getTask,
   withRetry,
 } from './records.ts';
-import { TASK_CHUNK } from './liveness.ts';
-import { flushOutbox, type OutboxMessage, outboxWrites, toFramework } from './outbox.ts';
 import { ownQueueProblem, type Rejection, reject } from './reject.ts';
 import { planReregistration, type ReportedTask, type ReregistrationPlan, taskKey } from './reregistration.ts';
 import { masterStatus } from './statuses.ts';
@@ -123,7 +125,9 @@ async function register(
       };
     }
     // An agent that says what it runs is reconciled with what the registry knows on it.
-    const plan = call.tasks ? await planFor(deps, call.agentId, call.tasks, existing?.tasks ?? {}) : undefined;
+    const plan = call.tasks
+      ? await planFor(deps, call.agentId, call.tasks, existing?.tasks ?? {})
+      : undefined;
     const now = deps.clock.now();
     const next: AgentRecord = {
       ...existing,
@@ -131,7 +135,8 @@ async function register(
       principal: record.senderId,
       hostname: call.hostname,
       queueUrl: call.queueUrl,
-      total: fromWire(call.resources),
+      // Dynamic reservations (RESERVE operations) survive a re-registration.
+      ...registeredTotal(fromWire(call.resources), existing?.dynamicReservations),
       attributes: call.attributes,
       status: 'ACTIVE',
       // An UNREACHABLE agent's offers were rescinded; a registered one keeps its own.
@@ -215,7 +220,8 @@ async function planFor(
 ): Promise<ReregistrationPlan> {
   const wanted = new Map<string, { frameworkId: string; taskId: string }>();
   for (const r of reported) wanted.set(taskKey(r.frameworkId, r.taskId), r);
-  for (const [taskId, t] of Object.entries(known)) wanted.set(taskKey(t.frameworkId, taskId), { frameworkId: t.frameworkId, taskId });
+  for (const [taskId, t] of Object.entries(known))
+    wanted.set(taskKey(t.frameworkId, taskId), { frameworkId: t.frameworkId, taskId });
   const rows = new Map<string, TaskRecord>();
   await Promise.all(
     [...wanted].map(async ([key, t]) => {
@@ -239,7 +245,11 @@ async function planFor(
  * that its framework has not heard). A row that changed meanwhile is re-read and left if it is no
  * longer TASK_UNREACHABLE.
  */
-async function reviveTasks(deps: ControlDeps, agentId: string, revive: ReregistrationPlan['revive']): Promise<void> {
+async function reviveTasks(
+  deps: ControlDeps,
+  agentId: string,
+  revive: ReregistrationPlan['revive'],
+): Promise<void> {
   for (const part of chunk(revive, TASK_CHUNK)) {
     await withRetry(async () => {
       const now = deps.clock.now();
@@ -247,7 +257,7 @@ async function reviveTasks(deps: ControlDeps, agentId: string, revive: Reregistr
       const messages: OutboxMessage[] = [];
       for (const r of part) {
         const row = await getTask(deps.store, r.frameworkId, r.taskId);
-        if (!row || row.state !== 'TASK_UNREACHABLE' || row.agentId !== agentId) continue;
+        if (row?.state !== 'TASK_UNREACHABLE' || row.agentId !== agentId) continue;
         const fw = await getFramework(deps.store, r.frameworkId);
         const status = masterStatus(
           now,
@@ -267,11 +277,20 @@ async function reviveTasks(deps: ControlDeps, agentId: string, revive: Reregistr
         });
         if (fw?.status === 'ACTIVE')
           messages.push(
-            toFramework(fw.queueUrl, { v: 1, type: 'UPDATE', status }, `reregistered.${agentId}.${row.updatedAt}.${r.taskId}`),
+            toFramework(
+              fw.queueUrl,
+              { v: 1, type: 'UPDATE', status },
+              `reregistered.${agentId}.${row.updatedAt}.${r.taskId}`,
+              { frameworkId: r.frameworkId, taskId: r.taskId, version: row.version + 1 },
+            ),
           );
       }
       if (ops.length === 0) return;
-      const { ops: outbox, items } = outboxWrites(`reregistered.${agentId}.${now}.${part[0]!.taskId}`, messages, now);
+      const { ops: outbox, items } = outboxWrites(
+        `reregistered.${agentId}.${now}.${part[0]!.taskId}`,
+        messages,
+        now,
+      );
       await deps.store.write([...ops, ...outbox]);
       await flushOutbox(deps, items);
       deps.metrics.count('TasksReregistered', {}, ops.length);
@@ -356,7 +375,13 @@ async function statusUpdate(
       // agent ending at once do not fight over the agent's version.
       const a = await getAgent(deps.store, agent.agentId);
       if (a?.tasks[task.taskId]) {
-        ops.push({ kind: 'removeKey', table: 'agents', key: { agentId: a.agentId }, attribute: 'tasks', mapKey: task.taskId });
+        ops.push({
+          kind: 'removeKey',
+          table: 'agents',
+          key: { agentId: a.agentId },
+          attribute: 'tasks',
+          mapKey: task.taskId,
+        });
         freed = true;
       }
     }
@@ -386,6 +411,18 @@ async function statusUpdate(
     await sendToFramework(deps, fw.queueUrl, [
       { event: { v: 1, type: 'UPDATE', status }, dedupId: `update.${uuid}.${record.messageId}` },
     ]);
+    // A non-terminal state can be overtaken by a status Meso makes (UNREACHABLE) whose send
+    // raced this one: if the row moved on, its current status follows (lib/control/order.ts).
+    if (outcome.task && !outcome.again && !isTerminal(status.state)) {
+      await followUpReordered(deps, [
+        {
+          queueUrl: fw.queueUrl,
+          frameworkId: status.frameworkId,
+          taskId: status.taskId,
+          version: outcome.task.version + 1,
+        },
+      ]);
+    }
   }
   // A redelivered terminal update nudges again: the first attempt may have died before its nudge.
   if (outcome.kind === 'forward' && (outcome.freed || (outcome.again && isTerminal(status.state)))) {

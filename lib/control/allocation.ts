@@ -1,18 +1,40 @@
 /**
- * The allocator service: one allocation cycle for a shard. It reads the shard's agents and the
- * active frameworks, asks the pure allocator (lib/core/allocator.ts, DRF by default) who gets
- * what, then spends each offer with a conditional write on the agent's version — a write that
- * loses a race is simply skipped (the next cycle sees the new state), so no two decisions ever
- * spend the same resources. Offers go out batched per framework, each with an expiry timer.
+ * The allocator service: one allocation cycle for a shard. It reads the agents, the frameworks
+ * and the role settings (three scans), asks the pure allocator (lib/core/allocator.ts:
+ * hierarchical DRF with weights, quotas, reservations and filters) who gets what, then spends
+ * each agent's offers with one conditional write on the agent's version — a write that loses a
+ * race is simply skipped (the next cycle sees the new state), so no two decisions (nor two
+ * shards) ever spend the same resources. Offers go out batched per framework, each with an
+ * expiry timer.
+ *
+ * Shards: agents are partitioned by id (`shardOf`, lib/control/emit.ts) and each shard's cycle
+ * runs in its own FIFO message group, one at a time. A shard offers only its own agents but
+ * computes DRF shares cluster-wide (it reads every agent), so its order compares like with like.
+ * Quota is the one thing per-agent conditional writes cannot protect across shards deciding at
+ * the same time (two shards could each see a role below its limit), so each shard enforces its
+ * part of every guarantee and limit — scaled by its share of the cluster — over what its own
+ * agents hold. With one shard (the default) quota is exact and cluster-wide.
  */
-import { allocate } from '../core/allocator.ts';
+import { type AllocationFramework, type AllocationInput, allocate } from '../core/allocator.ts';
 import type { AgentRecord, FrameworkRecord, OfferRecord } from '../core/model.ts';
-import { add, EMPTY, type Resources, toWire } from '../core/resources.ts';
+import {
+  ANY_ROLE,
+  add,
+  EMPTY,
+  flatten,
+  type Resources,
+  SCALARS,
+  toWire,
+  unreserved,
+  withReserved,
+} from '../core/resources.ts';
+import type { Quantities, RoleConfig } from '../core/roles.ts';
 import { ConditionFailedError, type Item } from '../ports/store.ts';
 import type { Offer, SchedulerEvent, TimerMessage } from '../protocol/index.ts';
 import type { ControlDeps } from './deps.ts';
 import { sendToFramework, startTimers } from './emit.ts';
 import { agentFree, getAgent, offerId, withRetry } from './records.ts';
+import { readRoleConfigs } from './roles.ts';
 
 export interface CycleReport {
   readonly agents: number;
@@ -20,76 +42,226 @@ export interface CycleReport {
   readonly offers: number;
   readonly conflicts: number;
   readonly expired: number;
+  /** Time spent in the pure allocator (ms). */
+  readonly decideMs: number;
 }
 
-export async function runAllocationCycle(deps: ControlDeps, shard: number): Promise<CycleReport> {
-  const now = deps.clock.now();
-  const [allAgents, frameworks] = await Promise.all([
+/** What one cycle reads. */
+export interface CycleRecords {
+  readonly agents: readonly AgentRecord[];
+  readonly frameworks: readonly FrameworkRecord[];
+  readonly roles: readonly RoleConfig[];
+}
+
+export async function readCycleRecords(deps: Pick<ControlDeps, 'store'>): Promise<CycleRecords> {
+  const [agents, frameworks, roles] = await Promise.all([
     deps.store.scan<AgentRecord & Item>('agents'),
     deps.store.scan<FrameworkRecord & Item>('frameworks'),
+    readRoleConfigs(deps.store),
   ]);
-  // Offers past their expiry are rescinded here too, in case a timer was lost.
-  const expired = await rescindExpired(deps, allAgents, frameworks, now);
-  const current = expired > 0 ? await deps.store.scan<AgentRecord & Item>('agents') : allAgents;
-  const agents = current.filter((a) => a.shard === shard || deps.config.shards <= 1);
+  return { agents, frameworks, roles };
+}
 
-  // Shares are cluster-wide: what each framework holds on every agent, against every agent's total.
-  const allocated = new Map<string, Resources>();
+/** Whether an agent may be offered anything: reachable, and not drained or deactivated by an operator. */
+export const agentOfferable = (a: AgentRecord): boolean => a.status === 'ACTIVE' && !a.operatorStatus;
+
+/** The role an offer or task counts against: its own, else (older records) its framework's first. */
+export function roleOfRecord(role: string | undefined, fw: FrameworkRecord | undefined): string {
+  return role ?? fw?.roles[0] ?? ANY_ROLE;
+}
+
+/**
+ * The allocator's input for one shard, from the records: free resources per agent, what every
+ * framework holds per role (its offers and tasks on every agent), cluster totals and
+ * reservations, role settings.
+ */
+export function buildAllocationInput(
+  records: CycleRecords,
+  opts: { now: number; shard?: number; shards?: number },
+): AllocationInput {
+  const { now } = opts;
+  const shards = opts.shards ?? 1;
+  const fwById = new Map(records.frameworks.map((f) => [f.frameworkId, f]));
+  const held = new Map<string, Map<string, Resources>>();
+  const charge = (frameworkId: string, role: string, r: Resources) => {
+    let m = held.get(frameworkId);
+    if (!m) {
+      m = new Map();
+      held.set(frameworkId, m);
+    }
+    m.set(role, add(m.get(role) ?? EMPTY, r));
+  };
   let total = EMPTY;
-  for (const a of current) {
+  const reservedTotals = new Map<string, Resources>();
+  for (const a of records.agents) {
     total = add(total, a.total);
+    const res = a.total.reserved;
+    if (res) {
+      for (const role of Object.keys(res))
+        reservedTotals.set(
+          role,
+          add(reservedTotals.get(role) ?? EMPTY, withReserved(EMPTY, [[role, res[role]!]])),
+        );
+    }
     for (const o of Object.values(a.offers))
-      allocated.set(o.frameworkId, add(allocated.get(o.frameworkId) ?? EMPTY, o.resources));
+      charge(o.frameworkId, roleOfRecord(o.role, fwById.get(o.frameworkId)), o.resources);
     for (const t of Object.values(a.tasks))
-      allocated.set(t.frameworkId, add(allocated.get(t.frameworkId) ?? EMPTY, t.resources));
+      charge(t.frameworkId, roleOfRecord(t.role, fwById.get(t.frameworkId)), t.resources);
   }
-  const byId = new Map(agents.map((a) => [a.agentId, a]));
-  const decision = allocate({
+  const mine = shards <= 1 ? records.agents : records.agents.filter((a) => a.shard === (opts.shard ?? 0));
+  const sharded = shards > 1 ? shardQuota(records, mine, total) : undefined;
+  const frameworks: AllocationFramework[] = records.frameworks.map((f) => {
+    const byRole = held.get(f.frameworkId);
+    const allocations: Record<string, Resources> = byRole ? Object.fromEntries(byRole) : {};
+    let allocated = EMPTY;
+    if (byRole) for (const r of byRole.values()) allocated = add(allocated, r);
+    return {
+      frameworkId: f.frameworkId,
+      active: f.status === 'ACTIVE',
+      roles: f.roles,
+      allocated,
+      allocations,
+      ...(f.suppressedRoles && f.suppressedRoles.length > 0 ? { suppressedRoles: f.suppressedRoles } : {}),
+      ...(f.minAllocatable ? { minAllocatable: f.minAllocatable } : {}),
+      filters: f.filters ?? {},
+    };
+  });
+  return {
     now,
     total,
-    agents: agents.map((a) => ({
+    reservedTotals: Object.fromEntries(reservedTotals),
+    agents: mine.map((a) => ({
       agentId: a.agentId,
       total: a.total,
       free: agentFree(a),
-      active: a.status === 'ACTIVE',
+      active: agentOfferable(a),
     })),
-    frameworks: frameworks.map((f) => ({
-      frameworkId: f.frameworkId,
-      active: f.status === 'ACTIVE',
-      allocated: allocated.get(f.frameworkId) ?? EMPTY,
-      filters: f.filters,
-    })),
-  });
+    frameworks,
+    roles: sharded ? sharded.roles : records.roles,
+    ...(sharded ? { quotaConsumption: sharded.consumption } : {}),
+  };
+}
 
+/**
+ * A shard's part of quota: guarantees and limits scaled by its share of the cluster (per scalar;
+ * limits rounded down, guarantees up), and what each role consumes on the shard's own agents.
+ */
+function shardQuota(
+  records: CycleRecords,
+  mine: readonly AgentRecord[],
+  total: Resources,
+): { roles: RoleConfig[]; consumption: Record<string, Resources> } {
+  const fwById = new Map(records.frameworks.map((f) => [f.frameworkId, f]));
+  let shardTotal = EMPTY;
+  const consumption = new Map<string, Resources>();
+  const consume = (role: string, r: Resources) =>
+    consumption.set(role, add(consumption.get(role) ?? EMPTY, r));
+  for (const a of mine) {
+    shardTotal = add(shardTotal, a.total);
+    const res = a.total.reserved;
+    if (res) for (const role of Object.keys(res)) consume(role, res[role]!);
+    for (const o of Object.values(a.offers))
+      consume(roleOfRecord(o.role, fwById.get(o.frameworkId)), unreserved(o.resources));
+    for (const t of Object.values(a.tasks))
+      consume(roleOfRecord(t.role, fwById.get(t.frameworkId)), unreserved(t.resources));
+  }
+  const flatShard = flatten(shardTotal);
+  const flatTotal = flatten(total);
+  const scale = (q: Quantities | undefined, round: (x: number) => number): Quantities | undefined => {
+    if (!q) return undefined;
+    const out: Quantities = {};
+    for (const name of SCALARS) {
+      const v = q[name];
+      if (v === undefined) continue;
+      out[name] = flatTotal[name] > 0 ? round((v * flatShard[name]) / flatTotal[name]) : v;
+    }
+    return out;
+  };
+  const roles = records.roles.map((r): RoleConfig => {
+    const guarantee = scale(r.guarantee, Math.ceil);
+    const limit = scale(r.limit, Math.floor);
+    return { ...r, ...(guarantee ? { guarantee } : {}), ...(limit ? { limit } : {}) };
+  });
+  return { roles, consumption: Object.fromEntries(consumption) };
+}
+
+/** A Fisher-Yates shuffle with Math.random: a different agent order each cycle, as Mesos. */
+export function randomOrder(n: number): number[] {
+  const out = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    const t = out[i]!;
+    out[i] = out[j]!;
+    out[j] = t;
+  }
+  return out;
+}
+
+export async function runAllocationCycle(
+  deps: ControlDeps,
+  shard: number,
+  opts: { reannounce?: boolean } = {},
+): Promise<CycleReport> {
+  const now = deps.clock.now();
+  let records = await readCycleRecords(deps);
+  // Offers past their expiry are rescinded here too, in case a timer was lost.
+  const expired = await rescindExpired(deps, records.agents, records.frameworks, now);
+  if (expired > 0) records = { ...records, agents: await deps.store.scan<AgentRecord & Item>('agents') };
+  const shards = deps.config.shards;
+  const input = buildAllocationInput(records, { now, shard, shards });
+  const t0 = performance.now();
+  const decision = allocate(input, { shuffle: randomOrder });
+  const decideMs = performance.now() - t0;
+
+  // One conditional write per agent, with every offer the cycle made on it.
+  const byId = new Map(records.agents.map((a) => [a.agentId, a]));
+  const perAgent = new Map<string, OfferRecord[]>();
   const expiresAt = now + deps.config.offerTimeoutSeconds * 1000;
-  const made: { offer: OfferRecord; agent: AgentRecord }[] = [];
-  let conflicts = 0;
   for (const o of decision.offers) {
-    const agent = byId.get(o.agentId)!;
     const offer: OfferRecord = {
-      offerId: offerId(deps.ids.next(), agent.agentId),
+      offerId: offerId(deps.ids.next(), o.agentId),
       frameworkId: o.frameworkId,
+      role: o.role,
       resources: o.resources,
       expiresAt,
     };
-    try {
-      await deps.store.write([
-        {
-          kind: 'patch',
-          table: 'agents',
-          key: { agentId: agent.agentId },
-          set: { offers: { ...agent.offers, [offer.offerId]: offer } },
-          expect: agent.version,
-        },
-      ]);
-      made.push({ offer, agent });
-    } catch (e) {
-      if (!(e instanceof ConditionFailedError)) throw e;
-      conflicts++; // the agent changed since we read it: the next cycle decides again
-    }
+    perAgent.set(o.agentId, [...(perAgent.get(o.agentId) ?? []), offer]);
   }
+  const made: { offer: OfferRecord; agent: AgentRecord }[] = [];
+  let conflicts = 0;
+  let failure: unknown;
+  // Settled, not all-or-nothing: when one write fails for good (throttled past the SDK's
+  // retries), the offers already written are still announced below before the cycle fails and
+  // is retried, instead of sitting unannounced until they expire.
+  const settled = await Promise.allSettled(
+    [...perAgent].map(async ([agentId, offers]) => {
+      const agent = byId.get(agentId)!;
+      const next = { ...agent.offers };
+      for (const o of offers) next[o.offerId] = o;
+      try {
+        await deps.store.write([
+          { kind: 'patch', table: 'agents', key: { agentId }, set: { offers: next }, expect: agent.version },
+        ]);
+        for (const offer of offers) made.push({ offer, agent });
+      } catch (e) {
+        if (!(e instanceof ConditionFailedError)) {
+          failure ??= e;
+          return;
+        }
+        // A write retried after an ambiguous failure (a timeout) may have landed the first time:
+        // its fresh offer ids on the agent say so, and then the offers must be announced.
+        const after = await getAgent(deps.store, agentId);
+        if (after && offers.every((o) => after.offers[o.offerId])) {
+          for (const offer of offers) made.push({ offer, agent });
+          return;
+        }
+        conflicts++; // the agent changed since we read it: the next cycle decides again
+      }
+    }),
+  );
+  for (const r of settled) if (r.status === 'rejected') failure ??= r.reason;
 
-  const fwById = new Map(frameworks.map((f) => [f.frameworkId, f]));
+  const fwById = new Map(records.frameworks.map((f) => [f.frameworkId, f]));
   const perFramework = new Map<string, Offer[]>();
   for (const { offer, agent } of made) {
     const list = perFramework.get(offer.frameworkId) ?? [];
@@ -100,10 +272,12 @@ export async function runAllocationCycle(deps: ControlDeps, shard: number): Prom
       hostname: agent.hostname,
       resources: toWire(offer.resources),
       attributes: agent.attributes,
+      ...(offer.role !== undefined ? { role: offer.role } : {}),
       expiresAt: offer.expiresAt,
     });
     perFramework.set(offer.frameworkId, list);
   }
+  if (opts.reannounce) reannounceOffers(records, made, perFramework, now, shard, shards);
   await Promise.all(
     [...perFramework].map(([fwId, offers]) => {
       const event: SchedulerEvent = { v: 1, type: 'OFFERS', offers };
@@ -125,7 +299,54 @@ export async function runAllocationCycle(deps: ControlDeps, shard: number): Prom
     })),
   );
   deps.metrics.count('OffersMade', {}, made.length);
-  return { agents: agents.length, frameworks: frameworks.length, offers: made.length, conflicts, expired };
+  if (conflicts > 0) deps.metrics.count('OfferConflicts', {}, conflicts);
+  if (failure !== undefined) throw failure;
+  return {
+    agents: input.agents.length,
+    frameworks: records.frameworks.length,
+    offers: made.length,
+    conflicts,
+    expired,
+    decideMs,
+  };
+}
+
+/**
+ * Crash safety (issue 5): offers are written to their agents before they are sent, so a cycle
+ * that dies in between leaves offers its framework never heard of, holding their resources until
+ * they expire. When the ALLOCATE batch is a redelivery, the cycle announces every outstanding
+ * offer of the shard again, built exactly as the first time; an offer already delivered in the
+ * same grouping is dropped by FIFO deduplication, and a framework that sees one twice can use it
+ * once (a second ACCEPT of it is TASK_DROPPED).
+ */
+function reannounceOffers(
+  records: { agents: readonly AgentRecord[]; frameworks: readonly FrameworkRecord[] },
+  made: readonly { offer: OfferRecord }[],
+  perFramework: Map<string, Offer[]>,
+  now: number,
+  shard: number,
+  shards: number,
+): void {
+  const fresh = new Set(made.map((m) => m.offer.offerId));
+  const active = new Set(records.frameworks.filter((f) => f.status === 'ACTIVE').map((f) => f.frameworkId));
+  for (const agent of records.agents) {
+    if (agent.status !== 'ACTIVE' || (shards > 1 && agent.shard !== shard)) continue;
+    for (const offer of Object.values(agent.offers)) {
+      if (fresh.has(offer.offerId) || offer.expiresAt <= now || !active.has(offer.frameworkId)) continue;
+      const list = perFramework.get(offer.frameworkId) ?? [];
+      list.push({
+        offerId: offer.offerId,
+        frameworkId: offer.frameworkId,
+        agentId: agent.agentId,
+        hostname: agent.hostname,
+        resources: toWire(offer.resources),
+        attributes: agent.attributes,
+        ...(offer.role !== undefined ? { role: offer.role } : {}),
+        expiresAt: offer.expiresAt,
+      });
+      perFramework.set(offer.frameworkId, list);
+    }
+  }
 }
 
 async function rescindExpired(
@@ -144,8 +365,9 @@ async function rescindExpired(
 }
 
 /**
- * Takes an offer back (it expired, or its agent went away): removes it from the agent record if
- * it is still there and tells its framework. Returns whether anything was rescinded.
+ * Takes an offer back (it expired, its agent went away or is being drained): removes it from the
+ * agent record if it is still there and tells its framework. Returns whether anything was
+ * rescinded.
  */
 export async function rescindOffer(
   deps: ControlDeps,

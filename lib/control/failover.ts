@@ -28,22 +28,25 @@ import { ConditionFailedError, type Item } from '../ports/store.ts';
 import type { SchedulerEvent, TimerMessage } from '../protocol/index.ts';
 import type { ControlConfig, ControlDeps } from './deps.ts';
 import { eventGroup, nudgeAllocator, sendToFramework, startTimers } from './emit.ts';
+import { followUpReordered } from './order.ts';
 import { flushOutbox, type OutboxMessage, outboxWrites, sendAll, toAgent, toFramework } from './outbox.ts';
 import { forgetRoute, getAgent, getFramework, withRetry } from './records.ts';
 
 const isConflict = (e: unknown) => e instanceof ConditionFailedError;
 
 /** How long a framework may stay silent before it is DISCONNECTED. */
-export const frameworkTimeoutMs = (c: Pick<ControlConfig, 'frameworkHeartbeatSeconds' | 'frameworkPingTimeouts'>) =>
-  c.frameworkHeartbeatSeconds * c.frameworkPingTimeouts * 1000;
+export const frameworkTimeoutMs = (
+  c: Pick<ControlConfig, 'frameworkHeartbeatSeconds' | 'frameworkPingTimeouts'>,
+) => c.frameworkHeartbeatSeconds * c.frameworkPingTimeouts * 1000;
 
 /** When the framework was last heard from. */
 export const lastHeard = (f: Pick<FrameworkRecord, 'lastSeenAt' | 'subscribedAt'>): number =>
   Math.max(f.lastSeenAt ?? 0, f.subscribedAt);
 
 /** When a DISCONNECTED framework's failover timeout ends. */
-export const failoverDeadline = (f: Pick<FrameworkRecord, 'disconnectedAt' | 'failoverTimeoutSeconds'>): number =>
-  (f.disconnectedAt ?? 0) + f.failoverTimeoutSeconds * 1000;
+export const failoverDeadline = (
+  f: Pick<FrameworkRecord, 'disconnectedAt' | 'failoverTimeoutSeconds'>,
+): number => (f.disconnectedAt ?? 0) + f.failoverTimeoutSeconds * 1000;
 
 export interface FailoverPlan {
   /** ACTIVE frameworks silent for too long. */
@@ -63,7 +66,8 @@ export function planFailover(
   const plan: FailoverPlan = { disconnect: [], remove: [], timers: [] };
   const horizon = now + config.sweepIntervalSeconds * 1000;
   for (const f of frameworks) {
-    if (f.status === 'ACTIVE' && now - lastHeard(f) >= frameworkTimeoutMs(config)) plan.disconnect.push(f.frameworkId);
+    if (f.status === 'ACTIVE' && now - lastHeard(f) >= frameworkTimeoutMs(config))
+      plan.disconnect.push(f.frameworkId);
     if (f.status === 'DISCONNECTED' && typeof f.disconnectedAt === 'number') {
       const deadline = failoverDeadline(f);
       if (now >= deadline) plan.remove.push(f.frameworkId);
@@ -101,7 +105,8 @@ export async function checkFrameworks(deps: ControlDeps): Promise<FailoverReport
       deps.log.error(`failover: ${what} failed; the next sweep retries`, { frameworkId, error: String(e) });
     }
   };
-  for (const id of plan.disconnect) await attempt('disconnecting', id, () => disconnectFramework(deps, id, 'silent'));
+  for (const id of plan.disconnect)
+    await attempt('disconnecting', id, () => disconnectFramework(deps, id, 'silent'));
   for (const id of plan.remove)
     await attempt('removing', id, () => removeFramework(deps, id, 'failover timeout', `failover.${id}`));
   await startTimers(
@@ -116,6 +121,20 @@ export async function checkFrameworks(deps: ControlDeps): Promise<FailoverReport
       delaySeconds: t.delaySeconds,
     })),
   );
+  // An allocation cycle that read a framework as ACTIVE just before it went away may still have
+  // made it an offer: take such offers back (they would only hold resources until they expire).
+  const away = new Set([
+    ...frameworks.filter((f) => f.status !== 'ACTIVE').map((f) => f.frameworkId),
+    ...plan.disconnect,
+    ...plan.remove,
+  ]);
+  if (away.size > 0) {
+    const agents = await deps.store.scan<AgentRecord & Item>('agents');
+    const stray = new Set(
+      agents.flatMap((a) => Object.values(a.offers).map((o) => o.frameworkId)).filter((id) => away.has(id)),
+    );
+    for (const id of stray) await attempt('taking back offers', id, () => reclaimOffers(deps, id));
+  }
   const tick = Math.floor(now / (deps.config.frameworkHeartbeatSeconds * 1000));
   const active = frameworks.filter((f) => f.status === 'ACTIVE' && !plan.disconnect.includes(f.frameworkId));
   let heartbeats = 0;
@@ -146,7 +165,13 @@ export async function touchFramework(deps: ControlDeps, f: FrameworkRecord): Pro
   const now = deps.clock.now();
   if (now - lastHeard(f) < (deps.config.frameworkHeartbeatSeconds * 1000) / 2) return;
   await deps.store.write([
-    { kind: 'patch', table: 'frameworks', key: { frameworkId: f.frameworkId }, set: { lastSeenAt: now }, expect: 'exists' },
+    {
+      kind: 'patch',
+      table: 'frameworks',
+      key: { frameworkId: f.frameworkId },
+      set: { lastSeenAt: now },
+      expect: 'exists',
+    },
   ]);
 }
 
@@ -163,7 +188,7 @@ export async function disconnectFramework(
   const done = await withRetry(async () => {
     const f = await getFramework(deps.store, frameworkId);
     const now = deps.clock.now();
-    if (!f || f.status !== 'ACTIVE') return undefined;
+    if (f?.status !== 'ACTIVE') return undefined;
     if (!opts.force && now - lastHeard(f) < frameworkTimeoutMs(deps.config)) return undefined;
     await deps.store.write([
       {
@@ -178,7 +203,11 @@ export async function disconnectFramework(
   }, isConflict);
   if (!done) return false;
   forgetRoute('framework', frameworkId);
-  deps.log.warn('framework disconnected', { frameworkId, why, failoverTimeoutSeconds: done.failoverTimeoutSeconds });
+  deps.log.warn('framework disconnected', {
+    frameworkId,
+    why,
+    failoverTimeoutSeconds: done.failoverTimeoutSeconds,
+  });
   deps.metrics.count('FrameworksDisconnected', { why });
   const taken = await reclaimOffers(deps, frameworkId);
   if (done.failoverTimeoutSeconds === 0) {
@@ -203,14 +232,19 @@ export async function onFailoverTimeout(
   m: { frameworkId: string; disconnectedAt: number },
 ): Promise<void> {
   const f = await getFramework(deps.store, m.frameworkId);
-  if (!f || f.status !== 'DISCONNECTED' || f.disconnectedAt !== m.disconnectedAt) return;
+  if (f?.status !== 'DISCONNECTED' || f.disconnectedAt !== m.disconnectedAt) return;
   const left = failoverDeadline(f) - deps.clock.now();
   if (left > 0) {
     // Early (clock skew, or a timeout longer than one timer can wait): wait again, or leave it to the sweep.
     if (left <= 900_000) {
       await startTimers(deps, [
         {
-          message: { v: 1, type: 'FAILOVER_TIMEOUT', frameworkId: m.frameworkId, disconnectedAt: m.disconnectedAt },
+          message: {
+            v: 1,
+            type: 'FAILOVER_TIMEOUT',
+            frameworkId: m.frameworkId,
+            disconnectedAt: m.disconnectedAt,
+          },
           delaySeconds: Math.ceil(left / 1000),
         },
       ]);
@@ -233,15 +267,18 @@ export async function removeFramework(
   reason: string,
   dedupBase: string,
 ): Promise<'removed' | 'already-removed' | 'unknown'> {
-  const tasks = (await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: frameworkId })).filter(
-    (t) => !isTerminal(t.state),
-  );
+  const tasks = (
+    await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: frameworkId })
+  ).filter((t) => !isTerminal(t.state));
   const agents = new Map<string, AgentRecord | undefined>();
-  for (const t of tasks) if (!agents.has(t.agentId)) agents.set(t.agentId, await getAgent(deps.store, t.agentId));
+  for (const t of tasks)
+    if (!agents.has(t.agentId)) agents.set(t.agentId, await getAgent(deps.store, t.agentId));
   const kills: OutboxMessage[] = tasks.flatMap((t) => {
     const a = agents.get(t.agentId);
     if (!a || a.status === 'GONE') return [];
-    return [toAgent(a.queueUrl, { v: 1, type: 'KILL', frameworkId, taskId: t.taskId }, `${dedupBase}.${t.taskId}`)];
+    return [
+      toAgent(a.queueUrl, { v: 1, type: 'KILL', frameworkId, taskId: t.taskId }, `${dedupBase}.${t.taskId}`),
+    ];
   });
   const outcome = await withRetry(async () => {
     const f = await getFramework(deps.store, frameworkId);
@@ -285,7 +322,11 @@ export async function removeFramework(
  * Takes back every outstanding offer of a framework (removes them from their agents), telling the
  * framework at `notifyQueueUrl` if given. Returns how many it took.
  */
-export async function reclaimOffers(deps: ControlDeps, frameworkId: string, notifyQueueUrl?: string): Promise<number> {
+export async function reclaimOffers(
+  deps: ControlDeps,
+  frameworkId: string,
+  notifyQueueUrl?: string,
+): Promise<number> {
   const agents = await deps.store.scan<AgentRecord & Item>('agents');
   const taken: string[] = [];
   for (const a of agents) {
@@ -295,9 +336,17 @@ export async function reclaimOffers(deps: ControlDeps, frameworkId: string, noti
       if (!agent) return [];
       const mine = Object.values(agent.offers).filter((o) => o.frameworkId === frameworkId);
       if (mine.length === 0) return [];
-      const offersLeft = Object.fromEntries(Object.entries(agent.offers).filter(([, o]) => o.frameworkId !== frameworkId));
+      const offersLeft = Object.fromEntries(
+        Object.entries(agent.offers).filter(([, o]) => o.frameworkId !== frameworkId),
+      );
       await deps.store.write([
-        { kind: 'patch', table: 'agents', key: { agentId: a.agentId }, set: { offers: offersLeft }, expect: agent.version },
+        {
+          kind: 'patch',
+          table: 'agents',
+          key: { agentId: a.agentId },
+          set: { offers: offersLeft },
+          expect: agent.version,
+        },
       ]);
       return mine.map((o) => o.offerId);
     }, isConflict);
@@ -315,26 +364,44 @@ export async function reclaimOffers(deps: ControlDeps, frameworkId: string, noti
 }
 
 /**
- * After a SUBSCRIBE of a framework Meso already knew (failover, or the SDK's retry): its old
- * offers are rescinded (they are regenerated by the allocation cycle the SUBSCRIBE nudges) and the
- * latest status of each of its non-terminal tasks is sent to its (new) queue — with the agent's
- * uuid, so that acknowledging it stops the agent's retries. Derived from the state, so a
- * redelivered SUBSCRIBE sends the same messages under the same deduplication ids.
+ * After a SUBSCRIBE of a framework Meso already knew (failover, or the SDK's retry): when it comes
+ * from a new queue its old offers are rescinded (they went to the old process, which must not use
+ * them; new ones follow from the allocation cycle the SUBSCRIBE nudges — a SUBSCRIBE redelivered
+ * or resent to the same queue leaves them alone, they reached this process), and the
+ * latest status of each of its tasks that has not ended is sent to its (new) queue — with the
+ * agent's uuid, so that acknowledging it lets the agent's next update through. Terminal updates
+ * from agents since `since` (when it disconnected: they were applied but never forwarded; for a
+ * failover while connected, the agents' longest retry interval, 10 minutes) are sent too, so the
+ * new process need not wait for the agents' next retry; a copy of one already acknowledged is
+ * harmless (updates are at-least-once, and the agent ignores an acknowledgement it does not wait
+ * for). Derived from the state, so a redelivered SUBSCRIBE sends the same messages under the same
+ * deduplication ids.
  */
 export async function resendState(
   deps: ControlDeps,
   f: Pick<FrameworkRecord, 'frameworkId' | 'queueUrl'>,
   dedupBase: string,
+  since: number,
+  opts: { rescindOffers: boolean },
 ): Promise<{ offers: number; statuses: number }> {
-  const offers = await reclaimOffers(deps, f.frameworkId, f.queueUrl);
-  const tasks = (await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: f.frameworkId })).filter(
-    (t) => !isTerminal(t.state),
-  );
+  const offers = opts.rescindOffers ? await reclaimOffers(deps, f.frameworkId, f.queueUrl) : 0;
+  const tasks = (
+    await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: f.frameworkId })
+  ).filter((t) => !isTerminal(t.state) || (t.status.uuid !== undefined && t.updatedAt >= since));
   await sendAll(
     deps,
     tasks.map((t) =>
       toFramework(f.queueUrl, { v: 1, type: 'UPDATE', status: t.status }, `${dedupBase}.${t.taskId}`),
     ),
+  );
+  await followUpReordered(
+    deps,
+    tasks.map((t) => ({
+      queueUrl: f.queueUrl,
+      frameworkId: t.frameworkId,
+      taskId: t.taskId,
+      version: t.version,
+    })),
   );
   return { offers, statuses: tasks.length };
 }

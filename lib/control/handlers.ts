@@ -9,6 +9,7 @@ import { handleAgentCall } from './agent-calls.ts';
 import { runAllocationCycle } from './allocation.ts';
 import type { ControlDeps } from './deps.ts';
 import { perRecordHandler, type SqsHandler } from './lambda.ts';
+import { resilientStore } from './retry.ts';
 import { handleSchedulerCall } from './scheduler-calls.ts';
 import { runSweep } from './sweep.ts';
 import { handleTimer } from './timers.ts';
@@ -26,7 +27,18 @@ export interface Handlers {
 
 const isAgentCalls = (source: string | undefined) => /agent-calls(\.fifo)?$/.test(source ?? '');
 
-export function createHandlers(deps: () => ControlDeps, afterEach?: () => void): Handlers {
+export function createHandlers(given: () => ControlDeps, afterEach?: () => void): Handlers {
+  // Throttled and transient store errors are retried where they happen (lib/control/retry.ts).
+  let base: ControlDeps | undefined;
+  let resilient: ControlDeps | undefined;
+  const deps = (): ControlDeps => {
+    const d = given();
+    if (d !== base) {
+      base = d;
+      resilient = { ...d, store: resilientStore(d.store) };
+    }
+    return resilient!;
+  };
   const registry = perRecordHandler(
     deps,
     (d, record) =>
@@ -43,8 +55,11 @@ export function createHandlers(deps: () => ControlDeps, afterEach?: () => void):
         if (parsed.ok) shards.add(parsed.message.shard);
         else d.log.error('bad allocator message dropped', { error: parsed.error });
       }
+      // A batch seen before means the last cycle died, perhaps after writing offers it never
+      // sent: this one announces the outstanding offers again (lib/control/allocation.ts).
+      const reannounce = event.Records.some((r) => Number(r.attributes.ApproximateReceiveCount ?? '1') > 1);
       for (const shard of shards) {
-        const report = await runAllocationCycle(d, shard);
+        const report = await runAllocationCycle(d, shard, { reannounce });
         d.log.info('allocation cycle', { shard, ...report });
       }
       return { batchItemFailures: [] };

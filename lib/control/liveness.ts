@@ -30,7 +30,14 @@ import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts
 import type { TaskReason, TaskState, TimerMessage } from '../protocol/index.ts';
 import type { ControlConfig, ControlDeps } from './deps.ts';
 import { startTimers } from './emit.ts';
-import { flushOutbox, type OutboxItem, type OutboxMessage, outboxWrites, toAgent, toFramework } from './outbox.ts';
+import {
+  flushOutbox,
+  type OutboxItem,
+  type OutboxMessage,
+  outboxWrites,
+  toAgent,
+  toFramework,
+} from './outbox.ts';
 import { getAgent, getFramework, getTask, withRetry } from './records.ts';
 import { forFramework, masterStatus } from './statuses.ts';
 
@@ -66,7 +73,10 @@ export function planLiveness(
   now: number,
   config: Pick<
     ControlConfig,
-    'heartbeatIntervalSeconds' | 'agentPingTimeouts' | 'agentUnreachableTimeoutSeconds' | 'sweepIntervalSeconds'
+    | 'heartbeatIntervalSeconds'
+    | 'agentPingTimeouts'
+    | 'agentUnreachableTimeoutSeconds'
+    | 'sweepIntervalSeconds'
   >,
 ): LivenessPlan {
   const plan: LivenessPlan = { unreachable: [], gone: [], unfinished: [], checks: [] };
@@ -106,10 +116,12 @@ export async function checkAgents(deps: ControlDeps): Promise<LivenessReport> {
       deps.log.error(`liveness: ${what} failed; the next sweep retries`, { agentId, error: String(e) });
     }
   };
-  for (const id of plan.unfinished) await attempt('finishing a transition', id, () => finishTransition(deps, id));
+  for (const id of plan.unfinished)
+    await attempt('finishing a transition', id, () => finishTransition(deps, id));
   for (const id of plan.unreachable)
     await attempt('marking unreachable', id, () => markUnreachable(deps, id, 'missed heartbeats'));
-  for (const id of plan.gone) await attempt('marking gone', id, () => markGone(deps, id, { byOperator: false }));
+  for (const id of plan.gone)
+    await attempt('marking gone', id, () => markGone(deps, id, { byOperator: false }));
   await startTimers(
     deps,
     plan.checks.map((c) => ({
@@ -148,7 +160,7 @@ export async function markUnreachable(
   const started = await withRetry(async () => {
     const a = await getAgent(deps.store, agentId);
     const now = deps.clock.now();
-    if (!a || a.status !== 'ACTIVE') return undefined;
+    if (a?.status !== 'ACTIVE') return undefined;
     if (!opts.force && now - a.lastSeenAt < pingTimeoutMs(deps.config)) return undefined;
     const frameworks = await subscribedFrameworks(deps);
     const messages: OutboxMessage[] = [
@@ -159,7 +171,12 @@ export async function markUnreachable(
       // Waits in its queue: if the agent is only cut off, it re-registers as soon as it reads it.
       toAgent(
         a.queueUrl,
-        { v: 1, type: 'REREGISTER', agentId, reason: `marked unreachable after ${now - a.lastSeenAt} ms of silence` },
+        {
+          v: 1,
+          type: 'REREGISTER',
+          agentId,
+          reason: `marked unreachable after ${now - a.lastSeenAt} ms of silence`,
+        },
         `reregister.${agentId}.${now}`,
       ),
     ];
@@ -177,7 +194,12 @@ export async function markUnreachable(
     return { items, silentMs: now - a.lastSeenAt, tasks: Object.keys(a.tasks).length };
   }, isConflict);
   if (!started) return false;
-  deps.log.warn('agent marked unreachable', { agentId, why, silentMs: started.silentMs, tasks: started.tasks });
+  deps.log.warn('agent marked unreachable', {
+    agentId,
+    why,
+    silentMs: started.silentMs,
+    tasks: started.tasks,
+  });
   deps.metrics.count('AgentsUnreachable');
   await flushOutbox(deps, started.items);
   await finishTransition(deps, agentId);
@@ -205,10 +227,16 @@ export async function markGone(
       const frameworks = await subscribedFrameworks(deps);
       messages.push(...rescinds(a, frameworks));
       for (const f of frameworks)
-        messages.push(toFramework(f.queueUrl, { v: 1, type: 'FAILURE', agentId }, `failure.${agentId}.${now}`));
+        messages.push(
+          toFramework(f.queueUrl, { v: 1, type: 'FAILURE', agentId }, `failure.${agentId}.${now}`),
+        );
       for (const [taskId, t] of Object.entries(a.tasks)) {
         messages.push(
-          toAgent(a.queueUrl, { v: 1, type: 'KILL', frameworkId: t.frameworkId, taskId }, `gone.${agentId}.${taskId}`),
+          toAgent(
+            a.queueUrl,
+            { v: 1, type: 'KILL', frameworkId: t.frameworkId, taskId },
+            `gone.${agentId}.${taskId}`,
+          ),
         );
       }
     }
@@ -259,13 +287,13 @@ export async function finishTransition(deps: ControlDeps, agentId: string): Prom
     if (!a || !kind || a.status !== (kind === 'UNREACHABLE' ? 'UNREACHABLE' : 'GONE')) return;
     const at = (kind === 'UNREACHABLE' ? a.unreachableAt : a.goneAt) ?? 0;
     const rows = (
-      await Promise.all(Object.entries(a.tasks).map(([taskId, t]) => getTask(deps.store, t.frameworkId, taskId)))
+      await Promise.all(
+        Object.entries(a.tasks).map(([taskId, t]) => getTask(deps.store, t.frameworkId, taskId)),
+      )
     ).filter((r): r is TaskRecord & Item => !!r && r.agentId === agentId && !isTerminal(r.state));
     // UNREACHABLE leaves tasks the agent updated after the transition began (it may be back).
     const todo =
-      kind === 'UNREACHABLE'
-        ? rows.filter((r) => r.state !== 'TASK_UNREACHABLE' && r.updatedAt <= at)
-        : rows;
+      kind === 'UNREACHABLE' ? rows.filter((r) => r.state !== 'TASK_UNREACHABLE' && r.updatedAt <= at) : rows;
     let version = a.version;
     for (let i = 0; i < todo.length; i += TASK_CHUNK) {
       const chunk = todo.slice(i, i + TASK_CHUNK);
@@ -292,11 +320,16 @@ export async function finishTransition(deps: ControlDeps, agentId: string): Prom
               fw.queueUrl,
               { v: 1, type: 'UPDATE', status },
               `${kind.toLowerCase()}.${agentId}.${at}.${row.taskId}`,
+              { frameworkId: row.frameworkId, taskId: row.taskId, version: row.version + 1 },
             ),
           );
         }
       }
-      const { ops: outbox, items } = outboxWrites(`${kind.toLowerCase()}.${agentId}.${at}.${i}`, messages, now);
+      const { ops: outbox, items } = outboxWrites(
+        `${kind.toLowerCase()}.${agentId}.${at}.${i}`,
+        messages,
+        now,
+      );
       // The agent's version guards the chunk: a re-registration in between makes it fail and retry.
       await deps.store.write([
         { kind: 'patch', table: 'agents', key: { agentId }, set: { pending: kind }, expect: version },
@@ -344,7 +377,8 @@ function transitionOf(
   return {
     state: { row: state, framework: state },
     reason: kind === 'GONE' ? 'REASON_AGENT_REMOVED' : 'REASON_AGENT_REMOVED_BY_OPERATOR',
-    message: kind === 'GONE' ? 'agent is gone (unreachable too long)' : 'agent was marked gone by an operator',
+    message:
+      kind === 'GONE' ? 'agent is gone (unreachable too long)' : 'agent was marked gone by an operator',
   };
 }
 
@@ -357,7 +391,9 @@ function rescinds(a: AgentRecord, frameworks: readonly FrameworkRecord[]): Outbo
   const byId = new Map(frameworks.map((f) => [f.frameworkId, f]));
   return Object.values(a.offers).flatMap((o) => {
     const f = byId.get(o.frameworkId);
-    return f ? [toFramework(f.queueUrl, { v: 1, type: 'RESCIND', offerId: o.offerId }, `rescind.${o.offerId}`)] : [];
+    return f
+      ? [toFramework(f.queueUrl, { v: 1, type: 'RESCIND', offerId: o.offerId }, `rescind.${o.offerId}`)]
+      : [];
   });
 }
 

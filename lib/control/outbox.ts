@@ -21,6 +21,7 @@ import type { Item, WriteOp } from '../ports/store.ts';
 import type { AgentCommand, SchedulerEvent } from '../protocol/index.ts';
 import type { ControlDeps } from './deps.ts';
 import { agentGroup, eventGroup } from './emit.ts';
+import { followUpReordered } from './order.ts';
 
 /** One message to send: where, its body, and the FIFO group and deduplication ids it was decided with. */
 export interface OutboxMessage {
@@ -30,6 +31,8 @@ export interface OutboxMessage {
   readonly dedupId?: string;
   /** Standard queues only. */
   readonly delaySeconds?: number;
+  /** A task UPDATE: the row version it reflects, re-checked after sending (lib/control/order.ts). */
+  readonly watch?: { readonly frameworkId: string; readonly taskId: string; readonly version: number };
 }
 
 export interface OutboxItem {
@@ -46,11 +49,17 @@ export const OUTBOX_CHUNK = 100;
 /** An outbox item the sweep leaves alone for this long: the handler that wrote it is still sending. */
 export const OUTBOX_GRACE_MS = 20_000;
 
-export const toFramework = (queueUrl: string, event: SchedulerEvent, dedupId: string): OutboxMessage => ({
+export const toFramework = (
+  queueUrl: string,
+  event: SchedulerEvent,
+  dedupId: string,
+  watch?: OutboxMessage['watch'],
+): OutboxMessage => ({
   queueUrl,
   body: JSON.stringify(event),
   groupId: eventGroup(event),
   dedupId,
+  ...(watch ? { watch } : {}),
 });
 
 export const toAgent = (queueUrl: string, command: AgentCommand, dedupId: string): OutboxMessage => ({
@@ -122,12 +131,14 @@ export async function sendAll(deps: ControlDeps, messages: readonly OutboxMessag
   );
 }
 
-/** Sends the items' messages, then deletes the items. */
+/** Sends the items' messages (following up task updates a newer change may have overtaken), then deletes the items. */
 export async function flushOutbox(deps: ControlDeps, items: readonly OutboxItem[]): Promise<void> {
   if (items.length === 0) return;
-  await sendAll(
+  const messages = items.flatMap((i) => i.messages);
+  await sendAll(deps, messages);
+  await followUpReordered(
     deps,
-    items.flatMap((i) => i.messages),
+    messages.flatMap((m) => (m.watch ? [{ queueUrl: m.queueUrl, ...m.watch }] : [])),
   );
   await Promise.all(
     items.map((i) =>

@@ -52,7 +52,11 @@ const ROUTE_TTL_MS = 5_000;
 const ROUTES_MAX = 10_000;
 const routes = new Map<string, { at: number; value: unknown }>();
 
-async function cached<T>(key: string, now: number, load: () => Promise<T | undefined>): Promise<T | undefined> {
+async function cached<T>(
+  key: string,
+  now: number,
+  load: () => Promise<T | undefined>,
+): Promise<T | undefined> {
   const hit = routes.get(key);
   if (hit && now - hit.at < ROUTE_TTL_MS) return hit.value as T;
   const value = await load();
@@ -83,10 +87,16 @@ export const agentRoute = (s: Store, agentId: string, now: number): Promise<Agen
     return a && { agentId: a.agentId, principal: a.principal, queueUrl: a.queueUrl, shard: a.shard };
   });
 
-export const frameworkRoute = (s: Store, frameworkId: string, now: number): Promise<FrameworkRoute | undefined> =>
+export const frameworkRoute = (
+  s: Store,
+  frameworkId: string,
+  now: number,
+): Promise<FrameworkRoute | undefined> =>
   cached(`framework:${frameworkId}`, now, async () => {
     const f = await getFramework(s, frameworkId);
-    return f && { frameworkId: f.frameworkId, principal: f.principal, queueUrl: f.queueUrl, status: f.status };
+    return (
+      f && { frameworkId: f.frameworkId, principal: f.principal, queueUrl: f.queueUrl, status: f.status }
+    );
   });
 
 /** Forgets what is cached about an id (after the handler itself changed it). */

@@ -42,7 +42,11 @@ export interface ReregistrationPlan {
   /** Rows to move from TASK_UNREACHABLE to the state the agent reports. */
   readonly revive: { frameworkId: string; taskId: string; state: TaskState }[];
   readonly kill: { frameworkId: string; taskId: string; why: string }[];
-  readonly reconcile: { frameworkId: string; taskId: string; ifUnknown: 'TASK_LOST' | 'TASK_DROPPED' | 'TASK_GONE' }[];
+  readonly reconcile: {
+    frameworkId: string;
+    taskId: string;
+    ifUnknown: 'TASK_LOST' | 'TASK_DROPPED' | 'TASK_GONE';
+  }[];
 }
 
 export const taskKey = (frameworkId: string, taskId: string): string => `${frameworkId}\u0000${taskId}`;
@@ -84,7 +88,11 @@ export function planReregistration(input: ReregistrationInput): ReregistrationPl
     }
     plan.tasks[r.taskId] = { frameworkId: r.frameworkId, resources: row!.resources };
     if (row!.killRequested) {
-      plan.kill.push({ frameworkId: r.frameworkId, taskId: r.taskId, why: 'killed while its agent was away' });
+      plan.kill.push({
+        frameworkId: r.frameworkId,
+        taskId: r.taskId,
+        why: 'killed while its agent was away',
+      });
     }
     if (row!.state === 'TASK_UNREACHABLE') {
       plan.revive.push({ frameworkId: r.frameworkId, taskId: r.taskId, state: revivedState(r.state) });

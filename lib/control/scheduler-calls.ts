@@ -4,9 +4,9 @@
  * conditional writes and only then turned into messages; a redelivered call finds its effect
  * already persisted and re-sends the same messages (same dedup ids), so it changes nothing.
  */
-import { validateLaunch } from '../core/accept.ts';
+import { type AcceptOperation, applyReservations, validateAccept } from '../core/accept.ts';
 import type { AgentRecord, FilterRecord, FrameworkRecord, OfferRecord, TaskRecord } from '../core/model.ts';
-import { add, EMPTY, fromWire, isEmpty, type Resources } from '../core/resources.ts';
+import { add, EMPTY, fromWire, isEmpty, type Resources, subtract } from '../core/resources.ts';
 import { isTerminal } from '../core/task-state.ts';
 import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts';
 import {
@@ -22,8 +22,21 @@ import {
 } from '../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework, startTimers } from './emit.ts';
-import { agentOfOffer, agentRoute, forgetRoute, frameworkRoute, getAgent, getFramework, getTask, withRetry } from './records.ts';
+import { removeFramework, resendState, touchFramework } from './failover.ts';
+import { followUpReordered } from './order.ts';
+import { flushOutbox, type OutboxItem, outboxWrites, toFramework } from './outbox.ts';
+import {
+  agentOfOffer,
+  agentRoute,
+  forgetRoute,
+  frameworkRoute,
+  getAgent,
+  getFramework,
+  getTask,
+  withRetry,
+} from './records.ts';
 import { ownQueueProblem, type Rejection, reject } from './reject.ts';
+import { masterStatus, reconciledStatus, type SentUpdate, unknownTaskStatus } from './statuses.ts';
 
 const CALL_TYPES = [
   'SUBSCRIBE',
@@ -34,8 +47,12 @@ const CALL_TYPES = [
   'KILL',
   'ACKNOWLEDGE',
   'RECONCILE',
+  'HEARTBEAT',
+  'SUPPRESS',
 ] as const;
 const isConflict = (e: unknown) => e instanceof ConditionFailedError;
+/** The longest interval between an agent's resends of a status update (Mesos: 10 minutes). */
+const MAX_STATUS_RETRY_MS = 10 * 60_000;
 
 export async function handleSchedulerCall(deps: ControlDeps, record: InboundRecord): Promise<void> {
   const parsed = parseMessage(SchedulerCallSchema, record.body, CALL_TYPES);
@@ -65,6 +82,11 @@ export async function handleSchedulerCall(deps: ControlDeps, record: InboundReco
   const denied = authorize(fw, record, call);
   if (denied) return reject(deps, 'scheduler-calls', record, denied);
   const framework = fw!;
+  // A framework Meso considers gone must SUBSCRIBE again (lib/control/failover.ts).
+  if (framework.status === 'DISCONNECTED' && call.type !== 'TEARDOWN')
+    return disconnectedCall(deps, record, framework, call);
+  await touchFramework(deps, framework);
+  if (call.type === 'HEARTBEAT') return;
   switch (call.type) {
     case 'TEARDOWN':
       return teardown(deps, record, framework);
@@ -73,7 +95,9 @@ export async function handleSchedulerCall(deps: ControlDeps, record: InboundReco
     case 'DECLINE':
       return decline(deps, record, framework, call);
     case 'REVIVE':
-      return revive(deps, framework);
+      return revive(deps, framework, call);
+    case 'SUPPRESS':
+      return suppress(deps, framework, call);
     case 'KILL':
       return kill(deps, record, framework, call);
     case 'RECONCILE':
@@ -134,6 +158,8 @@ async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<
   if (badQueue)
     return reject(deps, 'scheduler-calls', record, { code: 'INVALID', message: badQueue, call: 'SUBSCRIBE' });
   const replyTo = { kind: 'framework' as const, queueUrl: info.queueUrl };
+  // A framework Meso knew (failover, or a SUBSCRIBE sent again): what the old process must hear.
+  let failover: { items: OutboxItem[]; since: number; newQueue: boolean } | undefined;
   const outcome = await withRetry(async (): Promise<Rejection | FrameworkRecord> => {
     const existing = await getFramework(deps.store, info.frameworkId);
     if (existing && existing.principal !== record.senderId) {
@@ -159,14 +185,39 @@ async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<
       name: info.name,
       ...(info.user ? { user: info.user } : {}),
       roles: info.roles,
+      ...(info.offerFilters ? { minAllocatable: minAllocatableOf(info.offerFilters) } : {}),
       queueUrl: info.queueUrl,
       status: 'ACTIVE',
       failoverTimeoutSeconds: info.failoverTimeoutSeconds,
       partitionAware: info.partitionAware,
       filters: existing?.filters ?? {},
       subscribedAt: now,
+      lastSeenAt: now,
+      disconnectedAt: null,
       version: existing?.version ?? 0,
     };
+    // Mesos tells the old scheduler "Framework failed over"; its queue gets the ERROR, in the
+    // outbox with the change so it is sent even if this handler dies now.
+    const oldQueue = existing && existing.queueUrl !== info.queueUrl;
+    const outbox = outboxWrites(
+      `failedover.${info.frameworkId}.${record.messageId}`,
+      oldQueue
+        ? [
+            toFramework(
+              existing.queueUrl,
+              {
+                v: 1,
+                type: 'ERROR',
+                code: 'FRAMEWORK_FAILED_OVER',
+                message: 'Framework failed over',
+                call: 'SUBSCRIBE',
+              },
+              `failedover.${record.messageId}`,
+            ),
+          ]
+        : [],
+      now,
+    );
     await deps.store.write([
       {
         kind: 'put',
@@ -174,7 +225,15 @@ async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<
         item: next as unknown as Item,
         expect: existing ? existing.version : 'absent',
       },
+      ...outbox.ops,
     ]);
+    failover = existing
+      ? {
+          items: outbox.items,
+          since: existing.disconnectedAt ?? now - MAX_STATUS_RETRY_MS,
+          newQueue: !!oldQueue,
+        }
+      : undefined;
     return next;
   }, isConflict);
   if ('code' in outcome) return reject(deps, 'scheduler-calls', record, outcome);
@@ -191,30 +250,19 @@ async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<
     },
   ]);
   deps.metrics.count('FrameworksSubscribed');
+  if (failover) {
+    // Its old offers are rescinded (new ones follow), its tasks' latest states sent again.
+    await flushOutbox(deps, failover.items);
+    const resent = await resendState(deps, outcome, `resubscribed.${record.messageId}`, failover.since, {
+      rescindOffers: failover.newQueue,
+    });
+    deps.log.info('framework re-subscribed', { frameworkId: info.frameworkId, ...resent });
+    deps.metrics.count('FrameworksResubscribed');
+  }
   await nudgeAllocator(deps, `framework ${info.frameworkId} subscribed`);
 }
 
-/** A status Meso itself reports (no uuid: not to be acknowledged). */
-export function masterStatus(
-  now: number,
-  frameworkId: string,
-  taskId: string,
-  state: TaskState,
-  reason: TaskReason | undefined,
-  message: string,
-  agentId?: string,
-): TaskStatus {
-  return {
-    taskId,
-    frameworkId,
-    ...(agentId ? { agentId } : {}),
-    state,
-    ...(reason ? { reason } : {}),
-    message,
-    source: 'SOURCE_MASTER',
-    timestamp: now,
-  };
-}
+export { masterStatus };
 
 async function accept(
   deps: ControlDeps,
@@ -260,6 +308,7 @@ async function accept(
     remaining: Resources;
     alreadyApplied: boolean;
   };
+  let operationErrors: string[] = [];
   const decision = await withRetry(async (): Promise<Decision | string> => {
     const agent = await getAgent(deps.store, agentId);
     if (!agent) return `agent ${agentId} is unknown`;
@@ -270,16 +319,18 @@ async function accept(
     if (offers.every((o) => !o) && applied.length > 0) {
       return { agent, launch: applied, rejected: [], remaining: EMPTY, alreadyApplied: true };
     }
-    const result = validateLaunch({
+    const result = validateAccept({
       frameworkId: fw.frameworkId,
       now: now(),
       offers: call.offerIds.map((id, i) => {
         const o = offers[i];
         return o ? { ...o, agentId } : { offerId: id, missing: 'unknown' as const };
       }),
-      tasks: tasks.map((t) => ({ taskId: t.taskId, agentId: t.agentId, resources: fromWire(t.resources) })),
+      operations: acceptOperations(call),
       existingTaskIds: new Set(existing.filter((t) => !!t).map((t) => t!.taskId)),
+      ...(agent.dynamicReservations ? { dynamicReservations: agent.dynamicReservations } : {}),
     });
+    operationErrors = result.operationErrors;
     const infoById = new Map(tasks.map((t) => [t.taskId, t]));
     const consumed = result.consumedOfferIds;
     const t0 = now();
@@ -288,6 +339,7 @@ async function accept(
       taskId: l.taskId,
       agentId,
       offerId: consumed[0] ?? call.offerIds[0]!,
+      role: result.role,
       info: infoById.get(l.taskId)!,
       resources: l.resources,
       state: 'TASK_STAGING',
@@ -307,13 +359,25 @@ async function accept(
       const offersLeft = { ...agent.offers };
       for (const id of consumed) delete offersLeft[id];
       const agentTasks = { ...agent.tasks };
-      for (const t of launch) agentTasks[t.taskId] = { frameworkId: fw.frameworkId, resources: t.resources };
+      for (const t of launch)
+        agentTasks[t.taskId] = { frameworkId: fw.frameworkId, role: result.role, resources: t.resources };
+      // RESERVE / UNRESERVE change the agent's total (and its dynamic reservations) in the same write.
+      const reservations =
+        isEmpty(result.reserved) && isEmpty(result.unreserved)
+          ? {}
+          : {
+              total: applyReservations(agent.total, result.reserved, result.unreserved),
+              dynamicReservations: subtract(
+                add(agent.dynamicReservations ?? EMPTY, result.reserved),
+                result.unreserved,
+              ),
+            };
       const ops: WriteOp[] = [
         {
           kind: 'patch',
           table: 'agents',
           key: { agentId },
-          set: { offers: offersLeft, tasks: agentTasks },
+          set: { offers: offersLeft, tasks: agentTasks, ...reservations },
           expect: agent.version,
         },
         ...launch.map(
@@ -332,6 +396,22 @@ async function accept(
   }, isConflict);
 
   if (typeof decision === 'string') return dropAll(decision);
+  if (operationErrors.length > 0) {
+    // A RESERVE or UNRESERVE that was not allowed is dropped (the rest of the ACCEPT goes on).
+    await sendToFramework(deps, fw.queueUrl, [
+      {
+        event: {
+          v: 1,
+          type: 'ERROR',
+          code: 'INVALID_OPERATION',
+          message: operationErrors.join('; '),
+          call: 'ACCEPT',
+        },
+        dedupId: `accept-ops.${record.messageId}`,
+      },
+    ]);
+    deps.metrics.count('OperationsDropped', {}, operationErrors.length);
+  }
 
   // Effects, re-sent identically on redelivery.
   await sendToAgent(
@@ -356,7 +436,9 @@ async function accept(
       dedupId: `accept.${record.messageId}.${r.taskId}`,
     })),
   );
-  if (decision.alreadyApplied) return;
+  // A redelivered ACCEPT (its first attempt died after its write) still nudges: the resources it
+  // gave back may not have been offered again yet. Its refusal filter is not set twice.
+  if (decision.alreadyApplied) return nudgeAllocator(deps, `accept on ${agentId} (again)`);
   deps.metrics.count('TasksLaunched', {}, decision.launch.length);
   for (const r of decision.rejected) deps.metrics.count('TasksRejected', { reason: r.reason });
   if (!isEmpty(decision.remaining)) {
@@ -388,6 +470,7 @@ async function setFilter(
   const filters: Record<string, FilterRecord> = {};
   for (const [a, f] of Object.entries(current.filters)) if (f.until > now) filters[a] = f;
   filters[agentId] = { until, resources };
+  boundFilters(filters);
   await deps.store.write([
     {
       kind: 'patch',
@@ -450,44 +533,81 @@ async function decline(
   if (released > 0) await nudgeAllocator(deps, `decline by ${fw.frameworkId}`);
 }
 
-async function revive(deps: ControlDeps, fw: FrameworkRecord): Promise<void> {
-  await deps.store.write([
-    {
-      kind: 'patch',
-      table: 'frameworks',
-      key: { frameworkId: fw.frameworkId },
-      set: { filters: {} },
-      expect: 'exists',
-    },
-  ]);
+/**
+ * REVIVE: clears the framework's refusal filters and ends a SUPPRESS, for the roles named
+ * (default: all its roles). Filters are per framework and agent, so they are all cleared.
+ */
+async function revive(deps: ControlDeps, fw: FrameworkRecord, call: CallOf<'REVIVE'>): Promise<void> {
+  await withRetry(async () => {
+    const cur = (await getFramework(deps.store, fw.frameworkId)) ?? fw;
+    const roles = call.roles ?? cur.roles;
+    const suppressedRoles = (cur.suppressedRoles ?? []).filter((r) => !roles.includes(r));
+    await deps.store.write([
+      {
+        kind: 'patch',
+        table: 'frameworks',
+        key: { frameworkId: fw.frameworkId },
+        set: { filters: {}, suppressedRoles },
+        expect: cur.version,
+      },
+    ]);
+  }, isConflict);
   await nudgeAllocator(deps, `revive by ${fw.frameworkId}`);
 }
 
+/**
+ * KILL. A task Meso does not know (or that has ended) is answered as reconciliation answers it
+ * (Mesos: "performing reconciliation"). A task on an UNREACHABLE agent is marked so that the agent
+ * kills it when it comes back (Mesos's `killedTasks`); the KILL also waits in the agent's queue.
+ */
 async function kill(
   deps: ControlDeps,
   record: InboundRecord,
   fw: FrameworkRecord,
   call: CallOf<'KILL'>,
 ): Promise<void> {
+  const now = deps.clock.now();
   const task = await getTask(deps.store, fw.frameworkId, call.taskId);
-  if (!task) {
-    const state: TaskState = fw.partitionAware ? 'TASK_UNKNOWN' : 'TASK_LOST';
-    const status = masterStatus(
-      deps.clock.now(),
-      fw.frameworkId,
-      call.taskId,
-      state,
-      'REASON_RECONCILIATION',
-      'kill of a task Meso does not know',
-      call.agentId,
-    );
+  if (!task || isTerminal(task.state)) {
+    const agentId = task?.agentId ?? call.agentId;
+    const status = task
+      ? reconciledStatus(now, task)
+      : unknownTaskStatus(
+          now,
+          fw,
+          call.taskId,
+          agentId,
+          agentId ? await getAgent(deps.store, agentId) : undefined,
+        );
     return sendToFramework(deps, fw.queueUrl, [
       { event: { v: 1, type: 'UPDATE', status }, dedupId: `kill.${record.messageId}` },
     ]);
   }
-  if (isTerminal(task.state)) return;
+  if (call.agentId && call.agentId !== task.agentId) {
+    return reject(deps, 'scheduler-calls', record, {
+      code: 'UNKNOWN_TASK',
+      message: `task ${call.taskId} runs on agent ${task.agentId}, not ${call.agentId}`,
+      call: 'KILL',
+      replyTo: { kind: 'framework', queueUrl: fw.queueUrl },
+    });
+  }
   const agent = await getAgent(deps.store, task.agentId);
-  if (!agent) return;
+  if (!agent || agent.status === 'GONE') return;
+  if (agent.status === 'UNREACHABLE' && !task.killRequested) {
+    await withRetry(async () => {
+      const t = await getTask(deps.store, fw.frameworkId, call.taskId);
+      if (!t || isTerminal(t.state) || t.killRequested) return;
+      await deps.store.write([
+        {
+          kind: 'patch',
+          table: 'tasks',
+          key: { frameworkId: t.frameworkId, taskId: t.taskId },
+          set: { killRequested: true },
+          expect: t.version,
+        },
+      ]);
+    }, isConflict);
+  }
   await sendToAgent(deps, agent.queueUrl, [
     {
       command: {
@@ -504,7 +624,11 @@ async function kill(
   ]);
 }
 
-async function acknowledge(deps: ControlDeps, record: InboundRecord, call: CallOf<'ACKNOWLEDGE'>): Promise<void> {
+async function acknowledge(
+  deps: ControlDeps,
+  record: InboundRecord,
+  call: CallOf<'ACKNOWLEDGE'>,
+): Promise<void> {
   // The hottest call there is (one per status update), and it changes nothing in Meso: it is
   // forwarded to the agent, which matches it against the update it sent. So it is authorized
   // and routed from cached routes, with no reads of the task.
@@ -530,12 +654,26 @@ async function acknowledge(deps: ControlDeps, record: InboundRecord, call: CallO
   }
   await sendToAgent(deps, agent.queueUrl, [
     {
-      command: { v: 1, type: 'ACKNOWLEDGE', frameworkId: fw.frameworkId, taskId: call.taskId, uuid: call.uuid },
+      command: {
+        v: 1,
+        type: 'ACKNOWLEDGE',
+        frameworkId: fw.frameworkId,
+        taskId: call.taskId,
+        uuid: call.uuid,
+      },
       dedupId: `ack.${call.uuid}`,
     },
   ]);
 }
 
+/**
+ * RECONCILE, as Mesos answers it. Implicit (no tasks named): the latest state of every task of the
+ * framework that has not ended, except those on unreachable agents (Mesos keeps them apart). Explicit:
+ * for each task named, its latest state if Meso knows it (including a terminal one — Mesos forgets
+ * tasks once their terminal update is acknowledged and would answer as for an unknown task; the
+ * registry keeps them, so the answer is exact), else the unknown-task answer by what is known of the
+ * agent named (lib/control/statuses.ts). Answers carry REASON_RECONCILIATION and no uuid.
+ */
 async function reconcile(
   deps: ControlDeps,
   record: InboundRecord,
@@ -543,32 +681,35 @@ async function reconcile(
   call: CallOf<'RECONCILE'>,
 ): Promise<void> {
   const now = deps.clock.now();
-  const asReconciled = (t: TaskRecord): TaskStatus => {
-    const { uuid: _uuid, ...rest } = t.status;
-    return { ...rest, reason: 'REASON_RECONCILIATION', source: 'SOURCE_MASTER', timestamp: now };
-  };
   let statuses: TaskStatus[];
+  // The rows answered from: a newer change may overtake an answer (lib/control/order.ts).
+  const answered: SentUpdate[] = [];
+  const from = (t: TaskRecord) => {
+    answered.push({
+      queueUrl: fw.queueUrl,
+      frameworkId: t.frameworkId,
+      taskId: t.taskId,
+      version: t.version,
+    });
+    return reconciledStatus(now, t);
+  };
   if (call.tasks.length === 0) {
     const all = await deps.store.query<TaskRecord & Item>('tasks', {
       name: 'frameworkId',
       value: fw.frameworkId,
     });
-    statuses = all.filter((t) => !isTerminal(t.state)).map(asReconciled);
+    statuses = all.filter((t) => !isTerminal(t.state) && t.state !== 'TASK_UNREACHABLE').map(from);
   } else {
+    const agents = new Map<string, Promise<AgentRecord | undefined>>();
+    const agent = (id: string) => {
+      if (!agents.has(id)) agents.set(id, getAgent(deps.store, id));
+      return agents.get(id)!;
+    };
     statuses = await Promise.all(
       call.tasks.map(async ({ taskId, agentId }) => {
         const t = await getTask(deps.store, fw.frameworkId, taskId);
-        if (t) return asReconciled(t);
-        const state: TaskState = fw.partitionAware ? 'TASK_UNKNOWN' : 'TASK_LOST';
-        return masterStatus(
-          now,
-          fw.frameworkId,
-          taskId,
-          state,
-          'REASON_RECONCILIATION',
-          'task unknown to Meso',
-          agentId,
-        );
+        if (t) return from(t);
+        return unknownTaskStatus(now, fw, taskId, agentId, agentId ? await agent(agentId) : undefined);
       }),
     );
   }
@@ -580,60 +721,125 @@ async function reconcile(
       dedupId: `reconcile.${record.messageId}.${status.taskId}`,
     })),
   );
+  await followUpReordered(deps, answered);
+  deps.metrics.count(
+    'TasksReconciled',
+    { kind: call.tasks.length === 0 ? 'implicit' : 'explicit' },
+    statuses.length,
+  );
 }
 
+/** TEARDOWN: the framework is removed at once, its tasks killed (lib/control/failover.ts). */
 async function teardown(deps: ControlDeps, record: InboundRecord, fw: FrameworkRecord): Promise<void> {
+  const outcome = await removeFramework(deps, fw.frameworkId, 'teardown', `teardown.${record.messageId}`);
+  if (outcome === 'removed') deps.metrics.count('FrameworksTornDown');
+}
+
+/**
+ * A call from a DISCONNECTED framework: it is told to SUBSCRIBE again (the SDK does so on this
+ * error). The tasks of an ACCEPT are answered TASK_DROPPED (partition-aware) or TASK_LOST, with
+ * REASON_MASTER_DISCONNECTED, as Mesos's driver answers a launch while disconnected
+ * (DisconnectedSchedulerLaunchLost / Dropped); its offers were taken back when it disconnected.
+ */
+async function disconnectedCall(
+  deps: ControlDeps,
+  record: InboundRecord,
+  fw: FrameworkRecord,
+  call: SchedulerCall,
+): Promise<void> {
+  if (call.type === 'ACCEPT') {
+    const now = deps.clock.now();
+    const tasks = call.operations.flatMap((op) => (op.type === 'LAUNCH' ? op.tasks : []));
+    await sendToFramework(
+      deps,
+      fw.queueUrl,
+      tasks.map((t) => ({
+        event: {
+          v: 1,
+          type: 'UPDATE',
+          status: masterStatus(
+            now,
+            fw.frameworkId,
+            t.taskId,
+            fw.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST',
+            'REASON_MASTER_DISCONNECTED',
+            'the framework is disconnected; SUBSCRIBE again',
+            t.agentId,
+          ),
+        },
+        dedupId: `accept.${record.messageId}.${t.taskId}`,
+      })),
+    );
+  }
+  return reject(deps, 'scheduler-calls', record, {
+    code: 'FRAMEWORK_DISCONNECTED',
+    message: `framework ${fw.frameworkId} is disconnected (silent for too long); SUBSCRIBE again`,
+    call: call.type,
+    replyTo: { kind: 'framework', queueUrl: fw.queueUrl },
+  });
+}
+
+/** The operations of an ACCEPT in the core's form (resources in thousandths). */
+function acceptOperations(call: CallOf<'ACCEPT'>): AcceptOperation[] {
+  return call.operations.map((op): AcceptOperation => {
+    if (op.type === 'LAUNCH') {
+      return {
+        type: 'LAUNCH',
+        tasks: op.tasks.map((t) => ({
+          taskId: t.taskId,
+          agentId: t.agentId,
+          resources: fromWire(t.resources),
+        })),
+      };
+    }
+    return { type: op.type, resources: fromWire(op.resources) };
+  });
+}
+
+/** FrameworkInfo.offerFilters → per-role minimum offers in the core's form. */
+function minAllocatableOf(
+  filters: NonNullable<CallOf<'SUBSCRIBE'>['framework']['offerFilters']>,
+): Record<string, Resources[]> {
+  return Object.fromEntries(
+    Object.entries(filters).map(([role, f]) => [role, f.minAllocatableResources.map((w) => fromWire(w))]),
+  );
+}
+
+/**
+ * SUPPRESS: no offers to the framework in the roles named (default: all its roles) until REVIVE.
+ * Outstanding offers stay (as in Mesos); the framework declines them if it wants none.
+ */
+async function suppress(deps: ControlDeps, fw: FrameworkRecord, call: CallOf<'SUPPRESS'>): Promise<void> {
   await withRetry(async () => {
-    const cur = await getFramework(deps.store, fw.frameworkId);
-    if (!cur || cur.status === 'TORN_DOWN') return;
+    const cur = (await getFramework(deps.store, fw.frameworkId)) ?? fw;
+    const roles = call.roles ?? cur.roles;
+    const next = [
+      ...new Set([...(cur.suppressedRoles ?? []), ...roles.filter((r) => cur.roles.includes(r))]),
+    ].sort();
     await deps.store.write([
       {
         kind: 'patch',
         table: 'frameworks',
         key: { frameworkId: fw.frameworkId },
-        set: { status: 'TORN_DOWN', filters: {} },
+        set: { suppressedRoles: next },
         expect: cur.version,
       },
     ]);
   }, isConflict);
-  // Give back its outstanding offers.
-  const agents = await deps.store.scan<AgentRecord & Item>('agents');
-  for (const a of agents) {
-    if (!Object.values(a.offers).some((o) => o.frameworkId === fw.frameworkId)) continue;
-    await withRetry(async () => {
-      const agent = await getAgent(deps.store, a.agentId);
-      if (!agent) return;
-      const offersLeft = Object.fromEntries(
-        Object.entries(agent.offers).filter(([, o]) => o.frameworkId !== fw.frameworkId),
-      );
-      await deps.store.write([
-        {
-          kind: 'patch',
-          table: 'agents',
-          key: { agentId: a.agentId },
-          set: { offers: offersLeft },
-          expect: agent.version,
-        },
-      ]);
-    }, isConflict);
-  }
-  // Kill what it still runs; the agents' TASK_KILLED updates free the resources.
-  const tasks = await deps.store.query<TaskRecord & Item>('tasks', {
-    name: 'frameworkId',
-    value: fw.frameworkId,
-  });
-  const byAgent = new Map(agents.map((a) => [a.agentId, a]));
-  for (const t of tasks) {
-    if (isTerminal(t.state)) continue;
-    const agent = byAgent.get(t.agentId);
-    if (!agent) continue;
-    await sendToAgent(deps, agent.queueUrl, [
-      {
-        command: { v: 1, type: 'KILL', frameworkId: fw.frameworkId, taskId: t.taskId },
-        dedupId: `teardown.${record.messageId}.${t.taskId}`,
-      },
-    ]);
-  }
-  deps.metrics.count('FrameworksTornDown');
-  await nudgeAllocator(deps, `teardown of ${fw.frameworkId}`);
+  deps.metrics.count('FrameworksSuppressed');
+}
+
+/**
+ * Refusal filters live in the framework's record, which DynamoDB caps at 400 KB: past
+ * MAX_FILTERS (≈ 150 bytes each) the filters ending soonest are dropped. A dropped filter only
+ * means that agent is offered again sooner (and declined again): the safe direction. A framework
+ * that wants nothing for long should SUPPRESS instead of declining every agent forever.
+ */
+export const MAX_FILTERS = 1_000;
+
+function boundFilters(filters: Record<string, FilterRecord>): void {
+  const keys = Object.keys(filters);
+  if (keys.length <= MAX_FILTERS) return;
+  keys.sort((a, b) => filters[a]!.until - filters[b]!.until);
+  for (const k of keys.slice(0, keys.length - MAX_FILTERS)) delete filters[k];
 }

@@ -96,3 +96,12 @@ export function reconciledStatus(now: number, t: TaskRecord): TaskStatus {
   const { uuid: _uuid, stdoutTail: _out, stderrTail: _err, ...rest } = t.status;
   return { ...rest, reason: 'REASON_RECONCILIATION', source: 'SOURCE_MASTER', timestamp: now };
 }
+
+/** A task update that was sent, and the version of its task row it reflects. */
+export interface SentUpdate {
+  readonly queueUrl: string;
+  readonly frameworkId: string;
+  readonly taskId: string;
+  /** The row's version the update reflects (after the write that made it, or as read). */
+  readonly version: number;
+}

@@ -50,7 +50,12 @@ async function askToReregister(deps: ControlDeps): Promise<number> {
     if (a.status === 'UNREACHABLE' && typeof a.unreachableAt === 'number' && a.lastSeenAt > a.unreachableAt) {
       await sendToAgent(deps, a.queueUrl, [
         {
-          command: { v: 1, type: 'REREGISTER', agentId: a.agentId, reason: 'this agent was marked unreachable' },
+          command: {
+            v: 1,
+            type: 'REREGISTER',
+            agentId: a.agentId,
+            reason: 'this agent was marked unreachable',
+          },
           dedupId: `reregister.${a.agentId}.${tick}`,
         },
       ]);

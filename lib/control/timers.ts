@@ -24,7 +24,8 @@ export async function handleTimer(deps: ControlDeps, record: InboundRecord): Pro
   const m = parsed.message;
   switch (m.type) {
     case 'OFFER_TIMEOUT':
-      if (await rescindOffer(deps, m.agentId, m.offerId)) await nudgeAllocator(deps, `offer ${m.offerId} expired`);
+      if (await rescindOffer(deps, m.agentId, m.offerId))
+        await nudgeAllocator(deps, `offer ${m.offerId} expired`);
       return;
     case 'FILTER_EXPIRED':
       await nudgeAllocator(deps, `filter of ${m.frameworkId} on ${m.agentId} expired`);

@@ -7,12 +7,17 @@
 import type { z } from 'zod';
 import type { Attributes, TaskInfo, TaskState, TaskStatus } from '../protocol/index.ts';
 import type { Resources } from './resources.ts';
+import type { Quantities } from './roles.ts';
+
+export type OperatorAgentStatus = 'DRAINING' | 'DEACTIVATED';
 
 export type AgentStatus = 'ACTIVE' | 'UNREACHABLE' | 'GONE';
 
 export interface OfferRecord {
   readonly offerId: string;
   readonly frameworkId: string;
+  /** The framework role the offer is allocated to (absent on offers made before roles: `*`). */
+  readonly role?: string;
   readonly resources: Resources;
   /** ms since epoch */
   readonly expiresAt: number;
@@ -20,6 +25,8 @@ export interface OfferRecord {
 
 export interface AgentTaskRecord {
   readonly frameworkId: string;
+  /** The role its resources are allocated to (the role of the offer it was launched from). */
+  readonly role?: string;
   readonly resources: Resources;
 }
 
@@ -36,11 +43,36 @@ export interface AgentRecord {
   readonly tasks: Readonly<Record<string, AgentTaskRecord>>;
   readonly registeredAt: number;
   readonly lastSeenAt: number;
+  /** When it was marked UNREACHABLE (ms), while it is; and when it became GONE. */
+  readonly unreachableAt?: number | null;
+  readonly goneAt?: number;
+  /**
+   * A transition whose task updates are not all written yet (lib/control/liveness.ts): the sweep
+   * finishes it if the handler that started it died.
+   */
+  readonly pending?: 'UNREACHABLE' | 'GONE' | 'GONE_BY_OPERATOR' | null;
+  /**
+   * Set by an operator (lib/control/operator.ts), independent of liveness: DRAINING (maintenance
+   * ahead: no new offers, running tasks stay until they end) or DEACTIVATED (no new offers).
+   * Absent (or null) after REACTIVATE.
+   */
+  readonly operatorStatus?: OperatorAgentStatus | null;
+  /**
+   * Dynamic reservations (RESERVE operations), already included in `total`'s reserved part; kept
+   * apart so a re-registration (which sends the static resources) keeps them, and so UNRESERVE
+   * can refuse to undo a static reservation.
+   */
+  readonly dynamicReservations?: Resources;
   readonly shard: number;
   readonly version: number;
 }
 
-export type FrameworkStatus = 'ACTIVE' | 'TORN_DOWN';
+/**
+ * ACTIVE: subscribed and heard from. DISCONNECTED: silent for too long (or its queue is gone); it
+ * gets no offers and its failover timeout runs (lib/control/failover.ts). TORN_DOWN: removed
+ * (TEARDOWN, or its failover timeout ended); its id cannot subscribe again.
+ */
+export type FrameworkStatus = 'ACTIVE' | 'DISCONNECTED' | 'TORN_DOWN';
 
 /** A refusal filter: do not offer this agent to this framework until `until` unless more than `resources` is free. */
 export interface FilterRecord {
@@ -59,7 +91,17 @@ export interface FrameworkRecord {
   readonly failoverTimeoutSeconds: number;
   readonly partitionAware: boolean;
   readonly filters: Readonly<Record<string, FilterRecord>>;
+  /** Roles it asked not to be offered for (SUPPRESS), until REVIVE. */
+  readonly suppressedRoles?: readonly string[];
+  /** Per role, its minimum offers (FrameworkInfo.offerFilters), in thousandths. */
+  readonly minAllocatable?: Readonly<Record<string, readonly Resources[]>>;
   readonly subscribedAt: number;
+  /** The last call from the framework (ms), kept at most every few seconds. */
+  readonly lastSeenAt?: number;
+  /** When it was marked DISCONNECTED; its failover timeout runs from here. */
+  readonly disconnectedAt?: number | null;
+  /** Why it was torn down (`teardown`, `failover timeout`). */
+  readonly removedReason?: string;
   readonly version: number;
 }
 
@@ -68,6 +110,8 @@ export interface TaskRecord {
   readonly taskId: string;
   readonly agentId: string;
   readonly offerId: string;
+  /** The role its resources are allocated to. */
+  readonly role?: string;
   readonly info: TaskInfo;
   readonly resources: Resources;
   readonly state: TaskState;
@@ -75,7 +119,27 @@ export interface TaskRecord {
   readonly status: TaskStatus;
   /** uuids of agent updates already applied (bounded), so a redelivered update changes nothing. */
   readonly seenUuids: readonly string[];
+  /** The framework asked to kill it while its agent was unreachable: kill it when the agent returns. */
+  readonly killRequested?: boolean;
   readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly version: number;
+}
+
+/**
+ * A role's settings in the `meta` table, under the key `role#<role>` (lib/control/roles.ts): set by
+ * operators, read by the allocator each cycle. A role without a record has weight 1, no quota
+ * and the cluster's minimum offer.
+ */
+export interface RoleRecord {
+  readonly key: string;
+  readonly role: string;
+  readonly weight?: number;
+  /** Scalars in thousandths; a scalar left out is not guaranteed. */
+  readonly guarantee?: Quantities;
+  /** Scalars in thousandths; a scalar left out is not limited. */
+  readonly limit?: Quantities;
+  readonly minAllocatable?: readonly Resources[];
   readonly updatedAt: number;
   readonly version: number;
 }

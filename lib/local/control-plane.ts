@@ -34,6 +34,8 @@ export interface LocalControlPlaneOptions {
   readonly sweepIntervalMs?: number;
   /** Hands every batch to its handler twice (tests: redelivery must change nothing). */
   readonly deliverTwice?: boolean;
+  /** Wraps each queue's handler, e.g. to make invocations fail or time out (the chaos run). */
+  readonly wrapHandlers?: (queue: QueueName, handler: SqsHandler) => SqsHandler;
   /** Seconds before a failed record is retried (Lambda waits for the visibility timeout). */
   readonly retryDelaySeconds?: number;
 }
@@ -76,7 +78,16 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
     ids: { next: () => randomUUID() },
     metrics: countingMetrics(counters),
     log: opts.log ?? quietLogger,
-    config: { ...DEFAULT_CONTROL_CONFIG, ...opts.config, prefix: cluster.prefix, queues: cluster.queues },
+    config: {
+      ...DEFAULT_CONTROL_CONFIG,
+      // Liveness timers cover deadlines that fall before the next sweep: tell them its period.
+      ...((opts.sweepIntervalMs ?? 60_000) > 0
+        ? { sweepIntervalSeconds: (opts.sweepIntervalMs ?? 60_000) / 1000 }
+        : {}),
+      ...opts.config,
+      prefix: cluster.prefix,
+      queues: cluster.queues,
+    },
   };
   const handlers = createHandlers(() => deps);
   const twice =
@@ -90,11 +101,12 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
       return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
     };
   const wrapHandler = opts.deliverTwice ? twice : (h: SqsHandler) => h;
+  const outer = opts.wrapHandlers ?? ((_q: QueueName, h: SqsHandler) => h);
   const consumers: Record<QueueName, SqsHandler> = {
-    schedulerCalls: wrapHandler(handlers.registry),
-    agentCalls: wrapHandler(handlers.registry),
-    allocator: wrapHandler(handlers.allocator),
-    timers: wrapHandler(handlers.timers),
+    schedulerCalls: outer('schedulerCalls', wrapHandler(handlers.registry)),
+    agentCalls: outer('agentCalls', wrapHandler(handlers.registry)),
+    allocator: outer('allocator', wrapHandler(handlers.allocator)),
+    timers: outer('timers', wrapHandler(handlers.timers)),
   };
   const sources = (Object.keys(QUEUES) as QueueName[]).map((q) => {
     const def = QUEUES[q];

@@ -4,7 +4,15 @@
  * `task.<taskId>` for LAUNCH, KILL and ACKNOWLEDGE; `control` for REGISTERED and ERROR).
  */
 import { z } from 'zod';
-import { AgentId, Attributes, Id, TaskInfoSchema, TaskStatusSchema, WireResourcesSchema } from './common.ts';
+import {
+  AgentId,
+  Attributes,
+  Id,
+  TaskInfoSchema,
+  TaskStateSchema,
+  TaskStatusSchema,
+  WireResourcesSchema,
+} from './common.ts';
 
 const v = z.literal(1);
 
@@ -24,6 +32,16 @@ export const AgentCallSchema = z.discriminatedUnion('type', [
       /** The agent's own command queue. */
       queueUrl: z.string().url().max(2048),
       agentVersion: z.string().max(64).optional(),
+      /**
+       * The tasks this agent process runs (not yet ended), so the registry can reconcile them when
+       * the agent comes back (re-registration): tasks it does not list are asked about with a
+       * RECONCILE command, tasks it lists that are unknown or whose framework is gone are killed.
+       * Absent: nothing is reconciled (an agent that predates this field).
+       */
+      tasks: z
+        .array(z.object({ frameworkId: Id, taskId: Id, state: TaskStateSchema.optional() }).strict())
+        .max(10_000)
+        .optional(),
     })
     .strict(),
   z.object({ v, type: z.literal('HEARTBEAT'), agentId: Id }).strict(),
@@ -44,6 +62,34 @@ export const AgentCommandSchema = z.discriminatedUnion('type', [
     .strict(),
   z.object({ v, type: z.literal('ACKNOWLEDGE'), frameworkId: Id, taskId: Id, uuid: z.string() }).strict(),
   z.object({ v, type: z.literal('ERROR'), message: z.string(), code: z.string() }).strict(),
+  /**
+   * The registry marked this agent unreachable (or no longer knows it): send REGISTER again, with
+   * the tasks it runs, and resend pending status updates.
+   */
+  z.object({ v, type: z.literal('REREGISTER'), agentId: Id, reason: z.string().max(1024) }).strict(),
+  /**
+   * Tasks the registry believes run on this agent but the agent did not list when it registered
+   * (Mesos's ReconcileTasksMessage). For each one the agent does not know, it sends `ifUnknown`
+   * (TASK_LOST, TASK_DROPPED or TASK_GONE) with REASON_RECONCILIATION and will not run a LAUNCH
+   * for it that arrives later; tasks it knows need nothing (their updates are on their way).
+   */
+  z
+    .object({
+      v,
+      type: z.literal('RECONCILE'),
+      tasks: z
+        .array(
+          z
+            .object({
+              frameworkId: Id,
+              taskId: Id,
+              ifUnknown: z.enum(['TASK_LOST', 'TASK_DROPPED', 'TASK_GONE']),
+            })
+            .strict(),
+        )
+        .max(1000),
+    })
+    .strict(),
 ]);
 
 export type AgentCall = z.infer<typeof AgentCallSchema>;

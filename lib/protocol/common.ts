@@ -3,6 +3,7 @@
  * Every message on every queue is a JSON object `{ "v": 1, "type": "...", ... }`.
  */
 import { z } from 'zod';
+import { roleNameProblem } from '../core/resources.ts';
 
 export const PROTOCOL_VERSION = 1 as const;
 
@@ -30,7 +31,7 @@ const scalar = z
 
 const port = z.number().int().min(0).max(65535);
 
-export const WireResourcesSchema = z
+const WirePartSchema = z
   .object({
     cpus: scalar.optional(),
     mem: scalar.optional(),
@@ -45,6 +46,26 @@ export const WireResourcesSchema = z
   })
   .strict();
 
+/**
+ * A role name: `*` (the default role) or `/`-separated segments such as `eng/web` (Mesos's
+ * rules; see `roleNameProblem` in lib/core/resources.ts).
+ */
+export const Role = z.string().superRefine((role, ctx) => {
+  const problem = roleNameProblem(role);
+  if (problem) ctx.addIssue({ code: 'custom', message: `invalid role "${role}": ${problem}` });
+});
+
+/**
+ * Resources: the top-level fields are unreserved; `reserved` maps a role to what is reserved for
+ * it (Mesos's `cpus(eng):2`).
+ */
+export const WireResourcesSchema = WirePartSchema.extend({
+  reserved: z
+    .record(Role, WirePartSchema)
+    .refine((r) => Object.keys(r).length <= 64, 'at most 64 roles')
+    .optional(),
+}).strict();
+
 export const Attributes = z.record(z.string().max(128), z.string().max(1024));
 
 export const CommandInfoSchema = z
@@ -58,6 +79,87 @@ export const CommandInfoSchema = z
   })
   .strict();
 
+/** A container image to run the command in (Mesos's ContainerInfo with a DockerInfo). */
+export const ContainerInfoSchema = z
+  .object({
+    type: z.literal('DOCKER'),
+    /** An image reference the node's engine can pull: `nginx:1.27`, `ghcr.io/org/app@sha256:…`. */
+    image: z
+      .string()
+      .min(1)
+      .max(512)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/, 'an image reference: letters, digits and . _ / : @ -'),
+    /** Pull even when the image is present (Mesos `force_pull_image`). Default false. */
+    forcePullImage: z.boolean().optional(),
+    /** HOST (default, as Mesos), BRIDGE or NONE. */
+    network: z.enum(['HOST', 'BRIDGE', 'NONE']).optional(),
+  })
+  .strict();
+
+/** A file fetched into the sandbox before the task starts (Mesos's CommandInfo.URI). */
+export const UriSchema = z
+  .object({
+    /** `http://`, `https://` or `file://` URL, or an absolute path on the agent. */
+    value: z.string().min(1).max(4096),
+    /** Extract archives (.tar, .tar.gz/.tgz, .tar.bz2, .tar.xz, .zip, .gz). Default true. */
+    extract: z.boolean().optional(),
+    /** Mark the file executable. Default false. */
+    executable: z.boolean().optional(),
+    /** Reuse an earlier download of the same URI on this agent. Default false. */
+    cache: z.boolean().optional(),
+    /** File name in the sandbox. Default: the URI's last path segment. */
+    outputFile: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[^/\0]+$/, 'a file name, without /')
+      .refine((n) => n !== '.' && n !== '..', 'a file name')
+      .optional(),
+  })
+  .strict();
+
+const seconds = z.number().finite().nonnegative().max(86400);
+
+/** A health check of a running task (Mesos's HealthCheck); defaults are Mesos's. */
+export const HealthCheckSchema = z
+  .object({
+    type: z.enum(['COMMAND', 'HTTP', 'TCP']),
+    /** Seconds after the task starts before the first check. Default 15. */
+    delaySeconds: seconds.optional(),
+    /** Seconds between checks. Default 10. */
+    intervalSeconds: seconds.optional(),
+    /** Seconds a check may take before it counts as failed. Default 20. */
+    timeoutSeconds: seconds.optional(),
+    /** Failures in a row after which the task is killed. Default 3. */
+    consecutiveFailures: z.number().int().min(1).max(1000).optional(),
+    /** Seconds after the task starts during which failures are not counted (until one success). Default 10. */
+    gracePeriodSeconds: seconds.optional(),
+    /** COMMAND: run in the task's sandbox, as its user, with its environment; exit 0 is healthy. */
+    command: CommandInfoSchema.optional(),
+    /** HTTP: GET `http://127.0.0.1:<port><path>`; a status 200–399 is healthy. */
+    http: z
+      .object({
+        port: z.number().int().min(1).max(65535),
+        path: z.string().max(2048).startsWith('/').optional(),
+        scheme: z.enum(['http', 'https']).optional(),
+      })
+      .strict()
+      .optional(),
+    /** TCP: a connection to `127.0.0.1:<port>` that opens is healthy. */
+    tcp: z
+      .object({ port: z.number().int().min(1).max(65535) })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine(
+    (h) =>
+      (h.type === 'COMMAND' && h.command !== undefined) ||
+      (h.type === 'HTTP' && h.http !== undefined) ||
+      (h.type === 'TCP' && h.tcp !== undefined),
+    { message: 'a COMMAND check needs `command`, an HTTP check `http`, a TCP check `tcp`' },
+  );
+
 export const TaskInfoSchema = z
   .object({
     taskId: Id,
@@ -67,6 +169,11 @@ export const TaskInfoSchema = z
     command: CommandInfoSchema,
     /** Seconds between SIGTERM and SIGKILL when the task is killed (default 3, as Mesos). */
     killGracePeriodSeconds: z.number().finite().nonnegative().max(3600).optional(),
+    /** Run the command in this container image instead of directly on the node. */
+    container: ContainerInfoSchema.optional(),
+    /** Files fetched into the sandbox before the command starts. */
+    uris: z.array(UriSchema).max(64).optional(),
+    healthCheck: HealthCheckSchema.optional(),
   })
   .strict();
 
@@ -111,6 +218,10 @@ export const TASK_REASONS = [
   'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED',
   'REASON_TASK_UNHEALTHY',
   'REASON_RECONCILIATION',
+  /** Fault tolerance (issue 5): an unreachable agent came back; it was removed by an operator; a launch from a disconnected framework. */
+  'REASON_AGENT_REREGISTERED',
+  'REASON_AGENT_REMOVED_BY_OPERATOR',
+  'REASON_MASTER_DISCONNECTED',
 ] as const;
 export const TaskReasonSchema = z.enum(TASK_REASONS);
 
@@ -132,6 +243,8 @@ export const TaskStatusSchema = z
     /** The last lines of the task's stdout and stderr, on terminal updates. */
     stdoutTail: z.string().max(8192).optional(),
     stderrTail: z.string().max(8192).optional(),
+    /** When the task's agent was marked unreachable (ms since the epoch), on TASK_UNREACHABLE / TASK_LOST for it. */
+    unreachableTime: z.number().finite().optional(),
   })
   .strict();
 
@@ -145,6 +258,9 @@ export const FiltersSchema = z
 export type WireResources = z.infer<typeof WireResourcesSchema>;
 export type CommandInfo = z.infer<typeof CommandInfoSchema>;
 export type TaskInfo = z.infer<typeof TaskInfoSchema>;
+export type ContainerInfo = z.infer<typeof ContainerInfoSchema>;
+export type Uri = z.infer<typeof UriSchema>;
+export type HealthCheck = z.infer<typeof HealthCheckSchema>;
 export type TaskState = z.infer<typeof TaskStateSchema>;
 export type TaskReason = z.infer<typeof TaskReasonSchema>;
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;

@@ -17,6 +17,10 @@ export const AllocatorMessageSchema = z.discriminatedUnion('type', [
 export const TimerMessageSchema = z.discriminatedUnion('type', [
   z.object({ v, type: z.literal('OFFER_TIMEOUT'), agentId: Id, offerId: Id }).strict(),
   z.object({ v, type: z.literal('FILTER_EXPIRED'), frameworkId: Id, agentId: Id }).strict(),
+  /** An agent's ping deadline: mark it unreachable if it has stayed silent (lib/control/liveness.ts). */
+  z.object({ v, type: z.literal('AGENT_CHECK'), agentId: Id }).strict(),
+  /** A disconnected framework's failover deadline (lib/control/failover.ts). */
+  z.object({ v, type: z.literal('FAILOVER_TIMEOUT'), frameworkId: Id, disconnectedAt: z.number() }).strict(),
 ]);
 
 export type AllocatorMessage = z.infer<typeof AllocatorMessageSchema>;

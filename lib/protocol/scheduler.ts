@@ -7,6 +7,7 @@ import {
   Attributes,
   FiltersSchema,
   Id,
+  Role,
   TaskInfoSchema,
   TaskStatusSchema,
   WireResourcesSchema,
@@ -20,20 +21,52 @@ export const FrameworkInfoSchema = z
     frameworkId: Id,
     name: z.string().min(1).max(256),
     user: z.string().max(64).optional(),
-    roles: z.array(z.string().min(1).max(256)).min(1).max(64).default(['*']),
+    roles: z
+      .array(Role)
+      .min(1)
+      .max(64)
+      .refine((r) => new Set(r).size === r.length, 'roles must not repeat')
+      .default(['*']),
     /** Seconds Meso keeps the framework's tasks after it stops polling (0 = none, as Mesos). */
     failoverTimeoutSeconds: z.number().finite().nonnegative().max(31_536_000).default(0),
     /** The framework's own event queue. */
     queueUrl: z.string().url().max(2048),
     /** TASK_UNREACHABLE instead of TASK_LOST when an agent goes silent. */
     partitionAware: z.boolean().default(false),
+    /**
+     * Per role, the smallest offers worth receiving (Mesos's `offer_filters`): an offer is made
+     * only if it holds all of at least one of `minAllocatableResources`. Overrides the role's
+     * and the cluster's minimum (`cpus:0.01|mem:32`).
+     */
+    offerFilters: z
+      .record(
+        Role,
+        z.object({ minAllocatableResources: z.array(WireResourcesSchema).min(1).max(16) }).strict(),
+      )
+      .optional(),
   })
   .strict();
 
 export const LaunchOperationSchema = z
   .object({ type: z.literal('LAUNCH'), tasks: z.array(TaskInfoSchema).min(1).max(100) })
   .strict();
-export const OperationSchema = z.discriminatedUnion('type', [LaunchOperationSchema]);
+/**
+ * RESERVE / UNRESERVE: dynamic reservations of offered resources, written as reserved parts
+ * (`{ "reserved": { "eng": { "cpus": 2 } } }`) for one of the framework's roles or a role below
+ * one of them. RESERVE turns unreserved offered resources into reserved ones; UNRESERVE turns
+ * offered reserved ones back. The offer's resources change accordingly for later operations.
+ */
+export const ReserveOperationSchema = z
+  .object({ type: z.literal('RESERVE'), resources: WireResourcesSchema })
+  .strict();
+export const UnreserveOperationSchema = z
+  .object({ type: z.literal('UNRESERVE'), resources: WireResourcesSchema })
+  .strict();
+export const OperationSchema = z.discriminatedUnion('type', [
+  LaunchOperationSchema,
+  ReserveOperationSchema,
+  UnreserveOperationSchema,
+]);
 
 export const SchedulerCallSchema = z.discriminatedUnion('type', [
   z.object({ v, type: z.literal('SUBSCRIBE'), framework: FrameworkInfoSchema }).strict(),
@@ -57,7 +90,14 @@ export const SchedulerCallSchema = z.discriminatedUnion('type', [
       filters: FiltersSchema.optional(),
     })
     .strict(),
-  z.object({ v, type: z.literal('REVIVE'), frameworkId: Id }).strict(),
+  /** Clears the framework's filters and ends a SUPPRESS, for the roles named (default: all of them). */
+  z
+    .object({ v, type: z.literal('REVIVE'), frameworkId: Id, roles: z.array(Role).max(64).optional() })
+    .strict(),
+  /** Stops offers to the framework, for the roles named (default: all of them), until REVIVE. */
+  z
+    .object({ v, type: z.literal('SUPPRESS'), frameworkId: Id, roles: z.array(Role).max(64).optional() })
+    .strict(),
   z.object({ v, type: z.literal('KILL'), frameworkId: Id, taskId: Id, agentId: Id.optional() }).strict(),
   z
     .object({
@@ -77,6 +117,12 @@ export const SchedulerCallSchema = z.discriminatedUnion('type', [
       tasks: z.array(z.object({ taskId: Id, agentId: Id.optional() }).strict()).max(1000),
     })
     .strict(),
+  /**
+   * "Still here": a framework answers each HEARTBEAT event with one (any call counts). Over SQS
+   * there is no connection whose loss tells Meso a framework went away, so a framework silent
+   * for `frameworkPingTimeouts` heartbeat periods is disconnected and its failover timeout starts.
+   */
+  z.object({ v, type: z.literal('HEARTBEAT'), frameworkId: Id }).strict(),
 ]);
 
 export const OfferSchema = z
@@ -87,6 +133,8 @@ export const OfferSchema = z
     hostname: z.string(),
     resources: WireResourcesSchema,
     attributes: Attributes,
+    /** The framework role the offer is allocated to: tasks launched from it count against it. */
+    role: Role.optional(),
     /** Milliseconds since the epoch after which the offer is rescinded. */
     expiresAt: z.number(),
   })

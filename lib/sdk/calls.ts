@@ -138,12 +138,33 @@ export function reconcileCall(
   }) as CallOf<'RECONCILE'>;
 }
 
-export function reviveCall(frameworkId: string): CallOf<'REVIVE'> {
-  return validateCall({ v, type: 'REVIVE', frameworkId }) as CallOf<'REVIVE'>;
+/** REVIVE: clears the framework's filters and ends SUPPRESS, for the roles given (default all). */
+export function reviveCall(frameworkId: string, roles?: readonly string[]): CallOf<'REVIVE'> {
+  return validateCall({
+    v,
+    type: 'REVIVE',
+    frameworkId,
+    ...(roles !== undefined ? { roles: [...roles] } : {}),
+  }) as CallOf<'REVIVE'>;
+}
+
+/** SUPPRESS: no offers in the roles given (default all the framework's roles) until REVIVE. */
+export function suppressCall(frameworkId: string, roles?: readonly string[]): CallOf<'SUPPRESS'> {
+  return validateCall({
+    v,
+    type: 'SUPPRESS',
+    frameworkId,
+    ...(roles !== undefined ? { roles: [...roles] } : {}),
+  }) as CallOf<'SUPPRESS'>;
 }
 
 export function teardownCall(frameworkId: string): CallOf<'TEARDOWN'> {
   return validateCall({ v, type: 'TEARDOWN', frameworkId }) as CallOf<'TEARDOWN'>;
+}
+
+/** The answer to a HEARTBEAT event: tells Meso the framework is still there (lib/control/failover.ts). */
+export function heartbeatCall(frameworkId: string): CallOf<'HEARTBEAT'> {
+  return validateCall({ v, type: 'HEARTBEAT', frameworkId }) as CallOf<'HEARTBEAT'>;
 }
 
 /** SQS queue names: ≤ 80 characters (with `.fifo`) of letters, digits, `-` and `_`. */

@@ -2,15 +2,7 @@
  * Offer matching for a framework that wants one set of resources (as `meso run` does): pure, so
  * the choice is unit-tested without queues.
  */
-import {
-  contains,
-  format,
-  fromWire,
-  ResourceError,
-  type Resources,
-  SCALE,
-  toWire,
-} from '../core/resources.ts';
+import { claim, format, fromWire, ResourceError, type Resources, SCALE, toWire } from '../core/resources.ts';
 import type { WireResources } from '../protocol/common.ts';
 import type { Offer } from '../protocol/scheduler.ts';
 
@@ -44,8 +36,9 @@ export function requestedWire(req: ResourceRequest): WireResources {
   return toWire(requestedResources(req));
 }
 
+/** Whether the offer holds `wanted`, counting resources reserved for the offer's role (`claim`). */
 export function offerFits(offer: Offer, wanted: Resources): boolean {
-  return contains(fromWire(offer.resources), wanted);
+  return claim(fromWire(offer.resources), wanted) !== undefined;
 }
 
 /**

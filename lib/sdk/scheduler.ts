@@ -19,11 +19,13 @@ import {
   acknowledgeCall,
   declineCall,
   frameworkQueueName,
+  heartbeatCall,
   killCall,
   reconcileCall,
   reviveCall,
   SCHEDULER_EVENT_TYPES,
   subscribeCall,
+  suppressCall,
   teardownCall,
 } from './calls.ts';
 import {
@@ -129,6 +131,8 @@ export class MesoScheduler {
   private closing?: Promise<void>;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private lastSubscribed?: EventOf<'SUBSCRIBED'>;
+  /** A re-subscription under way (after Meso said the framework was disconnected). */
+  private resubscribing?: Promise<void>;
 
   constructor(options: MesoSchedulerOptions) {
     this.options = options;
@@ -370,8 +374,16 @@ export class MesoScheduler {
   }
 
   /** Clears the framework's decline filters, so declined resources are offered again. */
-  revive(): Promise<void> {
-    return this.call(() => reviveCall(this.frameworkId));
+  revive(roles?: readonly string[]): Promise<void> {
+    return this.call(() => reviveCall(this.frameworkId, roles));
+  }
+
+  /**
+   * Asks for no offers in `roles` (default: all its roles) until `revive()`: cheaper for everyone
+   * than declining every offer with a long filter when the framework has nothing to run.
+   */
+  suppress(roles?: readonly string[]): Promise<void> {
+    return this.call(() => suppressCall(this.frameworkId, roles));
   }
 
   /** Removes the framework from the cluster: its tasks are killed and it gets no more offers. */
@@ -430,7 +442,11 @@ export class MesoScheduler {
 
   /** Sends calls in one batch; a failed send is retried with the same deduplication ids. */
   private async sendCalls(calls: readonly OutgoingCall[]): Promise<void> {
-    const messages = calls.map((c) => ({ body: c.body, groupId: callGroup(this.frameworkId, c.body), dedupId: c.dedupId }));
+    const messages = calls.map((c) => ({
+      body: c.body,
+      groupId: callGroup(this.frameworkId, c.body),
+      dedupId: c.dedupId,
+    }));
     let delay = SEND_RETRY_BASE_MS;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -546,6 +562,7 @@ export class MesoScheduler {
   /** Hands an event to the waiters, the iterators and the handlers; false if a handler failed. */
   private async deliver(event: SchedulerEvent): Promise<boolean> {
     if (event.type === 'SUBSCRIBED') this.lastSubscribed = event;
+    this.keepAlive(event);
     for (const waiter of [...this.waiters]) waiter(event);
     for (const sink of this.sinks) sink.push(event);
     const [name, errors] = await inHandler.run(true, async (): Promise<[string, unknown[]]> => {
@@ -573,6 +590,34 @@ export class MesoScheduler {
       );
     }
     return errors.length === 0;
+  }
+
+  /**
+   * Meso's side of framework liveness (lib/control/failover.ts): each HEARTBEAT event is answered
+   * with a HEARTBEAT call, and when Meso says the framework is disconnected (it was silent too
+   * long) the SDK subscribes again, once at a time. Neither waits: events keep flowing.
+   */
+  private keepAlive(event: SchedulerEvent): void {
+    if (this.state !== 'open') return;
+    if (event.type === 'HEARTBEAT') {
+      this.call(() => heartbeatCall(this.frameworkId)).catch((e: unknown) =>
+        this.report(
+          new MesoSdkError(`answering HEARTBEAT failed: ${messageOf(e)}`, 'SEND_FAILED', { cause: e }),
+        ),
+      );
+    } else if (event.type === 'ERROR' && event.code === 'FRAMEWORK_DISCONNECTED' && !this.resubscribing) {
+      this.resubscribing = this.subscribe()
+        .then(
+          () => undefined,
+          (e: unknown) =>
+            this.report(
+              new MesoSdkError(`subscribing again failed: ${messageOf(e)}`, 'SUBSCRIBE_FAILED', { cause: e }),
+            ),
+        )
+        .finally(() => {
+          this.resubscribing = undefined;
+        });
+    }
   }
 
   /** Hands an error to the `'error'` handlers, or to `process.emitWarning` when there are none. */

@@ -138,7 +138,7 @@ describe('Agent', () => {
     expect(a.queueUrl).toContain(agentQueueName(cluster.config.prefix, a.agentId));
     expect(await control.queueAttributes(a.queueUrl, ['FifoQueue', 'VisibilityTimeout'])).toEqual({
       FifoQueue: 'true',
-      VisibilityTimeout: '30',
+      VisibilityTimeout: '10',
     });
     expect((await readFile(join(dir.path, 'agent-id'), 'utf8')).trim()).toBe(a.agentId);
 
@@ -149,9 +149,11 @@ describe('Agent', () => {
       agentId: a.agentId,
       hostname: 'node-1',
       resources: { cpus: 2, mem: 1024, ports: [[31000, 31010]] },
-      attributes: { rack: 'r1' },
+      // The isolation in force travels as attributes (`meso agents` shows it).
+      attributes: { rack: 'r1', 'meso.isolation': 'none', 'meso.containers': 'none' },
       queueUrl: a.queueUrl,
       agentVersion: expect.any(String),
+      tasks: [],
     });
     expect(message.groupId).toBe(a.agentId);
     await resent;

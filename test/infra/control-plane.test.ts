@@ -46,8 +46,8 @@ const EXPECTED_ACCESS: Record<ControlPlaneFunction, FunctionAccess> = {
     send: ['allocator', 'timers'],
   },
   allocator: { readWrite: ['agents', 'frameworks', 'meta'], read: ['tasks'], send: ['timers'] },
-  timers: { readWrite: ['agents', 'frameworks', 'meta'], read: ['tasks'], send: ['timers'] },
-  sweep: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator'] },
+  timers: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator', 'timers'] },
+  sweep: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator', 'timers'] },
 };
 const functionNames = Object.keys(EXPECTED_ACCESS) as ControlPlaneFunction[];
 

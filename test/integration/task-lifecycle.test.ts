@@ -124,7 +124,9 @@ describe('task lifecycle', () => {
   it('a launch on an expired offer gives TASK_DROPPED and launches nothing', async () => {
     const { s, r } = await framework('expired');
     const offer = await r.takeOffer();
-    skewMs = 10 * 60_000; // the control plane's clock is now past the offer's expiry
+    // The control plane's clock is now just past the offer's expiry (the harness's offer timeout
+    // is 30 s) — not so far that agents look silent.
+    skewMs = offer.expiresAt - Date.now() + 1_000;
     try {
       await s.accept(
         [offer.offerId],
@@ -140,7 +142,8 @@ describe('task lifecycle', () => {
       const st = await r.terminal('late');
       expect(st.state).toBe('TASK_DROPPED');
       expect(st.reason).toBe('REASON_INVALID_OFFERS');
-      expect(st.message).toMatch(/expired/);
+      // Expired at ACCEPT, or already rescinded by a cycle that saw it expired: dropped either way.
+      expect(st.message).toMatch(/expired|unknown|rescinded/);
     } finally {
       skewMs = 0;
     }

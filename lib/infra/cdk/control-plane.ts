@@ -58,8 +58,9 @@ export const FUNCTION_ACCESS: Readonly<Record<ControlPlaneFunction, FunctionAcce
     send: ['allocator', 'timers'],
   },
   allocator: { readWrite: ['agents', 'frameworks', 'meta'], read: ['tasks'], send: ['timers'] },
-  timers: { readWrite: ['agents', 'frameworks', 'meta'], read: ['tasks'], send: ['timers'] },
-  sweep: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator'] },
+  // Timers mark agents UNREACHABLE (their tasks too) and remove frameworks whose failover timeout ended.
+  timers: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator', 'timers'] },
+  sweep: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator', 'timers'] },
 };
 
 /** Memory per function, MB. The allocator sorts and bin-packs whole shards, so it gets more (and more CPU). */

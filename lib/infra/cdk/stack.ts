@@ -1,9 +1,19 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
 import { dlqName, QUEUES, type QueueName, queueName, TABLES, type TableName } from '../definition.ts';
+import { MesoAgentFleet, type MesoAgentFleetProps } from './agent-fleet.ts';
 import { MesoControlPlane, type MesoControlPlaneProps, pascal } from './control-plane.ts';
 
-export interface MesoStackProps extends StackProps, MesoControlPlaneProps {}
+export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
+  /**
+   * Agents on EC2 in this stack (`cdk deploy -c agents=2`): an Auto Scaling group whose
+   * instances install the bundled agent at boot, in `vpc` or a new one (2 AZs, 1 NAT gateway).
+   *
+   * @default - none: agents join with `meso-agent install`
+   */
+  readonly agentFleet?: Omit<MesoAgentFleetProps, 'controlPlane' | 'vpc'> & { readonly vpc?: ec2.IVpc };
+}
 
 /**
  * The deployable Meso stack: the control plane and, as outputs, everything a framework, an agent
@@ -12,6 +22,7 @@ export interface MesoStackProps extends StackProps, MesoControlPlaneProps {}
  */
 export class MesoStack extends Stack {
   readonly controlPlane: MesoControlPlane;
+  readonly agentFleet?: MesoAgentFleet;
 
   constructor(scope: Construct, id: string, props: MesoStackProps = {}) {
     super(scope, id, props);
@@ -39,5 +50,17 @@ export class MesoStack extends Stack {
       description: 'Attach to an agent principal (MesoAgentPolicy)',
       value: meso.agentPolicy.managedPolicyArn,
     });
+    if (props.agentFleet) {
+      const { vpc, ...fleet } = props.agentFleet;
+      this.agentFleet = new MesoAgentFleet(this, 'AgentFleet', {
+        ...fleet,
+        controlPlane: meso,
+        vpc: vpc ?? new ec2.Vpc(this, 'AgentVpc', { maxAzs: 2, natGateways: 1 }),
+      });
+      new CfnOutput(this, 'AgentFleetGroupName', {
+        description: 'The Auto Scaling group of the agent fleet',
+        value: this.agentFleet.autoScalingGroup.autoScalingGroupName,
+      });
+    }
   }
 }

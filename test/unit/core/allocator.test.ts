@@ -19,7 +19,12 @@ import {
   resources,
   subtract,
 } from '../../../lib/core/resources.ts';
-import { dominantShare, type Sorter } from '../../../lib/core/sorter/index.ts';
+import {
+  createHierarchicalSorter,
+  dominantShare,
+  type HierarchicalSorterOptions,
+  type Scalars,
+} from '../../../lib/core/sorter/index.ts';
 
 const agent = (agentId: string, total: string, free = total, active = true): AllocationAgent => ({
   agentId,
@@ -43,7 +48,12 @@ describe('allocate', () => {
       frameworks: [framework('f1')],
     });
     expect(offers).toEqual([
-      { frameworkId: 'f1', agentId: 'a1', resources: parse('cpus:3;mem:1024;ports:[31000-31500]') },
+      {
+        frameworkId: 'f1',
+        agentId: 'a1',
+        role: '*',
+        resources: parse('cpus:3;mem:1024;ports:[31000-31500]'),
+      },
     ]);
   });
 
@@ -81,30 +91,21 @@ describe('allocate', () => {
   });
 
   it('uses the sorter it is given', () => {
-    // A policy that always prefers the highest client id.
-    const reverse = (): Sorter => {
-      const clients: string[] = [];
-      return {
-        add: (c) => void clients.push(c),
-        remove: () => {},
-        allocated: () => {},
-        unallocated: () => {},
-        share: () => 0,
-        sort: () => [...clients].sort().reverse(),
-        first(eligible) {
-          return this.sort().find(eligible);
-        },
-        setTotal: () => {},
-        get size() {
-          return clients.length;
-        },
-      };
-    };
+    // A policy that always prefers the biggest allocation: the opposite of DRF.
+    const greedy = (total: Scalars, opts: HierarchicalSorterOptions) =>
+      createHierarchicalSorter(total, {
+        ...opts,
+        policy: { share: (a, t, w) => -dominantShare(a, t) / w },
+      });
     const { offers } = allocate(
-      { now: 0, agents: [agent('a1', 'cpus:1')], frameworks: [framework('f1'), framework('f2')] },
-      { sorter: reverse },
+      {
+        now: 0,
+        agents: [agent('a1', 'cpus:1'), agent('a2', 'cpus:1')],
+        frameworks: [framework('f1', 'cpus:1'), framework('f2', 'cpus:2')],
+      },
+      { sorter: greedy },
     );
-    expect(offers.map((o) => o.frameworkId)).toEqual(['f2']);
+    expect(offers.map((o) => o.frameworkId)).toEqual(['f2', 'f2']);
   });
 
   it('offers nothing to inactive frameworks and nothing on inactive agents', () => {
@@ -113,7 +114,9 @@ describe('allocate', () => {
       agents: [agent('a1', 'cpus:4;mem:4096', 'cpus:4;mem:4096', false), agent('a2', 'cpus:4;mem:4096')],
       frameworks: [framework('f0', '', {}, false), framework('f1', 'cpus:100')],
     });
-    expect(offers).toEqual([{ frameworkId: 'f1', agentId: 'a2', resources: parse('cpus:4;mem:4096') }]);
+    expect(offers).toEqual([
+      { frameworkId: 'f1', agentId: 'a2', role: '*', resources: parse('cpus:4;mem:4096') },
+    ]);
     expect(
       allocate({ now: 0, agents: [agent('a1', 'cpus:4')], frameworks: [framework('f0', '', {}, false)] })
         .offers,
@@ -345,7 +348,7 @@ const clusterArb = fc
 function referenceAllocate(input: AllocationInput, order: number[]) {
   const total = input.agents.reduce<Resources>((acc, a) => add(acc, { ...a.total, ports: [] }), EMPTY);
   const alloc = new Map(input.frameworks.filter((f) => f.active).map((f) => [f.frameworkId, f.allocated]));
-  const offers: { frameworkId: string; agentId: string; resources: Resources }[] = [];
+  const offers: { frameworkId: string; agentId: string; role: string; resources: Resources }[] = [];
   for (const i of order) {
     const a = input.agents[i]!;
     if (!a.active || !isAllocatable(a.free, input.minAllocatable)) continue;
@@ -355,7 +358,7 @@ function referenceAllocate(input: AllocationInput, order: number[]) {
       .sort((x, y) => x.share - y.share || (x.id < y.id ? -1 : 1));
     const chosen = candidates[0];
     if (!chosen) continue;
-    offers.push({ frameworkId: chosen.id, agentId: a.agentId, resources: a.free });
+    offers.push({ frameworkId: chosen.id, agentId: a.agentId, role: '*', resources: a.free });
     alloc.set(chosen.id, add(alloc.get(chosen.id)!, { ...a.free, ports: [] }));
   }
   return offers;

@@ -1,0 +1,104 @@
+/**
+ * `meso task <id>`: a task's last status as the registry recorded it — state, reason, message,
+ * exit code, health — with the last lines of its stdout and stderr (the agent puts them in every
+ * terminal update), so a failure can be understood from any machine, whatever agent ran it.
+ */
+import type { Command } from 'commander';
+import type { TaskRecord } from '../core/model.ts';
+import { ago, type ClusterStoreDeps, withStore } from './agents.ts';
+import { EXIT, line } from './io.ts';
+
+export interface TaskCliOptions {
+  framework?: string;
+  json?: boolean;
+}
+
+/** The last `n` lines of a text. */
+function tail(text: string, n: number): string {
+  const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
+  return lines.slice(-n).join('\n');
+}
+
+export function formatTask(t: TaskRecord, now: number): string {
+  const s = t.status;
+  const out: string[] = [];
+  out.push(`task ${t.taskId}${t.info?.name ? ` (${t.info.name})` : ''} of framework ${t.frameworkId}`);
+  out.push(`agent:     ${t.agentId}`);
+  let state = s?.state ?? t.state;
+  if (s?.reason) state += ` (${s.reason})`;
+  out.push(`state:     ${state}, ${ago(now - (t.updatedAt ?? s?.timestamp ?? now))} ago`);
+  if (s?.exitCode !== undefined) out.push(`exit code: ${s.exitCode}`);
+  if (s?.healthy !== undefined) out.push(`healthy:   ${s.healthy}`);
+  if (t.info?.command) {
+    const c = t.info.command;
+    out.push(
+      `command:   ${c.shell === false ? [c.value, ...(c.arguments ?? []).slice(1)].join(' ') : c.value}`,
+    );
+  }
+  if (t.info?.container) out.push(`image:     ${t.info.container.image}`);
+  if (s?.message) {
+    const [first, ...rest] = s.message.split('\n');
+    out.push(`message:   ${first}`);
+    // A failure message quotes stderr; shown once below.
+    const quoted = rest.indexOf('--- last lines of stderr ---');
+    const more = quoted >= 0 ? rest.slice(0, quoted) : rest;
+    for (const l of more) out.push(`           ${l}`);
+  }
+  if (s?.stdoutTail) out.push('--- stdout (last lines) ---', tail(s.stdoutTail, 20));
+  if (s?.stderrTail) out.push('--- stderr (last lines) ---', tail(s.stderrTail, 20));
+  return `${out.join('\n')}\n`;
+}
+
+export async function taskCommand(
+  taskId: string,
+  opts: TaskCliOptions,
+  deps: ClusterStoreDeps,
+): Promise<number> {
+  return withStore(deps, async (store) => {
+    let found: TaskRecord[];
+    if (opts.framework) {
+      const t = await store.get<TaskRecord & Record<string, unknown>>('tasks', {
+        frameworkId: opts.framework,
+        taskId,
+      });
+      found = t ? [t] : [];
+    } else {
+      // The table is keyed by framework: without one, look through it (an operator's query).
+      found = (await store.scan<TaskRecord & Record<string, unknown>>('tasks')).filter(
+        (t) => t.taskId === taskId,
+      );
+    }
+    if (found.length === 0) {
+      deps.io.stderr.write(
+        line(`meso: no task ${taskId}${opts.framework ? ` in framework ${opts.framework}` : ''} is recorded`),
+      );
+      return EXIT.FAILED;
+    }
+    if (opts.json) {
+      deps.io.stdout.write(`${JSON.stringify(found.length === 1 ? found[0] : found, null, 2)}\n`);
+      return EXIT.OK;
+    }
+    const now = (deps.now ?? Date.now)();
+    deps.io.stdout.write(found.map((t) => formatTask(t, now)).join('\n'));
+    return EXIT.OK;
+  });
+}
+
+/** Adds `meso task <id>` to the program. */
+export function registerTaskCommand(
+  program: Command,
+  deps: () => ClusterStoreDeps,
+  done: (code: number) => void,
+): Command {
+  return program
+    .command('task')
+    .description(
+      "Show a task's last status (state, reason, message, exit code) and the last lines of its output.",
+    )
+    .argument('<task-id>', 'the task id')
+    .option('--framework <id>', 'the framework that owns it (faster; needed when two frameworks use the id)')
+    .option('--json', 'the task record as JSON')
+    .action(async (taskId: string, opts: TaskCliOptions) => {
+      done(await taskCommand(taskId, opts, deps()));
+    });
+}

@@ -1,0 +1,49 @@
+/**
+ * Keeping each task's updates in order at its framework. A task's updates travel in one FIFO
+ * group (`task.<taskId>`), but they are produced by more than one handler: the registry forwards
+ * the agent's updates as it applies them, while the liveness sweep, re-registrations and
+ * reconciliation send statuses Meso makes itself, some through the outbox (possibly a sweep later).
+ * Every change of a task row is serialized by the row's version, but the sends are not: a
+ * TASK_UNREACHABLE decided before the agent's TASK_FINISHED could reach the framework after it
+ * and leave it believing the task is unreachable. (Mesos's master forwards from one thread, so its
+ * order is the order of its decisions.)
+ *
+ * So whoever sends a status re-reads the row once its send is done: if the row has moved past the
+ * version the status reflects, a newer status exists and may have been sent before this one, so
+ * the row's current status follows, as a reconciliation answer (no uuid: nothing to acknowledge,
+ * and not suppressed by a framework's de-duplication of a uuid it has seen). The last update of
+ * each task a framework receives is therefore the registry's: the one who changed the row last
+ * either sent after the other's re-read, or is seen by it.
+ *
+ * Cost: one GetItem per status Meso makes (rare: partitions, re-registrations, reconciliation) and
+ * per non-terminal agent update forwarded (a terminal state is final: nothing can overtake it).
+ */
+import type { TaskRecord } from '../core/model.ts';
+import type { Item } from '../ports/store.ts';
+import type { ControlDeps } from './deps.ts';
+import { sendToFramework } from './emit.ts';
+import { getTask } from './records.ts';
+import { reconciledStatus, type SentUpdate } from './statuses.ts';
+
+/** After sending `sent`, sends the current status of each task whose row has moved on since. */
+export async function followUpReordered(deps: ControlDeps, sent: readonly SentUpdate[]): Promise<number> {
+  let n = 0;
+  for (const s of sent) {
+    const row = await getTask(deps.store, s.frameworkId, s.taskId);
+    if (!row || row.version === s.version) continue;
+    await followUp(deps, s.queueUrl, row);
+    n++;
+  }
+  if (n > 0) deps.metrics.count('UpdatesFollowedUp', {}, n);
+  return n;
+}
+
+async function followUp(deps: ControlDeps, queueUrl: string, row: TaskRecord & Item): Promise<void> {
+  const status = reconciledStatus(deps.clock.now(), row);
+  await sendToFramework(deps, queueUrl, [
+    {
+      event: { v: 1, type: 'UPDATE', status },
+      dedupId: `followup.${row.frameworkId}.${row.taskId}.${row.version}`,
+    },
+  ]);
+}

@@ -1,0 +1,387 @@
+/**
+ * Framework failover (lib/control/failover.ts and the SUBSCRIBE/TEARDOWN/RECONCILE/KILL calls)
+ * over the in-memory store: disconnection, the failover timeout, removal, and what a framework
+ * that comes back gets — checked call by call, without emulators.
+ */
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONTROL_CONFIG } from '../../../lib/control/deps.ts';
+import {
+  checkFrameworks,
+  disconnectFramework,
+  frameworkTimeoutMs,
+  onFailoverTimeout,
+  planFailover,
+  removeFramework,
+} from '../../../lib/control/failover.ts';
+import { handleSchedulerCall } from '../../../lib/control/scheduler-calls.ts';
+import type { FrameworkRecord } from '../../../lib/core/model.ts';
+import { parse } from '../../../lib/core/resources.ts';
+import { QueueGoneError } from '../../../lib/ports/bus.ts';
+import {
+  agent,
+  agentQueue,
+  framework,
+  fwQueue,
+  putAgent,
+  putFramework,
+  putTask,
+  record,
+  type TestControl,
+  task,
+  testControl,
+} from './helpers.ts';
+
+const FW = 'fw-principal';
+const call = (t: TestControl, body: object, messageId?: string) =>
+  handleSchedulerCall(t.deps, record({ v: 1, ...body }, FW, undefined, messageId));
+
+async function setup(over: Partial<FrameworkRecord> = {}) {
+  const t = testControl();
+  await putFramework(t, 'fw', { failoverTimeoutSeconds: 600, ...over });
+  await putFramework(t, 'other');
+  await putAgent(t, 'a1', {
+    offers: {
+      'o1@a1': { offerId: 'o1@a1', frameworkId: 'fw', resources: parse('cpus:1'), expiresAt: t.now + 60_000 },
+    },
+  });
+  await putTask(t, 'fw', 't1', 'a1');
+  await putTask(t, 'fw', 't2', 'a1', 'TASK_FINISHED');
+  return t;
+}
+
+describe('planFailover', () => {
+  const base = { frameworkId: 'f', subscribedAt: 0, failoverTimeoutSeconds: 30 } as FrameworkRecord;
+  it('a framework silent for 3 heartbeat periods (180 s) is disconnected', () => {
+    expect(frameworkTimeoutMs(DEFAULT_CONTROL_CONFIG)).toBe(180_000);
+    const plan = planFailover(
+      [
+        { ...base, frameworkId: 'quiet', status: 'ACTIVE', lastSeenAt: 0 },
+        { ...base, frameworkId: 'chatty', status: 'ACTIVE', lastSeenAt: 1 },
+      ],
+      180_000,
+      DEFAULT_CONTROL_CONFIG,
+    );
+    expect(plan.disconnect).toEqual(['quiet']);
+  });
+  it('a disconnected framework is removed when its failover timeout ends; a deadline before the next sweep gets a timer', () => {
+    const plan = planFailover(
+      [
+        { ...base, frameworkId: 'over', status: 'DISCONNECTED', disconnectedAt: 0 },
+        { ...base, frameworkId: 'soon', status: 'DISCONNECTED', disconnectedAt: 20_000 },
+        {
+          ...base,
+          frameworkId: 'later',
+          status: 'DISCONNECTED',
+          disconnectedAt: 20_000,
+          failoverTimeoutSeconds: 3600,
+        },
+      ],
+      30_000,
+      DEFAULT_CONTROL_CONFIG,
+    );
+    expect(plan.remove).toEqual(['over']);
+    expect(plan.timers).toEqual([{ frameworkId: 'soon', disconnectedAt: 20_000, delaySeconds: 20 }]);
+  });
+});
+
+describe('disconnection and the failover timeout', () => {
+  it('a silent framework is DISCONNECTED: its offers are taken back, its tasks kept, a timer started', async () => {
+    const t = await setup();
+    t.now += frameworkTimeoutMs(DEFAULT_CONTROL_CONFIG);
+    // The other framework answered its heartbeats.
+    await t.store.write([
+      {
+        kind: 'patch',
+        table: 'frameworks',
+        key: { frameworkId: 'other' },
+        set: { lastSeenAt: t.now },
+        expect: 'exists',
+      },
+    ]);
+    const report = await checkFrameworks(t.deps);
+    expect(report.disconnected).toBe(1);
+    const f = await framework(t, 'fw');
+    expect(f.status).toBe('DISCONNECTED');
+    expect(f.disconnectedAt).toBe(t.now);
+    expect((await agent(t, 'a1')).offers).toEqual({});
+    expect((await task(t, 'fw', 't1')).state).toBe('TASK_RUNNING');
+    expect(t.bus.commands(agentQueue('a1'))).toEqual([]);
+    expect(t.bus.sent.find((s) => s.body.type === 'FAILOVER_TIMEOUT')?.message.delaySeconds).toBe(600);
+    // It gets no HEARTBEAT any more; the other framework does.
+    expect(t.bus.events(fwQueue('fw')).filter((e) => e.type === 'HEARTBEAT')).toEqual([]);
+    expect(t.bus.events(fwQueue('other')).filter((e) => e.type === 'HEARTBEAT')).toHaveLength(1);
+  });
+
+  it('a framework whose event queue is gone is disconnected at the next sweep', async () => {
+    const t = await setup();
+    const send = t.bus.send.bind(t.bus);
+    t.bus.send = async (q, m) => {
+      if (q === fwQueue('fw')) throw new QueueGoneError('gone');
+      return send(q, m);
+    };
+    await checkFrameworks(t.deps);
+    expect((await framework(t, 'fw')).status).toBe('DISCONNECTED');
+  });
+
+  it('SchedulerReregisterAfterFailoverTimeout: when the timeout ends its tasks are killed and it cannot subscribe again', async () => {
+    const t = await setup();
+    t.now += frameworkTimeoutMs(DEFAULT_CONTROL_CONFIG);
+    await disconnectFramework(t.deps, 'fw', 'test');
+    const disconnectedAt = (await framework(t, 'fw')).disconnectedAt!;
+    // Too early: nothing.
+    await onFailoverTimeout(t.deps, { frameworkId: 'fw', disconnectedAt });
+    expect((await framework(t, 'fw')).status).toBe('DISCONNECTED');
+    t.now += 600_000;
+    await onFailoverTimeout(t.deps, { frameworkId: 'fw', disconnectedAt });
+    const f = await framework(t, 'fw');
+    expect(f.status).toBe('TORN_DOWN');
+    expect(f.removedReason).toBe('failover timeout');
+    expect(t.bus.commands(agentQueue('a1'))).toEqual([
+      { v: 1, type: 'KILL', frameworkId: 'fw', taskId: 't1' },
+    ]);
+    await call(t, {
+      type: 'SUBSCRIBE',
+      framework: {
+        frameworkId: 'fw',
+        name: 'fw',
+        roles: ['*'],
+        failoverTimeoutSeconds: 0,
+        queueUrl: fwQueue('fw2'),
+        partitionAware: false,
+      },
+    });
+    expect(t.bus.events(fwQueue('fw2'))).toEqual([
+      expect.objectContaining({ type: 'ERROR', code: 'FRAMEWORK_TORN_DOWN', call: 'SUBSCRIBE' }),
+    ]);
+  });
+
+  it('a failover timeout of 0 (the default) removes the framework as soon as it disconnects', async () => {
+    const t = await setup({ failoverTimeoutSeconds: 0 });
+    t.now += frameworkTimeoutMs(DEFAULT_CONTROL_CONFIG);
+    await checkFrameworks(t.deps);
+    expect((await framework(t, 'fw')).status).toBe('TORN_DOWN');
+  });
+
+  it('a stale timer (the framework came back and left again) changes nothing', async () => {
+    const t = await setup();
+    await disconnectFramework(t.deps, 'fw', 'test', { force: true });
+    t.now += 10 ** 9;
+    await onFailoverTimeout(t.deps, { frameworkId: 'fw', disconnectedAt: 1 });
+    expect((await framework(t, 'fw')).status).toBe('DISCONNECTED');
+  });
+
+  it('TEARDOWN removes at once, and a redelivered TEARDOWN sends the same kills (deduplicated)', async () => {
+    const t = await setup();
+    await call(t, { type: 'TEARDOWN', frameworkId: 'fw' }, 'td-1');
+    await call(t, { type: 'TEARDOWN', frameworkId: 'fw' }, 'td-1');
+    expect((await framework(t, 'fw')).status).toBe('TORN_DOWN');
+    expect(t.bus.commands(agentQueue('a1'))).toHaveLength(2);
+    expect(t.bus.deduplicated(agentQueue('a1'))).toHaveLength(1);
+    expect(await removeFramework(t.deps, 'nope', 'x', 'x')).toBe('unknown');
+  });
+});
+
+describe('a framework that comes back', () => {
+  const resubscribe = (t: TestControl, queue: string, messageId = 'sub-2') =>
+    call(
+      t,
+      {
+        type: 'SUBSCRIBE',
+        framework: {
+          frameworkId: 'fw',
+          name: 'fw',
+          roles: ['*'],
+          failoverTimeoutSeconds: 600,
+          queueUrl: queue,
+          partitionAware: false,
+        },
+      },
+      messageId,
+    );
+
+  it('SchedulerFailover: from a new queue it is ACTIVE again, the old queue gets "Framework failed over"', async () => {
+    const t = await setup();
+    await disconnectFramework(t.deps, 'fw', 'test', { force: true });
+    await resubscribe(t, fwQueue('fw-new'));
+    const f = await framework(t, 'fw');
+    expect(f).toMatchObject({ status: 'ACTIVE', queueUrl: fwQueue('fw-new'), disconnectedAt: null });
+    expect(t.bus.events(fwQueue('fw'))).toContainEqual(
+      expect.objectContaining({
+        type: 'ERROR',
+        code: 'FRAMEWORK_FAILED_OVER',
+        message: 'Framework failed over',
+      }),
+    );
+    expect(t.bus.events(fwQueue('fw-new'))[0]).toMatchObject({ type: 'SUBSCRIBED', frameworkId: 'fw' });
+    expect(t.bus.sent.some((s) => s.body.type === 'ALLOCATE')).toBe(true);
+  });
+
+  it('SchedulerFailoverStatusUpdate: the new queue gets the latest status of each live task, uuid and all, and recent terminal ones', async () => {
+    const t = await setup();
+    t.now += 11 * 60_000; // t2 ended 11 minutes ago: its agent stopped resending long since
+    await putTask(t, 'fw', 't3', 'a1', 'TASK_FAILED'); // ended just now
+    await resubscribe(t, fwQueue('fw-new'));
+    const updates = t.bus.events(fwQueue('fw-new')).filter((e) => e.type === 'UPDATE');
+    expect(updates).toEqual([
+      {
+        v: 1,
+        type: 'UPDATE',
+        status: expect.objectContaining({ taskId: 't1', state: 'TASK_RUNNING', uuid: 'u-t1-TASK_RUNNING' }),
+      },
+      {
+        v: 1,
+        type: 'UPDATE',
+        status: expect.objectContaining({ taskId: 't3', state: 'TASK_FAILED', uuid: 'u-t3-TASK_FAILED' }),
+      },
+    ]);
+  });
+
+  it('offers outstanding when it failed over are rescinded (new ones follow from the allocator)', async () => {
+    const t = await setup();
+    await resubscribe(t, fwQueue('fw-new'));
+    expect((await agent(t, 'a1')).offers).toEqual({});
+    expect(t.bus.events(fwQueue('fw-new'))).toContainEqual({ v: 1, type: 'RESCIND', offerId: 'o1@a1' });
+  });
+
+  it('a redelivered SUBSCRIBE sends the same messages under the same deduplication ids', async () => {
+    const t = await setup();
+    await resubscribe(t, fwQueue('fw-new'), 'sub-x');
+    await resubscribe(t, fwQueue('fw-new'), 'sub-x');
+    const q = fwQueue('fw-new');
+    const kept = t.bus.deduplicated(q).map((s) => s.body.type);
+    expect(kept.filter((k) => k === 'SUBSCRIBED')).toHaveLength(1);
+    expect(kept.filter((k) => k === 'UPDATE')).toHaveLength(2);
+    expect(t.bus.to(q).filter((s) => s.body.type === 'UPDATE')).toHaveLength(4);
+  });
+});
+
+describe('calls of a disconnected framework', () => {
+  it('DisconnectedSchedulerLaunchLost: a launch gets TASK_LOST (REASON_MASTER_DISCONNECTED) and an ERROR to subscribe again', async () => {
+    const t = await setup();
+    await disconnectFramework(t.deps, 'fw', 'test', { force: true });
+    await call(t, {
+      type: 'ACCEPT',
+      frameworkId: 'fw',
+      offerIds: ['o1@a1'],
+      operations: [
+        {
+          type: 'LAUNCH',
+          tasks: [{ taskId: 'late', agentId: 'a1', resources: { cpus: 1 }, command: { value: 'true' } }],
+        },
+      ],
+    });
+    const events = t.bus.events(fwQueue('fw'));
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: 'UPDATE',
+        status: expect.objectContaining({
+          taskId: 'late',
+          state: 'TASK_LOST',
+          reason: 'REASON_MASTER_DISCONNECTED',
+          source: 'SOURCE_MASTER',
+        }),
+      }),
+    );
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'ERROR', code: 'FRAMEWORK_DISCONNECTED', call: 'ACCEPT' }),
+    );
+    expect(await task(t, 'fw', 'late')).toBeUndefined();
+  });
+
+  it('DisconnectedSchedulerLaunchDropped: partition-aware frameworks get TASK_DROPPED', async () => {
+    const t = await setup({ partitionAware: true });
+    await disconnectFramework(t.deps, 'fw', 'test', { force: true });
+    await call(t, {
+      type: 'ACCEPT',
+      frameworkId: 'fw',
+      offerIds: ['o1@a1'],
+      operations: [
+        {
+          type: 'LAUNCH',
+          tasks: [{ taskId: 'late', agentId: 'a1', resources: { cpus: 1 }, command: { value: 'true' } }],
+        },
+      ],
+    });
+    expect(t.bus.events(fwQueue('fw'))).toContainEqual(
+      expect.objectContaining({
+        status: expect.objectContaining({ state: 'TASK_DROPPED', reason: 'REASON_MASTER_DISCONNECTED' }),
+      }),
+    );
+  });
+
+  it('a HEARTBEAT call keeps a framework connected; calls are counted at most every half period', async () => {
+    const t = await setup();
+    t.now += 29_000;
+    await call(t, { type: 'HEARTBEAT', frameworkId: 'fw' });
+    expect((await framework(t, 'fw')).lastSeenAt).toBe(t.now - 29_000); // not yet worth a write
+    t.now += 2_000;
+    await call(t, { type: 'HEARTBEAT', frameworkId: 'fw' });
+    expect((await framework(t, 'fw')).lastSeenAt).toBe(t.now);
+  });
+});
+
+describe('KILL and RECONCILE', () => {
+  it('UnknownKillTask: a KILL of an unknown task is answered as reconciliation answers it', async () => {
+    const t = await setup();
+    await call(t, { type: 'KILL', frameworkId: 'fw', taskId: 'ghost', agentId: 'a1' });
+    expect(t.bus.events(fwQueue('fw'))).toEqual([
+      expect.objectContaining({
+        type: 'UPDATE',
+        status: expect.objectContaining({
+          taskId: 'ghost',
+          state: 'TASK_LOST',
+          reason: 'REASON_RECONCILIATION',
+        }),
+      }),
+    ]);
+  });
+
+  it('a KILL for a task on an unreachable agent is remembered and also waits in its queue', async () => {
+    const t = await setup();
+    const a = await agent(t, 'a1');
+    await t.store.write([
+      {
+        kind: 'patch',
+        table: 'agents',
+        key: { agentId: 'a1' },
+        set: { status: 'UNREACHABLE', unreachableAt: t.now },
+        expect: a.version,
+      },
+    ]);
+    await call(t, { type: 'KILL', frameworkId: 'fw', taskId: 't1' });
+    expect((await task(t, 'fw', 't1')).killRequested).toBe(true);
+    expect(t.bus.commands(agentQueue('a1'))).toEqual([
+      { v: 1, type: 'KILL', frameworkId: 'fw', taskId: 't1' },
+    ]);
+  });
+
+  it('ImplicitNonTerminalTask / ImplicitTerminalTask: implicit reconciliation names every task that has not ended, and only those', async () => {
+    const t = await setup();
+    await putTask(t, 'fw', 't3', 'a1', 'TASK_UNREACHABLE');
+    await call(t, { type: 'RECONCILE', frameworkId: 'fw', tasks: [] });
+    const updates = t.bus.events(fwQueue('fw')).filter((e) => e.type === 'UPDATE');
+    expect(
+      updates.map((u) => (u.type === 'UPDATE' ? [u.status.taskId, u.status.state, u.status.reason] : [])),
+    ).toEqual([['t1', 'TASK_RUNNING', 'REASON_RECONCILIATION']]);
+  });
+
+  it('explicit reconciliation: the latest known state of each named task, the unknown-task answer for the rest', async () => {
+    const t = await setup({ partitionAware: true });
+    await call(t, {
+      type: 'RECONCILE',
+      frameworkId: 'fw',
+      tasks: [{ taskId: 't1' }, { taskId: 't2' }, { taskId: 'never', agentId: 'a1' }, { taskId: 'nowhere' }],
+    });
+    const states = Object.fromEntries(
+      t.bus
+        .events(fwQueue('fw'))
+        .flatMap((e) => (e.type === 'UPDATE' ? [[e.status.taskId, e.status.state]] : [])),
+    );
+    expect(states).toEqual({
+      t1: 'TASK_RUNNING',
+      t2: 'TASK_FINISHED',
+      never: 'TASK_GONE',
+      nowhere: 'TASK_UNKNOWN',
+    });
+  });
+});
