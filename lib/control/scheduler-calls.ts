@@ -24,7 +24,7 @@ import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework, startTimers } from './emit.ts';
 import { removeFramework, resendState, touchFramework } from './failover.ts';
 import { followUpReordered } from './order.ts';
-import { flushOutbox, type OutboxItem, outboxWrites, toFramework } from './outbox.ts';
+import { flushOutbox, type OutboxItem, type OutboxMessage, outboxWrites, toFramework } from './outbox.ts';
 import {
   agentOfOffer,
   agentRoute,
@@ -307,6 +307,8 @@ async function accept(
     rejected: { taskId: string; agentId: string; state: TaskState; reason: TaskReason; message: string }[];
     remaining: Resources;
     alreadyApplied: boolean;
+    /** Rejections and dropped operations, in the outbox with the write when something was consumed. */
+    notices: OutboxItem[];
   };
   let operationErrors: string[] = [];
   const decision = await withRetry(async (): Promise<Decision | string> => {
@@ -317,7 +319,7 @@ async function accept(
     // A redelivered ACCEPT: its offers are gone and its tasks are persisted with one of them.
     const applied = existing.filter((t): t is TaskRecord & Item => !!t && call.offerIds.includes(t.offerId));
     if (offers.every((o) => !o) && applied.length > 0) {
-      return { agent, launch: applied, rejected: [], remaining: EMPTY, alreadyApplied: true };
+      return { agent, launch: applied, rejected: [], remaining: EMPTY, alreadyApplied: true, notices: [] };
     }
     const result = validateAccept({
       frameworkId: fw.frameworkId,
@@ -353,6 +355,11 @@ async function accept(
       ...r,
       agentId: infoById.get(r.taskId)?.agentId ?? agentId,
     }));
+    // What the framework must hear about what was not done goes in the outbox with the write: a
+    // redelivered ACCEPT finds its offers consumed and cannot work the rejections out again.
+    const notices =
+      consumed.length > 0 ? acceptNotices(fw, record, t0, rejected, result.operationErrors) : undefined;
+    let noticeItems: OutboxItem[] = [];
     if (consumed.length > 0) {
       // Spend the accepted offers: they leave the agent's offers, launched tasks join its tasks,
       // and whatever was not used becomes free again — one conditional write with the task rows.
@@ -384,6 +391,11 @@ async function accept(
           (t): WriteOp => ({ kind: 'put', table: 'tasks', item: t as unknown as Item, expect: 'absent' }),
         ),
       ];
+      if (notices && notices.length > 0) {
+        const outbox = outboxWrites(`accept.${record.messageId}`, notices, t0);
+        ops.push(...outbox.ops);
+        noticeItems = outbox.items;
+      }
       await deps.store.write(ops);
     }
     return {
@@ -392,11 +404,12 @@ async function accept(
       rejected,
       remaining: consumed.length > 0 ? result.remaining : EMPTY,
       alreadyApplied: false,
+      notices: noticeItems,
     };
   }, isConflict);
 
   if (typeof decision === 'string') return dropAll(decision);
-  if (operationErrors.length > 0) {
+  if (operationErrors.length > 0 && decision.notices.length === 0) {
     // A RESERVE or UNRESERVE that was not allowed is dropped (the rest of the ACCEPT goes on).
     await sendToFramework(deps, fw.queueUrl, [
       {
@@ -424,18 +437,23 @@ async function accept(
         dedupId: `launch.${fw.frameworkId}.${t.taskId}`,
       })),
   );
-  await sendToFramework(
-    deps,
-    fw.queueUrl,
-    decision.rejected.map((r) => ({
-      event: {
-        v: 1,
-        type: 'UPDATE',
-        status: masterStatus(now(), fw.frameworkId, r.taskId, r.state, r.reason, r.message, r.agentId),
-      },
-      dedupId: `accept.${record.messageId}.${r.taskId}`,
-    })),
-  );
+  if (decision.notices.length > 0) {
+    await flushOutbox(deps, decision.notices);
+    if (operationErrors.length > 0) deps.metrics.count('OperationsDropped', {}, operationErrors.length);
+  } else {
+    await sendToFramework(
+      deps,
+      fw.queueUrl,
+      decision.rejected.map((r) => ({
+        event: {
+          v: 1,
+          type: 'UPDATE',
+          status: masterStatus(now(), fw.frameworkId, r.taskId, r.state, r.reason, r.message, r.agentId),
+        },
+        dedupId: `accept.${record.messageId}.${r.taskId}`,
+      })),
+    );
+  }
   // A redelivered ACCEPT (its first attempt died after its write) still nudges: the resources it
   // gave back may not have been offered again yet. Its refusal filter is not set twice.
   if (decision.alreadyApplied) return nudgeAllocator(deps, `accept on ${agentId} (again)`);
@@ -842,4 +860,47 @@ function boundFilters(filters: Record<string, FilterRecord>): void {
   if (keys.length <= MAX_FILTERS) return;
   keys.sort((a, b) => filters[a]!.until - filters[b]!.until);
   for (const k of keys.slice(0, keys.length - MAX_FILTERS)) delete filters[k];
+}
+
+/** The UPDATEs for rejected tasks and the ERROR for dropped operations of an ACCEPT, as outbox messages. */
+function acceptNotices(
+  fw: FrameworkRecord,
+  record: InboundRecord,
+  now: number,
+  rejected: readonly {
+    taskId: string;
+    agentId: string;
+    state: TaskState;
+    reason: TaskReason;
+    message: string;
+  }[],
+  operationErrors: readonly string[],
+): OutboxMessage[] {
+  const out: OutboxMessage[] = rejected.map((r) =>
+    toFramework(
+      fw.queueUrl,
+      {
+        v: 1,
+        type: 'UPDATE',
+        status: masterStatus(now, fw.frameworkId, r.taskId, r.state, r.reason, r.message, r.agentId),
+      },
+      `accept.${record.messageId}.${r.taskId}`,
+    ),
+  );
+  if (operationErrors.length > 0) {
+    out.push(
+      toFramework(
+        fw.queueUrl,
+        {
+          v: 1,
+          type: 'ERROR',
+          code: 'INVALID_OPERATION',
+          message: operationErrors.join('; '),
+          call: 'ACCEPT',
+        },
+        `accept-ops.${record.messageId}`,
+      ),
+    );
+  }
+  return out;
 }
