@@ -62,12 +62,13 @@ export const AGENT_VERSION = '0.1.0';
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 15_000;
 export const DEFAULT_REGISTER_RETRY_INTERVAL_MS = 5_000;
 /**
- * The agent's command queue's visibility timeout. Commands are handled (and deleted) in
- * milliseconds; what this bounds is how long a command the agent had received when it crashed
- * stays invisible — and, in a FIFO queue, holds back the rest of its task's group (a KILL, an
- * ACKNOWLEDGE) from the restarted agent. Redeliveries are harmless: every command is idempotent.
+ * The agent's command queue's visibility timeout: commands are handled (and deleted) in
+ * milliseconds. It also bounds how long a command a crashed agent had received but not deleted
+ * stays invisible — holding back the rest of its task's FIFO group from the restarted agent.
+ * (10 s was tried: test/integration/fault-serverless.test.ts then lost a LAUNCH now and then — not
+ * understood yet, so the value stays.)
  */
-export const COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS = 10;
+export const COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS = 30;
 /** How many ended tasks the agent remembers (to ignore duplicate LAUNCHes). */
 const COMPLETED_TASKS_KEPT = 1000;
 /** How many KILLs for unknown tasks the agent remembers (to refuse their late LAUNCHes). */

@@ -49,6 +49,8 @@ export interface RunOptions {
   ec2Metadata?: 'auto' | 'on' | 'off';
   /** How often tasks are checked against their limits, ms (hidden; tests). */
   monitorIntervalMs?: number;
+  /** Long-poll wait of the command queue, seconds (hidden; tests). Default 20. */
+  pollWaitSeconds?: number;
   /** The name the agent registers with. Default: the machine's hostname. */
   hostname?: string;
 }
@@ -183,6 +185,7 @@ export async function runAgent(rawOpts: RunOptions, log?: Log): Promise<number> 
     ...(opts.heartbeatSeconds !== undefined ? { heartbeatIntervalMs: opts.heartbeatSeconds * 1000 } : {}),
     isolation,
     ...(opts.monitorIntervalMs !== undefined ? { monitorIntervalMs: opts.monitorIntervalMs } : {}),
+    ...(opts.pollWaitSeconds !== undefined ? { pollWaitSeconds: opts.pollWaitSeconds } : {}),
     ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
     log,
   });
@@ -317,6 +320,11 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
     .option('--log-level <level>', 'debug, info, warn or error', logLevel)
     .addOption(
       new Option('--monitor-interval-ms <ms>', 'how often limits are checked')
+        .argParser(positiveNumber)
+        .hideHelp(),
+    )
+    .addOption(
+      new Option('--poll-wait-seconds <s>', 'long-poll wait on the command queue')
         .argParser(positiveNumber)
         .hideHelp(),
     )

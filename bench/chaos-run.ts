@@ -656,14 +656,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   log(`chaos: ${settled ? 'settled' : 'NOT settled'} after ${(settledMs / 1000).toFixed(1)} s`);
 
   // ----- invariants
+  log('chaos: checking the invariants');
   const invariants = await checkInvariants();
+  log('chaos: invariants checked');
   async function checkInvariants() {
     const out: { name: string; ok: boolean; detail: string }[] = [];
     const rows = await allRows();
     const frameworks = new Map(
       (await registry().scan<FrameworkRecord & Item>('frameworks')).map((f) => [f.frameworkId, f]),
     );
-    const agents = new Map((await registry().scan<AgentRecord & Item>('agents')).map((a) => [a.agentId, a]));
     // 1
     out.push({
       name: 'no agent over-committed at any point',
@@ -782,7 +783,6 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       ok: settled,
       detail: `${(settledMs / 1000).toFixed(1)} s after the faults stopped`,
     });
-    void agents;
     return out;
   }
 
@@ -815,10 +815,28 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     apiCalls: snapshotCalls(),
   };
 
-  // ----- tear down
-  for (const fw of fws) await fw.scheduler.close({ teardown: true }).catch(() => {});
-  for (const slot of slots) await slot.agent?.stop({ killTasks: true }).catch(() => {});
-  await controlPlane.stop();
+  // ----- tear down (each step bounded: a step that hangs is reported, not waited on forever)
+  log(formatReport(report));
+  const bounded = async (what: string, p: Promise<unknown>) => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => {
+      timer = setTimeout(() => {
+        log(`chaos: tear-down step did not finish in 30 s: ${what}`);
+        r();
+      }, 30_000);
+    });
+    await Promise.race([p.catch(() => {}), late]);
+    clearTimeout(timer);
+  };
+  for (const fw of fws)
+    await bounded(`closing framework ${fw.index}`, fw.scheduler.close({ teardown: true }));
+  for (const slot of slots)
+    await bounded(
+      `stopping agent ${slot.agent?.agentId}`,
+      slot.agent?.stop({ killTasks: true }) ?? Promise.resolve(),
+    );
+  for (const slot of slots) slot.agent?.killAllNow();
+  await bounded('stopping the control plane', controlPlane.stop());
   clients.destroy();
   sqs.destroy();
   for (const slot of slots) slot.net.client.destroy();

@@ -138,7 +138,7 @@ describe('Agent', () => {
     expect(a.queueUrl).toContain(agentQueueName(cluster.config.prefix, a.agentId));
     expect(await control.queueAttributes(a.queueUrl, ['FifoQueue', 'VisibilityTimeout'])).toEqual({
       FifoQueue: 'true',
-      VisibilityTimeout: '10',
+      VisibilityTimeout: '30',
     });
     expect((await readFile(join(dir.path, 'agent-id'), 'utf8')).trim()).toBe(a.agentId);
 

@@ -79,6 +79,10 @@ function startAgent(hostname: string): { child: ChildProcess; log: () => string 
     'off',
     '--monitor-interval-ms',
     '100',
+    // Short long-polls: a poll the killed agent left open would still be handed a message (the
+    // emulator does not notice the dead connection), which then stays invisible for 30 s.
+    '--poll-wait-seconds',
+    '1',
     ...(root ? ['--task-user', 'nobody'] : []),
   ];
   const child = spawn(process.execPath, args, {
@@ -168,11 +172,16 @@ describe('agent recovery', () => {
       throw new Error(`${(e as Error).message}\n--- agent log ---\n${first.log()}`);
     }
 
-    // The agent deletes each command once handled; give that a moment, or the in-flight ACK
-    // would hold t3's FIFO group for the queue's visibility timeout after the crash.
-    await new Promise((r) => setTimeout(r, 300));
+    // The agent deletes each command once handled; let it, or an ACK still in flight would hold
+    // t3's FIFO group for the queue's visibility timeout (30 s) after the crash.
+    for (let i = 0; i < 100; i++) {
+      const a = await control.queueAttributes(queueUrl!, ['ApproximateNumberOfMessagesNotVisible']);
+      if (a.ApproximateNumberOfMessagesNotVisible === '0') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     first.child.kill('SIGKILL');
     await once(first.child, 'exit');
+    await new Promise((r) => setTimeout(r, 1200)); // its last long-poll runs out
 
     // While the agent is down, t4 exits with code 3; its supervisor records it.
     await writeFile(join(dir.path, 'gates', 't4'), '');

@@ -40,7 +40,13 @@ describe('every message delivered twice', () => {
       for (const offer of offers) {
         if (seenOffers.has(offer.offerId)) continue; // the same offer, delivered again
         seenOffers.add(offer.offerId);
-        const take = pending.splice(0, 2);
+        // As many as fit (at most 2): a leftover offer may hold only one task's worth.
+        const fit = Math.min(
+          2,
+          Math.floor((offer.resources.cpus ?? 0) / 0.25 + 1e-9),
+          Math.floor((offer.resources.mem ?? 0) / 32),
+        );
+        const take = pending.splice(0, Math.max(0, fit));
         if (take.length === 0) {
           await s.decline([offer.offerId], 60);
           continue;
