@@ -65,8 +65,6 @@ export const DEFAULT_REGISTER_RETRY_INTERVAL_MS = 5_000;
  * The agent's command queue's visibility timeout: commands are handled (and deleted) in
  * milliseconds. It also bounds how long a command a crashed agent had received but not deleted
  * stays invisible — holding back the rest of its task's FIFO group from the restarted agent.
- * (10 s was tried: test/integration/fault-serverless.test.ts then lost a LAUNCH now and then — not
- * understood yet, so the value stays.)
  */
 export const COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS = 30;
 /** How many ended tasks the agent remembers (to ignore duplicate LAUNCHes). */
@@ -401,7 +399,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (opts.killTasks) {
       const live = [...this.#tasks.values()].filter((t) => !t.terminal);
       for (const t of live) t.run.kill(opts.gracePeriodMs);
-      await Promise.all(live.map((t) => t.run.terminated));
+      // Recovered tasks are not the agent's children: their end is seen by polling.
+      const polling = setInterval(() => {
+        for (const t of live) void t.run.poll();
+      }, 50);
+      try {
+        await Promise.all(live.map((t) => t.run.terminated));
+      } finally {
+        clearInterval(polling);
+      }
     }
     this.#updates?.stop();
     await Promise.allSettled([...this.#sends]);

@@ -25,8 +25,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, openSync, statSync } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { delimiter, join, resolve, sep } from 'node:path';
 import type { TaskInfo, TaskReason } from '../lib/protocol/common.ts';
 import { type RunCheckpoint, RunFiles, readText, runMetaDir } from './checkpoint.ts';
@@ -604,8 +604,11 @@ export class TaskRun {
   }
 
   async #start(): Promise<void> {
+    // Never spawn inside the constructor: a kill() right after it must still find nothing started.
+    await Promise.resolve();
     try {
-      await mkdir(this.sandbox, { recursive: true, mode: 0o755 });
+      // Synchronous: a few microseconds, and no trip through libuv's thread pool on the launch path.
+      mkdirSync(this.sandbox, { recursive: true, mode: 0o755 });
       this.#checkpoint();
       // Created now, so the user isolator gives them to the task's user with the rest.
       closeSync(openSync(join(this.sandbox, 'stdout'), 'a'));

@@ -20,6 +20,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, w
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { listRuns } from './checkpoint.ts';
+import { Cgroups, type TaskCgroupState } from './isolation/cgroups.ts';
 import { isSameLiveProcess } from './isolation/proc.ts';
 
 export const DEFAULT_UNIT_NAME = 'meso-agent';
@@ -269,11 +270,17 @@ export interface UninstallOptions {
   readonly systemd?: boolean;
 }
 
-/** SIGKILLs the tasks an agent left running, from its checkpoint; returns how many. */
-export function killCheckpointedTasks(workDir: string): number {
+/**
+ * SIGKILLs the tasks an agent left running, from its checkpoint, and removes their cgroups;
+ * returns how many were running.
+ */
+export async function killCheckpointedTasks(workDir: string): Promise<number> {
   let killed = 0;
+  const cgroups: TaskCgroupState[] = [];
   for (const files of listRuns(workDir)) {
     const rec = files.readRun();
+    const cg = rec?.isolation.cgroups as TaskCgroupState | undefined;
+    if (cg) cgroups.push(cg);
     if (rec?.pid === undefined || rec.startTime === undefined) continue;
     if (!isSameLiveProcess(rec.pid, rec.startTime)) continue;
     try {
@@ -283,10 +290,12 @@ export function killCheckpointedTasks(workDir: string): number {
       // Gone.
     }
   }
+  // The kernel lets a cgroup go once its last process has exited.
+  for (const cg of cgroups) await new Cgroups(cg.version, [], cg.dirs).destroy(cg, 20);
   return killed;
 }
 
-export function uninstall(o: UninstallOptions = {}): string[] {
+export async function uninstall(o: UninstallOptions = {}): Promise<string[]> {
   const done: string[] = [];
   const unitName = o.unitName ?? DEFAULT_UNIT_NAME;
   const unitFile = join(o.unitDir ?? DEFAULT_UNIT_DIR, `${unitName}.service`);
@@ -301,7 +310,7 @@ export function uninstall(o: UninstallOptions = {}): string[] {
       done.push(`${unitName}.service was not running`);
     }
   }
-  const killed = killCheckpointedTasks(workDir);
+  const killed = await killCheckpointedTasks(workDir);
   if (killed > 0) done.push(`killed ${killed} task(s) left running`);
   for (const f of [unitFile, join(configDir, 'agent.env')]) {
     if (existsSync(f)) {

@@ -380,9 +380,9 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
     .option('--purge', 'also remove the work directory (sandboxes, checkpoints, agent id)')
     .option('--unit-dir <dir>', `default ${DEFAULT_UNIT_DIR}`)
     .option('--config-dir <dir>', `default ${DEFAULT_CONFIG_DIR}`)
-    .action((o: { workDir?: string; purge?: boolean; unitDir?: string; configDir?: string }) => {
+    .action(async (o: { workDir?: string; purge?: boolean; unitDir?: string; configDir?: string }) => {
       try {
-        const done = uninstall({
+        const done = await uninstall({
           ...(o.workDir ? { workDir: resolve(o.workDir) } : {}),
           ...(o.unitDir ? { unitDir: o.unitDir } : {}),
           ...(o.configDir ? { configDir: o.configDir } : {}),

@@ -29,10 +29,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import { Agent } from '../agent/agent.ts';
 import { bundleAgent } from '../agent/bundle.ts';
-import { listRuns } from '../agent/checkpoint.ts';
-import { NODE_FLAGS } from '../agent/install.ts';
+import { killCheckpointedTasks, NODE_FLAGS } from '../agent/install.ts';
 import { detectIsolation } from '../agent/isolation/index.ts';
-import { isSameLiveProcess } from '../agent/isolation/proc.ts';
 import { silentLog } from '../agent/log.ts';
 import { createSqsClient } from '../lib/adapters/sqs.ts';
 import { configToEnv } from '../lib/config/cluster.ts';
@@ -182,7 +180,13 @@ async function processFootprint(
   env: Record<string, string>,
   nodeFlags: readonly string[],
   tasks: number,
-): Promise<{ idle: { rss: number; cpu: number }; busy?: { rss: number; cpu: number }; isolation: string }> {
+): Promise<{
+  idle: { rss: number; cpu: number };
+  busy?: { rss: number; cpu: number };
+  isolation: string;
+  /** LAUNCH handled → RUNNING sent, ms, from the agent's own log (ms timestamps). */
+  latency?: number[];
+}> {
   const workDir = await mkdtemp(join(tmpdir(), 'meso-bench-agent-'));
   const agentId = `bench-${process.pid}-${nodeFlags.length}`;
   await writeFile(join(workDir, 'agent-id'), `${agentId}\n`);
@@ -202,7 +206,7 @@ async function processFootprint(
       '--resources',
       'cpus:8;mem:8192',
     ],
-    { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+    { env: { ...process.env, ...env, MESO_AGENT_LOG_LEVEL: 'debug' }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   child.stderr?.on('data', (b: Buffer) => {
     log += b.toString();
@@ -218,14 +222,35 @@ async function processFootprint(
     await waitFor(() => ids.every((id) => cp.running.has(id)), `${tasks} tasks RUNNING`);
     await sleep(3000);
     const busy = await footprint(child.pid!, WINDOW_S);
-    return { idle, busy, isolation };
+    // Start latency in the deployed process, one launch at a time, from its log.
+    const lat: string[] = [];
+    for (let i = 0; i < Math.min(LAUNCHES, 100); i++) {
+      const id = `pl${nodeFlags.length}-${i}`;
+      lat.push(id);
+      await launch(cp, agentId, id, 'sleep 1');
+      await waitFor(() => cp.running.has(id), `RUNNING of ${id}`, 30_000);
+      await sleep(20);
+    }
+    await sleep(200);
+    const at = (re: RegExp) => {
+      const m = new Map<string, number>();
+      for (const line of log.split('\n')) {
+        const x = re.exec(line);
+        if (x?.[2] && !m.has(x[2])) m.set(x[2], Date.parse(x[1]!));
+      }
+      return m;
+    };
+    const launched = at(/^(\S+) INFO {2}launching task \{"frameworkId":"[^"]+","taskId":"([^"]+)"/);
+    const running = at(/^(\S+) DEBUG status update sent \{"taskId":"([^"]+)","state":"TASK_RUNNING"/);
+    const latency = lat
+      .map((id) => (running.get(id) ?? Number.NaN) - (launched.get(id) ?? Number.NaN))
+      .filter(Number.isFinite)
+      .sort((a, b) => a - b);
+    return { idle, busy, isolation, latency };
   } finally {
     child.kill('SIGTERM'); // kills its tasks
     await new Promise((r) => child.once('exit', r));
-    for (const f of listRuns(workDir)) {
-      const r = f.readRun();
-      if (r?.pid && r.startTime && isSameLiveProcess(r.pid, r.startTime)) process.kill(-r.pid, 'SIGKILL');
-    }
+    await killCheckpointedTasks(workDir);
     await rm(workDir, { recursive: true, force: true });
   }
 }
@@ -322,6 +347,13 @@ async function main() {
     console.log(
       `| idle, 0 tasks (Node's default flags) | ${plain.idle.rss.toFixed(1)} MB | ${plain.idle.cpu.toFixed(2)} % |`,
     );
+    if (fp.latency && fp.latency.length > 0) {
+      console.log('');
+      console.log(
+        `agent process, from its own log (ms resolution), ${fp.latency.length} launches one at a time: ` +
+          `LAUNCH handled → TASK_RUNNING sent p50 ${ms(percentile(fp.latency, 50))}, p99 ${ms(percentile(fp.latency, 99))}`,
+      );
+    }
     console.log('');
     console.log(`| start latency (${LAUNCHES} launches) | p50 | p99 |`);
     console.log('| --- | --- | --- |');

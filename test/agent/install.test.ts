@@ -119,7 +119,7 @@ describe('meso-agent install', () => {
     expect((await readFile(join(paths.workDir, 'agent-id'), 'utf8')).trim()).toBe('node-17');
     expect(ran).toEqual(['systemctl daemon-reload', 'systemctl enable --now meso-agent.service']);
 
-    const done = uninstall({ ...paths, purge: true, run, systemd: true });
+    const done = await uninstall({ ...paths, purge: true, run, systemd: true });
     expect(done).toContain('stopped and disabled meso-agent.service');
     expect(existsSync(join(paths.unitDir, 'meso-agent.service'))).toBe(false);
     expect(existsSync(join(paths.configDir, 'agent.env'))).toBe(false);

@@ -4,7 +4,7 @@
  * hierarchy are skipped (with the reason) on machines that lack them.
  */
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RunTaskOptions, TaskRun } from '../../agent/executor.ts';
@@ -122,6 +122,35 @@ describe('pure parts', () => {
         cpu: { mount: '/sys/fs/cgroup/cpu,cpuacct', path: '/svc/b' },
       },
     });
+  });
+
+  it('cgroup v2: enables the controllers, creates the task cgroup with its limits, reads its OOM kills', async () => {
+    // A stand-in for a cgroup2 mount (plain files): the root cgroup, with its controllers.
+    const fake = await tempDir('meso-cgroup2-');
+    try {
+      await writeFile(join(fake.path, 'cgroup.controllers'), 'cpuset cpu io memory pids\n');
+      const found = detectCgroups({ version: 2, env: { unifiedMount: fake.path, unifiedPath: '/', v1: {} } });
+      expect(found.ok).toBe(true);
+      if (!found.ok) return;
+      const cg = found.cgroups;
+      expect(cg.describe()).toBe('cgroups-v2 (memory,cpu,pids)');
+      expect(await readFile(join(fake.path, 'cgroup.subtree_control'), 'utf8')).toBe('+memory +cpu +pids');
+      expect(await readFile(join(fake.path, 'meso', 'cgroup.subtree_control'), 'utf8')).toBe(
+        '+memory +cpu +pids',
+      );
+      const state = cg.create('run-1', { memBytes: 64 * 1024 * 1024, cpus: 0.5, pidsMax: 100 });
+      const dir = join(fake.path, 'meso', 'run-1');
+      expect(state).toEqual({ version: 2, dirs: { unified: dir } });
+      expect(await readFile(join(dir, 'memory.max'), 'utf8')).toBe(String(64 * 1024 * 1024));
+      expect(await readFile(join(dir, 'cpu.max'), 'utf8')).toBe('50000 100000');
+      expect(await readFile(join(dir, 'pids.max'), 'utf8')).toBe('100');
+      expect(cg.procsFiles(state)).toEqual([join(dir, 'cgroup.procs')]);
+      expect(cg.oomKills(state)).toBe(0);
+      await writeFile(join(dir, 'memory.events'), 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n');
+      expect(cg.oomKills(state)).toBe(1);
+    } finally {
+      await fake.remove();
+    }
   });
 
   it('limits memory in whole bytes', () => {

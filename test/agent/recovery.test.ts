@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listRuns } from '../../agent/checkpoint.ts';
-import { isSameLiveProcess } from '../../agent/isolation/proc.ts';
+import { killCheckpointedTasks } from '../../agent/install.ts';
 import { configToEnv } from '../../lib/config/cluster.ts';
 import { isTerminal } from '../../lib/core/task-state.ts';
 import type { AgentCallOf } from '../../lib/protocol/agent.ts';
@@ -44,13 +44,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  // Whatever the agents left running dies with the test.
-  for (const files of listRuns(dir.path)) {
-    const rec = files.readRun();
-    if (rec?.pid !== undefined && rec.startTime !== undefined && isSameLiveProcess(rec.pid, rec.startTime)) {
-      process.kill(-rec.pid, 'SIGKILL');
-    }
-  }
+  // Whatever the agents left running dies with the test, and its cgroups go with it.
+  await killCheckpointedTasks(dir.path);
   await control?.stop();
   if (queueUrl) await cluster.sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl })).catch(() => {});
   await cluster?.destroy();
