@@ -28,8 +28,7 @@ import { EventEmitter } from 'node:events';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import { CreateQueueCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { pollQueue, type ReceivedMessage, SqsBus } from '../lib/adapters/sqs.ts';
+import { pollQueue, type ReceivedMessage, type SqsApi, SqsBus } from '../lib/adapters/sqs-api.ts';
 import { type Resources, toWire } from '../lib/core/resources.ts';
 import { isTerminal } from '../lib/core/task-state.ts';
 import type { Clock, Ids } from '../lib/ports/clock.ts';
@@ -83,7 +82,8 @@ const COMMAND_TYPES = [
 ] as const satisfies readonly AgentCommand['type'][];
 
 export interface AgentOptions {
-  readonly sqs: SQSClient;
+  /** In production the lean client (`lib/adapters/sqs-http.ts`); any `SqsApi` will do. */
+  readonly sqs: SqsApi;
   /** The control plane's `agent-calls` FIFO queue. */
   readonly agentCallsQueueUrl: string;
   /** The cluster's resource-name prefix; the agent's queue is `<prefix>-agent-<agentId>.fifo`. */
@@ -221,7 +221,7 @@ export function agentQueueName(prefix: string, agentId: string): string {
 
 /**
  * @example
- * const agent = new Agent({ sqs: createSqsClient(), agentCallsQueueUrl, prefix: 'meso', workDir: '/var/lib/meso' });
+ * const agent = new Agent({ sqs: createSqsHttpClient(), agentCallsQueueUrl, prefix: 'meso', workDir: '/var/lib/meso' });
  * await agent.start();
  * process.once('SIGTERM', () => void agent.stop({ killTasks: true }));
  */
@@ -1011,22 +1011,20 @@ export class Agent extends EventEmitter<AgentEvents> {
   async #createQueue(name: string): Promise<string> {
     const { sqs } = this.#opts;
     try {
-      const res = await sqs.send(
-        new CreateQueueCommand({
-          QueueName: name,
-          Attributes: {
-            FifoQueue: 'true',
-            VisibilityTimeout: String(COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS),
-          },
-        }),
-      );
+      const res = await sqs.call('CreateQueue', {
+        QueueName: name,
+        Attributes: {
+          FifoQueue: 'true',
+          VisibilityTimeout: String(COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS),
+        },
+      });
       if (!res.QueueUrl) throw new Error(`CreateQueue ${name} returned no URL`);
       return res.QueueUrl;
     } catch (e) {
       // The queue exists with other attributes (an older agent version made it): use it as it is.
       if ((e as Error).name !== 'QueueNameExists') throw e;
       this.#log('warn', 'command queue exists with other attributes; using it', { name });
-      const res = await sqs.send(new GetQueueUrlCommand({ QueueName: name }));
+      const res = await sqs.call('GetQueueUrl', { QueueName: name });
       if (!res.QueueUrl) throw new Error(`GetQueueUrl ${name} returned no URL`);
       return res.QueueUrl;
     }

@@ -8,13 +8,13 @@
  *   Every flag has an environment default (`MESO_AGENT_*`, see install.ts).
  * - `meso-agent install [--dry-run]` / `meso-agent uninstall`: the systemd service (install.ts).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AwsConfig, awsConfigFromEnv } from '../lib/adapters/aws-config.ts';
-import { createSqsClient } from '../lib/adapters/sqs.ts';
-import { ConfigError, type DevFile, loadClusterConfig } from '../lib/config/cluster.ts';
+import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
+import { ConfigError, loadClusterConfig } from '../lib/config/cluster.ts';
 import { EMPTY, format, ResourceError } from '../lib/core/resources.ts';
 import { DEFAULT_PREFIX } from '../lib/infra/definition.ts';
 import { AGENT_VERSION, Agent } from './agent.ts';
@@ -101,13 +101,7 @@ export function defaultWorkDir(
 ): string {
   if (env[AGENT_ENV.workDir]) return resolve(env[AGENT_ENV.workDir]!);
   if (config.source.endsWith('.json')) {
-    // The local stack: `.meso/dev.json` may name one; else `.meso/agent` beside it.
-    try {
-      const dev = JSON.parse(readFileSync(config.source, 'utf8')) as DevFile;
-      if (dev.agentWorkDir) return resolve(dirname(config.source), dev.agentWorkDir);
-    } catch {
-      // Fall through to the default beside the file.
-    }
+    // An agent started by hand beside the local stack (whose own are `.meso/agent-<n>`).
     return resolve(dirname(config.source), 'agent');
   }
   return DEFAULT_INSTALL_WORK_DIR;
@@ -176,7 +170,7 @@ export async function runAgent(rawOpts: RunOptions, log?: Log): Promise<number> 
     if (!existsSync(file)) writeFileSync(file, `${agentId}\n`);
   }
   const agent = new Agent({
-    sqs: createSqsClient(config.aws),
+    sqs: createSqsHttpClient(config.aws),
     agentCallsQueueUrl: config.agentCallsQueueUrl,
     prefix: config.prefix,
     workDir,

@@ -29,10 +29,11 @@ import {
 } from '@aws-sdk/client-sqs';
 import { Agent } from '../agent/agent.ts';
 import { bundleAgent } from '../agent/bundle.ts';
-import { killCheckpointedTasks, NODE_FLAGS } from '../agent/install.ts';
+import { AGENT_ENV_VARS, killCheckpointedTasks, NODE_FLAGS } from '../agent/install.ts';
 import { detectIsolation } from '../agent/isolation/index.ts';
 import { silentLog } from '../agent/log.ts';
-import { createSqsClient } from '../lib/adapters/sqs.ts';
+import { createSqsClient, type SqsApi } from '../lib/adapters/sqs.ts';
+import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 import { configToEnv } from '../lib/config/cluster.ts';
 import { startEmulators } from '../lib/local/emulators.ts';
 import { provision } from '../lib/local/provision.ts';
@@ -43,11 +44,14 @@ const { values } = parseArgs({
     tasks: { type: 'string', default: '50' },
     launches: { type: 'string', default: '200' },
     window: { type: 'string', default: '20' },
+    // The second footprint row: Node's defaults unless other flags are given to compare with.
+    'compare-flags': { type: 'string', default: '' },
   },
 });
 const TASKS = Number(values.tasks);
 const LAUNCHES = Number(values.launches);
 const WINDOW_S = Number(values.window);
+const COMPARE_FLAGS = values['compare-flags'].split(' ').filter(Boolean);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BUNDLE = join(ROOT, 'dist/meso-agent.mjs');
 const FW = 'bench-fw';
@@ -175,6 +179,8 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 60_000): P
   }
 }
 
+let footprints = 0;
+
 async function processFootprint(
   cp: BenchControlPlane,
   env: Record<string, string>,
@@ -188,7 +194,7 @@ async function processFootprint(
   latency?: number[];
 }> {
   const workDir = await mkdtemp(join(tmpdir(), 'meso-bench-agent-'));
-  const agentId = `bench-${process.pid}-${nodeFlags.length}`;
+  const agentId = `bench-${process.pid}-${++footprints}`;
   await writeFile(join(workDir, 'agent-id'), `${agentId}\n`);
   let log = '';
   const child: ChildProcess = spawn(
@@ -217,7 +223,7 @@ async function processFootprint(
     const idle = await footprint(child.pid!, WINDOW_S);
     const isolation = /isolation: ([^{\n]+)/.exec(log)?.[1]?.trim() ?? '?';
     if (tasks === 0) return { idle, isolation };
-    const ids = [...Array(tasks).keys()].map((i) => `fp${nodeFlags.length}-${i}`);
+    const ids = [...Array(tasks).keys()].map((i) => `fp${footprints}-${i}`);
     for (const id of ids) await launch(cp, agentId, id, 'sleep 3600');
     await waitFor(() => ids.every((id) => cp.running.has(id)), `${tasks} tasks RUNNING`);
     await sleep(3000);
@@ -225,7 +231,7 @@ async function processFootprint(
     // Start latency in the deployed process, one launch at a time, from its log.
     const lat: string[] = [];
     for (let i = 0; i < Math.min(LAUNCHES, 100); i++) {
-      const id = `pl${nodeFlags.length}-${i}`;
+      const id = `pl${footprints}-${i}`;
       lat.push(id);
       await launch(cp, agentId, id, 'sleep 1');
       await waitFor(() => cp.running.has(id), `RUNNING of ${id}`, 30_000);
@@ -257,7 +263,7 @@ async function processFootprint(
 
 async function startLatency(
   cp: BenchControlPlane,
-  sqs: SQSClient,
+  sqs: SqsApi,
   cluster: { agentCalls: string; prefix: string },
 ): Promise<Record<string, number[]>> {
   const workDir = await mkdtemp(join(tmpdir(), 'meso-bench-latency-'));
@@ -325,9 +331,10 @@ async function main() {
   try {
     const env = configToEnv({ aws, prefix, queues: p.queues, tables: p.tables, source: 'bench' });
     // As installed (the unit's node flags), then Node's defaults for comparison.
-    const fp = await processFootprint(cp, env, NODE_FLAGS, TASKS);
-    const plain = await processFootprint(cp, env, [], 0);
-    const lat = await startLatency(cp, sqs, { agentCalls: p.queues.agentCalls, prefix });
+    // As installed: the unit's flags and environment.
+    const fp = await processFootprint(cp, { ...env, ...AGENT_ENV_VARS }, NODE_FLAGS, TASKS);
+    const plain = await processFootprint(cp, env, COMPARE_FLAGS, 0);
+    const lat = await startLatency(cp, createSqsHttpClient(aws), { agentCalls: p.queues.agentCalls, prefix });
     const cpuModel = os.cpus()[0]?.model ?? '?';
     console.log(
       `machine: ${os.cpus().length} × ${cpuModel}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
@@ -345,7 +352,7 @@ async function main() {
       `| ${TASKS} running tasks (same) | ${fp.busy!.rss.toFixed(1)} MB | ${fp.busy!.cpu.toFixed(2)} % |`,
     );
     console.log(
-      `| idle, 0 tasks (Node's default flags) | ${plain.idle.rss.toFixed(1)} MB | ${plain.idle.cpu.toFixed(2)} % |`,
+      `| idle, 0 tasks (${COMPARE_FLAGS.length > 0 ? COMPARE_FLAGS.join(' ') : "Node's default flags"}) | ${plain.idle.rss.toFixed(1)} MB | ${plain.idle.cpu.toFixed(2)} % |`,
     );
     if (fp.latency && fp.latency.length > 0) {
       console.log('');

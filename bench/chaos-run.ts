@@ -24,12 +24,13 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { Agent } from '../agent/agent.ts';
 import { silentLog } from '../agent/log.ts';
 import { apiCalls, snapshotCalls } from '../lib/adapters/api-calls.ts';
 import { createDynamoClient, DynamoStore } from '../lib/adapters/dynamo-store.ts';
-import { createSqsClient, SqsBus } from '../lib/adapters/sqs.ts';
+import { createSqsClient, type SqsApi, SqsBus, sdkSqs } from '../lib/adapters/sqs.ts';
+import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 import type { ClusterConfig } from '../lib/config/cluster.ts';
 import { deadLetterQueues, listDeadLetters } from '../lib/control/dlq.ts';
 import type { SqsHandler } from '../lib/control/lambda.ts';
@@ -839,7 +840,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   await bounded('stopping the control plane', controlPlane.stop());
   clients.destroy();
   sqs.destroy();
-  for (const slot of slots) slot.net.client.destroy();
+  for (const slot of slots) slot.net.close();
   await Promise.all(workDirs.map((d) => rm(d, { recursive: true, force: true })));
   return report;
 }
@@ -849,7 +850,7 @@ function makeClients(cluster: ClusterConfig) {
   const sqs = createSqsClient(cluster.aws);
   return {
     store: new DynamoStore(dynamo, cluster.tables) as Store,
-    bus: new SqsBus(sqs) as Bus,
+    bus: new SqsBus(sdkSqs(sqs)) as Bus,
     destroy: () => {
       dynamo.destroy();
       sqs.destroy();
@@ -859,19 +860,18 @@ function makeClients(cluster: ClusterConfig) {
 
 /** An SQS client an agent can be cut off with (a network partition). */
 function partitionable(aws: ClusterConfig['aws'], blockDeletes: boolean) {
-  const client: SQSClient = createSqsClient(aws);
+  const inner = createSqsHttpClient(aws);
   let cut = false;
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const deleting = /DeleteMessage/.test(String((context as { commandName?: string }).commandName));
-      if (cut && (blockDeletes || !deleting))
+  const client: SqsApi = {
+    async call(op, input, opts) {
+      if (cut && (blockDeletes || op !== 'DeleteMessageBatch'))
         throw Object.assign(new Error('network partition (injected)'), { name: 'NetworkingError' });
-      return next(args);
+      return inner.call(op, input, opts);
     },
-    { step: 'initialize', name: 'chaosPartition' },
-  );
+  };
   return {
     client,
+    close: () => inner.close(),
     cut: () => {
       cut = true;
     },

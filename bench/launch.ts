@@ -15,6 +15,7 @@ import { Agent } from '../agent/agent.ts';
 import { silentLog } from '../agent/log.ts';
 import { apiCalls, snapshotCalls } from '../lib/adapters/api-calls.ts';
 import { createSqsClient } from '../lib/adapters/sqs.ts';
+import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 import type { ClusterConfig } from '../lib/config/cluster.ts';
 import { startLocalControlPlane } from '../lib/local/control-plane.ts';
 import { startEmulators } from '../lib/local/emulators.ts';
@@ -56,13 +57,14 @@ async function main() {
     },
   });
   const sqs = createSqsClient(aws);
+  const agentSqs = createSqsHttpClient(aws);
   const dirs: string[] = [];
   const agents: Agent[] = [];
   for (let i = 0; i < AGENTS; i++) {
     const workDir = await mkdtemp(join(tmpdir(), 'meso-bench-'));
     dirs.push(workDir);
     const agent = new Agent({
-      sqs,
+      sqs: agentSqs,
       agentCallsQueueUrl: cluster.queues.agentCalls,
       prefix,
       workDir,
@@ -199,6 +201,7 @@ async function main() {
   await Promise.all(agents.map((a) => a.stop({ killTasks: true })));
   await cp.stop();
   sqs.destroy();
+  agentSqs.close();
   await emulators.stop();
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 }

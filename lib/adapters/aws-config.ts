@@ -23,15 +23,20 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfi
   };
 }
 
+/** The emulators' (and LocalStack's) endpoints: on loopback. */
+export const isLocalEndpoint = (endpoint: string | undefined): boolean =>
+  endpoint !== undefined && /^https?:\/\/(127\.|localhost|\[::1\])/.test(endpoint);
+
+/** What local clients sign with when no keys are set: emulators accept any. */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'mesolocal', secretAccessKey: 'mesolocal' } as const;
+
 /** Emulators accept any credentials; real accounts use the default provider chain. */
 export function clientOptions(config: AwsConfig, endpoint: string | undefined) {
-  const local = endpoint !== undefined && /^https?:\/\/(127\.|localhost|\[::1\])/.test(endpoint);
+  const local = isLocalEndpoint(endpoint);
   return {
     region: config.region,
     ...(endpoint ? { endpoint } : {}),
-    ...(local && !process.env.AWS_ACCESS_KEY_ID
-      ? { credentials: { accessKeyId: 'mesolocal', secretAccessKey: 'mesolocal' } }
-      : {}),
+    ...(local && !process.env.AWS_ACCESS_KEY_ID ? { credentials: LOCAL_CREDENTIALS } : {}),
     maxAttempts: 5,
   };
 }

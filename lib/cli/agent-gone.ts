@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
-import { createSqsClient, SqsBus } from '../adapters/sqs.ts';
+import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import { type ClusterConfig, ConfigError } from '../config/cluster.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
 import { markGone } from '../control/liveness.ts';
@@ -33,7 +33,7 @@ export function controlDepsFor(config: ClusterConfig, io: CliIo): { deps: Contro
   return {
     deps: {
       store: new DynamoStore(dynamo, config.tables),
-      bus: new SqsBus(sqs),
+      bus: new SqsBus(sdkSqs(sqs)),
       clock: systemClock,
       ids: { next: () => randomUUID() },
       metrics: noMetrics,

@@ -4,7 +4,7 @@
  * its stderr to stderr; with `-f` new output follows until the task ends (or Ctrl-C).
  *
  * Sandboxes are found in the agents' work directories: `--work-dir`, `MESO_AGENT_WORK_DIR`, the
- * local stack's (`.meso/agent*` beside `.meso/dev.json`, or the one it names), and an installed
+ * local stack's (those `.meso/dev.json` lists, and `.meso/agent` beside it), and an installed
  * agent's `/var/lib/meso-agent`. The newest run of the task is shown. For a task on another
  * machine, `meso task <id>` shows the last lines its terminal update carried.
  */
@@ -52,16 +52,11 @@ export function localWorkDirs(cwd = process.cwd(), env: NodeJS.ProcessEnv = proc
     const mesoDir = dirname(devFile);
     try {
       const dev = JSON.parse(readFileSync(devFile, 'utf8')) as DevFile;
-      if (dev.agentWorkDir) out.push(resolve(mesoDir, dev.agentWorkDir));
+      for (const d of dev.agentWorkDirs ?? []) out.push(resolve(mesoDir, d));
+      // An agent started by hand beside it (`meso-agent run`'s default there).
+      out.push(join(mesoDir, 'agent'));
     } catch {
-      // An unreadable dev file: look beside it anyway.
-    }
-    try {
-      for (const d of readdirSync(mesoDir, { withFileTypes: true })) {
-        if (d.isDirectory() && /^agent(-\d+)?$/.test(d.name)) out.push(join(mesoDir, d.name));
-      }
-    } catch {
-      // Nothing there.
+      // An unreadable dev file: no local stack to look in.
     }
   }
   out.push('/var/lib/meso-agent');

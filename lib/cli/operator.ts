@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
-import { createSqsClient, SqsBus } from '../adapters/sqs.ts';
+import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import { type ClusterConfig, ConfigError, loadClusterConfig } from '../config/cluster.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
 import {
@@ -44,7 +44,7 @@ export function connectToCluster(config: ClusterConfig = loadClusterConfig()): {
   const shards = Number(process.env.MESO_ALLOCATOR_SHARDS ?? DEFAULT_CONTROL_CONFIG.shards);
   const deps: ControlDeps = {
     store: new DynamoStore(dynamo, config.tables),
-    bus: new SqsBus(sqs),
+    bus: new SqsBus(sdkSqs(sqs)),
     clock: systemClock,
     ids: { next: () => randomUUID() },
     metrics: noMetrics,

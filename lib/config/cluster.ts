@@ -27,7 +27,8 @@ export interface DevFile {
   readonly tables: Record<TableName, string>;
   readonly pid: number;
   readonly startedAt: string;
-  readonly agentWorkDir?: string;
+  /** The work directories of the agents `meso dev` started (for `meso logs`). */
+  readonly agentWorkDirs?: readonly string[];
 }
 
 export const DEV_FILE = join('.meso', 'dev.json');

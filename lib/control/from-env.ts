@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
-import { createSqsClient, SqsBus } from '../adapters/sqs.ts';
+import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import { ENV, QUEUES, type QueueName, TABLES, type TableName } from '../infra/definition.ts';
 import { systemClock } from '../ports/clock.ts';
 import type { Metrics } from '../ports/metrics.ts';
@@ -42,7 +42,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
   };
   return {
     store: new DynamoStore(createDynamoClient(), tables),
-    bus: new SqsBus(createSqsClient()),
+    bus: new SqsBus(sdkSqs(createSqsClient())),
     clock: systemClock,
     ids: { next: () => randomUUID() },
     metrics,

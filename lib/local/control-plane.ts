@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
-import { createSqsClient, SqsBus } from '../adapters/sqs.ts';
+import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import type { ClusterConfig } from '../config/cluster.ts';
 import {
   type ControlConfig,
@@ -70,7 +70,7 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
   const sqs = createSqsClient(cluster.aws);
   const counters = new Map<string, number>();
   const baseStore = new DynamoStore(createDynamoClient(cluster.aws), cluster.tables);
-  const baseBus = new SqsBus(sqs);
+  const baseBus = new SqsBus(sdkSqs(sqs));
   const deps: ControlDeps = {
     store: opts.wrap?.store ? opts.wrap.store(baseStore) : baseStore,
     bus: opts.wrap?.bus ? opts.wrap.bus(baseBus) : baseBus,

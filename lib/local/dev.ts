@@ -81,6 +81,12 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     log: devLogger(!!opts.verbose),
   });
 
+  const agentCount = opts.agents ?? 1;
+  const workDirs = Array.from({ length: agentCount }, (_, i) =>
+    opts.workDir && agentCount === 1
+      ? resolve(opts.workDir)
+      : join(opts.workDir ? resolve(opts.workDir) : mesoDir, `agent-${i}`),
+  );
   const dev: DevFile = {
     region: aws.region,
     dynamoEndpoint: aws.dynamoEndpoint ?? aws.endpoint ?? '',
@@ -90,17 +96,13 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     tables: provisioned.tables,
     pid: process.pid,
     startedAt: new Date().toISOString(),
+    agentWorkDirs: workDirs,
   };
   writeFileSync(devFile, `${JSON.stringify(dev, null, 2)}\n`);
 
   const agents: ChildProcess[] = [];
-  const agentCount = opts.agents ?? 1;
   const registered: Promise<void>[] = [];
-  for (let i = 0; i < agentCount; i++) {
-    const workDir =
-      opts.workDir && agentCount === 1
-        ? resolve(opts.workDir)
-        : join(opts.workDir ? resolve(opts.workDir) : mesoDir, `agent-${i}`);
+  for (const [i, workDir] of workDirs.entries()) {
     const args = [
       join(ROOT, 'node_modules/tsx/dist/cli.mjs'),
       join(ROOT, 'bin/meso-agent.ts'),

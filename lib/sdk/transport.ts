@@ -10,7 +10,7 @@ import {
   QueueNameExists,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { pollQueue, SqsBus } from '../adapters/sqs.ts';
+import { pollQueue, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import type { OutboundMessage } from '../ports/bus.ts';
 import type { InboundMessage, SchedulerTransport } from './types.ts';
 
@@ -18,7 +18,7 @@ export class SqsTransport implements SchedulerTransport {
   private readonly bus: SqsBus;
 
   constructor(private readonly sqs: SQSClient) {
-    this.bus = new SqsBus(sqs);
+    this.bus = new SqsBus(sdkSqs(sqs));
   }
 
   send(queueUrl: string, messages: readonly OutboundMessage[]): Promise<void> {
@@ -30,7 +30,7 @@ export class SqsTransport implements SchedulerTransport {
     onBatch: (messages: InboundMessage[]) => Promise<readonly string[]>,
     opts: { signal: AbortSignal; waitSeconds: number; onError: (e: unknown) => void },
   ): Promise<void> {
-    return pollQueue(this.sqs, queueUrl, onBatch, opts);
+    return pollQueue(sdkSqs(this.sqs), queueUrl, onBatch, opts);
   }
 
   async createQueue(name: string, attributes: Record<string, string>): Promise<string> {

@@ -7,11 +7,14 @@
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeleteQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions, agentQueueName, loadOrCreateAgentId } from '../../agent/agent.ts';
 import { silentLog, stderrLog } from '../../agent/log.ts';
-import { createSqsClient } from '../../lib/adapters/sqs.ts';
+import type { CallTally } from '../../lib/adapters/api-calls.ts';
+import { LOCAL_CREDENTIALS } from '../../lib/adapters/aws-config.ts';
+import { staticCredentials } from '../../lib/adapters/credentials.ts';
+import { SqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import { parse } from '../../lib/core/resources.ts';
 import type { TaskInfo, TaskStatus } from '../../lib/protocol/common.ts';
 import { createTestCluster, type TestCluster } from '../setup/cluster.ts';
@@ -25,9 +28,9 @@ let cluster: TestCluster;
 let control: TestControlPlane;
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let agent: Agent | undefined;
-let agentSqs: SQSClient | undefined;
+let agentSqs: SqsHttpClient | undefined;
+const agentTally: CallTally = new Map();
 /** SQS calls made by the current agent's client. */
-let agentCalls = 0;
 
 beforeAll(async () => {
   cluster = await createTestCluster();
@@ -56,21 +59,19 @@ afterEach(async () => {
   }
   // The cluster's deprovision does not know agents' queues.
   if (queueUrl) await cluster.sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
-  agentSqs?.destroy();
+  agentSqs?.close();
   agentSqs = undefined;
   await dir.remove();
 });
 
 function makeAgent(extra: Partial<AgentOptions> = {}): Agent {
-  agentSqs = createSqsClient(cluster.config.aws);
-  agentCalls = 0;
-  agentSqs.middlewareStack.add(
-    (next) => async (args) => {
-      agentCalls++;
-      return next(args);
-    },
-    { step: 'initialize', name: 'agentTestCallCounter' },
-  );
+  agentTally.clear();
+  agentSqs = new SqsHttpClient({
+    region: cluster.config.aws.region,
+    endpoint: cluster.config.aws.sqsEndpoint!,
+    credentials: staticCredentials(LOCAL_CREDENTIALS),
+    tally: agentTally,
+  });
   agent = new Agent({
     sqs: agentSqs,
     agentCallsQueueUrl: cluster.config.queues.agentCalls,
@@ -328,8 +329,9 @@ describe('Agent', () => {
     expect(run.isTerminated).toBe(true);
     expect((await run.terminated).state).toBe('TASK_KILLED');
     expect(a.runningTasks()).toEqual([]);
-    const sends = agentCalls;
+    const calls = () => [...agentTally.values()].reduce((a, b) => a + b, 0);
+    const sends = calls();
     await a.stop();
-    expect(agentCalls).toBe(sends);
+    expect(calls()).toBe(sends);
   });
 });

@@ -12,7 +12,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { deleteMessages, type ReceivedMessage, toReceived } from '../../lib/adapters/sqs.ts';
+import { deleteMessages, type ReceivedMessage, sdkSqs, toReceived } from '../../lib/adapters/sqs.ts';
 import { agentGroup } from '../../lib/control/emit.ts';
 import type { AgentCall, AgentCallOf, AgentCommand } from '../../lib/protocol/agent.ts';
 
@@ -78,7 +78,7 @@ export class TestControlPlane {
         }
         this.#wake();
         await deleteMessages(
-          this.sqs,
+          sdkSqs(this.sqs),
           this.callsUrl,
           messages.map((m) => m.ReceiptHandle ?? ''),
         );

@@ -84,7 +84,13 @@ describe('meso-agent install', () => {
     expect(unit).toMatch(
       /^ExecStart=\S+ --optimize-for-size --import \S+ \S+\/bin\/meso-agent\.ts run --keep-tasks$/m,
     );
-    for (const l of ['Restart=always', 'KillMode=process', 'Delegate=yes', 'WantedBy=multi-user.target']) {
+    for (const l of [
+      'Environment=MALLOC_MMAP_THRESHOLD_=131072',
+      'Restart=always',
+      'KillMode=process',
+      'Delegate=yes',
+      'WantedBy=multi-user.target',
+    ]) {
       expect(unit.split('\n')).toContain(l);
     }
     expect(out).toContain('# would run: systemctl enable --now meso-agent.service');

@@ -4,10 +4,10 @@
  * (acknowledging each, as the registry would) until it ends.
  */
 import { once } from 'node:events';
-import { DeleteQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { Agent, type AgentOptions } from '../../agent/agent.ts';
 import { silentLog, stderrLog } from '../../agent/log.ts';
-import { createSqsClient } from '../../lib/adapters/sqs.ts';
+import { createSqsHttpClient, type SqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import { parse } from '../../lib/core/resources.ts';
 import { isTerminal } from '../../lib/core/task-state.ts';
 import type { TaskInfo, TaskStatus } from '../../lib/protocol/common.ts';
@@ -17,7 +17,7 @@ import type { TestControlPlane } from './control-plane.ts';
 export const FW = 'fw-1';
 
 export class AgentFixture {
-  readonly agents: { agent: Agent; sqs: SQSClient }[] = [];
+  readonly agents: { agent: Agent; sqs: SqsHttpClient }[] = [];
 
   constructor(
     readonly cluster: TestCluster,
@@ -26,7 +26,7 @@ export class AgentFixture {
 
   /** Starts an agent and answers its REGISTER. */
   async start(workDir: string, extra: Partial<AgentOptions> = {}): Promise<Agent> {
-    const sqs = createSqsClient(this.cluster.config.aws);
+    const sqs = createSqsHttpClient(this.cluster.config.aws);
     const agent = new Agent({
       sqs,
       agentCallsQueueUrl: this.cluster.config.queues.agentCalls,
@@ -101,7 +101,7 @@ export class AgentFixture {
       } catch {
         // Never started.
       }
-      sqs.destroy();
+      sqs.close();
     }
   }
 }

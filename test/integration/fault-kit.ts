@@ -3,14 +3,14 @@
  * network partition, both ways), that can hold back its REGISTER calls (a stale re-registration),
  * and bus/store wrappers that fail the control plane at chosen points.
  */
-import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsConfig } from '../../lib/adapters/aws-config.ts';
-import { createSqsClient } from '../../lib/adapters/sqs.ts';
+import type { SqsApi } from '../../lib/adapters/sqs-api.ts';
+import { createSqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import type { Bus } from '../../lib/ports/bus.ts';
 import type { Store } from '../../lib/ports/store.ts';
 
 export interface Net {
-  readonly client: SQSClient;
+  readonly client: SqsApi;
   /** Every call fails from now on, as if the node lost its network. */
   cut(): void;
   heal(): void;
@@ -21,16 +21,16 @@ export interface Net {
 }
 
 export function partitionable(aws: AwsConfig): Net {
-  const client = createSqsClient(aws);
+  const inner = createSqsHttpClient(aws);
   let cut = false;
   let hold = false;
   let gate: { promise: Promise<void>; open: () => void } | undefined;
   let held = 0;
-  client.middlewareStack.add(
-    (next) => async (args) => {
+  const client: SqsApi = {
+    async call(op, input, opts) {
       if (cut) throw Object.assign(new Error('network partition (injected)'), { name: 'NetworkingError' });
-      const input = args.input as { Entries?: { MessageBody?: string }[] };
-      if (hold && input.Entries?.some((e) => e.MessageBody?.includes('"type":"REGISTER"'))) {
+      const entries = (input as { Entries?: { MessageBody?: string }[] }).Entries;
+      if (hold && entries?.some((e) => e.MessageBody?.includes('"type":"REGISTER"'))) {
         held++;
         gate ??= (() => {
           let open = () => {};
@@ -41,10 +41,9 @@ export function partitionable(aws: AwsConfig): Net {
         })();
         await gate.promise;
       }
-      return next(args);
+      return inner.call(op, input, opts);
     },
-    { step: 'initialize', name: 'mesoPartition' },
-  );
+  };
   return {
     client,
     cut: () => {

@@ -8,7 +8,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqsBus } from '../../lib/adapters/sqs.ts';
+import { SqsBus, sdkSqs } from '../../lib/adapters/sqs.ts';
 import { runProgram } from '../../lib/cli/program.ts';
 import { deadLetterQueues } from '../../lib/control/dlq.ts';
 import type { SqsHandler } from '../../lib/control/lambda.ts';
@@ -288,7 +288,7 @@ describe('serverless faults', () => {
         partitionAware: false,
       },
     };
-    await new SqsBus(h.sqs).send(h.cluster.queues.schedulerCalls, [
+    await new SqsBus(sdkSqs(h.sqs)).send(h.cluster.queues.schedulerCalls, [
       { body: JSON.stringify(subscribe), groupId: 'poison', dedupId: `poison-${Date.now()}` },
     ]);
     await eventually(

@@ -10,6 +10,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import { Agent, type AgentOptions } from '../../agent/agent.ts';
 import { silentLog, stderrLog } from '../../agent/log.ts';
 import { createSqsClient } from '../../lib/adapters/sqs.ts';
+import { createSqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import type { ClusterConfig } from '../../lib/config/cluster.ts';
 import type { ControlConfig } from '../../lib/control/deps.ts';
 import { agentFree } from '../../lib/control/records.ts';
@@ -92,6 +93,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
   });
   const sqs = createSqsClient(cluster.aws);
+  // Agents use the agent's own client, as deployed.
+  const agentSqs = createSqsHttpClient(cluster.aws);
   const agents: Agent[] = [];
   const schedulers: MesoScheduler[] = [];
   const workDirs: string[] = [];
@@ -100,7 +103,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     const workDir = await mkdtemp(join(tmpdir(), 'meso-agent-'));
     workDirs.push(workDir);
     const agent = new Agent({
-      sqs,
+      sqs: agentSqs,
       agentCallsQueueUrl: cluster.queues.agentCalls,
       prefix: cluster.prefix,
       workDir,
@@ -145,6 +148,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       await Promise.all(agents.map((a) => a.stop({ killTasks: true }).catch(() => {})));
       await controlPlane.stop();
       sqs.destroy();
+      agentSqs.close();
       await Promise.all(workDirs.map((d) => rm(d, { recursive: true, force: true })));
     },
   };
