@@ -13,7 +13,8 @@ import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AwsConfig, awsConfigFromEnv } from '../lib/adapters/aws-config.ts';
-import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
+import { credentialOrigin } from '../lib/adapters/credentials.ts';
+import { createSqsHttpClient, signsWithLocalCredentials } from '../lib/adapters/sqs-http.ts';
 import { ConfigError, loadClusterConfig } from '../lib/config/cluster.ts';
 import { EMPTY, format, ResourceError } from '../lib/core/resources.ts';
 import { DEFAULT_PREFIX } from '../lib/infra/definition.ts';
@@ -183,7 +184,10 @@ export async function runAgent(rawOpts: RunOptions, log?: Log): Promise<number> 
     ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
     log,
   });
-  log('info', `meso-agent ${AGENT_VERSION} on ${os.hostname()}: cluster from ${config.source}`, { workDir });
+  log('info', `meso-agent ${AGENT_VERSION} on ${os.hostname()}: cluster from ${config.source}`, {
+    workDir,
+    credentials: signsWithLocalCredentials(config.aws) ? 'local (emulators)' : credentialOrigin(),
+  });
 
   const killTasks = !opts.keepTasks;
   // However the process ends, no task outlives it unless --keep-tasks was given.

@@ -240,9 +240,13 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** On the emulators without keys set, any credentials do. */
+export const signsWithLocalCredentials = (config: AwsConfig): boolean =>
+  isLocalEndpoint(config.sqsEndpoint) && !process.env.AWS_ACCESS_KEY_ID;
+
 /** The agent's client for a cluster: its endpoint, and the credential chain (or, on the emulators without keys, any). */
 export function createSqsHttpClient(config: AwsConfig = awsConfigFromEnv()): SqsHttpClient {
-  const local = isLocalEndpoint(config.sqsEndpoint) && !process.env.AWS_ACCESS_KEY_ID;
+  const local = signsWithLocalCredentials(config);
   return new SqsHttpClient({
     region: config.region,
     ...(config.sqsEndpoint ? { endpoint: config.sqsEndpoint } : {}),
