@@ -261,8 +261,11 @@ export async function markGone(
   if (typeof started === 'string') return started;
   deps.log.warn('agent marked gone', { agentId, byOperator: opts.byOperator, was: started.was });
   deps.metrics.count('AgentsGone', { by: opts.byOperator ? 'operator' : 'timeout' });
-  await flushOutbox(deps, started.items);
+  // Its tasks end as GONE before the agent hears the KILLs (in the outbox since the write above):
+  // the TASK_KILLED a live agent would answer with then arrives after, and is acknowledged, not
+  // applied — as Mesos, whose master ends a removed agent's tasks itself.
   await finishTransition(deps, agentId);
+  await flushOutbox(deps, started.items);
   return 'gone';
 }
 

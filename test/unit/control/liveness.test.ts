@@ -301,6 +301,15 @@ describe('GONE', () => {
       't-away',
       't-plain',
     ]);
+    // The tasks ended before the agent was told to kill them: its TASK_KILLED comes too late to count.
+    const order = t.bus.sent.map((x) => {
+      const status = x.body.status as { state?: string } | undefined;
+      return `${x.body.type}:${status?.state ?? x.body.taskId ?? ''}`;
+    });
+    const gone = order.indexOf('UPDATE:TASK_GONE_BY_OPERATOR');
+    const firstKill = order.findIndex((o) => o.startsWith('KILL:'));
+    expect(gone).toBeGreaterThanOrEqual(0);
+    expect(gone).toBeLessThan(firstKill);
   });
 
   it('finishing in chunks: many tasks, several transactions, each within DynamoDB limits', async () => {
