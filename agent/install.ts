@@ -16,7 +16,16 @@
  * checkpoint), removes the unit and the configuration, and with `--purge` the work directory.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { listRuns } from './checkpoint.ts';
@@ -75,6 +84,11 @@ export interface InstallOptions {
   readonly configDir?: string;
   /** The command systemd runs (before `run`). Default: this node and this agent's entry point. */
   readonly execStart?: readonly string[];
+  /**
+   * The system's hashed certificate directory, for TLS through the system trust store
+   * (`--use-openssl-ca`): default found by `systemCertDir()`; null for Node's bundled store.
+   */
+  readonly certDir?: string | null;
 }
 
 export interface InstallPlan {
@@ -114,6 +128,26 @@ export const NODE_FLAGS = ['--optimize-for-size'] as const;
  * built from scratch.
  */
 export const AGENT_ENV_VARS = { MALLOC_MMAP_THRESHOLD_: '131072' } as const;
+
+/** Hashed certificate directories (OpenSSL's `c_rehash` layout): Debian, Ubuntu, SUSE; RHEL 9, Fedora, Amazon Linux 2023. */
+export const CERT_DIRS = ['/etc/ssl/certs', '/etc/pki/ca-trust/extracted/pem/directory-hash'] as const;
+
+/**
+ * The first of `candidates` that holds hashed certificates. With it the agent verifies TLS
+ * against the system's trust store, which OpenSSL reads one certificate at a time as a handshake
+ * needs it — about 3 MB less resident than Node's bundled store, which is parsed whole (see
+ * docs/benchmarks.md). Node's own OpenSSL looks in `/usr/local/ssl`, so the directory is named
+ * (`SSL_CERT_DIR`); where none is found the agent keeps Node's store.
+ */
+export function systemCertDir(candidates: readonly string[] = CERT_DIRS): string | undefined {
+  return candidates.find((d) => {
+    try {
+      return readdirSync(d).some((f) => /^[0-9a-f]{8}\.\d+$/.test(f));
+    } catch {
+      return false;
+    }
+  });
+}
 
 /** How to run this agent from systemd: the bundle (copied to /opt), the JS shim, or tsx and the sources. */
 export function defaultExecStart(
@@ -165,7 +199,10 @@ export function renderEnv(o: InstallOptions, now = new Date()): string {
   ].join('\n');
 }
 
-export function renderUnit(o: InstallOptions & { envFile: string; execStart: readonly string[] }): string {
+export function renderUnit(
+  o: InstallOptions & { envFile: string; execStart: readonly string[]; certDir?: string | null },
+): string {
+  const execStart = o.certDir ? [o.execStart[0]!, '--use-openssl-ca', ...o.execStart.slice(1)] : o.execStart;
   return [
     '[Unit]',
     'Description=Meso agent: runs tasks for a Meso cluster on this node',
@@ -176,7 +213,8 @@ export function renderUnit(o: InstallOptions & { envFile: string; execStart: rea
     'Type=simple',
     `EnvironmentFile=${o.envFile}`,
     ...Object.entries(AGENT_ENV_VARS).map(([k, v]) => `Environment=${k}=${v}`),
-    `ExecStart=${[...o.execStart, 'run', '--keep-tasks'].map(unitWord).join(' ')}`,
+    ...(o.certDir ? [`Environment=SSL_CERT_DIR=${o.certDir}`] : []),
+    `ExecStart=${[...execStart, 'run', '--keep-tasks'].map(unitWord).join(' ')}`,
     'Restart=always',
     'RestartSec=5',
     // Stopping or restarting the agent leaves its tasks running; the next agent recovers them.
@@ -202,7 +240,12 @@ export function planInstall(o: InstallOptions, now = new Date()): InstallPlan {
   const found = o.execStart ? { execStart: [...o.execStart] } : defaultExecStart();
   return {
     unitFile: join(o.unitDir ?? DEFAULT_UNIT_DIR, `${unitName}.service`),
-    unit: renderUnit({ ...o, envFile, execStart: found.execStart }),
+    unit: renderUnit({
+      ...o,
+      envFile,
+      execStart: found.execStart,
+      certDir: o.certDir === undefined ? systemCertDir() : o.certDir,
+    }),
     envFile,
     env: renderEnv(o, now),
     workDir: o.workDir ?? DEFAULT_INSTALL_WORK_DIR,

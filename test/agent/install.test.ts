@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { containerRunArgs } from '../../agent/containers.ts';
 import { ec2Attributes, looksLikeEc2 } from '../../agent/ec2.ts';
 import { allowedAge, collectSandboxes } from '../../agent/gc.ts';
-import { applyInstall, envValue, planInstall, uninstall } from '../../agent/install.ts';
+import { applyInstall, envValue, planInstall, systemCertDir, uninstall } from '../../agent/install.ts';
 import { agentClusterConfig, withEnvDefaults } from '../../agent/main.ts';
 import { shellTask, tempDir } from './helpers.ts';
 
@@ -82,7 +82,7 @@ describe('meso-agent install', () => {
     const unit = out.slice(out.indexOf('[Unit]'), out.indexOf('# would run'));
     expect(unit).toMatch(/^EnvironmentFile=\/etc\/meso-agent\/agent\.env$/m);
     expect(unit).toMatch(
-      /^ExecStart=\S+ --optimize-for-size --import \S+ \S+\/bin\/meso-agent\.ts run --keep-tasks$/m,
+      /^ExecStart=\S+ (--use-openssl-ca )?--optimize-for-size --import \S+ \S+\/bin\/meso-agent\.ts run --keep-tasks$/m,
     );
     for (const l of [
       'Environment=MALLOC_MMAP_THRESHOLD_=131072',
@@ -95,6 +95,25 @@ describe('meso-agent install', () => {
     }
     expect(out).toContain('# would run: systemctl enable --now meso-agent.service');
     expect(existsSync(unitDir)).toBe(false);
+  });
+
+  it("verifies TLS against the system's hashed certificate directory when there is one", async () => {
+    const hashed = join(dir.path, 'certs');
+    const plain = join(dir.path, 'pem-only');
+    await mkdir(hashed);
+    await mkdir(plain);
+    await writeFile(join(plain, 'ca-bundle.crt'), '');
+    await writeFile(join(hashed, '5ad8a5d6.0'), '');
+    expect(systemCertDir([join(dir.path, 'missing'), plain, hashed])).toBe(hashed);
+    expect(systemCertDir([plain])).toBeUndefined();
+
+    const o = { agentCallsQueueUrl: QUEUE, region: 'eu-west-1', execStart: ['/usr/bin/node', '/opt/a.mjs'] };
+    const unit = planInstall({ ...o, certDir: hashed }).unit.split('\n');
+    expect(unit).toContain(`Environment=SSL_CERT_DIR=${hashed}`);
+    expect(unit).toContain('ExecStart=/usr/bin/node --use-openssl-ca /opt/a.mjs run --keep-tasks');
+    const bundled = planInstall({ ...o, certDir: null }).unit;
+    expect(bundled).not.toContain('SSL_CERT_DIR');
+    expect(bundled).toContain('ExecStart=/usr/bin/node /opt/a.mjs run --keep-tasks');
   });
 
   it('refuses to install without the queue URL', async () => {
@@ -116,6 +135,7 @@ describe('meso-agent install', () => {
       region: 'eu-west-1',
       ...paths,
       execStart: ['/usr/bin/node', '/opt/meso-agent/meso-agent.mjs'],
+      certDir: null,
     });
     applyInstall(plan, { agentId: 'node-17', run, systemd: true });
     expect(await readFile(join(paths.unitDir, 'meso-agent.service'), 'utf8')).toContain(
