@@ -15,9 +15,9 @@ import type { SqsHandler } from '../../lib/control/lambda.ts';
 import type { TaskRecord } from '../../lib/core/model.ts';
 import type { Bus } from '../../lib/ports/bus.ts';
 import { ConditionFailedError, type Item, type WriteOp } from '../../lib/ports/store.ts';
-import type { Offer, TaskStatus } from '../../lib/protocol/index.ts';
+import type { TaskStatus } from '../../lib/protocol/index.ts';
 import { faultyStore } from './fault-kit.ts';
-import { eventually, type Harness, startHarness } from './harness.ts';
+import { eventually, type Harness, launchWhatFits, startHarness } from './harness.ts';
 
 const faults = { crashAfterWrite: 0, sendFailed: 0, timeouts: 0, throttled: 0, conflicts: 0 };
 /** Off while the test reads the state it checks. */
@@ -145,34 +145,7 @@ describe('serverless faults', () => {
     const s = h.scheduler({ name: 'faults' });
     const N = 8;
     const pending = Array.from({ length: N }, (_, i) => `f${i}`);
-    const seenOffers = new Set<string>();
-    s.on('offers', async (offers: Offer[]) => {
-      for (const offer of offers) {
-        if (seenOffers.has(offer.offerId)) continue;
-        seenOffers.add(offer.offerId);
-        // As many as fit (at most 2): a leftover offer may hold only one task's worth.
-        const fit = Math.min(
-          2,
-          Math.floor((offer.resources.cpus ?? 0) / 0.25 + 1e-9),
-          Math.floor((offer.resources.mem ?? 0) / 32),
-        );
-        const take = pending.splice(0, Math.max(0, fit));
-        if (take.length === 0) {
-          await s.decline([offer.offerId], 60);
-          continue;
-        }
-        await s.accept(
-          [offer.offerId],
-          take.map((taskId) => ({
-            taskId,
-            agentId: offer.agentId,
-            resources: { cpus: 0.25, mem: 32 },
-            command: { value: `echo ${taskId}` },
-          })),
-          { refuseSeconds: 0 },
-        );
-      }
-    });
+    launchWhatFits(s, pending, { max: 2, cpus: 0.25, mem: 32 });
     const received = new Map<string, TaskStatus[]>();
     const done = new Promise<void>((resolve) =>
       s.on('update', (u) => {

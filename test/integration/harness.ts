@@ -228,3 +228,43 @@ export class Recorder {
     return find()!;
   }
 }
+
+/**
+ * Launches the task ids in `pending` (from the front) into the offers `s` receives: as many as fit
+ * each offer, at most `o.max`, each `echo <id>` with `o.cpus` and `o.mem`. An offer seen before (a
+ * redelivery) is skipped; one with no room, or when nothing is pending, is declined.
+ */
+export function launchWhatFits(
+  s: MesoScheduler,
+  pending: string[],
+  o: { max: number; cpus: number; mem: number },
+) {
+  const seen = new Set<string>();
+  s.on('offers', async (offers: Offer[]) => {
+    for (const offer of offers) {
+      if (seen.has(offer.offerId)) continue;
+      seen.add(offer.offerId);
+      // A leftover offer may hold less than `max` tasks' worth.
+      const fit = Math.min(
+        o.max,
+        Math.floor((offer.resources.cpus ?? 0) / o.cpus + 1e-9),
+        Math.floor((offer.resources.mem ?? 0) / o.mem),
+      );
+      const take = pending.splice(0, Math.max(0, fit));
+      if (take.length === 0) {
+        await s.decline([offer.offerId], 60);
+        continue;
+      }
+      await s.accept(
+        [offer.offerId],
+        take.map((taskId) => ({
+          taskId,
+          agentId: offer.agentId,
+          resources: { cpus: o.cpus, mem: o.mem },
+          command: { value: `echo ${taskId}` },
+        })),
+        { refuseSeconds: 0 },
+      );
+    }
+  });
+}

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../../lib/core/model.ts';
 import type { Bus } from '../../lib/ports/bus.ts';
 import type { Item } from '../../lib/ports/store.ts';
-import type { Offer, TaskStatus } from '../../lib/protocol/index.ts';
-import { eventually, type Harness, startHarness } from './harness.ts';
+import type { TaskStatus } from '../../lib/protocol/index.ts';
+import { eventually, type Harness, launchWhatFits, startHarness } from './harness.ts';
 
 const doubling = (inner: Bus): Bus => ({
   async send(queueUrl, messages) {
@@ -35,34 +35,7 @@ describe('every message delivered twice', () => {
     const s = h.scheduler({ name: 'twice' });
     const N = 8;
     const pending = Array.from({ length: N }, (_, i) => `d${i}`);
-    const seenOffers = new Set<string>();
-    s.on('offers', async (offers: Offer[]) => {
-      for (const offer of offers) {
-        if (seenOffers.has(offer.offerId)) continue; // the same offer, delivered again
-        seenOffers.add(offer.offerId);
-        // As many as fit (at most 2): a leftover offer may hold only one task's worth.
-        const fit = Math.min(
-          2,
-          Math.floor((offer.resources.cpus ?? 0) / 0.25 + 1e-9),
-          Math.floor((offer.resources.mem ?? 0) / 32),
-        );
-        const take = pending.splice(0, Math.max(0, fit));
-        if (take.length === 0) {
-          await s.decline([offer.offerId], 60);
-          continue;
-        }
-        await s.accept(
-          [offer.offerId],
-          take.map((taskId) => ({
-            taskId,
-            agentId: offer.agentId,
-            resources: { cpus: 0.25, mem: 32 },
-            command: { value: `echo ${taskId}` },
-          })),
-          { refuseSeconds: 0 },
-        );
-      }
-    });
+    launchWhatFits(s, pending, { max: 2, cpus: 0.25, mem: 32 });
     const updates = new Map<string, TaskStatus['state'][]>();
     const done = new Promise<void>((resolve) =>
       s.on('update', (u) => {
