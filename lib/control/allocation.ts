@@ -264,18 +264,7 @@ export async function runAllocationCycle(
   const fwById = new Map(records.frameworks.map((f) => [f.frameworkId, f]));
   const perFramework = new Map<string, Offer[]>();
   for (const { offer, agent } of made) {
-    const list = perFramework.get(offer.frameworkId) ?? [];
-    list.push({
-      offerId: offer.offerId,
-      frameworkId: offer.frameworkId,
-      agentId: agent.agentId,
-      hostname: agent.hostname,
-      resources: toWire(offer.resources),
-      attributes: agent.attributes,
-      ...(offer.role !== undefined ? { role: offer.role } : {}),
-      expiresAt: offer.expiresAt,
-    });
-    perFramework.set(offer.frameworkId, list);
+    addOffer(perFramework, offer, agent);
   }
   if (opts.reannounce) reannounceOffers(records, made, perFramework, now, shard, shards);
   await Promise.all(
@@ -333,20 +322,25 @@ function reannounceOffers(
     if (agent.status !== 'ACTIVE' || (shards > 1 && agent.shard !== shard)) continue;
     for (const offer of Object.values(agent.offers)) {
       if (fresh.has(offer.offerId) || offer.expiresAt <= now || !active.has(offer.frameworkId)) continue;
-      const list = perFramework.get(offer.frameworkId) ?? [];
-      list.push({
-        offerId: offer.offerId,
-        frameworkId: offer.frameworkId,
-        agentId: agent.agentId,
-        hostname: agent.hostname,
-        resources: toWire(offer.resources),
-        attributes: agent.attributes,
-        ...(offer.role !== undefined ? { role: offer.role } : {}),
-        expiresAt: offer.expiresAt,
-      });
-      perFramework.set(offer.frameworkId, list);
+      addOffer(perFramework, offer, agent);
     }
   }
+}
+
+/** An offer as its framework sees it, added to that framework's list. */
+function addOffer(perFramework: Map<string, Offer[]>, offer: OfferRecord, agent: AgentRecord): void {
+  const list = perFramework.get(offer.frameworkId) ?? [];
+  list.push({
+    offerId: offer.offerId,
+    frameworkId: offer.frameworkId,
+    agentId: agent.agentId,
+    hostname: agent.hostname,
+    resources: toWire(offer.resources),
+    attributes: agent.attributes,
+    ...(offer.role !== undefined ? { role: offer.role } : {}),
+    expiresAt: offer.expiresAt,
+  });
+  perFramework.set(offer.frameworkId, list);
 }
 
 async function rescindExpired(
