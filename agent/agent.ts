@@ -46,6 +46,7 @@ import {
   buildSpawnSpec,
   DEFAULT_KILL_GRACE_PERIOD_MS,
   type Isolator,
+  type RunTaskOptions,
   TaskRun,
   type TaskTermination,
 } from './executor.ts';
@@ -655,11 +656,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const t of cmd.tasks) {
       const key = taskKey(t.frameworkId, t.taskId);
       if (this.#tasks.has(key) || pending.has(key) || this.#killedUnknown.has(key)) continue;
-      this.#killedUnknown.add(key);
-      if (this.#killedUnknown.size > KILLED_UNKNOWN_KEPT) {
-        const oldest = this.#killedUnknown.values().next().value;
-        if (oldest !== undefined) this.#killedUnknown.delete(oldest);
-      }
+      this.#refuseUnknown(key);
       this.#log('info', `reconciliation: unknown task, reporting ${t.ifUnknown}`, {
         frameworkId: t.frameworkId,
         taskId: t.taskId,
@@ -706,13 +703,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       return;
     }
     const uris = task.uris ?? [];
-    const run = new TaskRun({
-      workDir: this.#opts.workDir,
-      agentId: this.agentId,
-      frameworkId,
-      task,
-      defaultKillGracePeriodMs: this.#opts.killGracePeriodMs ?? DEFAULT_KILL_GRACE_PERIOD_MS,
-      isolators: this.#isolatorsFor(task),
+    const run = this.#newRun(frameworkId, task, {
       ...(uris.length > 0 ? { fetch: (ctx) => this.#fetch(ctx.task, ctx.sandbox) } : {}),
       onStarted: (pid) => {
         this.#log('info', 'task started', { ...base, pid, sandbox: run.sandbox });
@@ -721,10 +712,24 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.emit('taskStarted', frameworkId, task.taskId, pid);
         this.#startHealthChecks(key);
       },
-      onTerminated: (t) => this.#terminated(key, t),
     });
     this.#tasks.set(key, { frameworkId, taskId: task.taskId, run, terminal: false });
     this.#log('info', 'launching task', { ...base, sandbox: run.sandbox });
+  }
+
+  /** A run of `task` with the agent's work directory, kill grace period and isolators. */
+  #newRun(frameworkId: string, task: TaskInfo, extra: Partial<RunTaskOptions>): TaskRun {
+    const key = taskKey(frameworkId, task.taskId);
+    return new TaskRun({
+      workDir: this.#opts.workDir,
+      agentId: this.agentId,
+      frameworkId,
+      task,
+      defaultKillGracePeriodMs: this.#opts.killGracePeriodMs ?? DEFAULT_KILL_GRACE_PERIOD_MS,
+      isolators: this.#isolatorsFor(task),
+      onTerminated: (t) => this.#terminated(key, t),
+      ...extra,
+    });
   }
 
   #isolatorsFor(task: TaskInfo): Isolator[] {
@@ -836,16 +841,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         });
         continue;
       }
-      const run = new TaskRun({
-        workDir: o.workDir,
-        agentId: this.agentId,
-        frameworkId: rec.frameworkId,
-        task: rec.task,
-        recover: rec,
-        defaultKillGracePeriodMs: o.killGracePeriodMs ?? DEFAULT_KILL_GRACE_PERIOD_MS,
-        isolators: this.#isolatorsFor(rec.task),
-        onTerminated: (t) => this.#terminated(key, t),
-      });
+      const run = this.#newRun(rec.frameworkId, rec.task, { recover: rec });
       const entry: TaskEntry = { frameworkId: rec.frameworkId, taskId: rec.taskId, run, terminal: false };
       this.#tasks.set(key, entry);
       updates.restore(pending);
@@ -990,11 +986,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       return;
     }
     if (this.#killedUnknown.has(key)) return; // A redelivered KILL: already answered.
-    this.#killedUnknown.add(key);
-    if (this.#killedUnknown.size > KILLED_UNKNOWN_KEPT) {
-      const oldest = this.#killedUnknown.values().next().value;
-      if (oldest !== undefined) this.#killedUnknown.delete(oldest);
-    }
+    this.#refuseUnknown(key);
     this.#log('info', 'KILL for an unknown task: reporting TASK_DROPPED', { frameworkId, taskId });
     this.#update({
       frameworkId,
@@ -1004,6 +996,15 @@ export class Agent extends EventEmitter<AgentEvents> {
       message: 'unknown task: this agent has not received its LAUNCH, and will not run it if one arrives',
       source: 'SOURCE_AGENT',
     });
+  }
+
+  /** Remembers (a bounded number of) unknown tasks answered for, so a later LAUNCH of one is refused. */
+  #refuseUnknown(key: string): void {
+    this.#killedUnknown.add(key);
+    if (this.#killedUnknown.size > KILLED_UNKNOWN_KEPT) {
+      const oldest = this.#killedUnknown.values().next().value;
+      if (oldest !== undefined) this.#killedUnknown.delete(oldest);
+    }
   }
 
   // ---- the command queue ----

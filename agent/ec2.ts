@@ -7,7 +7,7 @@
  * hypervisor uuid), or when told to (`--ec2-metadata on`); `off` never asks. The HTTP client and
  * the endpoint are injectable, so tests never reach 169.254.169.254.
  */
-import { readFileSync } from 'node:fs';
+import { readText } from './checkpoint.ts';
 
 export const IMDS_ENDPOINT = 'http://169.254.169.254';
 
@@ -21,20 +21,12 @@ export interface Ec2MetadataOptions {
 }
 
 /** Whether this machine identifies itself as an EC2 instance (no network involved). */
-export function looksLikeEc2(read: (file: string) => string | undefined = readQuietly): boolean {
+export function looksLikeEc2(read: (file: string) => string | undefined = readText): boolean {
   const vendor =
     read('/sys/devices/virtual/dmi/id/sys_vendor') ?? read('/sys/devices/virtual/dmi/id/board_vendor');
   if (vendor?.trim() === 'Amazon EC2') return true;
   const uuid = read('/sys/hypervisor/uuid') ?? read('/sys/devices/virtual/dmi/id/product_uuid');
   return uuid?.trim().toLowerCase().startsWith('ec2') ?? false;
-}
-
-function readQuietly(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 /**

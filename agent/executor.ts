@@ -439,18 +439,20 @@ export class TaskRun {
         const l = await this.#watch(false);
         if (l && !this.#done && !this.#exiting) this.#limit(l);
       }
-      if (
-        this.#recovered &&
-        !this.#done &&
-        !this.#exiting &&
-        this.#startTime !== undefined &&
-        !isSameLiveProcess(this.#pid, this.#startTime)
-      ) {
-        await this.#ended(undefined, undefined);
-      }
+      if (!this.#done && !this.#exiting && this.#recoveredGone()) await this.#ended(undefined, undefined);
     } finally {
       this.#polling = false;
     }
+  }
+
+  /** A recovered run whose supervisor has ended (it is not the agent's child: /proc tells). */
+  #recoveredGone(): boolean {
+    return (
+      this.#recovered &&
+      this.#pid !== undefined &&
+      this.#startTime !== undefined &&
+      !isSameLiveProcess(this.#pid, this.#startTime)
+    );
   }
 
   #limit(l: Limitation): void {
@@ -511,9 +513,7 @@ export class TaskRun {
   #terminate(attempt: number): void {
     if (this.#done || this.#exiting || this.#pid === undefined || this.#sigkilled) return;
     const supervisor = this.#pid;
-    if (this.#recovered && this.#startTime !== undefined && !isSameLiveProcess(supervisor, this.#startTime)) {
-      return; // poll() will notice the end.
-    }
+    if (this.#recoveredGone()) return; // poll() will notice the end.
     const targets = new Set<number>();
     const procs = listProcesses();
     for (const p of procs) if (p.pgrp === supervisor && p.state !== 'Z') targets.add(p.pid);

@@ -15,7 +15,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AwsConfig, awsConfigFromEnv } from '../lib/adapters/aws-config.ts';
 import { credentialOrigin } from '../lib/adapters/credentials.ts';
 import { createSqsHttpClient, signsWithLocalCredentials } from '../lib/adapters/sqs-http.ts';
-import { ConfigError, loadClusterConfig } from '../lib/config/cluster.ts';
+import { loadClusterConfig } from '../lib/config/cluster.ts';
 import { EMPTY, format, ResourceError } from '../lib/core/resources.ts';
 import { DEFAULT_PREFIX } from '../lib/infra/definition.ts';
 import { AGENT_VERSION, Agent } from './agent.ts';
@@ -331,9 +331,7 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
         process.exitCode = await runAgent(opts);
       } catch (e) {
         const known =
-          e instanceof ResourceError ||
-          e instanceof ConfigError ||
-          ['ConfigError', 'IsolationError'].includes((e as Error).name);
+          e instanceof ResourceError || ['ConfigError', 'IsolationError'].includes((e as Error).name);
         process.stderr.write(`meso-agent: ${known ? (e as Error).message : errorMessage(e)}\n`);
         process.exitCode = 1;
       }

@@ -35,9 +35,9 @@ import { silentLog } from '../agent/log.ts';
 import { createSqsClient, type SqsApi } from '../lib/adapters/sqs.ts';
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 import { configToEnv } from '../lib/config/cluster.ts';
-import { startEmulators } from '../lib/local/emulators.ts';
 import { provision } from '../lib/local/provision.ts';
 import type { AgentCall, AgentCommand } from '../lib/protocol/agent.ts';
+import { percentile, sleep, startBenchEmulators } from './common.ts';
 
 const { values } = parseArgs({
   options: {
@@ -56,9 +56,6 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BUNDLE = join(ROOT, 'dist/meso-agent.mjs');
 const FW = 'bench-fw';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 /** The control plane's side, as the bench plays it: REGISTERED for REGISTER, ACKNOWLEDGE for every update. */
@@ -315,23 +312,15 @@ async function startLatency(
 }
 
 async function main() {
-  process.env.AWS_ACCESS_KEY_ID ??= 'mesobench';
-  process.env.AWS_SECRET_ACCESS_KEY ??= 'mesobench';
   if (!existsSync(BUNDLE)) await bundleAgent(BUNDLE);
-  const emulators = await startEmulators();
-  const aws = {
-    region: emulators.region,
-    dynamoEndpoint: emulators.dynamoEndpoint,
-    sqsEndpoint: emulators.sqsEndpoint,
-  };
+  const { emulators, aws } = await startBenchEmulators('mesobench');
   const prefix = 'benchagent';
   const p = await provision({ aws, prefix });
   const sqs = createSqsClient(aws);
   const cp = new BenchControlPlane(sqs, p.queues.agentCalls);
   try {
     const env = configToEnv({ aws, prefix, queues: p.queues, tables: p.tables, source: 'bench' });
-    // As installed (the unit's node flags), then Node's defaults for comparison.
-    // As installed: the unit's flags and environment.
+    // As installed (the unit's node flags and environment), then Node's defaults for comparison.
     const fp = await processFootprint(cp, { ...env, ...AGENT_ENV_VARS }, NODE_FLAGS, TASKS);
     const plain = await processFootprint(cp, env, COMPARE_FLAGS, 0);
     const lat = await startLatency(cp, createSqsHttpClient(aws), { agentCalls: p.queues.agentCalls, prefix });

@@ -6,6 +6,7 @@ import type { AllocationAgent, AllocationFramework, AllocationInput } from '../l
 import type { FilterRecord } from '../lib/core/model.ts';
 import { EMPTY, parse, type Resources, resources } from '../lib/core/resources.ts';
 import type { RoleConfig } from '../lib/core/roles.ts';
+import { mulberry32 } from './common.ts';
 
 /** Mesos's benchmark agents are small servers; ours: 16 cpus, 64 GB, 100 GB disk, 1,001 ports. */
 export const AGENT = parse('cpus:16;mem:65536;disk:102400;ports:[31000-32000]');
@@ -13,22 +14,10 @@ export const AGENT = parse('cpus:16;mem:65536;disk:102400;ports:[31000-32000]');
 export const HALF = parse('cpus:8;mem:32768;disk:51200;ports:[31000-31500]');
 export const HALF_FREE = parse('cpus:8;mem:32768;disk:51200;ports:[31501-32000]');
 
-/** Mulberry32: a tiny seeded generator, enough to place frameworks in roles reproducibly. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A Fisher-Yates permutation of 0..n-1 (the allocator's agent shuffle). */
 export function shuffler(seed: number): (n: number) => number[] {
   return (n) => {
-    const r = rng(seed);
+    const r = mulberry32(seed);
     const out = Array.from({ length: n }, (_, i) => i);
     for (let i = n - 1; i > 0; i--) {
       const j = Math.floor(r() * (i + 1));
@@ -67,7 +56,6 @@ export function shapeRoles(frameworks: number): { roles: string[]; configs: Role
 export function buildShape(o: ShapeOptions): AllocationInput {
   const { roles, configs } = o.roles === false ? { roles: ['*'], configs: [] } : shapeRoles(o.frameworks);
   const agents: AllocationAgent[] = [];
-  const perFramework: Resources[] = Array.from({ length: o.frameworks }, () => EMPTY);
   const cpusPer = Array.from({ length: o.frameworks }, () => 0);
   for (let i = 0; i < o.agents; i++) {
     const agentId = `agent-${i.toString().padStart(6, '0')}`;
@@ -78,16 +66,11 @@ export function buildShape(o: ShapeOptions): AllocationInput {
       agents.push({ agentId, total: AGENT, free: AGENT, active: true });
     }
   }
-  for (let j = 0; j < o.frameworks; j++) {
-    const n = cpusPer[j]!;
-    perFramework[j] =
-      n === 0 ? EMPTY : resources({ cpus: HALF.cpus * n, mem: HALF.mem * n, disk: HALF.disk * n });
-  }
-  const frameworks: AllocationFramework[] = Array.from({ length: o.frameworks }, (_, j) => ({
+  const frameworks: AllocationFramework[] = cpusPer.map((n, j) => ({
     frameworkId: `fw-${j.toString().padStart(5, '0')}`,
     active: true,
     roles: [roles[j % roles.length]!],
-    allocated: perFramework[j]!,
+    allocated: n === 0 ? EMPTY : resources({ cpus: HALF.cpus * n, mem: HALF.mem * n, disk: HALF.disk * n }),
     filters: {},
   }));
   return { now: 1_000_000, agents, frameworks, roles: configs };

@@ -26,11 +26,11 @@ import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../lib/control/deps.ts
 import { roleKey } from '../lib/control/roles.ts';
 import { type Allocation, type AllocationInput, allocate } from '../lib/core/allocator.ts';
 import type { AgentRecord, FrameworkRecord } from '../lib/core/model.ts';
-import { startEmulators } from '../lib/local/emulators.ts';
 import { provision } from '../lib/local/provision.ts';
 import type { Bus } from '../lib/ports/bus.ts';
 import type { Item, WriteOp } from '../lib/ports/store.ts';
 import { AGENT, buildQuotaShape, buildShape, shuffler, withDeclines } from './allocator-shapes.ts';
+import { startBenchEmulators } from './common.ts';
 
 const args = new Set(process.argv.slice(2));
 // A full collection before each timed run, so one run's garbage is not the next one's time.
@@ -99,15 +99,8 @@ const GOALS: Record<string, number> = {
  * SQS emulator is not the subject here).
  */
 async function emulatorCycles(agents: number, frameworks: number): Promise<string[]> {
-  process.env.AWS_ACCESS_KEY_ID ??= 'mesobench';
-  process.env.AWS_SECRET_ACCESS_KEY ??= 'mesobench';
-  const emulators = await startEmulators();
+  const { emulators, aws } = await startBenchEmulators('mesobench');
   try {
-    const aws = {
-      region: emulators.region,
-      dynamoEndpoint: emulators.dynamoEndpoint,
-      sqsEndpoint: emulators.sqsEndpoint,
-    };
     const p = await provision({ aws, prefix: 'allocbench' });
     const messages = { sent: 0, calls: 0 };
     const bus: Bus = {

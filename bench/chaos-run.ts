@@ -45,6 +45,7 @@ import type { Bus } from '../lib/ports/bus.ts';
 import { ConditionFailedError, type Item, type Store, type WriteOp } from '../lib/ports/store.ts';
 import type { Offer, TaskStatus } from '../lib/protocol/index.ts';
 import { MesoScheduler } from '../lib/sdk/scheduler.ts';
+import { mulberry32, sleep } from './common.ts';
 
 export interface ChaosOptions {
   readonly seed: number;
@@ -90,22 +91,6 @@ export interface ChaosReport {
   readonly apiCalls: Record<string, number>;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Seeded randomness
-
-/** mulberry32: a small, fast, seedable generator. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const median = (xs: number[]) => {
   if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -118,7 +103,7 @@ const taskKey = (fw: string, task: string) => `${fw}\u0000${task}`;
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const log = opts.log ?? (() => {});
-  const random = prng(opts.seed);
+  const random = mulberry32(opts.seed);
   const chance = (p: number) => random() < p;
   const pick = <T>(xs: readonly T[]): T | undefined =>
     xs.length ? xs[Math.floor(random() * xs.length)] : undefined;

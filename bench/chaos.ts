@@ -10,9 +10,9 @@
  * --settle S (90), --json (the report as JSON on stdout).
  */
 import { parseArgs } from 'node:util';
-import { startEmulators } from '../lib/local/emulators.ts';
 import { provision } from '../lib/local/provision.ts';
 import { formatReport, runChaos } from './chaos-run.ts';
+import { startBenchEmulators } from './common.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,15 +31,8 @@ const { values } = parseArgs({
 async function main(): Promise<number> {
   const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
   process.stderr.write(`chaos: seed ${seed}\n`);
-  process.env.AWS_ACCESS_KEY_ID ??= 'mesochaos';
-  process.env.AWS_SECRET_ACCESS_KEY ??= 'mesochaos';
-  const emulators = await startEmulators();
+  const { emulators, aws } = await startBenchEmulators('mesochaos');
   try {
-    const aws = {
-      region: emulators.region,
-      dynamoEndpoint: emulators.dynamoEndpoint,
-      sqsEndpoint: emulators.sqsEndpoint,
-    };
     const prefix = `chaos${seed % 100_000}`;
     const p = await provision({ aws, prefix });
     const report = await runChaos({

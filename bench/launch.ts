@@ -18,10 +18,10 @@ import { createSqsClient } from '../lib/adapters/sqs.ts';
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 import type { ClusterConfig } from '../lib/config/cluster.ts';
 import { startLocalControlPlane } from '../lib/local/control-plane.ts';
-import { startEmulators } from '../lib/local/emulators.ts';
 import { provision } from '../lib/local/provision.ts';
 import type { TaskStatus } from '../lib/protocol/index.ts';
 import { MesoScheduler } from '../lib/sdk/scheduler.ts';
+import { percentile, startBenchEmulators } from './common.ts';
 
 const { values } = parseArgs({
   options: { tasks: { type: 'string', default: '1000' }, agents: { type: 'string', default: '4' } },
@@ -31,18 +31,8 @@ const AGENTS = Number(values.agents);
 const CPUS_PER_TASK = 0.1;
 const MEM_PER_TASK = 32;
 
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-
 async function main() {
-  process.env.AWS_ACCESS_KEY_ID ??= 'mesobench';
-  process.env.AWS_SECRET_ACCESS_KEY ??= 'mesobench';
-  const emulators = await startEmulators();
-  const aws = {
-    region: emulators.region,
-    dynamoEndpoint: emulators.dynamoEndpoint,
-    sqsEndpoint: emulators.sqsEndpoint,
-  };
+  const { emulators, aws } = await startBenchEmulators('mesobench');
   const prefix = 'bench';
   const p = await provision({ aws, prefix });
   const cluster: ClusterConfig = { aws, prefix, queues: p.queues, tables: p.tables, source: 'bench' };
@@ -120,7 +110,7 @@ async function main() {
       for (let i = 0; i < tasks.length; i += 100) {
         const chunk = tasks.slice(i, i + 100);
         for (const t of chunk) acceptedAt.set(t.taskId, now);
-        await s.accept(i === 0 ? [offer.offerId] : [offer.offerId], chunk, { refuseSeconds: 0 });
+        await s.accept([offer.offerId], chunk, { refuseSeconds: 0 });
       }
     }
   });

@@ -19,6 +19,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { readText } from '../checkpoint.ts';
 
 export type CgroupVersion = 1 | 2;
 export type CgroupController = 'memory' | 'cpu' | 'pids';
@@ -40,6 +41,9 @@ export interface TaskCgroupState {
 export const CFS_PERIOD_US = 100_000;
 /** The smallest CFS quota the kernel accepts, µs. */
 const MIN_QUOTA_US = 1000;
+
+/** The CFS quota per CFS_PERIOD_US that gives `cpus` cpus, µs. */
+const cfsQuotaUs = (cpus: number): number => Math.max(MIN_QUOTA_US, Math.round(cpus * CFS_PERIOD_US));
 
 /** Where the machine's cgroups are and which ones this process can use for its tasks. */
 export interface CgroupEnvironment {
@@ -124,14 +128,6 @@ function unescapeMount(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 }
 
-function read(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
 /** `key value` lines (memory.events, memory.oom_control) → the value of `key`. */
 export function keyedValue(text: string | undefined, key: string): number | undefined {
   if (text === undefined) return undefined;
@@ -196,8 +192,7 @@ export class Cgroups {
         writeIfExists(join(dir, 'memory.oom.group'), '1');
       }
       if (cpus !== undefined && cpus > 0 && this.controllers.includes('cpu')) {
-        const quota = Math.max(MIN_QUOTA_US, Math.round(cpus * CFS_PERIOD_US));
-        writeFileSync(join(dir, 'cpu.max'), `${quota} ${CFS_PERIOD_US}`);
+        writeFileSync(join(dir, 'cpu.max'), `${cfsQuotaUs(cpus)} ${CFS_PERIOD_US}`);
         writeIfExists(join(dir, 'cpu.weight'), String(Math.min(10_000, Math.max(1, Math.round(cpus * 100)))));
       }
       if (pidsMax !== undefined && this.controllers.includes('pids'))
@@ -214,10 +209,7 @@ export class Cgroups {
     if (cpu && cpus !== undefined && cpus > 0) {
       writeFileSync(join(cpu, 'cpu.shares'), String(Math.max(2, Math.round(cpus * 1024))));
       writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
-      writeFileSync(
-        join(cpu, 'cpu.cfs_quota_us'),
-        String(Math.max(MIN_QUOTA_US, Math.round(cpus * CFS_PERIOD_US))),
-      );
+      writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(cfsQuotaUs(cpus)));
     }
     if (pids && pidsMax !== undefined) writeFileSync(join(pids, 'pids.max'), String(pidsMax));
   }
@@ -230,11 +222,11 @@ export class Cgroups {
   /** How many times the kernel's OOM killer acted in the task's cgroup. */
   oomKills(state: TaskCgroupState): number {
     if (state.version === 2) {
-      const events = read(join(state.dirs.unified!, 'memory.events'));
+      const events = readText(join(state.dirs.unified!, 'memory.events'));
       return keyedValue(events, 'oom_kill') ?? 0;
     }
     if (!state.dirs.memory) return 0;
-    return keyedValue(read(join(state.dirs.memory, 'memory.oom_control')), 'oom_kill') ?? 0;
+    return keyedValue(readText(join(state.dirs.memory, 'memory.oom_control')), 'oom_kill') ?? 0;
   }
 
   /** The most memory the task's cgroup used, bytes (when the kernel reports it). */
@@ -243,7 +235,7 @@ export class Cgroups {
       state.version === 2
         ? join(state.dirs.unified!, 'memory.peak')
         : state.dirs.memory && join(state.dirs.memory, 'memory.max_usage_in_bytes');
-    const text = file ? read(file) : undefined;
+    const text = file ? readText(file) : undefined;
     const n = text === undefined ? Number.NaN : Number(text.trim());
     return Number.isFinite(n) ? n : undefined;
   }
@@ -252,7 +244,7 @@ export class Cgroups {
   pids(state: TaskCgroupState): number[] {
     const out = new Set<number>();
     for (const dir of dirsOf(state)) {
-      for (const line of (read(join(dir, 'cgroup.procs')) ?? '').split('\n')) {
+      for (const line of (readText(join(dir, 'cgroup.procs')) ?? '').split('\n')) {
         const pid = Number(line);
         if (line !== '' && Number.isInteger(pid) && pid > 0) out.add(pid);
       }
@@ -393,7 +385,7 @@ function tryV1(env: CgroupEnvironment, parentName: string, notes: string[]): Cgr
 }
 
 function controllersAt(dir: string): Set<string> {
-  return new Set((read(join(dir, 'cgroup.controllers')) ?? '').trim().split(/\s+/).filter(Boolean));
+  return new Set((readText(join(dir, 'cgroup.controllers')) ?? '').trim().split(/\s+/).filter(Boolean));
 }
 
 function enable(dir: string, controllers: readonly string[]): void {

@@ -73,8 +73,3 @@ export function parseStatusFile(text: string | undefined): SupervisedExit | unde
   }
   return { kind: 'exited', code };
 }
-
-/** `SIGKILL` for 9. */
-export function signalName(n: number): NodeJS.Signals | undefined {
-  return SIGNAL_NAMES.get(n);
-}

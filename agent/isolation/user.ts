@@ -36,20 +36,16 @@ export function resolveUser(nameOrUid: string, passwdFile = '/etc/passwd'): Task
     // Fall through to `id`.
   }
   try {
-    const uid = Number(
-      execFileSync('id', ['-u', nameOrUid], {
-        encoding: 'utf8',
-        timeout: 2000,
-        stdio: ['ignore', 'pipe', 'ignore'],
-      }).trim(),
-    );
-    const gid = Number(
-      execFileSync('id', ['-g', nameOrUid], {
-        encoding: 'utf8',
-        timeout: 2000,
-        stdio: ['ignore', 'pipe', 'ignore'],
-      }).trim(),
-    );
+    const id = (flag: '-u' | '-g') =>
+      Number(
+        execFileSync('id', [flag, nameOrUid], {
+          encoding: 'utf8',
+          timeout: 2000,
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).trim(),
+      );
+    const uid = id('-u');
+    const gid = id('-g');
     if (Number.isInteger(uid) && Number.isInteger(gid)) return { name: nameOrUid, uid, gid, known: true };
   } catch {
     // Unknown.

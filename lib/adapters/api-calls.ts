@@ -8,6 +8,11 @@ export type CallTally = Map<string, number>;
 
 export const apiCalls: CallTally = new Map();
 
+/** Adds one call of `key` (`<service>.<operation>`) to the tally. */
+export function countCall(key: string, tally: CallTally = apiCalls): void {
+  tally.set(key, (tally.get(key) ?? 0) + 1);
+}
+
 export function countCalls(
   stack: Pick<MiddlewareStack<object, object>, 'add'>,
   service: string,
@@ -15,8 +20,7 @@ export function countCalls(
 ): void {
   stack.add(
     (next, context) => async (args) => {
-      const key = `${service}.${String(context.commandName ?? 'unknown').replace(/Command$/, '')}`;
-      tally.set(key, (tally.get(key) ?? 0) + 1);
+      countCall(`${service}.${String(context.commandName ?? 'unknown').replace(/Command$/, '')}`, tally);
       return next(args);
     },
     { step: 'initialize', name: 'mesoCallCounter' },

@@ -24,19 +24,24 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AwsConfi
 }
 
 /** The emulators' (and LocalStack's) endpoints: on loopback. */
-export const isLocalEndpoint = (endpoint: string | undefined): boolean =>
+const isLocalEndpoint = (endpoint: string | undefined): boolean =>
   endpoint !== undefined && /^https?:\/\/(127\.|localhost|\[::1\])/.test(endpoint);
 
 /** What local clients sign with when no keys are set: emulators accept any. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'mesolocal', secretAccessKey: 'mesolocal' } as const;
 
+/** `LOCAL_CREDENTIALS` for an emulator's endpoint when no keys are set; else none (the client's own chain). */
+export function localCredentials(endpoint: string | undefined): typeof LOCAL_CREDENTIALS | undefined {
+  return isLocalEndpoint(endpoint) && !process.env.AWS_ACCESS_KEY_ID ? LOCAL_CREDENTIALS : undefined;
+}
+
 /** Emulators accept any credentials; real accounts use the default provider chain. */
 export function clientOptions(config: AwsConfig, endpoint: string | undefined) {
-  const local = isLocalEndpoint(endpoint);
+  const credentials = localCredentials(endpoint);
   return {
     region: config.region,
     ...(endpoint ? { endpoint } : {}),
-    ...(local && !process.env.AWS_ACCESS_KEY_ID ? { credentials: LOCAL_CREDENTIALS } : {}),
+    ...(credentials ? { credentials } : {}),
     maxAttempts: 5,
   };
 }

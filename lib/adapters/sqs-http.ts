@@ -15,8 +15,8 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import aws4 from 'aws4';
-import { apiCalls, type CallTally } from './api-calls.ts';
-import { type AwsConfig, awsConfigFromEnv, isLocalEndpoint, LOCAL_CREDENTIALS } from './aws-config.ts';
+import { type CallTally, countCall } from './api-calls.ts';
+import { type AwsConfig, awsConfigFromEnv, localCredentials } from './aws-config.ts';
 import { type CredentialSource, credentialChain, staticCredentials } from './credentials.ts';
 import type { SqsApi, SqsOp, SqsOps } from './sqs-api.ts';
 
@@ -96,8 +96,7 @@ export class SqsHttpClient implements SqsApi {
     input: SqsOps[K]['input'],
     opts: { readonly signal?: AbortSignal } = {},
   ): Promise<SqsOps[K]['output']> {
-    const tally = this.#o.tally ?? apiCalls;
-    tally.set(`SQS.${op}`, (tally.get(`SQS.${op}`) ?? 0) + 1);
+    countCall(`SQS.${op}`, this.#o.tally);
     const body = JSON.stringify(input);
     const waitMs = 'WaitTimeSeconds' in input ? (input.WaitTimeSeconds ?? 0) * 1000 : 0;
     const max = this.#o.maxAttempts ?? 5;
@@ -242,14 +241,14 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** On the emulators without keys set, any credentials do. */
 export const signsWithLocalCredentials = (config: AwsConfig): boolean =>
-  isLocalEndpoint(config.sqsEndpoint) && !process.env.AWS_ACCESS_KEY_ID;
+  localCredentials(config.sqsEndpoint) !== undefined;
 
 /** The agent's client for a cluster: its endpoint, and the credential chain (or, on the emulators without keys, any). */
 export function createSqsHttpClient(config: AwsConfig = awsConfigFromEnv()): SqsHttpClient {
-  const local = signsWithLocalCredentials(config);
+  const local = localCredentials(config.sqsEndpoint);
   return new SqsHttpClient({
     region: config.region,
     ...(config.sqsEndpoint ? { endpoint: config.sqsEndpoint } : {}),
-    credentials: local ? staticCredentials(LOCAL_CREDENTIALS) : credentialChain(),
+    credentials: local ? staticCredentials(local) : credentialChain(),
   });
 }

@@ -6,17 +6,13 @@
  * timeout. It runs the control plane's own code (lib/control/liveness.ts) with the operator's
  * credentials against the deployment's table and queues.
  */
-import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
-import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import { type ClusterConfig, ConfigError } from '../config/cluster.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
 import { markGone } from '../control/liveness.ts';
 import { getAgent } from '../control/records.ts';
-import { systemClock } from '../ports/clock.ts';
-import { noMetrics } from '../ports/metrics.ts';
 import { type CliIo, EXIT, line } from './io.ts';
+import { connectToCluster } from './operator.ts';
 
 export interface AgentGoneDeps {
   io: CliIo;
@@ -25,26 +21,14 @@ export interface AgentGoneDeps {
   controlDeps?: (config: ClusterConfig) => { deps: ControlDeps; close: () => void };
 }
 
-export function controlDepsFor(config: ClusterConfig, io: CliIo): { deps: ControlDeps; close: () => void } {
-  const dynamo = createDynamoClient(config.aws);
-  const sqs = createSqsClient(config.aws);
+/** The operator's connection (`connectToCluster`), with warnings and errors on stderr. */
+function controlDepsFor(config: ClusterConfig, io: CliIo): { deps: ControlDeps; close: () => void } {
   const log = (level: string) => (message: string, extra?: Record<string, unknown>) =>
     io.stderr.write(line(`meso: ${level}: ${message}${extra ? ` ${JSON.stringify(extra)}` : ''}`));
-  return {
-    deps: {
-      store: new DynamoStore(dynamo, config.tables),
-      bus: new SqsBus(sdkSqs(sqs)),
-      clock: systemClock,
-      ids: { next: () => randomUUID() },
-      metrics: noMetrics,
-      log: { info: () => {}, warn: log('warning'), error: log('error') },
-      config: { ...DEFAULT_CONTROL_CONFIG, prefix: config.prefix, queues: config.queues },
-    },
-    close: () => {
-      dynamo.destroy();
-      sqs.destroy();
-    },
-  };
+  return connectToCluster(config, {
+    log: { info: () => {}, warn: log('warning'), error: log('error') },
+    shards: DEFAULT_CONTROL_CONFIG.shards,
+  });
 }
 
 export async function markAgentGone(agentId: string, deps: AgentGoneDeps): Promise<number> {

@@ -5,11 +5,12 @@
  */
 import type { Command } from 'commander';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
-import { type ClusterConfig, ConfigError, loadClusterConfig } from '../config/cluster.ts';
+import { type ClusterConfig, loadClusterConfig } from '../config/cluster.ts';
 import type { AgentRecord } from '../core/model.ts';
 import { format } from '../core/resources.ts';
 import type { Store } from '../ports/store.ts';
-import { type CliIo, EXIT, line } from './io.ts';
+import { type CliIo, EXIT, withConnection } from './io.ts';
+import { formatTable } from './table.ts';
 
 export interface ClusterStoreDeps {
   io: CliIo;
@@ -28,28 +29,11 @@ export function openClusterStore(config: ClusterConfig = loadClusterConfig()): {
 }
 
 /** Runs `action` with the store; a missing cluster is a usage error. */
-export async function withStore(
+export function withStore(
   deps: ClusterStoreDeps,
   action: (store: Store) => Promise<number>,
 ): Promise<number> {
-  let opened: { store: Store; close: () => void };
-  try {
-    opened = deps.openStore();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      deps.io.stderr.write(line(`meso: ${e.message}`));
-      return EXIT.USAGE;
-    }
-    throw e;
-  }
-  try {
-    return await action(opened.store);
-  } catch (e) {
-    deps.io.stderr.write(line(`meso: ${e instanceof Error ? e.message : String(e)}`));
-    return EXIT.FAILED;
-  } finally {
-    opened.close();
-  }
+  return withConnection(deps.io, deps.openStore, (opened) => action(opened.store));
 }
 
 /** `12s`, `4m`, `3h`, `2d` ago. */
@@ -94,13 +78,7 @@ export function formatAgentsTable(agents: readonly AgentRecord[], now: number): 
         others || '-',
       ];
     });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const render = (cols: string[]) =>
-    cols
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return `${[render(header), ...rows.map(render)].join('\n')}\n`;
+  return formatTable(header, rows);
 }
 
 export async function agentsCommand(opts: { json?: boolean }, deps: ClusterStoreDeps): Promise<number> {

@@ -2,6 +2,7 @@
  * What a command touches outside itself, injected so the commands run in tests without a
  * terminal: output streams, the process's signals and its exit.
  */
+import { ConfigError } from '../config/cluster.ts';
 
 export interface CliIo {
   /** Task output and results. */
@@ -43,4 +44,39 @@ export class UsageError extends Error {
 /** Ends text with a newline, unless empty. */
 export function line(text: string): string {
   return text === '' || text.endsWith('\n') ? text : `${text}\n`;
+}
+
+/**
+ * Runs `action` on a connection to the cluster and closes it after. No cluster configured
+ * (`ConfigError` from `open`) and errors `isUsage` picks are exit status 2, other errors from
+ * `action` 1; each is printed as `meso: <message>`.
+ */
+export async function withConnection<C extends { close: () => void }>(
+  io: CliIo,
+  open: () => C,
+  action: (connection: C) => Promise<number>,
+  isUsage: (e: unknown) => e is Error = (e): e is Error => false,
+): Promise<number> {
+  let connection: C;
+  try {
+    connection = open();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      io.stderr.write(line(`meso: ${e.message}`));
+      return EXIT.USAGE;
+    }
+    throw e;
+  }
+  try {
+    return await action(connection);
+  } catch (e) {
+    if (isUsage(e)) {
+      io.stderr.write(line(`meso: ${e.message}`));
+      return EXIT.USAGE;
+    }
+    io.stderr.write(line(`meso: ${e instanceof Error ? e.message : String(e)}`));
+    return EXIT.FAILED;
+  } finally {
+    connection.close();
+  }
 }

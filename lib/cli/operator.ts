@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
-import { type ClusterConfig, ConfigError, loadClusterConfig } from '../config/cluster.ts';
-import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
+import { type ClusterConfig, loadClusterConfig } from '../config/cluster.ts';
+import { type ControlDeps, DEFAULT_CONTROL_CONFIG, type Logger } from '../control/deps.ts';
 import {
   type AgentMode,
   explainNow,
@@ -26,7 +26,8 @@ import { formatQuantities, parseQuantities, type Quantities } from '../core/role
 import { systemClock } from '../ports/clock.ts';
 import { noMetrics } from '../ports/metrics.ts';
 import { collect } from './args.ts';
-import { type CliIo, EXIT, line } from './io.ts';
+import { type CliIo, EXIT, line, withConnection } from './io.ts';
+import { formatTable } from './table.ts';
 
 export interface OperatorCliDeps {
   io: CliIo;
@@ -34,21 +35,27 @@ export interface OperatorCliDeps {
   connect: () => { deps: ControlDeps; close: () => void };
 }
 
-/** ControlDeps for the cluster `loadClusterConfig` finds: DynamoDB and SQS clients of the operator. */
-export function connectToCluster(config: ClusterConfig = loadClusterConfig()): {
+/**
+ * ControlDeps for the cluster `loadClusterConfig` finds: DynamoDB and SQS clients of the operator.
+ * Silent unless given a `log`; the allocator's shards from `MESO_ALLOCATOR_SHARDS` unless given.
+ */
+export function connectToCluster(
+  config: ClusterConfig = loadClusterConfig(),
+  opts: { readonly log?: Logger; readonly shards?: number } = {},
+): {
   deps: ControlDeps;
   close: () => void;
 } {
   const sqs = createSqsClient(config.aws);
   const dynamo = createDynamoClient(config.aws);
-  const shards = Number(process.env.MESO_ALLOCATOR_SHARDS ?? DEFAULT_CONTROL_CONFIG.shards);
+  const shards = opts.shards ?? Number(process.env.MESO_ALLOCATOR_SHARDS ?? DEFAULT_CONTROL_CONFIG.shards);
   const deps: ControlDeps = {
     store: new DynamoStore(dynamo, config.tables),
     bus: new SqsBus(sdkSqs(sqs)),
     clock: systemClock,
     ids: { next: () => randomUUID() },
     metrics: noMetrics,
-    log: { info: () => {}, warn: () => {}, error: () => {} },
+    log: opts.log ?? { info: () => {}, warn: () => {}, error: () => {} },
     config: {
       ...DEFAULT_CONTROL_CONFIG,
       prefix: config.prefix,
@@ -96,43 +103,18 @@ export function formatRolesTable(rows: readonly RoleSummary[]): string {
     q(r.limit),
     fmt(r.consumed),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const render = (cols: string[]) =>
-    cols
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return `${[render(header), ...body.map(render)].join('\n')}\n`;
+  return formatTable(header, body);
 }
 
-/** Runs an operator action with the cluster's deps; maps known errors to exit statuses. */
-async function withCluster(
-  deps: OperatorCliDeps,
-  action: (c: ControlDeps) => Promise<number>,
-): Promise<number> {
-  const { io } = deps;
-  let connection: { deps: ControlDeps; close: () => void };
-  try {
-    connection = deps.connect();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      io.stderr.write(line(`meso: ${e.message}`));
-      return EXIT.USAGE;
-    }
-    throw e;
-  }
-  try {
-    return await action(connection.deps);
-  } catch (e) {
-    if (e instanceof RoleSettingsError || e instanceof ResourceError || e instanceof OperatorError) {
-      io.stderr.write(line(`meso: ${e.message}`));
-      return EXIT.USAGE;
-    }
-    io.stderr.write(line(`meso: ${e instanceof Error ? e.message : String(e)}`));
-    return EXIT.FAILED;
-  } finally {
-    connection.close();
-  }
+/** Runs an operator action with the cluster's deps; bad settings or resources are usage errors. */
+function withCluster(deps: OperatorCliDeps, action: (c: ControlDeps) => Promise<number>): Promise<number> {
+  return withConnection(
+    deps.io,
+    deps.connect,
+    (c) => action(c.deps),
+    (e): e is Error =>
+      e instanceof RoleSettingsError || e instanceof ResourceError || e instanceof OperatorError,
+  );
 }
 
 export interface RolesSetOptions {

@@ -255,10 +255,14 @@ async function reviveTasks(
       const now = deps.clock.now();
       const ops: WriteOp[] = [];
       const messages: OutboxMessage[] = [];
+      // A chunk's tasks mostly share a few frameworks: each is read once per attempt.
+      const frameworks = new Map<string, Promise<FrameworkRecord | undefined>>();
       for (const r of part) {
         const row = await getTask(deps.store, r.frameworkId, r.taskId);
         if (row?.state !== 'TASK_UNREACHABLE' || row.agentId !== agentId) continue;
-        const fw = await getFramework(deps.store, r.frameworkId);
+        if (!frameworks.has(r.frameworkId))
+          frameworks.set(r.frameworkId, getFramework(deps.store, r.frameworkId));
+        const fw = await frameworks.get(r.frameworkId);
         const status = masterStatus(
           now,
           r.frameworkId,

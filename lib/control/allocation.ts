@@ -109,7 +109,7 @@ export function buildAllocationInput(
       charge(t.frameworkId, roleOfRecord(t.role, fwById.get(t.frameworkId)), t.resources);
   }
   const mine = shards <= 1 ? records.agents : records.agents.filter((a) => a.shard === (opts.shard ?? 0));
-  const sharded = shards > 1 ? shardQuota(records, mine, total) : undefined;
+  const sharded = shards > 1 ? shardQuota(records.roles, fwById, mine, total) : undefined;
   const frameworks: AllocationFramework[] = records.frameworks.map((f) => {
     const byRole = held.get(f.frameworkId);
     const allocations: Record<string, Resources> = byRole ? Object.fromEntries(byRole) : {};
@@ -147,11 +147,11 @@ export function buildAllocationInput(
  * limits rounded down, guarantees up), and what each role consumes on the shard's own agents.
  */
 function shardQuota(
-  records: CycleRecords,
+  roleConfigs: readonly RoleConfig[],
+  fwById: ReadonlyMap<string, FrameworkRecord>,
   mine: readonly AgentRecord[],
   total: Resources,
 ): { roles: RoleConfig[]; consumption: Record<string, Resources> } {
-  const fwById = new Map(records.frameworks.map((f) => [f.frameworkId, f]));
   let shardTotal = EMPTY;
   const consumption = new Map<string, Resources>();
   const consume = (role: string, r: Resources) =>
@@ -177,7 +177,7 @@ function shardQuota(
     }
     return out;
   };
-  const roles = records.roles.map((r): RoleConfig => {
+  const roles = roleConfigs.map((r): RoleConfig => {
     const guarantee = scale(r.guarantee, Math.ceil);
     const limit = scale(r.limit, Math.floor);
     return { ...r, ...(guarantee ? { guarantee } : {}), ...(limit ? { limit } : {}) };

@@ -111,15 +111,7 @@ export async function checkFrameworks(deps: ControlDeps): Promise<FailoverReport
     await attempt('removing', id, () => removeFramework(deps, id, 'failover timeout', `failover.${id}`));
   await startTimers(
     deps,
-    plan.timers.map((t) => ({
-      message: {
-        v: 1,
-        type: 'FAILOVER_TIMEOUT',
-        frameworkId: t.frameworkId,
-        disconnectedAt: t.disconnectedAt,
-      } satisfies TimerMessage,
-      delaySeconds: t.delaySeconds,
-    })),
+    plan.timers.map((t) => failoverTimer(t.frameworkId, t.disconnectedAt, t.delaySeconds)),
   );
   // An allocation cycle that read a framework as ACTIVE just before it went away may still have
   // made it an offer: take such offers back (they would only hold resources until they expire).
@@ -209,21 +201,26 @@ export async function disconnectFramework(
     failoverTimeoutSeconds: done.failoverTimeoutSeconds,
   });
   deps.metrics.count('FrameworksDisconnected', { why });
-  const taken = await reclaimOffers(deps, frameworkId);
   if (done.failoverTimeoutSeconds === 0) {
+    // Removal takes its outstanding offers back too.
     await removeFramework(deps, frameworkId, 'failover timeout', `failover.${frameworkId}`);
     return true;
   }
+  const taken = await reclaimOffers(deps, frameworkId);
   if (done.failoverTimeoutSeconds <= 900) {
-    await startTimers(deps, [
-      {
-        message: { v: 1, type: 'FAILOVER_TIMEOUT', frameworkId, disconnectedAt: done.disconnectedAt },
-        delaySeconds: done.failoverTimeoutSeconds,
-      },
-    ]);
+    await startTimers(deps, [failoverTimer(frameworkId, done.disconnectedAt, done.failoverTimeoutSeconds)]);
   }
   if (taken > 0) await nudgeAllocator(deps, `framework ${frameworkId} disconnected`);
   return true;
+}
+
+/** A FAILOVER_TIMEOUT timer for a framework disconnected at `disconnectedAt`. */
+function failoverTimer(
+  frameworkId: string,
+  disconnectedAt: number,
+  delaySeconds: number,
+): { message: TimerMessage; delaySeconds: number } {
+  return { message: { v: 1, type: 'FAILOVER_TIMEOUT', frameworkId, disconnectedAt }, delaySeconds };
 }
 
 /** The FAILOVER_TIMEOUT timer: removes the framework if it is still disconnected since then and its time is up. */
@@ -236,19 +233,8 @@ export async function onFailoverTimeout(
   const left = failoverDeadline(f) - deps.clock.now();
   if (left > 0) {
     // Early (clock skew, or a timeout longer than one timer can wait): wait again, or leave it to the sweep.
-    if (left <= 900_000) {
-      await startTimers(deps, [
-        {
-          message: {
-            v: 1,
-            type: 'FAILOVER_TIMEOUT',
-            frameworkId: m.frameworkId,
-            disconnectedAt: m.disconnectedAt,
-          },
-          delaySeconds: Math.ceil(left / 1000),
-        },
-      ]);
-    }
+    if (left <= 900_000)
+      await startTimers(deps, [failoverTimer(m.frameworkId, m.disconnectedAt, Math.ceil(left / 1000))]);
     return;
   }
   await removeFramework(deps, m.frameworkId, 'failover timeout', `failover.${m.frameworkId}`);

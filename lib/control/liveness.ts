@@ -30,14 +30,7 @@ import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts
 import type { TaskReason, TaskState, TimerMessage } from '../protocol/index.ts';
 import type { ControlConfig, ControlDeps } from './deps.ts';
 import { startTimers } from './emit.ts';
-import {
-  flushOutbox,
-  type OutboxItem,
-  type OutboxMessage,
-  outboxWrites,
-  toAgent,
-  toFramework,
-} from './outbox.ts';
+import { flushOutbox, type OutboxMessage, outboxWrites, toAgent, toFramework } from './outbox.ts';
 import { getAgent, getFramework, getTask, withRetry } from './records.ts';
 import { forFramework, masterStatus } from './statuses.ts';
 
@@ -162,12 +155,8 @@ export async function markUnreachable(
     const now = deps.clock.now();
     if (a?.status !== 'ACTIVE') return undefined;
     if (!opts.force && now - a.lastSeenAt < pingTimeoutMs(deps.config)) return undefined;
-    const frameworks = await subscribedFrameworks(deps);
     const messages: OutboxMessage[] = [
-      ...rescinds(a, frameworks),
-      ...frameworks.map((f) =>
-        toFramework(f.queueUrl, { v: 1, type: 'FAILURE', agentId }, `failure.${agentId}.${now}`),
-      ),
+      ...(await agentLostMessages(deps, a, now)),
       // Waits in its queue: if the agent is only cut off, it re-registers as soon as it reads it.
       toAgent(
         a.queueUrl,
@@ -224,12 +213,7 @@ export async function markGone(
     const now = deps.clock.now();
     const messages: OutboxMessage[] = [];
     if (a.status === 'ACTIVE') {
-      const frameworks = await subscribedFrameworks(deps);
-      messages.push(...rescinds(a, frameworks));
-      for (const f of frameworks)
-        messages.push(
-          toFramework(f.queueUrl, { v: 1, type: 'FAILURE', agentId }, `failure.${agentId}.${now}`),
-        );
+      messages.push(...(await agentLostMessages(deps, a, now)));
       for (const [taskId, t] of Object.entries(a.tasks)) {
         messages.push(
           toAgent(
@@ -285,7 +269,7 @@ export async function finishTransition(deps: ControlDeps, agentId: string): Prom
   };
   let moved = 0;
   await withRetry(async () => {
-    let a = await getAgent(deps.store, agentId);
+    const a = await getAgent(deps.store, agentId);
     const kind = a?.pending as Transition | null | undefined;
     if (!a || !kind || a.status !== (kind === 'UNREACHABLE' ? 'UNREACHABLE' : 'GONE')) return;
     const at = (kind === 'UNREACHABLE' ? a.unreachableAt : a.goneAt) ?? 0;
@@ -343,7 +327,6 @@ export async function finishTransition(deps: ControlDeps, agentId: string): Prom
       moved += chunk.length;
       await flushOutbox(deps, items);
     }
-    a = (await getAgent(deps.store, agentId)) ?? a;
     await deps.store.write([
       {
         kind: 'patch',
@@ -385,19 +368,25 @@ function transitionOf(
   };
 }
 
-/** Frameworks that hear about agents (subscribed and connected). */
-async function subscribedFrameworks(deps: ControlDeps): Promise<FrameworkRecord[]> {
-  return (await deps.store.scan<FrameworkRecord & Item>('frameworks')).filter((f) => f.status === 'ACTIVE');
-}
-
-function rescinds(a: AgentRecord, frameworks: readonly FrameworkRecord[]): OutboxMessage[] {
+/**
+ * What the subscribed (connected) frameworks hear when an agent is lost: a RESCIND for each of
+ * its offers they hold, then a FAILURE event each.
+ */
+async function agentLostMessages(deps: ControlDeps, a: AgentRecord, now: number): Promise<OutboxMessage[]> {
+  const frameworks = (await deps.store.scan<FrameworkRecord & Item>('frameworks')).filter(
+    (f) => f.status === 'ACTIVE',
+  );
   const byId = new Map(frameworks.map((f) => [f.frameworkId, f]));
-  return Object.values(a.offers).flatMap((o) => {
+  const rescinds = Object.values(a.offers).flatMap((o) => {
     const f = byId.get(o.frameworkId);
     return f
       ? [toFramework(f.queueUrl, { v: 1, type: 'RESCIND', offerId: o.offerId }, `rescind.${o.offerId}`)]
       : [];
   });
+  return [
+    ...rescinds,
+    ...frameworks.map((f) =>
+      toFramework(f.queueUrl, { v: 1, type: 'FAILURE', agentId: a.agentId }, `failure.${a.agentId}.${now}`),
+    ),
+  ];
 }
-
-export type { OutboxItem };

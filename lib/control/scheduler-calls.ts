@@ -93,7 +93,7 @@ export async function handleSchedulerCall(deps: ControlDeps, record: InboundReco
     case 'ACCEPT':
       return accept(deps, record, framework, call);
     case 'DECLINE':
-      return decline(deps, record, framework, call);
+      return decline(deps, framework, call);
     case 'REVIVE':
       return revive(deps, framework, call);
     case 'SUPPRESS':
@@ -262,8 +262,6 @@ async function subscribe(deps: ControlDeps, record: InboundRecord, call: CallOf<
   await nudgeAllocator(deps, `framework ${info.frameworkId} subscribed`);
 }
 
-export { masterStatus };
-
 async function accept(
   deps: ControlDeps,
   record: InboundRecord,
@@ -304,7 +302,7 @@ async function accept(
   type Decision = {
     agent: AgentRecord;
     launch: TaskRecord[];
-    rejected: { taskId: string; agentId: string; state: TaskState; reason: TaskReason; message: string }[];
+    rejected: AcceptRejection[];
     remaining: Resources;
     alreadyApplied: boolean;
     /** Rejections and dropped operations, in the outbox with the write when something was consumed. */
@@ -412,16 +410,7 @@ async function accept(
   if (operationErrors.length > 0 && decision.notices.length === 0) {
     // A RESERVE or UNRESERVE that was not allowed is dropped (the rest of the ACCEPT goes on).
     await sendToFramework(deps, fw.queueUrl, [
-      {
-        event: {
-          v: 1,
-          type: 'ERROR',
-          code: 'INVALID_OPERATION',
-          message: operationErrors.join('; '),
-          call: 'ACCEPT',
-        },
-        dedupId: `accept-ops.${record.messageId}`,
-      },
+      { event: invalidOperations(operationErrors), dedupId: `accept-ops.${record.messageId}` },
     ]);
     deps.metrics.count('OperationsDropped', {}, operationErrors.length);
   }
@@ -508,12 +497,7 @@ async function setFilter(
   }
 }
 
-async function decline(
-  deps: ControlDeps,
-  record: InboundRecord,
-  fw: FrameworkRecord,
-  call: CallOf<'DECLINE'>,
-): Promise<void> {
+async function decline(deps: ControlDeps, fw: FrameworkRecord, call: CallOf<'DECLINE'>): Promise<void> {
   const byAgent = new Map<string, string[]>();
   for (const id of call.offerIds) {
     const a = agentOfOffer(id);
@@ -547,7 +531,6 @@ async function decline(
     released++;
     await setFilter(deps, fw, agentId, declined, seconds);
   }
-  void record;
   if (released > 0) await nudgeAllocator(deps, `decline by ${fw.frameworkId}`);
 }
 
@@ -862,18 +845,30 @@ function boundFilters(filters: Record<string, FilterRecord>): void {
   for (const k of keys.slice(0, keys.length - MAX_FILTERS)) delete filters[k];
 }
 
+/** A task of an ACCEPT that was not launched, and why. */
+interface AcceptRejection {
+  taskId: string;
+  agentId: string;
+  state: TaskState;
+  reason: TaskReason;
+  message: string;
+}
+
+/** The ERROR for the RESERVE / UNRESERVE operations of an ACCEPT that were dropped. */
+const invalidOperations = (errors: readonly string[]): SchedulerEvent => ({
+  v: 1,
+  type: 'ERROR',
+  code: 'INVALID_OPERATION',
+  message: errors.join('; '),
+  call: 'ACCEPT',
+});
+
 /** The UPDATEs for rejected tasks and the ERROR for dropped operations of an ACCEPT, as outbox messages. */
 function acceptNotices(
   fw: FrameworkRecord,
   record: InboundRecord,
   now: number,
-  rejected: readonly {
-    taskId: string;
-    agentId: string;
-    state: TaskState;
-    reason: TaskReason;
-    message: string;
-  }[],
+  rejected: readonly AcceptRejection[],
   operationErrors: readonly string[],
 ): OutboxMessage[] {
   const out: OutboxMessage[] = rejected.map((r) =>
@@ -888,19 +883,7 @@ function acceptNotices(
     ),
   );
   if (operationErrors.length > 0) {
-    out.push(
-      toFramework(
-        fw.queueUrl,
-        {
-          v: 1,
-          type: 'ERROR',
-          code: 'INVALID_OPERATION',
-          message: operationErrors.join('; '),
-          call: 'ACCEPT',
-        },
-        `accept-ops.${record.messageId}`,
-      ),
-    );
+    out.push(toFramework(fw.queueUrl, invalidOperations(operationErrors), `accept-ops.${record.messageId}`));
   }
   return out;
 }

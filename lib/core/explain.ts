@@ -34,8 +34,8 @@ import {
   unreserved,
   withReserved,
 } from './resources.ts';
-import type { Quantities, RoleConfig } from './roles.ts';
-import { isWithinRole, parentRole } from './sorter/hierarchical.ts';
+import { formatQuantities, type Quantities, type RoleConfig } from './roles.ts';
+import { isWithinRole, parentRole, roleAndAncestors } from './sorter/hierarchical.ts';
 
 export type Subject = { readonly framework: string } | { readonly role: string };
 
@@ -107,10 +107,8 @@ const when = (ms: number): string => new Date(ms).toISOString();
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 
 function quantitiesText(q: Quantities | undefined): string {
-  if (!q) return '-';
-  const parts: string[] = [];
-  for (const name of SCALARS) if (q[name] !== undefined) parts.push(`${name}:${q[name]! / 1000}`);
-  return parts.length ? parts.join(';') : '-';
+  const text = formatQuantities(q);
+  return text === '{}' ? '-' : text;
 }
 
 /**
@@ -351,7 +349,7 @@ export function explain(
     }
     if (n('quota-limit').length > 0) {
       const limited = inScope
-        .flatMap((r) => [r, ...ancestorsOf(r)])
+        .flatMap(roleAndAncestors)
         .map((r) => roleOf.get(r))
         .filter((r): r is RoleSummary => !!r?.limit);
       const detail = limited
@@ -412,8 +410,7 @@ export function explain(
 
   const wanted = new Set<string>();
   const addRole = (r: string) => {
-    wanted.add(r);
-    for (const a of ancestorsOf(r)) wanted.add(a);
+    for (const a of roleAndAncestors(r)) wanted.add(a);
   };
   if ('role' in subject) addRole(subject.role);
   for (const f of frameworks) for (const r of f.roles) addRole(r);
@@ -423,12 +420,6 @@ export function explain(
     roles: roles.filter((r) => wanted.has(r.role)),
     findings: general,
   };
-}
-
-function ancestorsOf(role: string): string[] {
-  const out: string[] = [];
-  for (let p = parentRole(role); p !== ''; p = parentRole(p)) out.push(p);
-  return out;
 }
 
 function onlyNamed(r: Resources, q: Quantities): Resources {

@@ -258,11 +258,6 @@ export function flatten(r: Resources): Resources {
   return out;
 }
 
-/** The roles `r` holds reservations for (sorted). */
-export function reservedRoles(r: Resources): string[] {
-  return r.reserved === undefined ? [] : Object.keys(r.reserved);
-}
-
 export function add(a: Resources, b: Resources): Resources {
   const ra = a.reserved;
   const rb = b.reserved;

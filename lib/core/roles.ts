@@ -16,6 +16,7 @@ import {
   type ScalarName,
   toFixed,
 } from './resources.ts';
+import { parentRole } from './sorter/hierarchical.ts';
 
 /** Some scalars, in thousandths; a scalar left out is not constrained. */
 export type Quantities = Partial<Record<ScalarName, number>>;
@@ -60,20 +61,6 @@ export function formatQuantities(q: Quantities | undefined): string {
   return parts.length ? parts.join(';') : '{}';
 }
 
-/** Quantities as decimals, for the wire and the meta table. */
-export function quantitiesToWire(q: Quantities): Partial<Record<ScalarName, number>> {
-  const out: Partial<Record<ScalarName, number>> = {};
-  for (const name of SCALARS) if (q[name] !== undefined) out[name] = fromFixed(q[name]!);
-  return out;
-}
-
-export function quantitiesFromWire(w: Partial<Record<string, number>> | undefined): Quantities | undefined {
-  if (!w) return undefined;
-  const out: Quantities = {};
-  for (const name of SCALARS) if (w[name] !== undefined) out[name] = toFixed(w[name]!, name);
-  return out;
-}
-
 /**
  * What is wrong with a set of role configurations, as sentences (empty when nothing is): bad
  * names and weights, a guarantee above its limit, children guaranteed more than their parent,
@@ -103,7 +90,7 @@ export function roleConfigProblems(configs: readonly RoleConfig[]): string[] {
   // Children against their nearest configured ancestor.
   const childGuarantees = new Map<string, Record<string, number>>();
   for (const c of configs) {
-    for (let p = parentOf(c.role); p !== ''; p = parentOf(p)) {
+    for (let p = parentRole(c.role); p !== ''; p = parentRole(p)) {
       const parent = byRole.get(p);
       if (!parent) continue;
       for (const name of SCALARS) {
@@ -119,7 +106,7 @@ export function roleConfigProblems(configs: readonly RoleConfig[]): string[] {
             `role ${c.role}: ${name} guarantee ${fromFixed(g)} is above ${p}'s limit ${fromFixed(pl)}`,
           );
       }
-      if (parentOf(c.role) === p || !byRole.has(parentOf(c.role))) {
+      if (parentRole(c.role) === p || !byRole.has(parentRole(c.role))) {
         const sums = childGuarantees.get(p) ?? {};
         for (const name of SCALARS) sums[name] = (sums[name] ?? 0) + (c.guarantee?.[name] ?? 0);
         childGuarantees.set(p, sums);
@@ -139,9 +126,4 @@ export function roleConfigProblems(configs: readonly RoleConfig[]): string[] {
     }
   }
   return problems;
-}
-
-function parentOf(role: string): string {
-  const i = role.lastIndexOf('/');
-  return i < 0 ? '' : role.slice(0, i);
 }

@@ -71,6 +71,7 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
   const counters = new Map<string, number>();
   const baseStore = new DynamoStore(createDynamoClient(cluster.aws), cluster.tables);
   const baseBus = new SqsBus(sdkSqs(sqs));
+  const sweepMs = opts.sweepIntervalMs ?? 60_000;
   const deps: ControlDeps = {
     store: opts.wrap?.store ? opts.wrap.store(baseStore) : baseStore,
     bus: opts.wrap?.bus ? opts.wrap.bus(baseBus) : baseBus,
@@ -81,9 +82,7 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
     config: {
       ...DEFAULT_CONTROL_CONFIG,
       // Liveness timers cover deadlines that fall before the next sweep: tell them its period.
-      ...((opts.sweepIntervalMs ?? 60_000) > 0
-        ? { sweepIntervalSeconds: (opts.sweepIntervalMs ?? 60_000) / 1000 }
-        : {}),
+      ...(sweepMs > 0 ? { sweepIntervalSeconds: sweepMs / 1000 } : {}),
       ...opts.config,
       prefix: cluster.prefix,
       queues: cluster.queues,
@@ -123,7 +122,6 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
       onError: (e: unknown) => deps.log.error(`event source ${def.name} failed`, { error: String(e) }),
     });
   });
-  const sweepMs = opts.sweepIntervalMs ?? 60_000;
   const sweep =
     sweepMs > 0
       ? setInterval(

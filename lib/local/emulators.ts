@@ -22,6 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { LOCAL_CREDENTIALS } from '../adapters/aws-config.ts';
 
 export interface Emulators {
   /** e.g. `http://127.0.0.1:41234` */
@@ -230,7 +231,7 @@ async function startDynamo(
     const client = new DynamoDBClient({
       region,
       endpoint,
-      credentials: { accessKeyId: 'mesolocal', secretAccessKey: 'mesolocal' },
+      credentials: LOCAL_CREDENTIALS,
       maxAttempts: 1,
     });
     try {
@@ -295,7 +296,7 @@ async function startFauxqs(
     const client = new SQSClient({
       region,
       endpoint,
-      credentials: { accessKeyId: 'mesolocal', secretAccessKey: 'mesolocal' },
+      credentials: LOCAL_CREDENTIALS,
       maxAttempts: 1,
     });
     try {

@@ -138,24 +138,28 @@ export function reconcileCall(
   }) as CallOf<'RECONCILE'>;
 }
 
-/** REVIVE: clears the framework's filters and ends SUPPRESS, for the roles given (default all). */
-export function reviveCall(frameworkId: string, roles?: readonly string[]): CallOf<'REVIVE'> {
+/** A REVIVE or SUPPRESS, for the roles given (default all the framework's roles). */
+function rolesCall<T extends 'REVIVE' | 'SUPPRESS'>(
+  type: T,
+  frameworkId: string,
+  roles: readonly string[] | undefined,
+): CallOf<T> {
   return validateCall({
     v,
-    type: 'REVIVE',
+    type,
     frameworkId,
     ...(roles !== undefined ? { roles: [...roles] } : {}),
-  }) as CallOf<'REVIVE'>;
+  }) as CallOf<T>;
+}
+
+/** REVIVE: clears the framework's filters and ends SUPPRESS, for the roles given (default all). */
+export function reviveCall(frameworkId: string, roles?: readonly string[]): CallOf<'REVIVE'> {
+  return rolesCall('REVIVE', frameworkId, roles);
 }
 
 /** SUPPRESS: no offers in the roles given (default all the framework's roles) until REVIVE. */
 export function suppressCall(frameworkId: string, roles?: readonly string[]): CallOf<'SUPPRESS'> {
-  return validateCall({
-    v,
-    type: 'SUPPRESS',
-    frameworkId,
-    ...(roles !== undefined ? { roles: [...roles] } : {}),
-  }) as CallOf<'SUPPRESS'>;
+  return rolesCall('SUPPRESS', frameworkId, roles);
 }
 
 export function teardownCall(frameworkId: string): CallOf<'TEARDOWN'> {

@@ -60,6 +60,7 @@ import type {
 /** A call ready to be sent; a re-send of the same call keeps its deduplication id. */
 interface OutgoingCall {
   readonly body: string;
+  readonly groupId: string;
   readonly dedupId: string;
 }
 
@@ -253,7 +254,6 @@ export class MesoScheduler {
     });
     if (this.state !== 'open') throw new ClosedError('subscribe');
     this.startPolling(queueUrl);
-    const body = JSON.stringify(call);
     const maxMs = this.options.subscribeRetry?.maxMs ?? SUBSCRIBE_RETRY_MAX_MS;
     let wait = this.options.subscribeRetry?.initialMs ?? SUBSCRIBE_RETRY_INITIAL_MS;
 
@@ -286,7 +286,7 @@ export class MesoScheduler {
       const onAbort = () => fail(new SubscribeError('subscribe() was aborted', 'ABORTED'));
       const attempt = () => {
         if (settled) return;
-        this.sendCalls([{ body, dedupId: randomUUID() }]).then(
+        this.sendCalls([this.outgoing(call)]).then(
           () => {
             if (settled) return;
             retryTimer = setTimeout(attempt, wait);
@@ -363,7 +363,7 @@ export class MesoScheduler {
     if (call === undefined) return;
     const key = updateKey(call.uuid);
     const entry = this.seen.get(key) ?? {};
-    entry.ack ??= { body: JSON.stringify(call), dedupId: randomUUID() };
+    entry.ack ??= this.outgoing(call);
     this.seen.set(key, entry);
     await this.sendCalls([entry.ack]);
   }
@@ -414,9 +414,7 @@ export class MesoScheduler {
       this.sinks.clear();
       try {
         if (opts.teardown) {
-          await this.sendCalls([
-            { body: JSON.stringify(teardownCall(this.frameworkId)), dedupId: randomUUID() },
-          ]);
+          await this.sendCalls([this.outgoing(teardownCall(this.frameworkId))]);
         }
       } finally {
         try {
@@ -437,20 +435,20 @@ export class MesoScheduler {
   private async call(build: () => SchedulerCall): Promise<void> {
     const call = build();
     if (this.state === 'closed') throw new ClosedError(call.type);
-    await this.sendCalls([{ body: JSON.stringify(call), dedupId: randomUUID() }]);
+    await this.sendCalls([this.outgoing(call)]);
+  }
+
+  /** A call to send, with a fresh deduplication id. */
+  private outgoing(call: SchedulerCall): OutgoingCall {
+    return { body: JSON.stringify(call), groupId: callGroup(this.frameworkId, call), dedupId: randomUUID() };
   }
 
   /** Sends calls in one batch; a failed send is retried with the same deduplication ids. */
   private async sendCalls(calls: readonly OutgoingCall[]): Promise<void> {
-    const messages = calls.map((c) => ({
-      body: c.body,
-      groupId: callGroup(this.frameworkId, c.body),
-      dedupId: c.dedupId,
-    }));
     let delay = SEND_RETRY_BASE_MS;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.transport.send(this.options.schedulerCallsQueueUrl, messages);
+        await this.transport.send(this.options.schedulerCallsQueueUrl, calls);
         return;
       } catch (e) {
         if (attempt >= SEND_ATTEMPTS) throw e;
@@ -536,7 +534,7 @@ export class MesoScheduler {
         try {
           const call = acknowledgeCall(this.frameworkId, event.status);
           if (call) {
-            entry.ack = { body: JSON.stringify(call), dedupId: randomUUID() };
+            entry.ack = this.outgoing(call);
             acks.push(entry.ack);
           }
         } catch (e) {
@@ -637,7 +635,6 @@ export class MesoScheduler {
  * forwarded to the agent) and is ordered only with its own task, so it goes in a per-task group
  * and acknowledgements for many tasks are handled in parallel.
  */
-export function callGroup(frameworkId: string, body: string): string {
-  const call = JSON.parse(body) as { type?: string; taskId?: string };
+function callGroup(frameworkId: string, call: SchedulerCall): string {
   return call.type === 'ACKNOWLEDGE' && call.taskId ? `${frameworkId}:ack:${call.taskId}` : frameworkId;
 }

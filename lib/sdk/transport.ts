@@ -10,15 +10,17 @@ import {
   QueueNameExists,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { pollQueue, SqsBus, sdkSqs } from '../adapters/sqs.ts';
+import { pollQueue, type SqsApi, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import type { OutboundMessage } from '../ports/bus.ts';
 import type { InboundMessage, SchedulerTransport } from './types.ts';
 
 export class SqsTransport implements SchedulerTransport {
+  private readonly api: SqsApi;
   private readonly bus: SqsBus;
 
   constructor(private readonly sqs: SQSClient) {
-    this.bus = new SqsBus(sdkSqs(sqs));
+    this.api = sdkSqs(sqs);
+    this.bus = new SqsBus(this.api);
   }
 
   send(queueUrl: string, messages: readonly OutboundMessage[]): Promise<void> {
@@ -30,7 +32,7 @@ export class SqsTransport implements SchedulerTransport {
     onBatch: (messages: InboundMessage[]) => Promise<readonly string[]>,
     opts: { signal: AbortSignal; waitSeconds: number; onError: (e: unknown) => void },
   ): Promise<void> {
-    return pollQueue(sdkSqs(this.sqs), queueUrl, onBatch, opts);
+    return pollQueue(this.api, queueUrl, onBatch, opts);
   }
 
   async createQueue(name: string, attributes: Record<string, string>): Promise<string> {

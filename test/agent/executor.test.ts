@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { lastLines, type RunTaskOptions, readTail, TaskRun } from '../../agent/executor.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { lastLines, type RunTaskOptions, readTail, type TaskRun } from '../../agent/executor.ts';
 import type { TaskInfo } from '../../lib/protocol/common.ts';
 import {
   AGENT_ID,
@@ -11,37 +11,17 @@ import {
   isAlive,
   liveGroupMembers,
   shellTask,
-  tempDir,
+  taskRuns,
 } from './helpers.ts';
 
-let dir: Awaited<ReturnType<typeof tempDir>>;
-const runs: TaskRun[] = [];
-
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterEach(() => {
-  // Whatever a failed test left behind dies with it.
-  for (const r of runs.splice(0)) r.killNow();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = taskRuns();
 
 function start(
   task: TaskInfo,
   extra: Partial<RunTaskOptions> = {},
 ): { run: TaskRun; started: Promise<number> } {
   const started = deferred<number>();
-  const run = new TaskRun({
-    workDir: dir.path,
-    agentId: AGENT_ID,
-    frameworkId: FRAMEWORK_ID,
-    task,
-    onStarted: started.resolve,
-    ...extra,
-  });
-  runs.push(run);
+  const run = dir.start(task, { onStarted: started.resolve, ...extra });
   return { run, started: started.promise };
 }
 

@@ -2,6 +2,8 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { type RunTaskOptions, TaskRun } from '../../agent/executor.ts';
 import type { Timers } from '../../agent/status-updates.ts';
 import type { CommandInfo, TaskInfo } from '../../lib/protocol/common.ts';
 
@@ -21,6 +23,44 @@ export async function tempDir(
 ): Promise<{ path: string; remove: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/**
+ * TaskRuns in one temporary work directory for a whole test file (call it at the file's top
+ * level): whatever a test left running is killed after it, and the directory is removed at the end.
+ */
+export function taskRuns(): {
+  readonly path: string;
+  start(task: TaskInfo, extra?: Partial<RunTaskOptions>): TaskRun;
+} {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  const runs: TaskRun[] = [];
+  beforeAll(async () => {
+    dir = await tempDir();
+  });
+  afterEach(() => {
+    // Whatever a failed test left behind dies with it.
+    for (const r of runs.splice(0)) r.killNow();
+  });
+  afterAll(async () => {
+    await dir.remove();
+  });
+  return {
+    get path() {
+      return dir.path;
+    },
+    start(task, extra = {}) {
+      const run = new TaskRun({
+        workDir: dir.path,
+        agentId: AGENT_ID,
+        frameworkId: FRAMEWORK_ID,
+        task,
+        ...extra,
+      });
+      runs.push(run);
+      return run;
+    },
+  };
 }
 
 /** Pids of processes in process group `pgid` that are alive (not zombies), read from /proc. */

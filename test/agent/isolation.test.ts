@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RunTaskOptions, TaskRun } from '../../agent/executor.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { RunTaskOptions, TaskRun } from '../../agent/executor.ts';
 import { detectCgroups, parseCgroupEnvironment } from '../../agent/isolation/cgroups.ts';
 import {
   detectIsolation,
@@ -18,37 +18,17 @@ import {
 import { parseStat, taskProcesses } from '../../agent/isolation/proc.ts';
 import { parseStatusFile } from '../../agent/isolation/supervisor.ts';
 import type { TaskInfo } from '../../lib/protocol/common.ts';
-import { AGENT_ID, FRAMEWORK_ID, shellTask, tempDir } from './helpers.ts';
+import { shellTask, taskRuns, tempDir } from './helpers.ts';
 
 const root = process.getuid?.() === 0;
 const cgroupsFound = root ? detectCgroups() : { ok: false as const, notes: ['not root'] };
 // A process that holds ~100 MB until its input ends: `tail` keeps the whole unterminated line.
 const HOG = '(head -c 100000000 /dev/zero; sleep 30) | tail -n 1 > /dev/null';
 
-let dir: Awaited<ReturnType<typeof tempDir>>;
-const runs: TaskRun[] = [];
-
-beforeAll(async () => {
-  dir = await tempDir();
-});
-afterEach(() => {
-  for (const r of runs.splice(0)) r.killNow();
-});
-afterAll(async () => {
-  await dir.remove();
-});
+const dir = taskRuns();
 
 function start(isolation: Isolation, task: TaskInfo, extra: Partial<RunTaskOptions> = {}): TaskRun {
-  const run = new TaskRun({
-    workDir: dir.path,
-    agentId: AGENT_ID,
-    frameworkId: FRAMEWORK_ID,
-    task,
-    isolators: isolation.isolatorsFor(task),
-    ...extra,
-  });
-  runs.push(run);
-  return run;
+  return dir.start(task, { isolators: isolation.isolatorsFor(task), ...extra });
 }
 
 /** Polls a run the way the agent's monitor does, until it ends. */

@@ -7,9 +7,7 @@ import { explainNow } from '../../lib/control/operator.ts';
 import type { FrameworkRecord } from '../../lib/core/model.ts';
 import type { Item } from '../../lib/ports/store.ts';
 import type { Offer } from '../../lib/protocol/index.ts';
-import { eventually, type Harness, Recorder, startHarness } from './harness.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { eventually, type Harness, sleep, startHarness } from './harness.ts';
 
 describe('offer filters', () => {
   let h: Harness;
@@ -19,17 +17,11 @@ describe('offer filters', () => {
   });
   afterAll(async () => h?.stop());
 
-  const framework = async (name: string) => {
-    const s = h.scheduler({ name });
-    const r = new Recorder(s);
-    await s.subscribe();
-    return { s, r };
-  };
   const fwRecord = (id: string) =>
     h.controlPlane.deps.store.get<FrameworkRecord & Item>('frameworks', { frameworkId: id });
 
   it('DECLINE with refuse_seconds keeps the agent from the framework that long, then offers it again', async () => {
-    const { s, r } = await framework('decliner');
+    const { s, r } = await h.framework({ name: 'decliner' });
     const first = await r.takeOffer();
     const declinedAt = Date.now();
     await s.decline([first.offerId], 3);
@@ -44,7 +36,7 @@ describe('offer filters', () => {
   });
 
   it('an invalid refuse_seconds means the default (5 s); a huge one is capped', async () => {
-    const { s, r } = await framework('odd-decliner');
+    const { s, r } = await h.framework({ name: 'odd-decliner' });
     const o = await r.takeOffer();
     const before = Date.now();
     await s.decline([o.offerId], -1);
@@ -67,7 +59,7 @@ describe('offer filters', () => {
   });
 
   it('REVIVE clears filters: a long-declined agent is offered again at once', async () => {
-    const { s, r } = await framework('reviver');
+    const { s, r } = await h.framework({ name: 'reviver' });
     const first = await r.takeOffer();
     await s.decline([first.offerId], 600);
     await sleep(1_500);
@@ -82,7 +74,7 @@ describe('offer filters', () => {
   });
 
   it('SUPPRESS stops offers (free resources stay unoffered) until REVIVE; explain says so', async () => {
-    const { s, r } = await framework('suppressor');
+    const { s, r } = await h.framework({ name: 'suppressor' });
     const first = await r.takeOffer();
     await s.suppress();
     await eventually(
@@ -102,7 +94,7 @@ describe('offer filters', () => {
   });
 
   it('an offer nobody answers expires: RESCIND after the offer timeout, then a new offer', async () => {
-    const { s, r } = await framework('sleeper');
+    const { s, r } = await h.framework({ name: 'sleeper' });
     const offer: Offer = await r.takeOffer();
     const t0 = Date.now();
     await r.until(() => r.rescinds.includes(offer.offerId));

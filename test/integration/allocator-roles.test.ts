@@ -14,9 +14,7 @@ import { flatten, fromWire, parse } from '../../lib/core/resources.ts';
 import { parseQuantities } from '../../lib/core/roles.ts';
 import type { Item } from '../../lib/ports/store.ts';
 import type { Offer, SchedulerCallInput } from '../../lib/protocol/index.ts';
-import { eventually, type Harness, Recorder, startHarness } from './harness.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { eventually, type Harness, sleep, startHarness } from './harness.ts';
 
 describe('roles, reservations and operators', () => {
   let h: Harness;
@@ -38,12 +36,6 @@ describe('roles, reservations and operators', () => {
   };
   const agentRecord = (id: string) =>
     h.controlPlane.deps.store.get<AgentRecord & Item>('agents', { agentId: id });
-  const framework = async (name: string, roles: string[]) => {
-    const s = h.scheduler({ name, roles });
-    const r = new Recorder(s);
-    await s.subscribe();
-    return { s, r };
-  };
   const io = () => {
     let out = '';
     let err = '';
@@ -67,7 +59,7 @@ describe('roles, reservations and operators', () => {
   };
 
   it('RESERVE carves a dynamic reservation out of an agent; it is offered only to its role; UNRESERVE gives it back', async () => {
-    const eng = await framework('eng-fw', ['eng']);
+    const eng = await h.framework({ name: 'eng-fw', roles: ['eng'] });
     const offer = await eng.r.takeOffer();
     expect(offer.role).toBe('eng');
     const agentId = offer.agentId;
@@ -90,7 +82,7 @@ describe('roles, reservations and operators', () => {
     expect(reserved.dynamicReservations).toEqual(parse('cpus(eng):1;mem(eng):256'));
 
     // Another role's framework arrives: it may take that agent's unreserved half, never the reservation.
-    const ads = await framework('ads-fw', ['ads']);
+    const ads = await h.framework({ name: 'ads-fw', roles: ['ads'] });
     const seenByAds: Offer[] = [];
     ads.s.on('offers', async (offers) => {
       seenByAds.push(...offers);
@@ -154,7 +146,7 @@ describe('roles, reservations and operators', () => {
   });
 
   it('a RESERVE for another role is dropped with an ERROR, changing nothing', async () => {
-    const f = await framework('bad-reserver', ['web']);
+    const f = await h.framework({ name: 'bad-reserver', roles: ['web'] });
     const offer = await f.r.takeOffer();
     const before = await agentRecord(offer.agentId);
     await send({
@@ -171,7 +163,7 @@ describe('roles, reservations and operators', () => {
 
   it('a quota limit caps what a role is offered, counting what it holds', async () => {
     await setRoleSettings(h.controlPlane.deps, 'capped', { limit: parseQuantities('cpus:1;mem:256') });
-    const f = await framework('capped-fw', ['capped']);
+    const f = await h.framework({ name: 'capped-fw', roles: ['capped'] });
     await f.r.until(() => f.r.offers.length > 0);
     await sleep(1_500); // every agent had its chance
     const total = f.r.offers.reduce((acc, o) => acc + (fromWire(o.resources).cpus ?? 0), 0);
@@ -188,7 +180,7 @@ describe('roles, reservations and operators', () => {
   });
 
   it('drain rescinds outstanding offers and stops new ones; reactivate brings them back', async () => {
-    const f = await framework('drain-watcher', ['*']);
+    const f = await h.framework({ name: 'drain-watcher', roles: ['*'] });
     const offer = await f.r.takeOffer();
     const agentId = offer.agentId;
     const drained = await cli(['agent', 'drain', agentId]);
@@ -227,8 +219,8 @@ describe('roles, reservations and operators', () => {
     const agentId = agent.agentId!;
     const row = await eventually(() => agentRecord(agentId), 'the agent record');
     expect(row.total).toEqual(parse('cpus:1;mem:256;disk:64;ports:[31000-31001];cpus(ops):1;mem(ops):256'));
-    const other = await framework('not-ops', ['web']);
-    const ops = await framework('ops-fw', ['ops']);
+    const other = await h.framework({ name: 'not-ops', roles: ['web'] });
+    const ops = await h.framework({ name: 'ops-fw', roles: ['ops'] });
     const opsOffer = await eventually(
       async () => ops.r.offers.find((o) => o.agentId === agentId && o.resources.reserved?.ops),
       'the reserved offer',

@@ -15,7 +15,7 @@ import type { AgentRecord, FrameworkRecord } from '../../lib/core/model.ts';
 import { add, contains, EMPTY, parse } from '../../lib/core/resources.ts';
 import type { Bus } from '../../lib/ports/bus.ts';
 import type { Item } from '../../lib/ports/store.ts';
-import { type Harness, Recorder, startHarness } from './harness.ts';
+import { type Harness, startHarness } from './harness.ts';
 
 const QUEUES = { schedulerCalls: 'q-s', agentCalls: 'q-a', allocator: 'q-alloc', timers: 'q-t' };
 
@@ -131,9 +131,7 @@ describe('allocator shards on the emulators', () => {
   afterAll(async () => h?.stop());
 
   it('offers every agent, each from its own shard, with exact accounting', async () => {
-    const s = h.scheduler({ name: 'sharded' });
-    const r = new Recorder(s);
-    await s.subscribe();
+    const { s, r } = await h.framework({ name: 'sharded' });
     await r.until(() => new Set(r.offers.map((o) => o.agentId)).size === 4);
     const rows = await h.controlPlane.deps.store.scan<AgentRecord & Item>('agents');
     expect(new Set(rows.map((a) => a.shard)).size).toBeGreaterThanOrEqual(1);

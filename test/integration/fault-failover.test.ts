@@ -106,9 +106,7 @@ describe('framework failover', () => {
   });
 
   it('a framework that stops polling is disconnected, keeps its tasks, gets no offers, and gets its state back on re-subscription', async () => {
-    const s1 = h.scheduler({ name: 'away', failoverTimeoutSeconds: 60 });
-    const r1 = new Recorder(s1);
-    await s1.subscribe();
+    const { s: s1, r: r1 } = await h.framework({ name: 'away', failoverTimeoutSeconds: 60 });
     await launchThree(s1, r1, 'w');
     await s1.close();
     const disconnected = await eventually(async () => {
@@ -150,9 +148,7 @@ describe('framework failover', () => {
   });
 
   it('SchedulerReregisterAfterFailoverTimeout: when the timeout ends its tasks are killed, resources freed, and the id is refused', async () => {
-    const s1 = h.scheduler({ name: 'expire', failoverTimeoutSeconds: 2 });
-    const r1 = new Recorder(s1);
-    await s1.subscribe();
+    const { s: s1, r: r1 } = await h.framework({ name: 'expire', failoverTimeoutSeconds: 2 });
     await launchThree(s1, r1, 'x');
     await s1.close();
     await eventually(
@@ -204,9 +200,7 @@ describe('framework failover', () => {
   });
 
   it('TEARDOWN kills all its tasks at once and frees their resources', async () => {
-    const s = h.scheduler({ name: 'teardown' });
-    const r = new Recorder(s);
-    await s.subscribe();
+    const { s, r } = await h.framework({ name: 'teardown' });
     await launchThree(s, r, 'td');
     await s.teardown();
     await eventually(

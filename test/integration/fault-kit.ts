@@ -1,13 +1,14 @@
 /**
  * Fault injection for the fault-tolerance tests: an SQS client an agent can be cut off with (a
  * network partition, both ways), that can hold back its REGISTER calls (a stale re-registration),
- * and bus/store wrappers that fail the control plane at chosen points.
+ * bus/store wrappers that fail the control plane at chosen points, and a forced re-registration.
  */
 import type { AwsConfig } from '../../lib/adapters/aws-config.ts';
 import type { SqsApi } from '../../lib/adapters/sqs-api.ts';
 import { createSqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import type { Bus } from '../../lib/ports/bus.ts';
 import type { Store } from '../../lib/ports/store.ts';
+import type { Harness } from './harness.ts';
 
 export interface Net {
   readonly client: SqsApi;
@@ -112,4 +113,18 @@ export function faultyStore(
     write: (ops) => guard('write', ops, () => inner.write(ops)),
     increment: (k, by) => guard('increment', { k }, () => inner.increment(k, by)),
   };
+}
+
+/** Tells an agent to register again (what the registry does when it finds it unreachable). */
+export async function forceReregistration(h: Harness, agentId: string): Promise<void> {
+  const agent = h.agents.find((a) => a.agentId === agentId)!;
+  const registered = new Promise<void>((resolve) => agent.once('registered', () => resolve()));
+  await h.controlPlane.deps.bus.send(agent.queueUrl, [
+    {
+      body: JSON.stringify({ v: 1, type: 'REREGISTER', agentId, reason: 'test' }),
+      groupId: 'control',
+      dedupId: `rereg-${Date.now()}-${Math.random()}`,
+    },
+  ]);
+  await registered;
 }

@@ -9,8 +9,8 @@ import type { AgentRecord, TaskRecord } from '../../lib/core/model.ts';
 import type { Item } from '../../lib/ports/store.ts';
 import type { Offer, TaskStatus } from '../../lib/protocol/index.ts';
 import type { MesoScheduler } from '../../lib/sdk/scheduler.ts';
-import { partitionable } from './fault-kit.ts';
-import { eventually, type Harness, Recorder, startHarness } from './harness.ts';
+import { forceReregistration, partitionable } from './fault-kit.ts';
+import { eventually, type Harness, Recorder, sleep, startHarness } from './harness.ts';
 
 // 5 missed 1 s heartbeats: tight enough to be quick, loose enough not to fire on a loaded machine.
 const LIVENESS = { heartbeatIntervalSeconds: 1, agentPingTimeouts: 5 };
@@ -30,7 +30,7 @@ async function framework(h: Harness, name: string, partitionAware: boolean) {
  * task's FIFO group in its command queue for the queue's visibility timeout (30 s). */
 async function quietCut(agent: { pendingStatusUpdates(): unknown[] }, net: { cut(): void }) {
   await eventually(async () => agent.pendingStatusUpdates().length === 0, 'acknowledgements');
-  await new Promise((r) => setTimeout(r, 500));
+  await sleep(500);
   net.cut();
 }
 
@@ -155,15 +155,7 @@ describe('partitioned agents', () => {
     const { s, r } = await framework(h, 'spurious', true);
     await launch(s, await r.takeOffer(agent.agentId), 's1');
     await r.update('s1', 'TASK_RUNNING');
-    const registered = new Promise<void>((resolve) => agent.once('registered', () => resolve()));
-    await h.controlPlane.deps.bus.send(agent.queueUrl, [
-      {
-        body: JSON.stringify({ v: 1, type: 'REREGISTER', agentId: agent.agentId, reason: 'test' }),
-        groupId: 'control',
-        dedupId: `spurious-${Date.now()}`,
-      },
-    ]);
-    await registered;
+    await forceReregistration(h, agent.agentId);
     const seen = r.updates.length;
     await s.reconcile([{ taskId: 's1', agentId: agent.agentId }]);
     await r.until(() => r.updates.slice(seen).some((u) => u.taskId === 's1'));

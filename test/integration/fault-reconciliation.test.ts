@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskStatus } from '../../lib/protocol/index.ts';
-import { droppingBus, partitionable } from './fault-kit.ts';
-import { eventually, type Harness, Recorder, startHarness } from './harness.ts';
+import type { MesoScheduler } from '../../lib/sdk/scheduler.ts';
+import { droppingBus, forceReregistration, partitionable } from './fault-kit.ts';
+import { eventually, type Harness, type Recorder, sleep, startHarness } from './harness.ts';
 
 /** LAUNCHes the test wants lost on the way to the agent (Mesos tests drop RunTaskMessage). */
 const dropLaunch = new Set<string>();
@@ -33,12 +34,8 @@ describe('reconciliation', () => {
   });
   afterAll(async () => h?.stop());
 
-  async function framework(name: string, partitionAware: boolean, autoAcknowledge = true) {
-    const s = h.scheduler({ name, partitionAware, autoAcknowledge });
-    const r = new Recorder(s);
-    await s.subscribe();
-    return { s, r };
-  }
+  const framework = (name: string, partitionAware: boolean, autoAcknowledge = true) =>
+    h.framework({ name, partitionAware, autoAcknowledge });
 
   /** The answers to one RECONCILE (updates with REASON_RECONCILIATION after `from`). */
   async function reconcile(
@@ -51,16 +48,11 @@ describe('reconciliation', () => {
     await s.reconcile(tasks);
     const answers = () => r.updates.slice(from).filter((u) => u.reason === 'REASON_RECONCILIATION');
     await r.until(() => answers().length >= expected);
-    await new Promise((res) => setTimeout(res, 300)); // nothing more should come
+    await sleep(300); // nothing more should come
     return answers();
   }
 
-  async function runTask(
-    s: Awaited<ReturnType<typeof framework>>['s'],
-    r: Recorder,
-    taskId: string,
-    command: string,
-  ) {
+  async function runTask(s: MesoScheduler, r: Recorder, taskId: string, command: string) {
     const offer = await r.takeOffer();
     await s.accept(
       [offer.offerId],
@@ -154,21 +146,7 @@ async function launchLost(h: Harness, frameworkId: string, taskId: string): Prom
     async () => !!(await h.controlPlane.deps.store.get('tasks', { frameworkId, taskId })),
     'the launch',
   );
-  await new Promise((res) => setTimeout(res, 500));
-}
-
-/** Tells an agent to register again (what the registry does when it finds it unreachable). */
-async function forceReregistration(h: Harness, agentId: string): Promise<void> {
-  const agent = h.agents.find((a) => a.agentId === agentId)!;
-  const registered = new Promise<void>((resolve) => agent.once('registered', () => resolve()));
-  await h.controlPlane.deps.bus.send(agent.queueUrl, [
-    {
-      body: JSON.stringify({ v: 1, type: 'REREGISTER', agentId, reason: 'test' }),
-      groupId: 'control',
-      dedupId: `rereg-${Date.now()}-${Math.random()}`,
-    },
-  ]);
-  await registered;
+  await sleep(500);
 }
 
 describe('agent ↔ registry reconciliation', () => {
@@ -181,9 +159,7 @@ describe('agent ↔ registry reconciliation', () => {
   it('ReconcileRace: a stale REGISTER that misses a launched task does not make it lost', async () => {
     const net = partitionable(h.cluster.aws);
     const agent = await h.startAgent({ sqs: net.client });
-    const s = h.scheduler({ name: 'race', partitionAware: false });
-    const r = new Recorder(s);
-    await s.subscribe();
+    const { s, r } = await h.framework({ name: 'race', partitionAware: false });
     const offer = await r.takeOffer(agent.agentId);
     // The agent registers again, but its REGISTER (listing no task) is held back...
     net.holdRegisters();
@@ -220,9 +196,7 @@ describe('agent ↔ registry reconciliation', () => {
   it('RecoveredAgent: an agent that restarts without its tasks has them reconciled to an end, and its resources freed', async () => {
     const workDir = await mkdtemp(join(tmpdir(), 'meso-agent-'));
     const first = await h.startAgent({ workDir });
-    const s = h.scheduler({ name: 'restart', partitionAware: true });
-    const r = new Recorder(s);
-    await s.subscribe();
+    const { s, r } = await h.framework({ name: 'restart', partitionAware: true });
     const offer = await r.takeOffer(first.agentId);
     await s.accept(
       [offer.offerId],
@@ -242,7 +216,7 @@ describe('agent ↔ registry reconciliation', () => {
     await first.stop();
     // Its last long poll (2 s) must end first: an abandoned receive can still take a message and
     // hide its FIFO group for the queue's visibility timeout (30 s).
-    await new Promise((res) => setTimeout(res, 2_500));
+    await sleep(2_500);
     const second = await h.startAgent({ workDir });
     expect(second.agentId).toBe(first.agentId);
     const end = await r.terminal('orphan');

@@ -37,6 +37,8 @@ export interface Harness {
   readonly violations: string[];
   startAgent(opts?: Partial<AgentOptions>): Promise<Agent>;
   scheduler(opts?: Partial<SchedulerSettings>): MesoScheduler;
+  /** A scheduler with a {@link Recorder} on its events, subscribed. */
+  framework(opts?: Partial<SchedulerSettings>): Promise<{ s: MesoScheduler; r: Recorder }>;
   stop(): Promise<void>;
 }
 
@@ -124,6 +126,19 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   };
   for (let i = 0; i < (opts.agents ?? 1); i++) await startAgent();
 
+  const scheduler = (o: Partial<SchedulerSettings> = {}) => {
+    const s = new MesoScheduler({
+      sqs,
+      schedulerCallsQueueUrl: cluster.queues.schedulerCalls,
+      prefix: cluster.prefix,
+      name: 'test',
+      waitSeconds: 2,
+      ...o,
+    });
+    schedulers.push(s);
+    return s;
+  };
+
   return {
     cluster,
     controlPlane,
@@ -131,17 +146,12 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     agents,
     violations,
     startAgent,
-    scheduler(o = {}) {
-      const s = new MesoScheduler({
-        sqs,
-        schedulerCallsQueueUrl: cluster.queues.schedulerCalls,
-        prefix: cluster.prefix,
-        name: 'test',
-        waitSeconds: 2,
-        ...o,
-      });
-      schedulers.push(s);
-      return s;
+    scheduler,
+    async framework(o = {}) {
+      const s = scheduler(o);
+      const r = new Recorder(s);
+      await s.subscribe();
+      return { s, r };
     },
     async stop() {
       await Promise.all(schedulers.map((s) => s.close({ deleteQueue: true }).catch(() => {})));
@@ -153,6 +163,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
   };
 }
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Resolves when `predicate` holds for an event `on` delivers. */
 export function waitForEvent<T>(
@@ -173,7 +185,7 @@ export async function eventually<T>(
     const v = await fn();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentRecord } from '../../lib/core/model.ts';
 import type { Item } from '../../lib/ports/store.ts';
-import { eventually, type Harness, Recorder, startHarness } from './harness.ts';
+import { eventually, type Harness, startHarness } from './harness.ts';
 
 describe('task lifecycle', () => {
   let h: Harness;
@@ -17,18 +17,11 @@ describe('task lifecycle', () => {
   });
   afterAll(async () => h?.stop());
 
-  async function framework(name: string) {
-    const s = h.scheduler({ name });
-    const r = new Recorder(s);
-    await s.subscribe();
-    return { s, r };
-  }
-
   const agentRow = async () =>
     (await h.controlPlane.deps.store.get<AgentRecord & Item>('agents', { agentId: h.agents[0]!.agentId }))!;
 
   it('KILL of a long-running task gives TASK_KILLED after SIGTERM', async () => {
-    const { s, r } = await framework('kill-term');
+    const { s, r } = await h.framework({ name: 'kill-term' });
     const offer = await r.takeOffer();
     await s.accept(
       [offer.offerId],
@@ -50,7 +43,7 @@ describe('task lifecycle', () => {
   });
 
   it('a task that ignores SIGTERM is killed with SIGKILL after its grace period', async () => {
-    const { s, r } = await framework('kill-hard');
+    const { s, r } = await h.framework({ name: 'kill-hard' });
     const offer = await r.takeOffer();
     await s.accept(
       [offer.offerId],
@@ -79,7 +72,7 @@ describe('task lifecycle', () => {
   });
 
   it('a failing command gives TASK_FAILED with its exit code and the tail of stderr', async () => {
-    const { s, r } = await framework('fail');
+    const { s, r } = await h.framework({ name: 'fail' });
     const offer = await r.takeOffer();
     await s.accept(
       [offer.offerId],
@@ -100,7 +93,7 @@ describe('task lifecycle', () => {
   });
 
   it('a task larger than its offer gives TASK_ERROR and launches nothing', async () => {
-    const { s, r } = await framework('too-big');
+    const { s, r } = await h.framework({ name: 'too-big' });
     const offer = await r.takeOffer();
     await s.accept(
       [offer.offerId],
@@ -122,7 +115,7 @@ describe('task lifecycle', () => {
   });
 
   it('a launch on an expired offer gives TASK_DROPPED and launches nothing', async () => {
-    const { s, r } = await framework('expired');
+    const { s, r } = await h.framework({ name: 'expired' });
     const offer = await r.takeOffer();
     // The control plane's clock is now just past the offer's expiry (the harness's offer timeout
     // is 30 s) — not so far that agents look silent.
@@ -153,7 +146,7 @@ describe('task lifecycle', () => {
   });
 
   it('a launch on a rescinded offer gives TASK_DROPPED and launches nothing', async () => {
-    const { s, r } = await framework('rescinded');
+    const { s, r } = await h.framework({ name: 'rescinded' });
     const offer = await r.takeOffer();
     // Rescind it as the offer timer would.
     const { rescindOffer } = await import('../../lib/control/allocation.ts');
@@ -178,7 +171,7 @@ describe('task lifecycle', () => {
   });
 
   it('a duplicate task id gives TASK_ERROR and launches nothing more', async () => {
-    const { s, r } = await framework('dup');
+    const { s, r } = await h.framework({ name: 'dup' });
     const first = await r.takeOffer();
     await s.accept(
       [first.offerId],

@@ -21,7 +21,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { bundleAgentSync } from '../../../agent/bundle.ts';
-import type { MesoControlPlane } from './control-plane.ts';
+import { agentStatements, type MesoControlPlane } from './control-plane.ts';
 
 /** Agent ids name the agent's queue: letters, digits, `-` and `_`, at most 64. */
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -29,30 +29,6 @@ const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** `<prefix>-agent-<agentId>.fifo`'s ARN in the control plane's account and region. */
 export function agentQueueArn(scope: Construct, prefix: string, agentId: string): string {
   return Arn.format({ service: 'sqs', resource: `${prefix}-agent-${agentId}.fifo` }, Stack.of(scope));
-}
-
-/** The SQS actions an agent uses on its own command queue (create it, long-poll it, delete what it handled). */
-export const AGENT_QUEUE_ACTIONS = [
-  'sqs:CreateQueue',
-  'sqs:GetQueueUrl',
-  'sqs:ReceiveMessage',
-  'sqs:DeleteMessage',
-] as const;
-
-/** What an agent may do: send to agent-calls and use the command queue(s) named by `queueArn`. */
-export function agentStatements(controlPlane: MesoControlPlane, queueArn: string): iam.PolicyStatement[] {
-  return [
-    new iam.PolicyStatement({
-      sid: 'SendAgentCalls',
-      actions: ['sqs:SendMessage', 'sqs:GetQueueUrl'],
-      resources: [controlPlane.queues.agentCalls.queueArn],
-    }),
-    new iam.PolicyStatement({
-      sid: 'OwnCommandQueue',
-      actions: [...AGENT_QUEUE_ACTIONS],
-      resources: [queueArn],
-    }),
-  ];
 }
 
 export interface MesoAgentFleetProps {
@@ -283,7 +259,10 @@ export class MesoOnPremAgent extends Construct {
     }
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
       description: `Meso agent ${agentId} (${controlPlane.prefix}): agent calls and its own queue only`,
-      statements: agentStatements(controlPlane, agentQueueArn(this, controlPlane.prefix, agentId)),
+      statements: agentStatements(controlPlane.queues.agentCalls.queueArn, {
+        sid: 'OwnCommandQueue',
+        arn: agentQueueArn(this, controlPlane.prefix, agentId),
+      }),
     });
     if (props.trustAnchorArn) {
       const principal = new iam.ServicePrincipal('rolesanywhere.amazonaws.com').withConditions({

@@ -63,6 +63,28 @@ export const FUNCTION_ACCESS: Readonly<Record<ControlPlaneFunction, FunctionAcce
   sweep: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator', 'timers'] },
 };
 
+/**
+ * What an agent may do: send to agent-calls (`agentCallsArn`) and use its command queue(s)
+ * (`own`: every `<prefix>-agent-*`, or one agent's): create it, long-poll it, delete what it handled.
+ */
+export function agentStatements(
+  agentCallsArn: string,
+  own: { readonly sid: string; readonly arn: string },
+): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'SendAgentCalls',
+      actions: ['sqs:SendMessage', 'sqs:GetQueueUrl'],
+      resources: [agentCallsArn],
+    }),
+    new iam.PolicyStatement({
+      sid: own.sid,
+      actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'],
+      resources: [own.arn],
+    }),
+  ];
+}
+
 /** Memory per function, MB. The allocator sorts and bin-packs whole shards, so it gets more (and more CPU). */
 const MEMORY_MB: Readonly<Record<ControlPlaneFunction, number>> = {
   registry: 512,
@@ -321,18 +343,10 @@ export class MesoControlPlane extends Construct {
     });
     this.agentPolicy = new iam.ManagedPolicy(this, 'MesoAgentPolicy', {
       description: `A Meso agent (${prefix}): send calls, own its <prefix>-agent-* command queue`,
-      statements: [
-        new iam.PolicyStatement({
-          sid: 'SendAgentCalls',
-          actions: ['sqs:SendMessage', 'sqs:GetQueueUrl'],
-          resources: [this.queues.agentCalls.queueArn],
-        }),
-        new iam.PolicyStatement({
-          sid: 'OwnCommandQueues',
-          actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'],
-          resources: [Arn.format({ service: 'sqs', resource: `${prefix}-agent-*` }, Stack.of(this))],
-        }),
-      ],
+      statements: agentStatements(this.queues.agentCalls.queueArn, {
+        sid: 'OwnCommandQueues',
+        arn: Arn.format({ service: 'sqs', resource: `${prefix}-agent-*` }, Stack.of(this)),
+      }),
     });
   }
 

@@ -256,10 +256,9 @@ describe('a framework that comes back', () => {
 });
 
 describe('calls of a disconnected framework', () => {
-  it('DisconnectedSchedulerLaunchLost: a launch gets TASK_LOST (REASON_MASTER_DISCONNECTED) and an ERROR to subscribe again', async () => {
-    const t = await setup();
-    await disconnectFramework(t.deps, 'fw', 'test', { force: true });
-    await call(t, {
+  /** An ACCEPT launching task `late` on offer o1@a1. */
+  const acceptLate = (t: TestControl) =>
+    call(t, {
       type: 'ACCEPT',
       frameworkId: 'fw',
       offerIds: ['o1@a1'],
@@ -270,6 +269,11 @@ describe('calls of a disconnected framework', () => {
         },
       ],
     });
+
+  it('DisconnectedSchedulerLaunchLost: a launch gets TASK_LOST (REASON_MASTER_DISCONNECTED) and an ERROR to subscribe again', async () => {
+    const t = await setup();
+    await disconnectFramework(t.deps, 'fw', 'test', { force: true });
+    await acceptLate(t);
     const events = t.bus.events(fwQueue('fw'));
     expect(events).toContainEqual(
       expect.objectContaining({
@@ -291,17 +295,7 @@ describe('calls of a disconnected framework', () => {
   it('DisconnectedSchedulerLaunchDropped: partition-aware frameworks get TASK_DROPPED', async () => {
     const t = await setup({ partitionAware: true });
     await disconnectFramework(t.deps, 'fw', 'test', { force: true });
-    await call(t, {
-      type: 'ACCEPT',
-      frameworkId: 'fw',
-      offerIds: ['o1@a1'],
-      operations: [
-        {
-          type: 'LAUNCH',
-          tasks: [{ taskId: 'late', agentId: 'a1', resources: { cpus: 1 }, command: { value: 'true' } }],
-        },
-      ],
-    });
+    await acceptLate(t);
     expect(t.bus.events(fwQueue('fw'))).toContainEqual(
       expect.objectContaining({
         status: expect.objectContaining({ state: 'TASK_DROPPED', reason: 'REASON_MASTER_DISCONNECTED' }),

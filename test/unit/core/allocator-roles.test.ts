@@ -7,8 +7,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   type AllocatedOffer,
-  type AllocationAgent,
-  type AllocationFramework,
   type AllocationInput,
   type AllocationTrace,
   allocate,
@@ -29,26 +27,7 @@ import {
 } from '../../../lib/core/resources.ts';
 import type { Quantities, RoleConfig } from '../../../lib/core/roles.ts';
 import { dominantShare, isWithinRole } from '../../../lib/core/sorter/index.ts';
-
-const agent = (agentId: string, total: string, free = total, active = true): AllocationAgent => ({
-  agentId,
-  total: parse(total),
-  free: parse(free),
-  active,
-});
-
-const fw = (
-  frameworkId: string,
-  roles: string[],
-  extra: Partial<AllocationFramework> = {},
-): AllocationFramework => ({
-  frameworkId,
-  active: true,
-  roles,
-  allocated: EMPTY,
-  filters: {},
-  ...extra,
-});
+import { agent, fw } from './helpers.ts';
 
 const q = (cpus: number, mem?: number): Quantities => ({
   cpus: cpus * 1000,

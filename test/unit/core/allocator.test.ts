@@ -25,13 +25,7 @@ import {
   type HierarchicalSorterOptions,
   type Scalars,
 } from '../../../lib/core/sorter/index.ts';
-
-const agent = (agentId: string, total: string, free = total, active = true): AllocationAgent => ({
-  agentId,
-  total: parse(total),
-  free: parse(free),
-  active,
-});
+import { agent } from './helpers.ts';
 
 const framework = (
   frameworkId: string,

@@ -1,26 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { AllocationAgent, AllocationFramework, AllocationInput } from '../../../lib/core/allocator.ts';
+import type { AllocationInput } from '../../../lib/core/allocator.ts';
 import { explain, formatExplanation, summarizeRoles } from '../../../lib/core/explain.ts';
-import { EMPTY, parse } from '../../../lib/core/resources.ts';
+import { parse } from '../../../lib/core/resources.ts';
+import { agent, fw } from './helpers.ts';
 
-const agent = (agentId: string, total: string, free = total, active = true): AllocationAgent => ({
-  agentId,
-  total: parse(total),
-  free: parse(free),
-  active,
-});
-const fw = (
-  frameworkId: string,
-  roles: string[],
-  extra: Partial<AllocationFramework> = {},
-): AllocationFramework => ({
-  frameworkId,
-  active: true,
-  roles,
-  allocated: EMPTY,
-  filters: {},
-  ...extra,
-});
 const codes = (input: AllocationInput, s: Parameters<typeof explain>[1]) =>
   explain(input, s).frameworks.flatMap((f) => f.findings.map((x) => `${x.code}:${x.agents}`));
 
