@@ -17,7 +17,7 @@ import { credentialOrigin } from '../lib/adapters/credentials.ts';
 import { createSqsHttpClient, signsWithLocalCredentials } from '../lib/adapters/sqs-http.ts';
 import { loadClusterConfig } from '../lib/config/cluster.ts';
 import { EMPTY, format, ResourceError } from '../lib/core/resources.ts';
-import { DEFAULT_PREFIX } from '../lib/infra/definition.ts';
+import { DEFAULT_PREFIX } from '../lib/definition/tables-queues.ts';
 import { AGENT_VERSION, Agent } from './agent.ts';
 import { ec2Attributes, looksLikeEc2 } from './ec2.ts';
 import {

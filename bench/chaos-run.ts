@@ -39,7 +39,7 @@ import { agentFree } from '../lib/control/records.ts';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../lib/core/model.ts';
 import { add, contains, EMPTY } from '../lib/core/resources.ts';
 import { isTerminal } from '../lib/core/task-state.ts';
-import type { QueueName } from '../lib/infra/definition.ts';
+import type { QueueName } from '../lib/definition/tables-queues.ts';
 import { type LocalControlPlane, startLocalControlPlane } from '../lib/local/control-plane.ts';
 import type { Bus } from '../lib/ports/bus.ts';
 import { ConditionFailedError, type Item, type Store, type WriteOp } from '../lib/ports/store.ts';

@@ -1,8 +1,8 @@
 // The CDK app: `npx cdk synth` / `npx cdk deploy [-c prefix=meso-dev] [-c agents=2]`.
 import { App } from 'aws-cdk-lib';
 import { InstanceType } from 'aws-cdk-lib/aws-ec2';
+import { DEFAULT_PREFIX } from '../lib/definition/tables-queues.ts';
 import { MesoStack } from '../lib/infra/cdk/stack.ts';
-import { DEFAULT_PREFIX } from '../lib/infra/definition.ts';
 
 const app = new App();
 const context: unknown = app.node.tryGetContext('prefix');

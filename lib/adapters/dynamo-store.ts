@@ -15,7 +15,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { TABLES, type TableName } from '../infra/definition.ts';
+import { TABLES, type TableName } from '../definition/tables-queues.ts';
 import { ConditionFailedError, type Item, type Store, type WriteOp } from '../ports/store.ts';
 import { countCalls } from './api-calls.ts';
 import { type AwsConfig, awsConfigFromEnv, clientOptions } from './aws-config.ts';

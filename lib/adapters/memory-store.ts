@@ -2,7 +2,7 @@
  * An in-memory Store with the same conditional semantics as DynamoStore, for unit tests of the
  * control layer and for the pure benchmarks. Not used against AWS.
  */
-import { TABLES, type TableName } from '../infra/definition.ts';
+import { TABLES, type TableName } from '../definition/tables-queues.ts';
 import { ConditionFailedError, type Item, type Store, type WriteOp } from '../ports/store.ts';
 
 const clone = <T>(v: T): T => structuredClone(v);

@@ -15,7 +15,7 @@ import {
   type RedriveReport,
   redriveDeadLetters,
 } from '../control/dlq.ts';
-import { QUEUES, type QueueName } from '../infra/definition.ts';
+import { QUEUES, type QueueName } from '../definition/tables-queues.ts';
 import { type CliIo, EXIT, line, UsageError } from './io.ts';
 
 export interface DlqDeps {

@@ -6,7 +6,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { type AwsConfig, awsConfigFromEnv } from '../adapters/aws-config.ts';
-import { DEFAULT_PREFIX, ENV, QUEUES, type QueueName, TABLES, type TableName } from '../infra/definition.ts';
+import {
+  DEFAULT_PREFIX,
+  ENV,
+  QUEUES,
+  type QueueName,
+  TABLES,
+  type TableName,
+} from '../definition/tables-queues.ts';
 
 export interface ClusterConfig {
   readonly aws: AwsConfig;

@@ -2,7 +2,7 @@
  * What the control-plane services need from the outside world. Lambda handlers build this from
  * the environment (`fromEnv.ts`); the local stack and tests build it from their own config.
  */
-import type { QueueName } from '../infra/definition.ts';
+import type { QueueName } from '../definition/tables-queues.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Clock, Ids } from '../ports/clock.ts';
 import type { Metrics } from '../ports/metrics.ts';

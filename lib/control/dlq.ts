@@ -24,7 +24,7 @@ import {
   type SQSClient,
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
-import { dlqName, QUEUES, type QueueName } from '../infra/definition.ts';
+import { dlqName, QUEUES, type QueueName } from '../definition/tables-queues.ts';
 
 export interface DeadLetter {
   readonly queue: QueueName;

@@ -15,7 +15,7 @@ import {
 } from '../control/deps.ts';
 import { createHandlers, type Handlers } from '../control/handlers.ts';
 import type { SqsHandler } from '../control/lambda.ts';
-import { QUEUES, type QueueName } from '../infra/definition.ts';
+import { QUEUES, type QueueName } from '../definition/tables-queues.ts';
 import type { Bus } from '../ports/bus.ts';
 import { type Clock, systemClock } from '../ports/clock.ts';
 import type { Metrics } from '../ports/metrics.ts';

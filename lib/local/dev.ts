@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { awsConfigFromEnv } from '../adapters/aws-config.ts';
 import { type ClusterConfig, configToEnv, DEV_FILE, type DevFile } from '../config/cluster.ts';
 import type { Logger } from '../control/deps.ts';
-import { DEFAULT_PREFIX } from '../infra/definition.ts';
+import { DEFAULT_PREFIX } from '../definition/tables-queues.ts';
 import { startLocalControlPlane } from './control-plane.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
 import { provision } from './provision.ts';

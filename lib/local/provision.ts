@@ -1,6 +1,6 @@
 /**
  * Creates Meso's tables and queues in an emulator (or LocalStack, or an account) from the one
- * definition in `lib/infra/definition.ts` — the same one the CDK constructs read — so local mode
+ * definition in `lib/definition/tables-queues.ts` — the same one the CDK constructs read — so local mode
  * and tests run against exactly what `cdk deploy` creates.
  */
 import {
@@ -36,7 +36,7 @@ import {
   type TableDef,
   type TableName,
   tableName,
-} from '../infra/definition.ts';
+} from '../definition/tables-queues.ts';
 
 export interface ProvisionConfig {
   readonly aws: AwsConfig;

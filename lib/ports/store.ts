@@ -4,7 +4,7 @@
  * write of several items is one transaction. Adapters: DynamoDB (`lib/adapters/dynamo-store.ts`)
  * and an in-memory store for unit tests (`lib/adapters/memory-store.ts`).
  */
-import type { TableName } from '../infra/definition.ts';
+import type { TableName } from '../definition/tables-queues.ts';
 
 export type Item = Record<string, unknown>;
 

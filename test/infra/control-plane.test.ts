@@ -9,14 +9,6 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  type ControlPlaneFunction,
-  FUNCTION_ACCESS,
-  type FunctionAccess,
-  functionTimeout,
-  MesoControlPlane,
-} from '../../lib/infra/cdk/control-plane.ts';
-import { MesoStack } from '../../lib/infra/cdk/stack.ts';
-import {
   DEFAULT_PREFIX,
   dlqName,
   ENV,
@@ -28,7 +20,15 @@ import {
   type TableDef,
   type TableName,
   tableName,
-} from '../../lib/infra/definition.ts';
+} from '../../lib/definition/tables-queues.ts';
+import {
+  type ControlPlaneFunction,
+  FUNCTION_ACCESS,
+  type FunctionAccess,
+  functionTimeout,
+  MesoControlPlane,
+} from '../../lib/infra/cdk/control-plane.ts';
+import { MesoStack } from '../../lib/infra/cdk/stack.ts';
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Sid?: string };

@@ -6,7 +6,7 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { QUEUES } from '../../lib/infra/definition.ts';
+import { QUEUES } from '../../lib/definition/tables-queues.ts';
 import {
   type EventSource,
   type EventSourceOptions,

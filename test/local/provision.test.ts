@@ -17,7 +17,7 @@ import {
   type TableDef,
   type TableName,
   tableName,
-} from '../../lib/infra/definition.ts';
+} from '../../lib/definition/tables-queues.ts';
 import { DLQ_RETENTION_SECONDS, provision } from '../../lib/local/provision.ts';
 import { createTestCluster, type TestCluster } from '../setup/cluster.ts';
 import { queueArn } from './helpers.ts';

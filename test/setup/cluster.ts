@@ -16,7 +16,7 @@ import { inject } from 'vitest';
 import type { AwsConfig } from '../../lib/adapters/aws-config.ts';
 import { createSqsClient } from '../../lib/adapters/sqs.ts';
 import type { ClusterConfig } from '../../lib/config/cluster.ts';
-import type { QueueName } from '../../lib/infra/definition.ts';
+import type { QueueName } from '../../lib/definition/tables-queues.ts';
 import { deprovision, provision } from '../../lib/local/provision.ts';
 import './provided.ts';
 

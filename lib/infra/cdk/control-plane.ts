@@ -1,5 +1,5 @@
 /**
- * The whole Meso control plane as one construct: the tables and queues of `../definition.ts`,
+ * The whole Meso control plane as one construct: the tables and queues of `lib/definition/tables-queues.ts`,
  * a dead-letter queue and an alarm per queue, the four Lambda functions, their event sources
  * and least-privilege roles, and the managed policies that frameworks and agents attach.
  */
@@ -31,7 +31,7 @@ import {
   type TableDef,
   type TableName,
   tableName,
-} from '../definition.ts';
+} from '../../definition/tables-queues.ts';
 
 /** Every Lambda function of the control plane: the queue consumers plus the scheduled sweep. */
 export type ControlPlaneFunction = FunctionName | 'sweep';

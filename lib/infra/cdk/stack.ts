@@ -1,7 +1,14 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type { Construct } from 'constructs';
-import { dlqName, QUEUES, type QueueName, queueName, TABLES, type TableName } from '../definition.ts';
+import {
+  dlqName,
+  QUEUES,
+  type QueueName,
+  queueName,
+  TABLES,
+  type TableName,
+} from '../../definition/tables-queues.ts';
 import { MesoAgentFleet, type MesoAgentFleetProps } from './agent-fleet.ts';
 import { MesoControlPlane, type MesoControlPlaneProps, pascal } from './control-plane.ts';
 
