@@ -33,13 +33,13 @@ import { createSqsClient, type SqsApi, SqsBus, sdkSqs } from '../lib/adapters/sq
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 import type { ClusterConfig } from '../lib/config/cluster.ts';
 import { deadLetterQueues, listDeadLetters } from '../lib/control/dlq.ts';
-import type { SqsHandler } from '../lib/control/lambda.ts';
 import { markGone } from '../lib/control/liveness.ts';
 import { agentFree } from '../lib/control/records.ts';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../lib/core/model.ts';
 import { add, contains, EMPTY } from '../lib/core/resources.ts';
 import { isTerminal } from '../lib/core/task-state.ts';
 import type { QueueName } from '../lib/definition/tables-queues.ts';
+import type { SqsHandler } from '../lib/lambda/lambda.ts';
 import { type LocalControlPlane, startLocalControlPlane } from '../lib/local/control-plane.ts';
 import type { Bus } from '../lib/ports/bus.ts';
 import { ConditionFailedError, type Item, type Store, type WriteOp } from '../lib/ports/store.ts';

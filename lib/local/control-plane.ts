@@ -13,9 +13,9 @@ import {
   DEFAULT_CONTROL_CONFIG,
   type Logger,
 } from '../control/deps.ts';
-import { createHandlers, type Handlers } from '../control/handlers.ts';
-import type { SqsHandler } from '../control/lambda.ts';
 import { QUEUES, type QueueName } from '../definition/tables-queues.ts';
+import { createHandlers, type Handlers } from '../lambda/handlers.ts';
+import type { SqsHandler } from '../lambda/lambda.ts';
 import type { Bus } from '../ports/bus.ts';
 import { type Clock, systemClock } from '../ports/clock.ts';
 import type { Metrics } from '../ports/metrics.ts';

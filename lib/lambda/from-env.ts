@@ -4,10 +4,10 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
+import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
 import { ENV, QUEUES, type QueueName, TABLES, type TableName } from '../definition/tables-queues.ts';
 import { systemClock } from '../ports/clock.ts';
 import type { Metrics } from '../ports/metrics.ts';
-import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from './deps.ts';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const v = env[name];

@@ -4,15 +4,15 @@
  * code runs in both.
  */
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { handleAgentCall } from '../control/agent-calls.ts';
+import { runAllocationCycle } from '../control/allocation.ts';
+import type { ControlDeps } from '../control/deps.ts';
+import { resilientStore } from '../control/retry.ts';
+import { handleSchedulerCall } from '../control/scheduler-calls.ts';
+import { runSweep } from '../control/sweep.ts';
+import { handleTimer } from '../control/timers.ts';
 import { AllocatorMessageSchema, parseMessage } from '../protocol/index.ts';
-import { handleAgentCall } from './agent-calls.ts';
-import { runAllocationCycle } from './allocation.ts';
-import type { ControlDeps } from './deps.ts';
 import { perRecordHandler, type SqsHandler } from './lambda.ts';
-import { resilientStore } from './retry.ts';
-import { handleSchedulerCall } from './scheduler-calls.ts';
-import { runSweep } from './sweep.ts';
-import { handleTimer } from './timers.ts';
 
 export interface Handlers {
   /** scheduler-calls and agent-calls queues. */
