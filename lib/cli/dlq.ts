@@ -7,14 +7,14 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
 import type { AwsConfig } from '../adapters/aws-config.ts';
-import { type ClusterConfig, ConfigError } from '../config/cluster.ts';
 import {
   type DeadLetter,
   deadLetterQueues,
   listDeadLetters,
   type RedriveReport,
   redriveDeadLetters,
-} from '../control/dlq.ts';
+} from '../adapters/dlq.ts';
+import { type ClusterConfig, ConfigError } from '../config/cluster.ts';
 import { QUEUES, type QueueName } from '../definition/tables-queues.ts';
 import { type CliIo, EXIT, line, UsageError } from './io.ts';
 

@@ -8,9 +8,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deadLetterQueues } from '../../lib/adapters/dlq.ts';
 import { SqsBus, sdkSqs } from '../../lib/adapters/sqs.ts';
 import { runProgram } from '../../lib/cli/program.ts';
-import { deadLetterQueues } from '../../lib/control/dlq.ts';
 import type { TaskRecord } from '../../lib/core/model.ts';
 import type { SqsHandler } from '../../lib/lambda/lambda.ts';
 import type { Bus } from '../../lib/ports/bus.ts';
