@@ -14,6 +14,7 @@
  * absent rather than empty, so the unreserved-only case (nearly all of them) allocates nothing
  * extra and takes the same fast paths as before.
  */
+import { ANY_ROLE, roleNameProblem } from '../protocol/role-name.ts';
 
 export const SCALARS = ['cpus', 'mem', 'disk', 'gpus'] as const;
 export type ScalarName = (typeof SCALARS)[number];
@@ -54,8 +55,8 @@ export interface WireResources extends WireScalarsAndPorts {
 
 export const SCALE = 1000;
 
-/** The role of unreserved resources. Reserving for it means nothing: `cpus(*):1` is `cpus:1`. */
-export const ANY_ROLE = '*';
+/** The role of unreserved resources (`*`) and the role-name rules are the protocol's. */
+export { ANY_ROLE, roleNameProblem };
 
 export const EMPTY: Resources = Object.freeze({
   cpus: 0,
@@ -406,25 +407,6 @@ export function fromWire(w: WireResources): Resources {
     reserved.push([role, partFromWire(w.reserved[role]!, role)]);
   }
   return withReserved(base, reserved);
-}
-
-/**
- * Why `role` is not a valid role name, or undefined when it is. Mesos's rules: `*` (the default
- * role) or `/`-separated segments, none empty, `.` or `..`, none starting with `-`, no
- * whitespace, backslash or parentheses (they would break the `cpus(role):1` syntax), at most
- * 256 characters.
- */
-export function roleNameProblem(role: string): string | undefined {
-  if (role === ANY_ROLE) return undefined;
-  if (role.length === 0) return 'it is empty';
-  if (role.length > 256) return 'it is longer than 256 characters';
-  if (/[\s\\()*,;:[\]]/.test(role)) return 'it contains whitespace or one of \\ ( ) * , ; : [ ]';
-  for (const seg of role.split('/')) {
-    if (seg === '') return 'it has an empty path segment (leading, trailing or double /)';
-    if (seg === '.' || seg === '..') return `it has a "${seg}" path segment`;
-    if (seg.startsWith('-')) return 'a path segment starts with -';
-  }
-  return undefined;
 }
 
 /**

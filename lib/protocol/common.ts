@@ -3,7 +3,7 @@
  * Every message on every queue is a JSON object `{ "v": 1, "type": "...", ... }`.
  */
 import { z } from 'zod';
-import { roleNameProblem } from '../core/resources.ts';
+import { roleNameProblem } from './role-name.ts';
 
 export const PROTOCOL_VERSION = 1 as const;
 
@@ -48,7 +48,7 @@ const WirePartSchema = z
 
 /**
  * A role name: `*` (the default role) or `/`-separated segments such as `eng/web` (Mesos's
- * rules; see `roleNameProblem` in lib/core/resources.ts).
+ * rules; see `roleNameProblem` in lib/protocol/role-name.ts).
  */
 export const Role = z.string().superRefine((role, ctx) => {
   const problem = roleNameProblem(role);
