@@ -14,15 +14,12 @@
  * attribute).
  */
 import { execFile } from 'node:child_process';
-import { lchownSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { TaskInfo } from '../../lib/protocol/common.ts';
-import { type ContainerDetection, DockerIsolator, detectContainerEngine } from '../containers.ts';
 import type { IsolationContext, Isolator, Limitation, SpawnSpec } from '../executor.ts';
-import { LaunchError } from '../executor.ts';
 import { type Cgroups, detectCgroups, type TaskCgroupState } from './cgroups.ts';
+import { type ContainerDetection, DockerIsolator, detectContainerEngine } from './containers.ts';
 import { listProcesses, type ProcStat, residentBytes, taskProcesses } from './proc.ts';
-import { agentUid, resolveUser, switchUserArgv, type TaskUser, type UserError, which } from './user.ts';
+import { agentUid, resolveUser, type TaskUser, type UserError, UserIsolator, which } from './user.ts';
 
 export type IsolationMode = 'cgroups-v2' | 'cgroups-v1' | 'process-tree' | 'none';
 
@@ -170,62 +167,6 @@ export class PidNamespaceIsolator implements Isolator {
     return {
       ...spec,
       outer: [[this.unshare, '--pid', '--fork', '--kill-child', '--mount-proc', '--'], ...(spec.outer ?? [])],
-    };
-  }
-}
-
-function chownTree(dir: string, uid: number, gid: number): void {
-  lchownSync(dir, uid, gid);
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    lchownSync(join(entry.parentPath, entry.name), uid, gid);
-  }
-}
-
-/** Runs the command as the task's user (`setpriv` inside the supervisor) and gives it the sandbox. */
-export class UserIsolator implements Isolator {
-  readonly name = 'user';
-  constructor(
-    readonly defaultUser: TaskUser | undefined,
-    readonly opts: { allowRoot: boolean; setpriv?: string; agentUid?: number },
-  ) {}
-
-  /** The user a task runs as (undefined: the agent's own). Throws LaunchError when it may not. */
-  userFor(task: TaskInfo): TaskUser | undefined {
-    let user = this.defaultUser;
-    if (task.command.user !== undefined) {
-      try {
-        user = resolveUser(task.command.user);
-      } catch (e) {
-        throw new LaunchError('REASON_CONTAINER_LAUNCH_FAILED', (e as Error).message);
-      }
-    }
-    const effective = user?.uid ?? this.opts.agentUid;
-    if (effective === 0 && !this.opts.allowRoot) {
-      throw new LaunchError(
-        'REASON_CONTAINER_LAUNCH_FAILED',
-        'refusing to run a task as root: the agent was not started with --allow-root-tasks',
-      );
-    }
-    return user;
-  }
-
-  async prepare(ctx: IsolationContext, spec: SpawnSpec): Promise<SpawnSpec> {
-    const user = this.userFor(ctx.task);
-    if (!user || user.uid === this.opts.agentUid) return spec;
-    if (this.opts.agentUid !== 0 || !this.opts.setpriv) {
-      throw new LaunchError(
-        'REASON_CONTAINER_LAUNCH_FAILED',
-        this.opts.agentUid !== 0
-          ? `cannot run the task as ${user.name}: the agent is not root`
-          : `cannot run the task as ${user.name}: setpriv (util-linux) is not installed`,
-      );
-    }
-    chownTree(ctx.sandbox, user.uid, user.gid);
-    ctx.state.user = { name: user.name, uid: user.uid, gid: user.gid };
-    return {
-      ...spec,
-      env: { USER: user.name, LOGNAME: user.name, ...spec.env },
-      inner: [switchUserArgv(this.opts.setpriv, user), ...(spec.inner ?? [])],
     };
   }
 }

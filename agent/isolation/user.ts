@@ -5,8 +5,11 @@
  * root. Root tasks need the operator's explicit `--allow-root-tasks`.
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, lchownSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import type { TaskInfo } from '../../lib/protocol/common.ts';
+import type { IsolationContext, Isolator, SpawnSpec } from '../executor.ts';
+import { LaunchError } from '../executor.ts';
 
 export interface TaskUser {
   readonly name: string;
@@ -84,4 +87,60 @@ export function switchUserArgv(setpriv: string, user: TaskUser): string[] {
 /** The agent's effective uid (0 when root); undefined where the platform has none. */
 export function agentUid(): number | undefined {
   return typeof process.geteuid === 'function' ? process.geteuid() : undefined;
+}
+
+function chownTree(dir: string, uid: number, gid: number): void {
+  lchownSync(dir, uid, gid);
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    lchownSync(join(entry.parentPath, entry.name), uid, gid);
+  }
+}
+
+/** Runs the command as the task's user (`setpriv` inside the supervisor) and gives it the sandbox. */
+export class UserIsolator implements Isolator {
+  readonly name = 'user';
+  constructor(
+    readonly defaultUser: TaskUser | undefined,
+    readonly opts: { allowRoot: boolean; setpriv?: string; agentUid?: number },
+  ) {}
+
+  /** The user a task runs as (undefined: the agent's own). Throws LaunchError when it may not. */
+  userFor(task: TaskInfo): TaskUser | undefined {
+    let user = this.defaultUser;
+    if (task.command.user !== undefined) {
+      try {
+        user = resolveUser(task.command.user);
+      } catch (e) {
+        throw new LaunchError('REASON_CONTAINER_LAUNCH_FAILED', (e as Error).message);
+      }
+    }
+    const effective = user?.uid ?? this.opts.agentUid;
+    if (effective === 0 && !this.opts.allowRoot) {
+      throw new LaunchError(
+        'REASON_CONTAINER_LAUNCH_FAILED',
+        'refusing to run a task as root: the agent was not started with --allow-root-tasks',
+      );
+    }
+    return user;
+  }
+
+  async prepare(ctx: IsolationContext, spec: SpawnSpec): Promise<SpawnSpec> {
+    const user = this.userFor(ctx.task);
+    if (!user || user.uid === this.opts.agentUid) return spec;
+    if (this.opts.agentUid !== 0 || !this.opts.setpriv) {
+      throw new LaunchError(
+        'REASON_CONTAINER_LAUNCH_FAILED',
+        this.opts.agentUid !== 0
+          ? `cannot run the task as ${user.name}: the agent is not root`
+          : `cannot run the task as ${user.name}: setpriv (util-linux) is not installed`,
+      );
+    }
+    chownTree(ctx.sandbox, user.uid, user.gid);
+    ctx.state.user = { name: user.name, uid: user.uid, gid: user.gid };
+    return {
+      ...spec,
+      env: { USER: user.name, LOGNAME: user.name, ...spec.env },
+      inner: [switchUserArgv(this.opts.setpriv, user), ...(spec.inner ?? [])],
+    };
+  }
 }

@@ -10,10 +10,10 @@ import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { containerRunArgs } from '../../agent/containers.ts';
 import { ec2Attributes, looksLikeEc2 } from '../../agent/ec2.ts';
 import { allowedAge, collectSandboxes } from '../../agent/gc.ts';
 import { applyInstall, envValue, planInstall, systemCertDir, uninstall } from '../../agent/install.ts';
+import { containerRunArgs } from '../../agent/isolation/containers.ts';
 import { agentClusterConfig, withEnvDefaults } from '../../agent/main.ts';
 import { shellTask, tempDir } from './helpers.ts';
 

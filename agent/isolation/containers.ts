@@ -15,10 +15,10 @@
  * (`.State.OOMKilled`) and reported as REASON_CONTAINER_LIMITATION_MEMORY.
  */
 import { execFile, spawn } from 'node:child_process';
-import type { IsolationContext, Isolator, Limitation, SpawnSpec } from './executor.ts';
-import { LaunchError } from './executor.ts';
-import type { UserIsolator } from './isolation/index.ts';
-import { which } from './isolation/user.ts';
+import type { IsolationContext, Isolator, Limitation, SpawnSpec } from '../executor.ts';
+import { LaunchError } from '../executor.ts';
+import type { UserIsolator } from './user.ts';
+import { which } from './user.ts';
 
 export interface ContainerEngine {
   readonly name: 'docker' | 'podman';
