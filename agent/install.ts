@@ -28,6 +28,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { AGENT_ENV_VARS, NODE_FLAGS } from '../lib/definition/agent-runtime.ts';
 import { listRuns } from './checkpoint.ts';
 import { Cgroups, type TaskCgroupState } from './isolation/cgroups.ts';
 import { isSameLiveProcess } from './isolation/proc.ts';
@@ -113,21 +114,6 @@ export function envValue(v: string): string {
 function unitWord(w: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `"${w.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
-
-/**
- * V8 trades speed for memory: the agent is I/O-bound, and this keeps its idle RSS ~12 MB lower
- * (a smaller young generation, a heap grown less eagerly; see docs/benchmarks.md).
- */
-export const NODE_FLAGS = ['--optimize-for-size'] as const;
-
-/**
- * The agent's process environment, as installed: glibc's malloc with a fixed mmap threshold.
- * By default glibc raises the threshold when a large block is freed, so later large blocks
- * (V8 compiling the bundle at start) come from the heap and stay there once freed — about 9 MB
- * of the agent's idle RSS (docs/benchmarks.md). Tasks do not inherit it: their environment is
- * built from scratch.
- */
-export const AGENT_ENV_VARS = { MALLOC_MMAP_THRESHOLD_: '131072' } as const;
 
 /** Hashed certificate directories (OpenSSL's `c_rehash` layout): Debian, Ubuntu, SUSE; RHEL 9, Fedora, Amazon Linux 2023. */
 export const CERT_DIRS = ['/etc/ssl/certs', '/etc/pki/ca-trust/extracted/pem/directory-hash'] as const;

@@ -28,13 +28,14 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { Agent } from '../agent/agent.ts';
-import { bundleAgent } from '../agent/bundle.ts';
-import { AGENT_ENV_VARS, killCheckpointedTasks, NODE_FLAGS } from '../agent/install.ts';
+import { killCheckpointedTasks } from '../agent/install.ts';
 import { detectIsolation } from '../agent/isolation/index.ts';
 import { silentLog } from '../agent/log.ts';
 import { createSqsClient, type SqsApi } from '../lib/adapters/sqs.ts';
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
+import { bundleAgent } from '../lib/build/agent-bundle.ts';
 import { configToEnv } from '../lib/config/cluster.ts';
+import { AGENT_ENV_VARS, NODE_FLAGS } from '../lib/definition/agent-runtime.ts';
 import { provision } from '../lib/local/provision.ts';
 import type { AgentCall, AgentCommand } from '../lib/protocol/agent.ts';
 import { percentile, sleep, startBenchEmulators } from './common.ts';

@@ -10,7 +10,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleAgentSync } from '../../agent/bundle.ts';
+import { bundleAgentSync } from '../../lib/build/agent-bundle.ts';
 import { MesoAgentFleet, MesoOnPremAgent } from '../../lib/infra/cdk/agent-fleet.ts';
 import { MesoControlPlane } from '../../lib/infra/cdk/control-plane.ts';
 

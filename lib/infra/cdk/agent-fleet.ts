@@ -20,7 +20,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
-import { bundleAgentSync } from '../../../agent/bundle.ts';
+import { bundleAgentSync } from '../../build/agent-bundle.ts';
 import { agentStatements, type MesoControlPlane } from './control-plane.ts';
 
 /** Agent ids name the agent's queue: letters, digits, `-` and `_`, at most 64. */

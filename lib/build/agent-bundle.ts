@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BuildOptions, build, buildSync, type OutputFile } from 'esbuild';
-import { AGENT_ENV_VARS, NODE_FLAGS } from './install.ts';
+import { AGENT_ENV_VARS, NODE_FLAGS } from '../definition/agent-runtime.ts';
 
-const ENTRY = fileURLToPath(new URL('../bin/meso-agent.ts', import.meta.url));
+const ENTRY = fileURLToPath(new URL('../../bin/meso-agent.ts', import.meta.url));
 
 /** Makes `require` exist in the ESM bundle, for CommonJS dependencies that call it. */
 const BANNER =
@@ -65,7 +65,7 @@ const options = (outfile: string): BuildOptions & { write: false } => ({
 function save(outfile: string, files: readonly OutputFile[]): void {
   const text = files[0]!.text.replace(/^#![^\n]*\n/, '');
   mkdirSync(dirname(outfile), { recursive: true });
-  // `env -S` passes the variables and flags (coreutils ≥ 8.30); see install.ts.
+  // `env -S` passes the variables and flags (coreutils ≥ 8.30); see agent/install.ts.
   const vars = Object.entries(AGENT_ENV_VARS).map(([k, v]) => `${k}=${v}`);
   writeFileSync(outfile, `#!/usr/bin/env -S ${[...vars, 'node', ...NODE_FLAGS].join(' ')}\n${text}`, {
     mode: 0o755,
@@ -83,7 +83,7 @@ export function bundleAgentSync(outfile: string): void {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const out = process.argv[2] ?? fileURLToPath(new URL('../dist/meso-agent.mjs', import.meta.url));
+  const out = process.argv[2] ?? fileURLToPath(new URL('../../dist/meso-agent.mjs', import.meta.url));
   await bundleAgent(out);
   process.stdout.write(`${out}\n`);
 }
