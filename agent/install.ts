@@ -29,6 +29,7 @@ import {
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AGENT_ENV_VARS, NODE_FLAGS } from '../lib/definition/agent-runtime.ts';
+import { ENV } from '../lib/definition/env.ts';
 import { listRuns } from './checkpoint.ts';
 import { Cgroups, type TaskCgroupState } from './isolation/cgroups.ts';
 import { isSameLiveProcess } from './isolation/proc.ts';
@@ -42,8 +43,8 @@ export const DEFAULT_BUNDLE_DIR = '/opt/meso-agent';
 
 /** The environment variables `meso-agent run` takes its defaults from. */
 export const AGENT_ENV = {
-  agentCalls: 'MESO_QUEUE_AGENT_CALLS',
-  prefix: 'MESO_PREFIX',
+  agentCalls: ENV.queues('agentCalls'),
+  prefix: ENV.prefix,
   workDir: 'MESO_AGENT_WORK_DIR',
   resources: 'MESO_AGENT_RESOURCES',
   attributes: 'MESO_AGENT_ATTRIBUTES',

@@ -23,6 +23,7 @@ import { type RoleChange, RoleSettingsError } from '../control/roles.ts';
 import { formatExplanation, type RoleSummary } from '../core/explain.ts';
 import { format, parse as parseResources, ResourceError, type Resources } from '../core/resources.ts';
 import { formatQuantities, parseQuantities, type Quantities } from '../core/roles.ts';
+import { ENV } from '../definition/env.ts';
 import { systemClock } from '../ports/clock.ts';
 import { noMetrics } from '../ports/metrics.ts';
 import { collect } from './args.ts';
@@ -48,7 +49,7 @@ export function connectToCluster(
 } {
   const sqs = createSqsClient(config.aws);
   const dynamo = createDynamoClient(config.aws);
-  const shards = opts.shards ?? Number(process.env.MESO_ALLOCATOR_SHARDS ?? DEFAULT_CONTROL_CONFIG.shards);
+  const shards = opts.shards ?? Number(process.env[ENV.allocatorShards] ?? DEFAULT_CONTROL_CONFIG.shards);
   const deps: ControlDeps = {
     store: new DynamoStore(dynamo, config.tables),
     bus: new SqsBus(sdkSqs(sqs)),

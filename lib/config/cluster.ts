@@ -6,9 +6,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { type AwsConfig, awsConfigFromEnv } from '../adapters/aws-config.ts';
+import { ENV } from '../definition/env.ts';
 import {
   DEFAULT_PREFIX,
-  ENV,
   QUEUES,
   type QueueName,
   TABLES,

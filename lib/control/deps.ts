@@ -2,6 +2,7 @@
  * What the control-plane services need from the outside world. Lambda handlers build this from
  * the environment (`lib/lambda/from-env.ts`); the local stack and tests build it from their own config.
  */
+import { ENV_DEFAULTS } from '../definition/env.ts';
 import type { QueueName } from '../definition/tables-queues.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Clock, Ids } from '../ports/clock.ts';
@@ -49,13 +50,13 @@ export interface ControlConfig {
 }
 
 export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
-  prefix: 'meso',
-  offerTimeoutSeconds: 60,
-  heartbeatIntervalSeconds: 15,
+  prefix: ENV_DEFAULTS.prefix,
+  offerTimeoutSeconds: ENV_DEFAULTS.offerTimeoutSeconds,
+  heartbeatIntervalSeconds: ENV_DEFAULTS.heartbeatIntervalSeconds,
   frameworkHeartbeatSeconds: 60,
   defaultRefuseSeconds: 5,
   maxRefuseSeconds: 31_536_000,
-  shards: 1,
+  shards: ENV_DEFAULTS.allocatorShards,
   agentPingTimeouts: 5,
   agentUnreachableTimeoutSeconds: 14 * 86_400,
   frameworkPingTimeouts: 3,

@@ -96,11 +96,4 @@ export function dlqName(prefix: string, def: Pick<QueueDef, 'name' | 'fifo'>): s
   return `${prefix}-${def.name}-dlq${def.fifo ? '.fifo' : ''}`;
 }
 
-/** Environment variables through which handlers learn their tables and queues. */
-export const ENV = {
-  prefix: 'MESO_PREFIX',
-  tables: (t: TableName) => `MESO_TABLE_${t.toUpperCase()}`,
-  queues: (q: QueueName) => `MESO_QUEUE_${q.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`,
-} as const;
-
 export const DEFAULT_PREFIX = 'meso';

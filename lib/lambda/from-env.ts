@@ -5,7 +5,8 @@ import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
-import { ENV, QUEUES, type QueueName, TABLES, type TableName } from '../definition/tables-queues.ts';
+import { ENV, ENV_DEFAULTS } from '../definition/env.ts';
+import { QUEUES, type QueueName, TABLES, type TableName } from '../definition/tables-queues.ts';
 import { systemClock } from '../ports/clock.ts';
 import type { Metrics } from '../ports/metrics.ts';
 
@@ -30,7 +31,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
     Object.keys(QUEUES).map((q) => [q, required(env, ENV.queues(q as QueueName))]),
   ) as Record<QueueName, string>;
   const logger = new Logger();
-  const pm = new PowertoolsMetrics({ namespace: env.POWERTOOLS_METRICS_NAMESPACE ?? 'Meso' });
+  const pm = new PowertoolsMetrics({ namespace: env[ENV.metricsNamespace] || ENV_DEFAULTS.metricsNamespace });
   const metrics: Metrics = {
     count(name, dimensions, value = 1) {
       if (!dimensions || Object.keys(dimensions).length === 0)
@@ -55,12 +56,12 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
       ...DEFAULT_CONTROL_CONFIG,
       queues,
       prefix: env[ENV.prefix] || DEFAULT_CONTROL_CONFIG.prefix,
-      offerTimeoutSeconds: num(env.MESO_OFFER_TIMEOUT_SECONDS, DEFAULT_CONTROL_CONFIG.offerTimeoutSeconds),
+      offerTimeoutSeconds: num(env[ENV.offerTimeoutSeconds], DEFAULT_CONTROL_CONFIG.offerTimeoutSeconds),
       heartbeatIntervalSeconds: num(
-        env.MESO_HEARTBEAT_INTERVAL_SECONDS,
+        env[ENV.heartbeatIntervalSeconds],
         DEFAULT_CONTROL_CONFIG.heartbeatIntervalSeconds,
       ),
-      shards: num(env.MESO_ALLOCATOR_SHARDS, DEFAULT_CONTROL_CONFIG.shards),
+      shards: num(env[ENV.allocatorShards], DEFAULT_CONTROL_CONFIG.shards),
     },
     flush: () => pm.publishStoredMetrics(),
   };

@@ -8,10 +8,10 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ENV } from '../../lib/definition/env.ts';
 import {
   DEFAULT_PREFIX,
   dlqName,
-  ENV,
   QUEUES,
   type QueueDef,
   type QueueName,

@@ -18,10 +18,10 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { ENV, ENV_DEFAULTS } from '../../definition/env.ts';
 import {
   DEFAULT_PREFIX,
   dlqName,
-  ENV,
   type FunctionName,
   QUEUES,
   type QueueDef,
@@ -101,20 +101,6 @@ const VISIBILITY_TO_TIMEOUT = 6;
 
 /** The sweep runs once a schedule period; it should finish before the next one starts. */
 const SWEEP_TIMEOUT = Duration.seconds(50);
-
-/** Default offer timeout (Mesos `--offer_timeout`), seconds. */
-export const DEFAULT_OFFER_TIMEOUT_SECONDS = 60;
-/** Default agent heartbeat interval, seconds (≈ $0.19 per agent-month through FIFO SQS, see DESIGN.md). */
-export const DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 15;
-
-/** Environment variables beyond `ENV` in `../definition.ts`. */
-export const EXTRA_ENV = {
-  offerTimeoutSeconds: 'MESO_OFFER_TIMEOUT_SECONDS',
-  heartbeatIntervalSeconds: 'MESO_HEARTBEAT_INTERVAL_SECONDS',
-} as const;
-
-/** CloudWatch namespace of the functions' Powertools metrics. */
-export const METRICS_NAMESPACE = 'Meso';
 
 /**
  * Makes `require` exist in the ESM bundle, so CommonJS dependencies that call it still work.
@@ -233,11 +219,11 @@ export class MesoControlPlane extends Construct {
     }
     const offerTimeoutSeconds = positiveInteger(
       'offerTimeoutSeconds',
-      props.offerTimeoutSeconds ?? DEFAULT_OFFER_TIMEOUT_SECONDS,
+      props.offerTimeoutSeconds ?? ENV_DEFAULTS.offerTimeoutSeconds,
     );
     const heartbeatIntervalSeconds = positiveInteger(
       'heartbeatIntervalSeconds',
-      props.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+      props.heartbeatIntervalSeconds ?? ENV_DEFAULTS.heartbeatIntervalSeconds,
     );
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.prefix = prefix;
@@ -271,9 +257,9 @@ export class MesoControlPlane extends Construct {
 
     const environment: Record<string, string> = {
       [ENV.prefix]: prefix,
-      [EXTRA_ENV.offerTimeoutSeconds]: String(offerTimeoutSeconds),
-      [EXTRA_ENV.heartbeatIntervalSeconds]: String(heartbeatIntervalSeconds),
-      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      [ENV.offerTimeoutSeconds]: String(offerTimeoutSeconds),
+      [ENV.heartbeatIntervalSeconds]: String(heartbeatIntervalSeconds),
+      [ENV.metricsNamespace]: ENV_DEFAULTS.metricsNamespace,
       NODE_OPTIONS: '--enable-source-maps',
     };
     for (const key of keys(TABLES)) environment[ENV.tables(key)] = this.tables[key].tableName;
