@@ -1,6 +1,6 @@
 /**
  * The allocator benchmark: one full allocation cycle in the pure core (lib/core/allocator.ts),
- * median of 5 after a warm-up, for the shapes issue 3 asks for, plus the DynamoDB calls one
+ * median of 5 after a warm-up, for the shapes in docs/benchmarks.md, plus the DynamoDB calls one
  * cycle costs on the emulators (`--emulators`, counted at the client).
  *
  * Run: `npm run bench:allocator` (or `npx tsx bench/allocator.ts [--quick] [--emulators]`).

@@ -13,7 +13,7 @@
  *   itself SIGKILLed (no handler runs then). Java cannot watch a Node IPC channel, so it runs
  *   under a tiny Node guardian that does it and takes Java down with it.
  * fauxqs runs in its own process (not in-process) so its CPU is not the control plane's: on a
- * 2-core machine the SDK's CPU is the SQS ceiling (see DESIGN.md, "Facts measured").
+ * 2-core machine the SDK's CPU is the SQS ceiling (docs/benchmarks.md gives the emulators' ceilings).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';

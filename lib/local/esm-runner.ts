@@ -28,7 +28,7 @@
  * with one ChangeMessageVisibilityBatch call: the delay is kept by SQS, not by a timer here, so
  * `stop()` has nothing to cancel and a restart loses nothing. Tests use 0 to retry at once.
  *
- * fauxqs caveats (see DESIGN.md): a FIFO receive returns at most one message per group, so FIFO
+ * fauxqs caveats: a FIFO receive returns at most one message per group, so FIFO
  * batches there hold one message per group; one new message wakes every long-poller; and a long
  * poll that is aborted still takes a message that arrives before its wait ends, which then stays
  * invisible until its visibility timeout. `stop()` aborts the receives, so use a fresh queue (or

@@ -1,7 +1,7 @@
 /**
  * The bus port: sends messages to queues by URL. FIFO queues (URL ending `.fifo`) need a group
  * id; the adapter derives a deduplication id from `dedupId` (or the body's hash when absent).
- * Adapter: SQS (`lib/adapters/sqs-bus.ts`).
+ * Adapter: SQS (`SqsBus` in `lib/adapters/sqs-api.ts`).
  */
 export interface OutboundMessage {
   readonly body: string;

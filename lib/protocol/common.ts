@@ -218,7 +218,7 @@ export const TASK_REASONS = [
   'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED',
   'REASON_TASK_UNHEALTHY',
   'REASON_RECONCILIATION',
-  /** Fault tolerance (issue 5): an unreachable agent came back; it was removed by an operator; a launch from a disconnected framework. */
+  /** Fault tolerance: an unreachable agent came back; it was removed by an operator; a launch from a disconnected framework. */
   'REASON_AGENT_REREGISTERED',
   'REASON_AGENT_REMOVED_BY_OPERATOR',
   'REASON_MASTER_DISCONNECTED',
