@@ -35,7 +35,7 @@ import type { ClusterConfig } from '../lib/config/cluster.ts';
 import { deadLetterQueues, listDeadLetters } from '../lib/control/dlq.ts';
 import type { SqsHandler } from '../lib/control/lambda.ts';
 import { markGone } from '../lib/control/liveness.ts';
-import { agentFree } from '../lib/control/records.ts';
+import { agentFree } from '../lib/core/ledger.ts';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../lib/core/model.ts';
 import { add, contains, EMPTY } from '../lib/core/resources.ts';
 import { isTerminal } from '../lib/core/task-state.ts';

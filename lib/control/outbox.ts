@@ -148,6 +148,21 @@ export async function flushOutbox(deps: ControlDeps, items: readonly OutboxItem[
 }
 
 /**
+ * Notices decided with no state change to ride with (a refused call): through the outbox all the
+ * same — written, sent, deleted — so every notice travels one way.
+ */
+export async function sendThroughOutbox(
+  deps: ControlDeps,
+  id: string,
+  messages: readonly OutboxMessage[],
+): Promise<void> {
+  if (messages.length === 0) return;
+  const { ops, items } = outboxWrites(id, messages, deps.clock.now());
+  await deps.store.write(ops);
+  await flushOutbox(deps, items);
+}
+
+/**
  * Sends what handlers left in the outbox (they died after their write): every item older than
  * `graceMs`. Run by the sweep. Returns how many items and messages it sent.
  */

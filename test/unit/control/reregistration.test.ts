@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { handleAgentCall } from '../../../lib/control/agent-calls.ts';
 import { markGone, markUnreachable } from '../../../lib/control/liveness.ts';
-import { forgetRoute } from '../../../lib/control/records.ts';
+import { forgetRoute } from '../../../lib/control/records/routes.ts';
 import { runSweep } from '../../../lib/control/sweep.ts';
 import { parse, toWire } from '../../../lib/core/resources.ts';
 import {

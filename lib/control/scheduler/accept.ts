@@ -1,0 +1,202 @@
+/**
+ * ACCEPT, read one way like an allocation cycle: read the agent its offers name and the task rows
+ * it would create → decide in lib/core (`planAccept`: the agent's next ledger, the tasks, what is
+ * refused, the refusal filter) → one conditional write of the agent, with the new task rows and
+ * the framework's notices in its outbox → LAUNCH commands to the agent, the notices sent, the
+ * filter written on the framework it already holds. A redelivered ACCEPT finds its offers spent
+ * and its tasks persisted, and re-sends the same LAUNCH commands (same deduplication ids).
+ */
+import type { AcceptOperation } from '../../core/accept.ts';
+import { type AcceptPlan, type AcceptRejection, planAccept } from '../../core/accept-plan.ts';
+import type { FrameworkRecord, TaskRecord } from '../../core/model.ts';
+import { agentOfOffer } from '../../core/offer-id.ts';
+import { fromWire } from '../../core/resources.ts';
+import type { Item, WriteOp } from '../../ports/store.ts';
+import type { CallOf, SchedulerEvent, TaskInfo } from '../../protocol/index.ts';
+import type { ControlDeps, InboundRecord } from '../deps.ts';
+import { nudgeAllocator, sendToAgent } from '../emit.ts';
+import {
+  flushOutbox,
+  type OutboxItem,
+  type OutboxMessage,
+  outboxWrites,
+  sendThroughOutbox,
+  toFramework,
+} from '../outbox.ts';
+import { updateAgent } from '../records/agents.ts';
+import { getTask } from '../records/tasks.ts';
+import { masterStatus } from '../statuses.ts';
+import { refuseSeconds, setFilters } from './filters.ts';
+
+type Accepted = { agentQueueUrl: string } & (
+  | { kind: 'again'; tasks: readonly TaskRecord[] }
+  | { kind: 'decided'; plan: Extract<AcceptPlan, { kind: 'decided' }>; tasks: TaskRecord[] }
+);
+
+export async function accept(
+  deps: ControlDeps,
+  record: InboundRecord,
+  fw: FrameworkRecord,
+  call: CallOf<'ACCEPT'>,
+): Promise<void> {
+  const infos = new Map<string, TaskInfo>();
+  for (const op of call.operations)
+    if (op.type === 'LAUNCH') for (const t of op.tasks) infos.set(t.taskId, t);
+  const agentIds = new Set(call.offerIds.map(agentOfOffer));
+  const agentId = agentIds.size === 1 ? [...agentIds][0] : undefined;
+  if (agentId === undefined) {
+    return dropAll(
+      deps,
+      record,
+      fw,
+      infos,
+      'offers in one ACCEPT must all be valid offers on the same agent',
+    );
+  }
+  const operations = acceptOperations(call);
+  const seconds = refuseSeconds(deps, call.filters?.refuseSeconds);
+  let items: OutboxItem[] = [];
+  const outcome = await updateAgent(deps.store, agentId, async (agent) => {
+    if (!agent) return { result: undefined };
+    const existing = await Promise.all(
+      [...infos.keys()].map((id) => getTask(deps.store, fw.frameworkId, id)),
+    );
+    const now = deps.clock.now();
+    const plan = planAccept({
+      frameworkId: fw.frameworkId,
+      agent,
+      offerIds: call.offerIds,
+      operations,
+      existing,
+      now,
+      refuseSeconds: seconds,
+    });
+    if (plan.kind === 'again')
+      return { result: { kind: 'again', tasks: plan.tasks, agentQueueUrl: agent.queueUrl } as Accepted };
+    const tasks = plan.launched.map(
+      (l): TaskRecord => ({
+        frameworkId: fw.frameworkId,
+        taskId: l.taskId,
+        agentId,
+        offerId: plan.offerId,
+        role: plan.role,
+        info: infos.get(l.taskId)!,
+        resources: l.resources,
+        state: 'TASK_STAGING',
+        status: masterStatus(now, fw.frameworkId, l.taskId, 'TASK_STAGING', undefined, 'launching', agentId),
+        seenUuids: [],
+        createdAt: now,
+        updatedAt: now,
+        version: 0,
+      }),
+    );
+    // What the framework must hear about what was not done goes in the outbox with the write: a
+    // redelivered ACCEPT finds its offers consumed and cannot work the refusals out again.
+    const outbox = outboxWrites(`accept.${record.messageId}`, notices(fw, record, now, plan), now);
+    items = outbox.items;
+    const rows = tasks.map(
+      (t): WriteOp => ({ kind: 'put', table: 'tasks', item: t as unknown as Item, expect: 'absent' }),
+    );
+    return {
+      ...(plan.ledger ? { set: plan.ledger as unknown as Item } : {}),
+      also: [...rows, ...outbox.ops],
+      result: { kind: 'decided', plan, tasks, agentQueueUrl: agent.queueUrl } as Accepted,
+    };
+  });
+  if (!outcome) return dropAll(deps, record, fw, infos, `agent ${agentId} is unknown`);
+
+  // Effects, re-sent identically on redelivery.
+  await sendToAgent(
+    deps,
+    outcome.agentQueueUrl,
+    outcome.tasks
+      .filter((t) => outcome.kind === 'decided' || t.state === 'TASK_STAGING')
+      .map((t) => ({
+        command: { v: 1, type: 'LAUNCH', frameworkId: fw.frameworkId, task: t.info },
+        dedupId: `launch.${fw.frameworkId}.${t.taskId}`,
+      })),
+  );
+  // A redelivered ACCEPT (its first attempt died after its write) still nudges: the resources it
+  // gave back may not have been offered again yet. Its refusal filter is not set twice.
+  if (outcome.kind === 'again') return nudgeAllocator(deps, `accept on ${agentId} (again)`);
+  const { plan } = outcome;
+  await flushOutbox(deps, items);
+  deps.metrics.count('TasksLaunched', {}, outcome.tasks.length);
+  for (const r of plan.rejected) deps.metrics.count('TasksRejected', { reason: r.reason });
+  if (plan.operationErrors.length > 0)
+    deps.metrics.count('OperationsDropped', {}, plan.operationErrors.length);
+  if (plan.filter) await setFilters(deps, fw, [plan.filter], plan.filter.seconds);
+  await nudgeAllocator(deps, `accept on ${agentId}`);
+}
+
+/** The UPDATEs for refused tasks and the ERROR for dropped operations, as outbox messages. */
+function notices(
+  fw: FrameworkRecord,
+  record: InboundRecord,
+  now: number,
+  plan: { readonly rejected: readonly AcceptRejection[]; readonly operationErrors: readonly string[] },
+): OutboxMessage[] {
+  const out: OutboxMessage[] = plan.rejected.map((r) =>
+    toFramework(
+      fw.queueUrl,
+      {
+        v: 1,
+        type: 'UPDATE',
+        status: masterStatus(now, fw.frameworkId, r.taskId, r.state, r.reason, r.message, r.agentId),
+      },
+      `accept.${record.messageId}.${r.taskId}`,
+    ),
+  );
+  if (plan.operationErrors.length > 0) {
+    const error: SchedulerEvent = {
+      v: 1,
+      type: 'ERROR',
+      code: 'INVALID_OPERATION',
+      message: plan.operationErrors.join('; '),
+      call: 'ACCEPT',
+    };
+    out.push(toFramework(fw.queueUrl, error, `accept-ops.${record.messageId}`));
+  }
+  return out;
+}
+
+/** An ACCEPT whose offers name no single known agent: every task is TASK_DROPPED. */
+async function dropAll(
+  deps: ControlDeps,
+  record: InboundRecord,
+  fw: FrameworkRecord,
+  infos: ReadonlyMap<string, TaskInfo>,
+  message: string,
+): Promise<void> {
+  const rejected: AcceptRejection[] = [...infos.values()].map((t) => ({
+    taskId: t.taskId,
+    agentId: t.agentId,
+    state: 'TASK_DROPPED',
+    reason: 'REASON_INVALID_OFFERS',
+    message,
+  }));
+  const now = deps.clock.now();
+  await sendThroughOutbox(
+    deps,
+    `accept.${record.messageId}`,
+    notices(fw, record, now, { rejected, operationErrors: [] }),
+  );
+  deps.metrics.count('TasksRejected', { reason: 'REASON_INVALID_OFFERS' }, rejected.length);
+}
+
+/** The operations of an ACCEPT in the core's form (resources in thousandths). */
+function acceptOperations(call: CallOf<'ACCEPT'>): AcceptOperation[] {
+  return call.operations.map((op): AcceptOperation => {
+    if (op.type === 'LAUNCH') {
+      return {
+        type: 'LAUNCH',
+        tasks: op.tasks.map((t) => ({
+          taskId: t.taskId,
+          agentId: t.agentId,
+          resources: fromWire(t.resources),
+        })),
+      };
+    }
+    return { type: op.type, resources: fromWire(op.resources) };
+  });
+}
