@@ -217,7 +217,6 @@ export async function runAllocationCycle(
   const decision = allocate(input, { shuffle: randomOrder });
   const decideMs = performance.now() - t0;
 
-  // One conditional write per agent, with every offer the cycle made on it.
   const byId = new Map(records.agents.map((a) => [a.agentId, a]));
   const perAgent = new Map<string, OfferRecord[]>();
   const expiresAt = now + deps.config.offerTimeoutSeconds * 1000;
@@ -231,44 +230,7 @@ export async function runAllocationCycle(
     };
     perAgent.set(o.agentId, [...(perAgent.get(o.agentId) ?? []), offer]);
   }
-  const made: { offer: OfferRecord; agent: AgentRecord }[] = [];
-  let conflicts = 0;
-  let failure: unknown;
-  // Settled, not all-or-nothing: when one write fails for good (throttled past the SDK's
-  // retries), the offers already written are still announced below before the cycle fails and
-  // is retried, instead of sitting unannounced until they expire.
-  const settled = await Promise.allSettled(
-    [...perAgent].map(async ([agentId, offers]) => {
-      const agent = byId.get(agentId)!;
-      try {
-        // Not retried: a lost race is left to the next cycle, which decides on the new state.
-        await deps.store.write([
-          {
-            kind: 'patch',
-            table: 'agents',
-            key: { agentId },
-            set: addOffers(agent, offers),
-            expect: agent.version,
-          },
-        ]);
-        for (const offer of offers) made.push({ offer, agent });
-      } catch (e) {
-        if (!isConflict(e)) {
-          failure ??= e;
-          return;
-        }
-        // A write retried after an ambiguous failure (a timeout) may have landed the first time:
-        // its fresh offer ids on the agent say so, and then the offers must be announced.
-        const after = await getAgent(deps.store, agentId);
-        if (after && offers.every((o) => after.offers[o.offerId])) {
-          for (const offer of offers) made.push({ offer, agent });
-          return;
-        }
-        conflicts++; // the agent changed since we read it: the next cycle decides again
-      }
-    }),
-  );
-  for (const r of settled) if (r.status === 'rejected') failure ??= r.reason;
+  const { made, conflicts, failure } = await writeOffers(deps, byId, perAgent);
 
   const fwById = new Map(records.frameworks.map((f) => [f.frameworkId, f]));
   const perFramework = new Map<string, Offer[]>();
@@ -307,6 +269,56 @@ export async function runAllocationCycle(
     expired,
     decideMs,
   };
+}
+
+/**
+ * One conditional write per agent, with every offer the cycle made on it. Not retried: a lost
+ * race is left to the next cycle, which decides on the new state.
+ */
+async function writeOffers(
+  deps: ControlDeps,
+  byId: ReadonlyMap<string, AgentRecord>,
+  perAgent: ReadonlyMap<string, OfferRecord[]>,
+): Promise<{ made: { offer: OfferRecord; agent: AgentRecord }[]; conflicts: number; failure: unknown }> {
+  const made: { offer: OfferRecord; agent: AgentRecord }[] = [];
+  let conflicts = 0;
+  let failure: unknown;
+  // Settled, not all-or-nothing: when one write fails for good (throttled past the SDK's
+  // retries), the offers already written are still announced by the cycle before it fails and
+  // is retried, instead of sitting unannounced until they expire.
+  const settled = await Promise.allSettled(
+    [...perAgent].map(async ([agentId, offers]) => {
+      const agent = byId.get(agentId)!;
+      try {
+        await deps.store.write([
+          {
+            kind: 'patch',
+            table: 'agents',
+            key: { agentId },
+            set: addOffers(agent, offers),
+            expect: agent.version,
+          },
+        ]);
+        for (const offer of offers) made.push({ offer, agent });
+      } catch (e) {
+        if (!isConflict(e)) {
+          failure ??= e;
+          return;
+        }
+        // A write retried after an ambiguous failure (a timeout) may have landed the first time:
+        // its fresh offer ids on the agent say so, and then the offers must be announced.
+        const after = await getAgent(deps.store, agentId);
+        if (after && offers.every((o) => after.offers[o.offerId])) {
+          for (const offer of offers) made.push({ offer, agent });
+          return;
+        }
+        conflicts++; // the agent changed since we read it: the next cycle decides again
+      }
+    }),
+  );
+  for (const r of settled) if (r.status === 'rejected') failure ??= r.reason;
+
+  return { made, conflicts, failure };
 }
 
 /**

@@ -10,7 +10,7 @@ import type { AgentRecord, FrameworkRecord, TaskRecord } from '../../core/model.
 import { fromWire } from '../../core/resources.ts';
 import { masterChange } from '../../core/task-change.ts';
 import type { Item, WriteOp } from '../../ports/store.ts';
-import type { AgentCallOf } from '../../protocol/index.ts';
+import type { AgentCallOf, AgentCommand } from '../../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToAgent, shardOf } from '../emit.ts';
 import { identityProblem } from '../identity.ts';
@@ -20,7 +20,7 @@ import { updateAgent } from '../records/agents.ts';
 import { getFramework } from '../records/frameworks.ts';
 import { forgetRoute } from '../records/routes.ts';
 import { getTask, statusChange } from '../records/tasks.ts';
-import { transact } from '../records/transact.ts';
+import { type Change, transact } from '../records/transact.ts';
 import { ownQueueProblem, type Rejection, reject } from '../reject.ts';
 import {
   planReregistration,
@@ -40,55 +40,9 @@ export async function register(
   const badQueue = ownQueueProblem(deps.config.prefix, 'agent', call.queueUrl);
   if (badQueue)
     return reject(deps, 'agent-calls', record, { code: 'INVALID', message: badQueue, call: 'REGISTER' });
-  const replyTo = { kind: 'agent' as const, queueUrl: call.queueUrl };
-  const outcome = await updateAgent(deps.store, call.agentId, async (existing) => {
-    const denied = identityProblem('agent', call.agentId, existing, record, 'REGISTER', {
-      claim: true,
-      replyTo,
-    });
-    if (denied) return { result: denied as Rejection | Registered };
-    if (existing?.status === 'GONE') {
-      const gone: Rejection = {
-        code: 'AGENT_GONE',
-        message: `agent ${call.agentId} was marked gone; it cannot register again (start it with a new agent id)`,
-        call: 'REGISTER',
-        replyTo,
-      };
-      return { result: gone };
-    }
-    // An agent that says what it runs is reconciled with what the registry knows on it.
-    const plan = call.tasks
-      ? await planFor(deps, call.agentId, call.tasks, existing?.tasks ?? {})
-      : undefined;
-    const now = deps.clock.now();
-    const next: AgentRecord = {
-      ...existing,
-      agentId: call.agentId,
-      principal: record.senderId,
-      hostname: call.hostname,
-      queueUrl: call.queueUrl,
-      // Dynamic reservations (RESERVE operations) survive a re-registration.
-      ...registeredTotal(fromWire(call.resources), existing?.dynamicReservations),
-      attributes: call.attributes,
-      status: 'ACTIVE',
-      // An UNREACHABLE agent's offers were rescinded; a registered one keeps its own.
-      offers: existing?.status === 'ACTIVE' ? existing.offers : {},
-      tasks: plan?.tasks ?? existing?.tasks ?? {},
-      registeredAt: existing?.registeredAt ?? now,
-      lastSeenAt: now,
-      unreachableAt: null,
-      pending: null,
-      shard: shardOf(call.agentId, deps.config.shards),
-      version: existing?.version ?? 0,
-    };
-    // The agent first: a transition to UNREACHABLE still under way sees it ACTIVE and stops.
-    const registered: Registered = {
-      agent: next,
-      ...(plan ? { plan } : {}),
-      wasUnreachable: existing?.status === 'UNREACHABLE',
-    };
-    return { put: next as unknown as Item, result: registered as Rejection | Registered };
-  });
+  const outcome = await updateAgent(deps.store, call.agentId, (existing) =>
+    registration(deps, record, call, existing),
+  );
   if ('code' in outcome) {
     if (outcome.code === 'AGENT_GONE') {
       // Mesos shuts a gone agent down; Meso tells it so and kills what it still runs.
@@ -106,12 +60,87 @@ export async function register(
   forgetRoute('agent', call.agentId); // its queue may have changed
   const { plan } = outcome;
   if (plan) await reviveTasks(deps, call.agentId, plan.revive);
-  await sendToAgent(deps, call.queueUrl, [
+  await sendToAgent(deps, call.queueUrl, registeredCommands(deps, record, call.agentId, plan));
+  if (plan && (plan.kill.length > 0 || plan.reconcile.length > 0 || plan.revive.length > 0)) {
+    deps.log.info('agent re-registered and reconciled', {
+      agentId: call.agentId,
+      wasUnreachable: outcome.wasUnreachable,
+      revived: plan.revive.length,
+      killed: plan.kill.map((k) => `${k.taskId}: ${k.why}`),
+      askedAbout: plan.reconcile.length,
+    });
+  }
+  deps.metrics.count(outcome.wasUnreachable ? 'AgentsReregistered' : 'AgentsRegistered');
+  await nudgeAllocator(deps, `agent ${call.agentId} registered`, [outcome.agent.shard]);
+}
+
+/** The change REGISTER makes to the agent's record as read (undefined: a new agent). */
+async function registration(
+  deps: ControlDeps,
+  record: InboundRecord,
+  call: AgentCallOf<'REGISTER'>,
+  existing: AgentRecord | undefined,
+): Promise<Change<Rejection | Registered>> {
+  const replyTo = { kind: 'agent' as const, queueUrl: call.queueUrl };
+  const denied = identityProblem('agent', call.agentId, existing, record, 'REGISTER', {
+    claim: true,
+    replyTo,
+  });
+  if (denied) return { result: denied };
+  if (existing?.status === 'GONE') {
+    const gone: Rejection = {
+      code: 'AGENT_GONE',
+      message: `agent ${call.agentId} was marked gone; it cannot register again (start it with a new agent id)`,
+      call: 'REGISTER',
+      replyTo,
+    };
+    return { result: gone };
+  }
+  // An agent that says what it runs is reconciled with what the registry knows on it.
+  const plan = call.tasks ? await planFor(deps, call.agentId, call.tasks, existing?.tasks ?? {}) : undefined;
+  const now = deps.clock.now();
+  const next: AgentRecord = {
+    ...existing,
+    agentId: call.agentId,
+    principal: record.senderId,
+    hostname: call.hostname,
+    queueUrl: call.queueUrl,
+    // Dynamic reservations (RESERVE operations) survive a re-registration.
+    ...registeredTotal(fromWire(call.resources), existing?.dynamicReservations),
+    attributes: call.attributes,
+    status: 'ACTIVE',
+    // An UNREACHABLE agent's offers were rescinded; a registered one keeps its own.
+    offers: existing?.status === 'ACTIVE' ? existing.offers : {},
+    tasks: plan?.tasks ?? existing?.tasks ?? {},
+    registeredAt: existing?.registeredAt ?? now,
+    lastSeenAt: now,
+    unreachableAt: null,
+    pending: null,
+    shard: shardOf(call.agentId, deps.config.shards),
+    version: existing?.version ?? 0,
+  };
+  // The agent first: a transition to UNREACHABLE still under way sees it ACTIVE and stops.
+  const registered: Registered = {
+    agent: next,
+    ...(plan ? { plan } : {}),
+    wasUnreachable: existing?.status === 'UNREACHABLE',
+  };
+  return { put: next as unknown as Item, result: registered };
+}
+
+/** REGISTERED, then a KILL for each task that must not run and RECONCILEs for those to ask about. */
+function registeredCommands(
+  deps: ControlDeps,
+  record: InboundRecord,
+  agentId: string,
+  plan: ReregistrationPlan | undefined,
+): { command: AgentCommand; dedupId: string }[] {
+  return [
     {
       command: {
         v: 1,
         type: 'REGISTERED',
-        agentId: call.agentId,
+        agentId,
         heartbeatIntervalSeconds: deps.config.heartbeatIntervalSeconds,
       },
       dedupId: `registered.${record.messageId}`,
@@ -126,18 +155,7 @@ export async function register(
           dedupId: `reregistered.${record.messageId}.reconcile.${i}`,
         }))
       : []),
-  ]);
-  if (plan && (plan.kill.length > 0 || plan.reconcile.length > 0 || plan.revive.length > 0)) {
-    deps.log.info('agent re-registered and reconciled', {
-      agentId: call.agentId,
-      wasUnreachable: outcome.wasUnreachable,
-      revived: plan.revive.length,
-      killed: plan.kill.map((k) => `${k.taskId}: ${k.why}`),
-      askedAbout: plan.reconcile.length,
-    });
-  }
-  deps.metrics.count(outcome.wasUnreachable ? 'AgentsReregistered' : 'AgentsRegistered');
-  await nudgeAllocator(deps, `agent ${call.agentId} registered`, [outcome.agent.shard]);
+  ];
 }
 
 /** Reads what re-registration needs (task rows, frameworks) and plans it. */

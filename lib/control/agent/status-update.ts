@@ -9,7 +9,7 @@ import type { TaskRecord } from '../../core/model.ts';
 import { applyAgentStatus } from '../../core/task-change.ts';
 import { isTerminal } from '../../core/task-state.ts';
 import type { Item } from '../../ports/store.ts';
-import type { AgentCallOf } from '../../protocol/index.ts';
+import type { AgentCallOf, TaskStatus } from '../../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework } from '../emit.ts';
 import { followUpReordered } from '../order.ts';
@@ -39,54 +39,74 @@ export async function statusUpdate(
       replyTo: { kind: 'agent', queueUrl: agent.queueUrl },
     });
   }
-  const outcome = await updateTask(
-    deps.store,
-    status.frameworkId,
-    status.taskId,
-    async (task): Promise<Change<Outcome>> => {
-      if (!task) {
-        // Not a task Meso launched on this agent: acknowledge it so the agent stops resending, but
-        // forward nothing — an agent must not be able to speak to frameworks about other tasks.
-        deps.log.warn('status update for an unknown task; acknowledged, not forwarded', {
-          taskId: status.taskId,
-          agentId: agent.agentId,
-        });
-        deps.metrics.count('StatusUpdatesIgnored', { from: 'unknown', to: status.state });
-        return { result: { kind: 'ack-only', freed: false } };
-      }
-      if (task.agentId !== agent.agentId) {
-        return {
-          result: {
-            code: 'FORBIDDEN',
-            message: `task ${status.taskId} does not run on agent ${agent.agentId}`,
-            call: 'STATUS_UPDATE',
-            replyTo: { kind: 'agent', queueUrl: agent.queueUrl },
-          },
-        };
-      }
-      const change = applyAgentStatus(task, { ...status, uuid }, deps.clock.now());
-      // Redelivered: re-send only.
-      if (change.kind === 'again') return { result: { kind: 'forward', task, freed: false, again: true } };
-      if (change.kind === 'out-of-order') {
-        deps.log.warn('status update out of order; acknowledged, not applied', {
-          taskId: task.taskId,
-          from: task.state,
-          to: status.state,
-        });
-        deps.metrics.count('StatusUpdatesIgnored', { from: task.state, to: status.state });
-        return { result: { kind: 'ack-only', task, freed: false } };
-      }
-      // An ended task leaves its agent's ledger in the same transaction (a commutative release).
-      const holds = change.terminal && !!(await getAgent(deps.store, agent.agentId))?.tasks[task.taskId];
-      return {
-        set: change.set as unknown as Item,
-        ...(holds ? { also: [releaseTaskWrite(agent.agentId, task.taskId)] } : {}),
-        result: { kind: 'forward', task, freed: holds },
-      };
-    },
+  const stamped = { ...status, uuid };
+  const outcome = await updateTask(deps.store, status.frameworkId, status.taskId, (task) =>
+    applyUpdate(deps, agent, stamped, task),
   );
-
   if ('code' in outcome) return reject(deps, 'agent-calls', record, outcome);
+  await deliver(deps, record, agent, stamped, outcome);
+}
+
+/** The change the update makes to its task row as read, or why it makes none. */
+async function applyUpdate(
+  deps: ControlDeps,
+  agent: AgentRoute,
+  status: TaskStatus & { readonly uuid: string },
+  task: TaskRecord | undefined,
+): Promise<Change<Outcome>> {
+  if (!task) {
+    // Not a task Meso launched on this agent: acknowledge it so the agent stops resending, but
+    // forward nothing — an agent must not be able to speak to frameworks about other tasks.
+    deps.log.warn('status update for an unknown task; acknowledged, not forwarded', {
+      taskId: status.taskId,
+      agentId: agent.agentId,
+    });
+    deps.metrics.count('StatusUpdatesIgnored', { from: 'unknown', to: status.state });
+    return { result: { kind: 'ack-only', freed: false } };
+  }
+  if (task.agentId !== agent.agentId) {
+    return {
+      result: {
+        code: 'FORBIDDEN',
+        message: `task ${status.taskId} does not run on agent ${agent.agentId}`,
+        call: 'STATUS_UPDATE',
+        replyTo: { kind: 'agent', queueUrl: agent.queueUrl },
+      },
+    };
+  }
+  const change = applyAgentStatus(task, status, deps.clock.now());
+  // Redelivered: re-send only.
+  if (change.kind === 'again') return { result: { kind: 'forward', task, freed: false, again: true } };
+  if (change.kind === 'out-of-order') {
+    deps.log.warn('status update out of order; acknowledged, not applied', {
+      taskId: task.taskId,
+      from: task.state,
+      to: status.state,
+    });
+    deps.metrics.count('StatusUpdatesIgnored', { from: task.state, to: status.state });
+    return { result: { kind: 'ack-only', task, freed: false } };
+  }
+  // An ended task leaves its agent's ledger in the same transaction (a commutative release).
+  const holds = change.terminal && !!(await getAgent(deps.store, agent.agentId))?.tasks[task.taskId];
+  return {
+    set: change.set as unknown as Item,
+    ...(holds ? { also: [releaseTaskWrite(agent.agentId, task.taskId)] } : {}),
+    result: { kind: 'forward', task, freed: holds },
+  };
+}
+
+/**
+ * After the write: forwarded to a connected framework, acknowledged on the framework's behalf
+ * when nobody else will, held for a disconnected one; a task that ended nudges the allocator.
+ */
+async function deliver(
+  deps: ControlDeps,
+  record: InboundRecord,
+  agent: AgentRoute,
+  status: TaskStatus & { readonly uuid: string },
+  outcome: Exclude<Outcome, Rejection>,
+): Promise<void> {
+  const { uuid } = status;
   const fw = await frameworkRoute(deps.store, status.frameworkId, deps.clock.now());
   const ack = () =>
     sendToAgent(deps, agent.queueUrl, [

@@ -8,7 +8,7 @@
  */
 import type { AcceptOperation } from '../../core/accept.ts';
 import { type AcceptPlan, type AcceptRejection, planAccept } from '../../core/accept-plan.ts';
-import type { FrameworkRecord, TaskRecord } from '../../core/model.ts';
+import type { AgentRecord, FrameworkRecord, TaskRecord } from '../../core/model.ts';
 import { agentOfOffer } from '../../core/offer-id.ts';
 import { fromWire } from '../../core/resources.ts';
 import type { Item, WriteOp } from '../../ports/store.ts';
@@ -25,13 +25,28 @@ import {
 } from '../outbox.ts';
 import { updateAgent } from '../records/agents.ts';
 import { getTask } from '../records/tasks.ts';
+import type { Change } from '../records/transact.ts';
 import { masterStatus } from '../statuses.ts';
 import { refuseSeconds, setFilters } from './filters.ts';
 
 type Accepted = { agentQueueUrl: string } & (
   | { kind: 'again'; tasks: readonly TaskRecord[] }
-  | { kind: 'decided'; plan: Extract<AcceptPlan, { kind: 'decided' }>; tasks: TaskRecord[] }
+  | {
+      kind: 'decided';
+      plan: Extract<AcceptPlan, { kind: 'decided' }>;
+      tasks: TaskRecord[];
+      /** The notices, in the outbox with the write. */
+      notices: OutboxItem[];
+    }
 );
+
+/** What the ACCEPT asks, in the core's form. */
+interface Asked {
+  readonly infos: ReadonlyMap<string, TaskInfo>;
+  readonly offerIds: readonly string[];
+  readonly operations: readonly AcceptOperation[];
+  readonly refuseSeconds: number;
+}
 
 export async function accept(
   deps: ControlDeps,
@@ -45,64 +60,19 @@ export async function accept(
   const agentIds = new Set(call.offerIds.map(agentOfOffer));
   const agentId = agentIds.size === 1 ? [...agentIds][0] : undefined;
   if (agentId === undefined) {
-    return dropAll(
-      deps,
-      record,
-      fw,
-      infos,
-      'offers in one ACCEPT must all be valid offers on the same agent',
-    );
+    const why = 'offers in one ACCEPT must all be valid offers on the same agent';
+    return dropAll(deps, record, fw, infos, why);
   }
-  const operations = acceptOperations(call);
-  const seconds = refuseSeconds(deps, call.filters?.refuseSeconds);
-  let items: OutboxItem[] = [];
-  const outcome = await updateAgent(deps.store, agentId, async (agent) => {
-    if (!agent) return { result: undefined };
-    const existing = await Promise.all(
-      [...infos.keys()].map((id) => getTask(deps.store, fw.frameworkId, id)),
-    );
-    const now = deps.clock.now();
-    const plan = planAccept({
-      frameworkId: fw.frameworkId,
-      agent,
-      offerIds: call.offerIds,
-      operations,
-      existing,
-      now,
-      refuseSeconds: seconds,
-    });
-    if (plan.kind === 'again')
-      return { result: { kind: 'again', tasks: plan.tasks, agentQueueUrl: agent.queueUrl } as Accepted };
-    const tasks = plan.launched.map(
-      (l): TaskRecord => ({
-        frameworkId: fw.frameworkId,
-        taskId: l.taskId,
-        agentId,
-        offerId: plan.offerId,
-        role: plan.role,
-        info: infos.get(l.taskId)!,
-        resources: l.resources,
-        state: 'TASK_STAGING',
-        status: masterStatus(now, fw.frameworkId, l.taskId, 'TASK_STAGING', undefined, 'launching', agentId),
-        seenUuids: [],
-        createdAt: now,
-        updatedAt: now,
-        version: 0,
-      }),
-    );
-    // What the framework must hear about what was not done goes in the outbox with the write: a
-    // redelivered ACCEPT finds its offers consumed and cannot work the refusals out again.
-    const outbox = outboxWrites(`accept.${record.messageId}`, notices(fw, record, now, plan), now);
-    items = outbox.items;
-    const rows = tasks.map(
-      (t): WriteOp => ({ kind: 'put', table: 'tasks', item: t as unknown as Item, expect: 'absent' }),
-    );
-    return {
-      ...(plan.ledger ? { set: plan.ledger as unknown as Item } : {}),
-      also: [...rows, ...outbox.ops],
-      result: { kind: 'decided', plan, tasks, agentQueueUrl: agent.queueUrl } as Accepted,
-    };
-  });
+  const asked: Asked = {
+    infos,
+    offerIds: call.offerIds,
+    operations: acceptOperations(call),
+    refuseSeconds: refuseSeconds(deps, call.filters?.refuseSeconds),
+  };
+  // Read, decide, one conditional write of the agent with the task rows and the notices.
+  const outcome = await updateAgent(deps.store, agentId, (agent) =>
+    agent ? acceptance(deps, record, fw, asked, agent) : { result: undefined },
+  );
   if (!outcome) return dropAll(deps, record, fw, infos, `agent ${agentId} is unknown`);
 
   // Effects, re-sent identically on redelivery.
@@ -120,13 +90,60 @@ export async function accept(
   // gave back may not have been offered again yet. Its refusal filter is not set twice.
   if (outcome.kind === 'again') return nudgeAllocator(deps, `accept on ${agentId} (again)`);
   const { plan } = outcome;
-  await flushOutbox(deps, items);
+  await flushOutbox(deps, outcome.notices);
   deps.metrics.count('TasksLaunched', {}, outcome.tasks.length);
   for (const r of plan.rejected) deps.metrics.count('TasksRejected', { reason: r.reason });
   if (plan.operationErrors.length > 0)
     deps.metrics.count('OperationsDropped', {}, plan.operationErrors.length);
   if (plan.filter) await setFilters(deps, fw, [plan.filter], plan.filter.seconds);
   await nudgeAllocator(deps, `accept on ${agentId}`);
+}
+
+/** The change an ACCEPT makes on the agent its offers name, with the rows it reads besides. */
+async function acceptance(
+  deps: ControlDeps,
+  record: InboundRecord,
+  fw: FrameworkRecord,
+  asked: Asked,
+  agent: AgentRecord,
+): Promise<Change<Accepted>> {
+  const { frameworkId } = fw;
+  const { agentId } = agent;
+  const existing = await Promise.all(
+    [...asked.infos.keys()].map((id) => getTask(deps.store, frameworkId, id)),
+  );
+  const now = deps.clock.now();
+  const plan = planAccept({ frameworkId, agent, existing, now, ...asked });
+  if (plan.kind === 'again')
+    return { result: { kind: 'again', tasks: plan.tasks, agentQueueUrl: agent.queueUrl } };
+  const tasks = plan.launched.map(
+    (l): TaskRecord => ({
+      frameworkId,
+      taskId: l.taskId,
+      agentId,
+      offerId: plan.offerId,
+      role: plan.role,
+      info: asked.infos.get(l.taskId)!,
+      resources: l.resources,
+      state: 'TASK_STAGING',
+      status: masterStatus(now, frameworkId, l.taskId, 'TASK_STAGING', undefined, 'launching', agentId),
+      seenUuids: [],
+      createdAt: now,
+      updatedAt: now,
+      version: 0,
+    }),
+  );
+  // What the framework must hear about what was not done goes in the outbox with the write: a
+  // redelivered ACCEPT finds its offers consumed and cannot work the refusals out again.
+  const outbox = outboxWrites(`accept.${record.messageId}`, notices(fw, record, now, plan), now);
+  const rows = tasks.map(
+    (t): WriteOp => ({ kind: 'put', table: 'tasks', item: t as unknown as Item, expect: 'absent' }),
+  );
+  return {
+    ...(plan.ledger ? { set: plan.ledger as unknown as Item } : {}),
+    also: [...rows, ...outbox.ops],
+    result: { kind: 'decided', plan, tasks, notices: outbox.items, agentQueueUrl: agent.queueUrl },
+  };
 }
 
 /** The UPDATEs for refused tasks and the ERROR for dropped operations, as outbox messages. */

@@ -7,7 +7,7 @@
 import type { FrameworkRecord } from '../../core/model.ts';
 import { fromWire, type Resources } from '../../core/resources.ts';
 import type { Item } from '../../ports/store.ts';
-import type { CallOf } from '../../protocol/index.ts';
+import type { CallOf, SchedulerEvent } from '../../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToFramework } from '../emit.ts';
 import { resendState } from '../failover.ts';
@@ -36,79 +36,8 @@ export async function subscribe(
   const badQueue = ownQueueProblem(deps.config.prefix, 'framework', info.queueUrl);
   if (badQueue)
     return reject(deps, 'scheduler-calls', record, { code: 'INVALID', message: badQueue, call: 'SUBSCRIBE' });
-  const replyTo = { kind: 'framework' as const, queueUrl: info.queueUrl };
-  const outcome = await updateFramework(
-    deps.store,
-    info.frameworkId,
-    (existing): Change<Rejection | Subscribed> => {
-      const denied = identityProblem('framework', info.frameworkId, existing, record, 'SUBSCRIBE', {
-        claim: true,
-        replyTo,
-      });
-      if (denied) return { result: denied };
-      if (existing?.status === 'TORN_DOWN') {
-        return {
-          result: {
-            code: 'FRAMEWORK_TORN_DOWN',
-            message: `framework ${info.frameworkId} was torn down; subscribe with a new id`,
-            call: 'SUBSCRIBE',
-            replyTo,
-          },
-        };
-      }
-      const now = deps.clock.now();
-      const next: FrameworkRecord = {
-        frameworkId: info.frameworkId,
-        principal: record.senderId,
-        name: info.name,
-        ...(info.user ? { user: info.user } : {}),
-        roles: info.roles,
-        ...(info.offerFilters ? { minAllocatable: minAllocatableOf(info.offerFilters) } : {}),
-        queueUrl: info.queueUrl,
-        status: 'ACTIVE',
-        failoverTimeoutSeconds: info.failoverTimeoutSeconds,
-        partitionAware: info.partitionAware,
-        filters: existing?.filters ?? {},
-        subscribedAt: now,
-        lastSeenAt: now,
-        disconnectedAt: null,
-        version: existing?.version ?? 0,
-      };
-      // Mesos tells the old scheduler "Framework failed over"; its queue gets the ERROR, in the
-      // outbox with the change so it is sent even if this handler dies now.
-      const oldQueue = existing && existing.queueUrl !== info.queueUrl;
-      const outbox = outboxWrites(
-        `failedover.${info.frameworkId}.${record.messageId}`,
-        oldQueue
-          ? [
-              toFramework(
-                existing.queueUrl,
-                {
-                  v: 1,
-                  type: 'ERROR',
-                  code: 'FRAMEWORK_FAILED_OVER',
-                  message: 'Framework failed over',
-                  call: 'SUBSCRIBE',
-                },
-                `failedover.${record.messageId}`,
-              ),
-            ]
-          : [],
-        now,
-      );
-      const failover = existing
-        ? {
-            items: outbox.items,
-            since: existing.disconnectedAt ?? now - MAX_STATUS_RETRY_MS,
-            newQueue: !!oldQueue,
-          }
-        : undefined;
-      return {
-        put: next as unknown as Item,
-        also: outbox.ops,
-        result: { framework: next, ...(failover ? { failover } : {}) },
-      };
-    },
+  const outcome = await updateFramework(deps.store, info.frameworkId, (existing) =>
+    subscription(deps, record, info, existing),
   );
   if ('code' in outcome) return reject(deps, 'scheduler-calls', record, outcome);
   forgetRoute('framework', info.frameworkId); // its queue may have changed (failover)
@@ -139,6 +68,77 @@ export async function subscribe(
     deps.metrics.count('FrameworksResubscribed');
   }
   await nudgeAllocator(deps, `framework ${info.frameworkId} subscribed`);
+}
+
+/** The change SUBSCRIBE makes to the framework's record as read (undefined: a new framework). */
+function subscription(
+  deps: ControlDeps,
+  record: InboundRecord,
+  info: CallOf<'SUBSCRIBE'>['framework'],
+  existing: FrameworkRecord | undefined,
+): Change<Rejection | Subscribed> {
+  const replyTo = { kind: 'framework' as const, queueUrl: info.queueUrl };
+  const denied = identityProblem('framework', info.frameworkId, existing, record, 'SUBSCRIBE', {
+    claim: true,
+    replyTo,
+  });
+  if (denied) return { result: denied };
+  if (existing?.status === 'TORN_DOWN') {
+    return {
+      result: {
+        code: 'FRAMEWORK_TORN_DOWN',
+        message: `framework ${info.frameworkId} was torn down; subscribe with a new id`,
+        call: 'SUBSCRIBE',
+        replyTo,
+      },
+    };
+  }
+  const now = deps.clock.now();
+  const next: FrameworkRecord = {
+    frameworkId: info.frameworkId,
+    principal: record.senderId,
+    name: info.name,
+    ...(info.user ? { user: info.user } : {}),
+    roles: info.roles,
+    ...(info.offerFilters ? { minAllocatable: minAllocatableOf(info.offerFilters) } : {}),
+    queueUrl: info.queueUrl,
+    status: 'ACTIVE',
+    failoverTimeoutSeconds: info.failoverTimeoutSeconds,
+    partitionAware: info.partitionAware,
+    filters: existing?.filters ?? {},
+    subscribedAt: now,
+    lastSeenAt: now,
+    disconnectedAt: null,
+    version: existing?.version ?? 0,
+  };
+  if (!existing) return { put: next as unknown as Item, result: { framework: next } };
+  // Mesos tells the old scheduler "Framework failed over"; its queue gets the ERROR, in the
+  // outbox with the change so it is sent even if this handler dies now.
+  const newQueue = existing.queueUrl !== info.queueUrl;
+  const failedOver: SchedulerEvent = {
+    v: 1,
+    type: 'ERROR',
+    code: 'FRAMEWORK_FAILED_OVER',
+    message: 'Framework failed over',
+    call: 'SUBSCRIBE',
+  };
+  const outbox = outboxWrites(
+    `failedover.${info.frameworkId}.${record.messageId}`,
+    newQueue ? [toFramework(existing.queueUrl, failedOver, `failedover.${record.messageId}`)] : [],
+    now,
+  );
+  return {
+    put: next as unknown as Item,
+    also: outbox.ops,
+    result: {
+      framework: next,
+      failover: {
+        items: outbox.items,
+        since: existing.disconnectedAt ?? now - MAX_STATUS_RETRY_MS,
+        newQueue,
+      },
+    },
+  };
 }
 
 /** FrameworkInfo.offerFilters → per-role minimum offers in the core's form. */
