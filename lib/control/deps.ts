@@ -1,6 +1,6 @@
 /**
  * What the control-plane services need from the outside world. Lambda handlers build this from
- * the environment (`fromEnv.ts`); the local stack and tests build it from their own config.
+ * the environment (`from-env.ts`); the local stack and tests build it from their own config.
  */
 import type { QueueName } from '../infra/definition.ts';
 import type { Bus } from '../ports/bus.ts';

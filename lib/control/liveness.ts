@@ -3,7 +3,7 @@
  * (5 × 15 s = 75 s) is UNREACHABLE; its offers are rescinded, every subscribed framework gets a
  * FAILURE event, and its tasks become TASK_UNREACHABLE (partition-aware frameworks) or TASK_LOST
  * (the rest). It keeps its tasks and their resources (it gets no offers) so that, if it comes back
- * and registers again, they are reconciled (lib/control/agent-calls.ts). An agent UNREACHABLE for
+ * and registers again, they are reconciled (lib/control/agent/register.ts). An agent UNREACHABLE for
  * `agentUnreachableTimeoutSeconds` (Mesos's registry GC age, two weeks) is GONE and its tasks
  * TASK_GONE; an operator can mark an agent GONE at once (TASK_GONE_BY_OPERATOR).
  *

@@ -2,7 +2,7 @@
  * An agent's ledger: what of its `total` is offered and what is given to tasks. Every change to
  * it is a pure function of the record read, whose result the control plane writes conditionally
  * on that record's version (lib/control/records/agents.ts), so no two decisions spend the same
- * resources — the accounting Mesos's allocator keeps per agent (`Slave` in `hierarchical.hpp`).
+ * resources — the accounting Mesos's hierarchical allocator keeps per agent.
  */
 import { applyReservations } from './accept.ts';
 import type { AgentRecord, AgentTaskRecord, OfferRecord } from './model.ts';

@@ -1,5 +1,5 @@
 /**
- * An agent that comes back (lib/control/agent-calls.ts REGISTER with its tasks, and its status
+ * An agent that comes back (lib/control/agent/register.ts: REGISTER with its tasks, and its status
  * updates), over the in-memory store: the registry's side of Mesos's re-registration tests.
  */
 import { describe, expect, it } from 'vitest';
