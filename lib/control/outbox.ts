@@ -148,18 +148,34 @@ export async function flushOutbox(deps: ControlDeps, items: readonly OutboxItem[
 }
 
 /**
- * Notices decided with no state change to ride with (a refused call): through the outbox all the
- * same — written, sent, deleted — so every notice travels one way.
+ * A call's notices — what a framework or agent must hear about a decision — ready to send: in the
+ * outbox when they ride with a write (`items`), else as they are (`unwritten`): a decision that
+ * writes nothing leaves nothing a crash could strand, and its redelivery decides them again.
  */
-export async function sendThroughOutbox(
-  deps: ControlDeps,
+export interface Notices {
+  readonly items: readonly OutboxItem[];
+  readonly unwritten: readonly OutboxMessage[];
+}
+
+/**
+ * The notices of a decision under `id`, and the writes that put them in the outbox when the
+ * decision writes (`withWrite`): those go in the same transaction as the decision's own writes.
+ */
+export function noticesOf(
   id: string,
   messages: readonly OutboxMessage[],
-): Promise<void> {
-  if (messages.length === 0) return;
-  const { ops, items } = outboxWrites(id, messages, deps.clock.now());
-  await deps.store.write(ops);
-  await flushOutbox(deps, items);
+  now: number,
+  withWrite: boolean,
+): { ops: WriteOp[]; notices: Notices } {
+  if (!withWrite) return { ops: [], notices: { items: [], unwritten: messages } };
+  const { ops, items } = outboxWrites(id, messages, now);
+  return { ops, notices: { items, unwritten: [] } };
+}
+
+/** Sends a decision's notices, after its write: the outbox items (then deleted), or the messages. */
+export async function sendNotices(deps: ControlDeps, notices: Notices): Promise<void> {
+  await flushOutbox(deps, notices.items);
+  await sendAll(deps, notices.unwritten);
 }
 
 /**

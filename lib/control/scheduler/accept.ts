@@ -3,7 +3,8 @@
  * it would create → decide in lib/core (`planAccept`: the agent's next ledger, the tasks, what is
  * refused, the refusal filter) → one conditional write of the agent, with the new task rows and
  * the framework's notices in its outbox → LAUNCH commands to the agent, the notices sent, the
- * filter written on the framework it already holds. A redelivered ACCEPT finds its offers spent
+ * filter written on the framework it already holds. (An ACCEPT that spends nothing writes
+ * nothing; its notices are sent as they are, `sendNotices`.) A redelivered ACCEPT finds its offers spent
  * and its tasks persisted, and re-sends the same LAUNCH commands (same deduplication ids).
  */
 import type { AcceptOperation } from '../../core/accept.ts';
@@ -15,14 +16,7 @@ import type { Item, WriteOp } from '../../ports/store.ts';
 import type { CallOf, SchedulerEvent, TaskInfo } from '../../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToAgent } from '../emit.ts';
-import {
-  flushOutbox,
-  type OutboxItem,
-  type OutboxMessage,
-  outboxWrites,
-  sendThroughOutbox,
-  toFramework,
-} from '../outbox.ts';
+import { type Notices, noticesOf, type OutboxMessage, sendNotices, toFramework } from '../outbox.ts';
 import { updateAgent } from '../records/agents.ts';
 import { getTask } from '../records/tasks.ts';
 import type { Change } from '../records/transact.ts';
@@ -35,8 +29,7 @@ type Accepted = { agentQueueUrl: string } & (
       kind: 'decided';
       plan: Extract<AcceptPlan, { kind: 'decided' }>;
       tasks: TaskRecord[];
-      /** The notices, in the outbox with the write. */
-      notices: OutboxItem[];
+      notices: Notices;
     }
 );
 
@@ -90,7 +83,7 @@ export async function accept(
   // gave back may not have been offered again yet. Its refusal filter is not set twice.
   if (outcome.kind === 'again') return nudgeAllocator(deps, `accept on ${agentId} (again)`);
   const { plan } = outcome;
-  await flushOutbox(deps, outcome.notices);
+  await sendNotices(deps, outcome.notices);
   deps.metrics.count('TasksLaunched', {}, outcome.tasks.length);
   for (const r of plan.rejected) deps.metrics.count('TasksRejected', { reason: r.reason });
   if (plan.operationErrors.length > 0)
@@ -135,19 +128,24 @@ async function acceptance(
   );
   // What the framework must hear about what was not done goes in the outbox with the write: a
   // redelivered ACCEPT finds its offers consumed and cannot work the refusals out again.
-  const outbox = outboxWrites(`accept.${record.messageId}`, notices(fw, record, now, plan), now);
+  const { ops, notices } = noticesOf(
+    `accept.${record.messageId}`,
+    noticeMessages(fw, record, now, plan),
+    now,
+    plan.ledger !== undefined,
+  );
   const rows = tasks.map(
     (t): WriteOp => ({ kind: 'put', table: 'tasks', item: t as unknown as Item, expect: 'absent' }),
   );
   return {
     ...(plan.ledger ? { set: plan.ledger as unknown as Item } : {}),
-    also: [...rows, ...outbox.ops],
-    result: { kind: 'decided', plan, tasks, notices: outbox.items, agentQueueUrl: agent.queueUrl },
+    also: [...rows, ...ops],
+    result: { kind: 'decided', plan, tasks, notices, agentQueueUrl: agent.queueUrl },
   };
 }
 
 /** The UPDATEs for refused tasks and the ERROR for dropped operations, as outbox messages. */
-function notices(
+function noticeMessages(
   fw: FrameworkRecord,
   record: InboundRecord,
   now: number,
@@ -193,11 +191,8 @@ async function dropAll(
     message,
   }));
   const now = deps.clock.now();
-  await sendThroughOutbox(
-    deps,
-    `accept.${record.messageId}`,
-    notices(fw, record, now, { rejected, operationErrors: [] }),
-  );
+  const messages = noticeMessages(fw, record, now, { rejected, operationErrors: [] });
+  await sendNotices(deps, noticesOf(`accept.${record.messageId}`, messages, now, false).notices);
   deps.metrics.count('TasksRejected', { reason: 'REASON_INVALID_OFFERS' }, rejected.length);
 }
 
