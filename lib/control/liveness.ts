@@ -42,6 +42,7 @@ import {
 import { getAgent, updateAgent } from './records/agents.ts';
 import { getFramework } from './records/frameworks.ts';
 import { getTask, statusChange } from './records/tasks.ts';
+import type { Change } from './records/transact.ts';
 import { forFramework, masterStatus } from './statuses.ts';
 
 /** Task rows per transaction when an agent's tasks change state (plus the agent and one outbox item). */
@@ -268,64 +269,9 @@ export async function finishTransition(deps: ControlDeps, agentId: string): Prom
   const settled = new Set<string>();
   let moved = 0;
   for (;;) {
-    const step = await updateAgent(deps.store, agentId, async (a) => {
-      const kind = a?.pending as Transition | null | undefined;
-      if (!a || !kind || a.status !== (kind === 'UNREACHABLE' ? 'UNREACHABLE' : 'GONE'))
-        return { result: undefined };
-      const at = (kind === 'UNREACHABLE' ? a.unreachableAt : a.goneAt) ?? 0;
-      // Rows are read a chunk at a time, until a chunk has something to move or none are left.
-      const left = Object.entries(a.tasks).filter(([taskId]) => !settled.has(taskId));
-      const looked: string[] = [];
-      let todo: (TaskRecord & Item)[] = [];
-      for (let i = 0; i < left.length && todo.length === 0; i += TASK_CHUNK) {
-        const part = left.slice(i, i + TASK_CHUNK);
-        looked.push(...part.map(([taskId]) => taskId));
-        const rows = await Promise.all(part.map(([taskId, t]) => getTask(deps.store, t.frameworkId, taskId)));
-        todo = rows.filter(
-          (r): r is TaskRecord & Item =>
-            !!r &&
-            r.agentId === agentId &&
-            !isTerminal(r.state) &&
-            // UNREACHABLE leaves tasks the agent updated after the transition began (it may be back).
-            (kind !== 'UNREACHABLE' || (r.state !== 'TASK_UNREACHABLE' && r.updatedAt <= at)),
-        );
-      }
-      if (todo.length === 0) {
-        // GONE: its tasks are over, so they leave its accounting.
-        return {
-          set: kind === 'UNREACHABLE' ? { pending: null } : { pending: null, tasks: {} },
-          result: { kind, looked, items: [], marked: [] as TaskState[] },
-        };
-      }
-      const now = deps.clock.now();
-      const writes: WriteOp[] = [];
-      const messages: OutboxMessage[] = [];
-      const marked: TaskState[] = [];
-      for (const row of todo) {
-        const fw = await framework(row.frameworkId);
-        const { state, reason, message } = transitionOf(kind, at, fw?.partitionAware ?? false);
-        const status = {
-          ...masterStatus(now, row.frameworkId, row.taskId, state.framework, reason, message, agentId),
-          ...(kind === 'UNREACHABLE' ? { unreachableTime: at } : {}),
-        };
-        const change = statusChange(
-          row,
-          masterChange(state.row, status, now),
-          fw,
-          `${kind.toLowerCase()}.${agentId}.${at}.${row.taskId}`,
-        );
-        writes.push(change.write);
-        if (change.message) messages.push(change.message);
-        marked.push(state.framework);
-      }
-      const { ops, items } = outboxWrites(
-        `${kind.toLowerCase()}.${agentId}.${at}.${todo[0]!.taskId}`,
-        messages,
-        now,
-      );
-      // The agent's version guards the chunk: a re-registration in between makes it fail and retry.
-      return { set: { pending: kind }, also: [...writes, ...ops], result: { kind, looked, items, marked } };
-    });
+    const step = await updateAgent(deps.store, agentId, (a) =>
+      transitionStep(deps, agentId, a, settled, framework),
+    );
     if (!step) return moved;
     for (const id of step.looked) settled.add(id);
     await flushOutbox(deps, step.items);
@@ -333,6 +279,76 @@ export async function finishTransition(deps: ControlDeps, agentId: string): Prom
     for (const state of step.marked) deps.metrics.count('TasksMarked', { state });
     if (step.marked.length === 0) return moved;
   }
+}
+
+/**
+ * One chunk of a pending transition, decided on the agent as read: the next task rows to move
+ * (skipping those `settled` by chunks already written), their status changes and UPDATEs; or,
+ * when none is left, `pending` cleared.
+ */
+async function transitionStep(
+  deps: ControlDeps,
+  agentId: string,
+  a: AgentRecord | undefined,
+  settled: ReadonlySet<string>,
+  framework: (id: string) => Promise<FrameworkRecord | undefined>,
+): Promise<Change<{ looked: string[]; items: OutboxItem[]; marked: TaskState[] } | undefined>> {
+  const kind = a?.pending as Transition | null | undefined;
+  if (!a || !kind || a.status !== (kind === 'UNREACHABLE' ? 'UNREACHABLE' : 'GONE'))
+    return { result: undefined };
+  const at = (kind === 'UNREACHABLE' ? a.unreachableAt : a.goneAt) ?? 0;
+  // Rows are read a chunk at a time, until a chunk has something to move or none are left.
+  const left = Object.entries(a.tasks).filter(([taskId]) => !settled.has(taskId));
+  const looked: string[] = [];
+  let todo: (TaskRecord & Item)[] = [];
+  for (let i = 0; i < left.length && todo.length === 0; i += TASK_CHUNK) {
+    const part = left.slice(i, i + TASK_CHUNK);
+    looked.push(...part.map(([taskId]) => taskId));
+    const rows = await Promise.all(part.map(([taskId, t]) => getTask(deps.store, t.frameworkId, taskId)));
+    todo = rows.filter(
+      (r): r is TaskRecord & Item =>
+        !!r &&
+        r.agentId === agentId &&
+        !isTerminal(r.state) &&
+        // UNREACHABLE leaves tasks the agent updated after the transition began (it may be back).
+        (kind !== 'UNREACHABLE' || (r.state !== 'TASK_UNREACHABLE' && r.updatedAt <= at)),
+    );
+  }
+  if (todo.length === 0) {
+    // GONE: its tasks are over, so they leave its accounting.
+    return {
+      set: kind === 'UNREACHABLE' ? { pending: null } : { pending: null, tasks: {} },
+      result: { looked, items: [], marked: [] },
+    };
+  }
+  const now = deps.clock.now();
+  const writes: WriteOp[] = [];
+  const messages: OutboxMessage[] = [];
+  const marked: TaskState[] = [];
+  for (const row of todo) {
+    const fw = await framework(row.frameworkId);
+    const { state, reason, message } = transitionOf(kind, at, fw?.partitionAware ?? false);
+    const status = {
+      ...masterStatus(now, row.frameworkId, row.taskId, state.framework, reason, message, agentId),
+      ...(kind === 'UNREACHABLE' ? { unreachableTime: at } : {}),
+    };
+    const change = statusChange(
+      row,
+      masterChange(state.row, status, now),
+      fw,
+      `${kind.toLowerCase()}.${agentId}.${at}.${row.taskId}`,
+    );
+    writes.push(change.write);
+    if (change.message) messages.push(change.message);
+    marked.push(state.framework);
+  }
+  const { ops, items } = outboxWrites(
+    `${kind.toLowerCase()}.${agentId}.${at}.${todo[0]!.taskId}`,
+    messages,
+    now,
+  );
+  // The agent's version guards the chunk: a re-registration in between makes it fail and retry.
+  return { set: { pending: kind }, also: [...writes, ...ops], result: { looked, items, marked } };
 }
 
 function transitionOf(
