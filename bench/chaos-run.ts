@@ -34,7 +34,7 @@ import { createSqsClient, type SqsApi, SqsBus, sdkSqs } from '../lib/adapters/sq
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 import type { ClusterConfig } from '../lib/config/cluster.ts';
 import { markGone } from '../lib/control/liveness.ts';
-import { agentFree } from '../lib/control/records.ts';
+import { agentFree } from '../lib/core/ledger.ts';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../lib/core/model.ts';
 import { add, contains, EMPTY } from '../lib/core/resources.ts';
 import { isTerminal } from '../lib/core/task-state.ts';

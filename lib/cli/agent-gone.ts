@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { type ClusterConfig, ConfigError } from '../config/cluster.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
 import { markGone } from '../control/liveness.ts';
-import { getAgent } from '../control/records.ts';
+import { getAgent } from '../control/records/agents.ts';
 import { type CliIo, EXIT, line } from './io.ts';
 import { connectToCluster } from './operator.ts';
 

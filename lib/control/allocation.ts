@@ -16,7 +16,9 @@
  * agents hold. With one shard (the default) quota is exact and cluster-wide.
  */
 import { type AllocationFramework, type AllocationInput, allocate } from '../core/allocator.ts';
+import { addOffers, agentFree } from '../core/ledger.ts';
 import type { AgentRecord, FrameworkRecord, OfferRecord } from '../core/model.ts';
+import { offerId } from '../core/offer-id.ts';
 import {
   ANY_ROLE,
   add,
@@ -29,11 +31,13 @@ import {
   withReserved,
 } from '../core/resources.ts';
 import type { Quantities, RoleConfig } from '../core/roles.ts';
-import { ConditionFailedError, type Item } from '../ports/store.ts';
+import type { Item } from '../ports/store.ts';
 import type { Offer, SchedulerEvent, TimerMessage } from '../protocol/index.ts';
 import type { ControlDeps } from './deps.ts';
 import { sendToFramework, startTimers } from './emit.ts';
-import { agentFree, getAgent, offerId, withRetry } from './records.ts';
+import { getAgent, takeAgentOffers } from './records/agents.ts';
+import { getFramework } from './records/frameworks.ts';
+import { isConflict } from './retry.ts';
 import { readRoleConfigs } from './roles.ts';
 
 export interface CycleReport {
@@ -213,7 +217,6 @@ export async function runAllocationCycle(
   const decision = allocate(input, { shuffle: randomOrder });
   const decideMs = performance.now() - t0;
 
-  // One conditional write per agent, with every offer the cycle made on it.
   const byId = new Map(records.agents.map((a) => [a.agentId, a]));
   const perAgent = new Map<string, OfferRecord[]>();
   const expiresAt = now + deps.config.offerTimeoutSeconds * 1000;
@@ -227,39 +230,7 @@ export async function runAllocationCycle(
     };
     perAgent.set(o.agentId, [...(perAgent.get(o.agentId) ?? []), offer]);
   }
-  const made: { offer: OfferRecord; agent: AgentRecord }[] = [];
-  let conflicts = 0;
-  let failure: unknown;
-  // Settled, not all-or-nothing: when one write fails for good (throttled past the SDK's
-  // retries), the offers already written are still announced below before the cycle fails and
-  // is retried, instead of sitting unannounced until they expire.
-  const settled = await Promise.allSettled(
-    [...perAgent].map(async ([agentId, offers]) => {
-      const agent = byId.get(agentId)!;
-      const next = { ...agent.offers };
-      for (const o of offers) next[o.offerId] = o;
-      try {
-        await deps.store.write([
-          { kind: 'patch', table: 'agents', key: { agentId }, set: { offers: next }, expect: agent.version },
-        ]);
-        for (const offer of offers) made.push({ offer, agent });
-      } catch (e) {
-        if (!(e instanceof ConditionFailedError)) {
-          failure ??= e;
-          return;
-        }
-        // A write retried after an ambiguous failure (a timeout) may have landed the first time:
-        // its fresh offer ids on the agent say so, and then the offers must be announced.
-        const after = await getAgent(deps.store, agentId);
-        if (after && offers.every((o) => after.offers[o.offerId])) {
-          for (const offer of offers) made.push({ offer, agent });
-          return;
-        }
-        conflicts++; // the agent changed since we read it: the next cycle decides again
-      }
-    }),
-  );
-  for (const r of settled) if (r.status === 'rejected') failure ??= r.reason;
+  const { made, conflicts, failure } = await writeOffers(deps, byId, perAgent);
 
   const fwById = new Map(records.frameworks.map((f) => [f.frameworkId, f]));
   const perFramework = new Map<string, Offer[]>();
@@ -301,7 +272,57 @@ export async function runAllocationCycle(
 }
 
 /**
- * Crash safety (issue 5): offers are written to their agents before they are sent, so a cycle
+ * One conditional write per agent, with every offer the cycle made on it. Not retried: a lost
+ * race is left to the next cycle, which decides on the new state.
+ */
+async function writeOffers(
+  deps: ControlDeps,
+  byId: ReadonlyMap<string, AgentRecord>,
+  perAgent: ReadonlyMap<string, OfferRecord[]>,
+): Promise<{ made: { offer: OfferRecord; agent: AgentRecord }[]; conflicts: number; failure: unknown }> {
+  const made: { offer: OfferRecord; agent: AgentRecord }[] = [];
+  let conflicts = 0;
+  let failure: unknown;
+  // Settled, not all-or-nothing: when one write fails for good (throttled past the SDK's
+  // retries), the offers already written are still announced by the cycle before it fails and
+  // is retried, instead of sitting unannounced until they expire.
+  const settled = await Promise.allSettled(
+    [...perAgent].map(async ([agentId, offers]) => {
+      const agent = byId.get(agentId)!;
+      try {
+        await deps.store.write([
+          {
+            kind: 'patch',
+            table: 'agents',
+            key: { agentId },
+            set: addOffers(agent, offers),
+            expect: agent.version,
+          },
+        ]);
+        for (const offer of offers) made.push({ offer, agent });
+      } catch (e) {
+        if (!isConflict(e)) {
+          failure ??= e;
+          return;
+        }
+        // A write retried after an ambiguous failure (a timeout) may have landed the first time:
+        // its fresh offer ids on the agent say so, and then the offers must be announced.
+        const after = await getAgent(deps.store, agentId);
+        if (after && offers.every((o) => after.offers[o.offerId])) {
+          for (const offer of offers) made.push({ offer, agent });
+          return;
+        }
+        conflicts++; // the agent changed since we read it: the next cycle decides again
+      }
+    }),
+  );
+  for (const r of settled) if (r.status === 'rejected') failure ??= r.reason;
+
+  return { made, conflicts, failure };
+}
+
+/**
+ * Crash safety: offers are written to their agents before they are sent, so a cycle
  * that dies in between leaves offers its framework never heard of, holding their resources until
  * they expire. When the ALLOCATE batch is a redelivery, the cycle announces every outstanding
  * offer of the shard again, built exactly as the first time; an offer already delivered in the
@@ -369,30 +390,11 @@ export async function rescindOffer(
   id: string,
   frameworks?: readonly FrameworkRecord[],
 ): Promise<boolean> {
-  const removed = await withRetry(
-    async () => {
-      const agent = await getAgent(deps.store, agentId);
-      const offer = agent?.offers[id];
-      if (!agent || !offer) return undefined;
-      const offersLeft = { ...agent.offers };
-      delete offersLeft[id];
-      await deps.store.write([
-        {
-          kind: 'patch',
-          table: 'agents',
-          key: { agentId },
-          set: { offers: offersLeft },
-          expect: agent.version,
-        },
-      ]);
-      return offer;
-    },
-    (e) => e instanceof ConditionFailedError,
-  );
+  const [removed] = await takeAgentOffers(deps.store, agentId, (o) => o.offerId === id);
   if (!removed) return false;
   const fw =
     frameworks?.find((f) => f.frameworkId === removed.frameworkId) ??
-    (await deps.store.get<FrameworkRecord & Item>('frameworks', { frameworkId: removed.frameworkId }));
+    (await getFramework(deps.store, removed.frameworkId));
   if (fw && fw.status === 'ACTIVE') {
     await sendToFramework(deps, fw.queueUrl, [
       { event: { v: 1, type: 'RESCIND', offerId: id }, dedupId: `rescind.${id}` },

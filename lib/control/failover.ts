@@ -24,15 +24,23 @@
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
 import { isTerminal } from '../core/task-state.ts';
 import { QueueGoneError } from '../ports/bus.ts';
-import { ConditionFailedError, type Item } from '../ports/store.ts';
+import type { Item } from '../ports/store.ts';
 import type { SchedulerEvent, TimerMessage } from '../protocol/index.ts';
 import type { ControlConfig, ControlDeps } from './deps.ts';
 import { eventGroup, nudgeAllocator, sendToFramework, startTimers } from './emit.ts';
 import { followUpReordered } from './order.ts';
-import { flushOutbox, type OutboxMessage, outboxWrites, sendAll, toAgent, toFramework } from './outbox.ts';
-import { forgetRoute, getAgent, getFramework, withRetry } from './records.ts';
-
-const isConflict = (e: unknown) => e instanceof ConditionFailedError;
+import {
+  flushOutbox,
+  type OutboxItem,
+  type OutboxMessage,
+  outboxWrites,
+  sendAll,
+  toAgent,
+  toFramework,
+} from './outbox.ts';
+import { getAgent, takeAgentOffers } from './records/agents.ts';
+import { getFramework, updateFramework } from './records/frameworks.ts';
+import { forgetRoute } from './records/routes.ts';
 
 /** How long a framework may stay silent before it is DISCONNECTED. */
 export const frameworkTimeoutMs = (
@@ -177,22 +185,15 @@ export async function disconnectFramework(
   why: string,
   opts: { force?: boolean } = {},
 ): Promise<boolean> {
-  const done = await withRetry(async () => {
-    const f = await getFramework(deps.store, frameworkId);
+  const done = await updateFramework(deps.store, frameworkId, (f) => {
     const now = deps.clock.now();
-    if (f?.status !== 'ACTIVE') return undefined;
-    if (!opts.force && now - lastHeard(f) < frameworkTimeoutMs(deps.config)) return undefined;
-    await deps.store.write([
-      {
-        kind: 'patch',
-        table: 'frameworks',
-        key: { frameworkId },
-        set: { status: 'DISCONNECTED', disconnectedAt: now },
-        expect: f.version,
-      },
-    ]);
-    return { ...f, status: 'DISCONNECTED' as const, disconnectedAt: now };
-  }, isConflict);
+    if (f?.status !== 'ACTIVE') return { result: undefined };
+    if (!opts.force && now - lastHeard(f) < frameworkTimeoutMs(deps.config)) return { result: undefined };
+    return {
+      set: { status: 'DISCONNECTED', disconnectedAt: now },
+      result: { ...f, status: 'DISCONNECTED' as const, disconnectedAt: now },
+    };
+  });
   if (!done) return false;
   forgetRoute('framework', frameworkId);
   deps.log.warn('framework disconnected', {
@@ -266,27 +267,20 @@ export async function removeFramework(
       toAgent(a.queueUrl, { v: 1, type: 'KILL', frameworkId, taskId: t.taskId }, `${dedupBase}.${t.taskId}`),
     ];
   });
-  const outcome = await withRetry(async () => {
-    const f = await getFramework(deps.store, frameworkId);
-    if (!f) return 'unknown' as const;
-    if (f.status === 'TORN_DOWN') return 'already-removed' as const;
-    const now = deps.clock.now();
-    const { ops, items } = outboxWrites(`remove.${frameworkId}`, kills, now);
+  type Removal = 'unknown' | 'already-removed' | { items: OutboxItem[]; rest: OutboxItem[] };
+  const outcome = await updateFramework<Removal>(deps.store, frameworkId, (f) => {
+    if (!f) return { result: 'unknown' as const };
+    if (f.status === 'TORN_DOWN') return { result: 'already-removed' as const };
+    const { ops, items } = outboxWrites(`remove.${frameworkId}`, kills, deps.clock.now());
     // A transaction holds at most 100 items: the framework and 99 outbox items (9,900 KILLs).
     // Beyond that the rest is sent directly after the write; a crash then leaves them to the
     // agents' re-registration (which kills tasks of removed frameworks) and to TEARDOWN's retry.
-    await deps.store.write([
-      {
-        kind: 'patch',
-        table: 'frameworks',
-        key: { frameworkId },
-        set: { status: 'TORN_DOWN', filters: {}, removedReason: reason, disconnectedAt: null },
-        expect: f.version,
-      },
-      ...ops.slice(0, 99),
-    ]);
-    return { items: items.slice(0, 99), rest: items.slice(99) };
-  }, isConflict);
+    return {
+      set: { status: 'TORN_DOWN', filters: {}, removedReason: reason, disconnectedAt: null },
+      also: ops.slice(0, 99),
+      result: { items: items.slice(0, 99), rest: items.slice(99) },
+    };
+  });
   forgetRoute('framework', frameworkId);
   if (outcome === 'unknown') return outcome;
   if (outcome === 'already-removed') await sendAll(deps, kills);
@@ -317,25 +311,9 @@ export async function reclaimOffers(
   const taken: string[] = [];
   for (const a of agents) {
     if (!Object.values(a.offers).some((o) => o.frameworkId === frameworkId)) continue;
-    const ids = await withRetry(async () => {
-      const agent = await getAgent(deps.store, a.agentId);
-      if (!agent) return [];
-      const mine = Object.values(agent.offers).filter((o) => o.frameworkId === frameworkId);
-      if (mine.length === 0) return [];
-      const offersLeft = Object.fromEntries(
-        Object.entries(agent.offers).filter(([, o]) => o.frameworkId !== frameworkId),
-      );
-      await deps.store.write([
-        {
-          kind: 'patch',
-          table: 'agents',
-          key: { agentId: a.agentId },
-          set: { offers: offersLeft },
-          expect: agent.version,
-        },
-      ]);
-      return mine.map((o) => o.offerId);
-    }, isConflict);
+    const ids = (await takeAgentOffers(deps.store, a.agentId, (o) => o.frameworkId === frameworkId)).map(
+      (o) => o.offerId,
+    );
     taken.push(...ids);
   }
   if (notifyQueueUrl && taken.length > 0) {

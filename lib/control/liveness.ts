@@ -3,7 +3,7 @@
  * (5 × 15 s = 75 s) is UNREACHABLE; its offers are rescinded, every subscribed framework gets a
  * FAILURE event, and its tasks become TASK_UNREACHABLE (partition-aware frameworks) or TASK_LOST
  * (the rest). It keeps its tasks and their resources (it gets no offers) so that, if it comes back
- * and registers again, they are reconciled (lib/control/agent-calls.ts). An agent UNREACHABLE for
+ * and registers again, they are reconciled (lib/control/agent/register.ts). An agent UNREACHABLE for
  * `agentUnreachableTimeoutSeconds` (Mesos's registry GC age, two weeks) is GONE and its tasks
  * TASK_GONE; an operator can mark an agent GONE at once (TASK_GONE_BY_OPERATOR).
  *
@@ -25,16 +25,25 @@
  * the transition.
  */
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
+import { masterChange } from '../core/task-change.ts';
 import { isTerminal } from '../core/task-state.ts';
-import { ConditionFailedError, type Item, type WriteOp } from '../ports/store.ts';
+import type { Item, WriteOp } from '../ports/store.ts';
 import type { TaskReason, TaskState, TimerMessage } from '../protocol/index.ts';
 import type { ControlConfig, ControlDeps } from './deps.ts';
 import { startTimers } from './emit.ts';
-import { flushOutbox, type OutboxMessage, outboxWrites, toAgent, toFramework } from './outbox.ts';
-import { getAgent, getFramework, getTask, withRetry } from './records.ts';
+import {
+  flushOutbox,
+  type OutboxItem,
+  type OutboxMessage,
+  outboxWrites,
+  toAgent,
+  toFramework,
+} from './outbox.ts';
+import { getAgent, updateAgent } from './records/agents.ts';
+import { getFramework } from './records/frameworks.ts';
+import { getTask, statusChange } from './records/tasks.ts';
+import type { Change } from './records/transact.ts';
 import { forFramework, masterStatus } from './statuses.ts';
-
-const isConflict = (e: unknown) => e instanceof ConditionFailedError;
 
 /** Task rows per transaction when an agent's tasks change state (plus the agent and one outbox item). */
 export const TASK_CHUNK = 40;
@@ -150,11 +159,10 @@ export async function markUnreachable(
   why: string,
   opts: { force?: boolean } = {},
 ): Promise<boolean> {
-  const started = await withRetry(async () => {
-    const a = await getAgent(deps.store, agentId);
+  const started = await updateAgent(deps.store, agentId, async (a) => {
     const now = deps.clock.now();
-    if (a?.status !== 'ACTIVE') return undefined;
-    if (!opts.force && now - a.lastSeenAt < pingTimeoutMs(deps.config)) return undefined;
+    if (a?.status !== 'ACTIVE') return { result: undefined };
+    if (!opts.force && now - a.lastSeenAt < pingTimeoutMs(deps.config)) return { result: undefined };
     const messages: OutboxMessage[] = [
       ...(await agentLostMessages(deps, a, now)),
       // Waits in its queue: if the agent is only cut off, it re-registers as soon as it reads it.
@@ -170,18 +178,12 @@ export async function markUnreachable(
       ),
     ];
     const { ops, items } = outboxWrites(`unreachable.${agentId}.${now}`, messages, now);
-    await deps.store.write([
-      {
-        kind: 'patch',
-        table: 'agents',
-        key: { agentId },
-        set: { status: 'UNREACHABLE', unreachableAt: now, offers: {}, pending: 'UNREACHABLE' },
-        expect: a.version,
-      },
-      ...ops,
-    ]);
-    return { items, silentMs: now - a.lastSeenAt, tasks: Object.keys(a.tasks).length };
-  }, isConflict);
+    return {
+      set: { status: 'UNREACHABLE', unreachableAt: now, offers: {}, pending: 'UNREACHABLE' },
+      also: ops,
+      result: { items, silentMs: now - a.lastSeenAt, tasks: Object.keys(a.tasks).length },
+    };
+  });
   if (!started) return false;
   deps.log.warn('agent marked unreachable', {
     agentId,
@@ -206,10 +208,10 @@ export async function markGone(
   agentId: string,
   opts: { byOperator: boolean },
 ): Promise<'gone' | 'already-gone' | 'unknown'> {
-  const started = await withRetry(async () => {
-    const a = await getAgent(deps.store, agentId);
-    if (!a) return 'unknown' as const;
-    if (a.status === 'GONE') return 'already-gone' as const;
+  type Marked = 'unknown' | 'already-gone' | { items: OutboxItem[]; was: AgentRecord['status'] };
+  const started = await updateAgent<Marked>(deps.store, agentId, async (a) => {
+    if (!a) return { result: 'unknown' };
+    if (a.status === 'GONE') return { result: 'already-gone' };
     const now = deps.clock.now();
     const messages: OutboxMessage[] = [];
     if (a.status === 'ACTIVE') {
@@ -225,23 +227,17 @@ export async function markGone(
       }
     }
     const { ops, items } = outboxWrites(`gone.${agentId}.${now}`, messages, now);
-    await deps.store.write([
-      {
-        kind: 'patch',
-        table: 'agents',
-        key: { agentId },
-        set: {
-          status: 'GONE',
-          goneAt: now,
-          offers: {},
-          pending: opts.byOperator ? 'GONE_BY_OPERATOR' : 'GONE',
-        },
-        expect: a.version,
+    return {
+      set: {
+        status: 'GONE',
+        goneAt: now,
+        offers: {},
+        pending: opts.byOperator ? 'GONE_BY_OPERATOR' : 'GONE',
       },
-      ...ops,
-    ]);
-    return { items, was: a.status };
-  }, isConflict);
+      also: ops,
+      result: { items, was: a.status },
+    };
+  });
   if (typeof started === 'string') return started;
   deps.log.warn('agent marked gone', { agentId, byOperator: opts.byOperator, was: started.was });
   deps.metrics.count('AgentsGone', { by: opts.byOperator ? 'operator' : 'timeout' });
@@ -258,8 +254,10 @@ type Transition = 'UNREACHABLE' | 'GONE' | 'GONE_BY_OPERATOR';
 /**
  * Updates the tasks of an agent whose transition is `pending`, chunk by chunk, then clears
  * `pending`. Safe to run any number of times, concurrently with itself or with a re-registration:
- * every chunk is conditional on the agent's version, and a task already moved (or moved by the
- * agent's own updates after the transition began) is left alone. Returns how many tasks it moved.
+ * every chunk is one change of the agent (conditional on its version, with the task rows and
+ * their UPDATEs in the same transaction), and a task already moved (or moved by the agent's own
+ * updates after the transition began) is left alone. Each task row is read once, unless a chunk
+ * loses a race. Returns how many tasks it moved.
  */
 export async function finishTransition(deps: ControlDeps, agentId: string): Promise<number> {
   const frameworks = new Map<string, FrameworkRecord | undefined>();
@@ -267,82 +265,90 @@ export async function finishTransition(deps: ControlDeps, agentId: string): Prom
     if (!frameworks.has(id)) frameworks.set(id, await getFramework(deps.store, id));
     return frameworks.get(id);
   };
+  // Tasks looked at by chunks already written: moved, or found not to need moving.
+  const settled = new Set<string>();
   let moved = 0;
-  await withRetry(async () => {
-    const a = await getAgent(deps.store, agentId);
-    const kind = a?.pending as Transition | null | undefined;
-    if (!a || !kind || a.status !== (kind === 'UNREACHABLE' ? 'UNREACHABLE' : 'GONE')) return;
-    const at = (kind === 'UNREACHABLE' ? a.unreachableAt : a.goneAt) ?? 0;
-    const rows = (
-      await Promise.all(
-        Object.entries(a.tasks).map(([taskId, t]) => getTask(deps.store, t.frameworkId, taskId)),
-      )
-    ).filter((r): r is TaskRecord & Item => !!r && r.agentId === agentId && !isTerminal(r.state));
-    // UNREACHABLE leaves tasks the agent updated after the transition began (it may be back).
-    const todo =
-      kind === 'UNREACHABLE' ? rows.filter((r) => r.state !== 'TASK_UNREACHABLE' && r.updatedAt <= at) : rows;
-    let version = a.version;
-    for (let i = 0; i < todo.length; i += TASK_CHUNK) {
-      const chunk = todo.slice(i, i + TASK_CHUNK);
-      const now = deps.clock.now();
-      const ops: WriteOp[] = [];
-      const messages: OutboxMessage[] = [];
-      for (const row of chunk) {
-        const fw = await framework(row.frameworkId);
-        const { state, reason, message } = transitionOf(kind, at, fw?.partitionAware ?? false);
-        const status = {
-          ...masterStatus(now, row.frameworkId, row.taskId, state.framework, reason, message, agentId),
-          ...(kind === 'UNREACHABLE' ? { unreachableTime: at } : {}),
-        };
-        ops.push({
-          kind: 'patch',
-          table: 'tasks',
-          key: { frameworkId: row.frameworkId, taskId: row.taskId },
-          set: { state: state.row, status, updatedAt: now },
-          expect: row.version,
-        });
-        if (fw?.status === 'ACTIVE') {
-          messages.push(
-            toFramework(
-              fw.queueUrl,
-              { v: 1, type: 'UPDATE', status },
-              `${kind.toLowerCase()}.${agentId}.${at}.${row.taskId}`,
-              { frameworkId: row.frameworkId, taskId: row.taskId, version: row.version + 1 },
-            ),
-          );
-        }
-      }
-      const { ops: outbox, items } = outboxWrites(
-        `${kind.toLowerCase()}.${agentId}.${at}.${i}`,
-        messages,
-        now,
-      );
-      // The agent's version guards the chunk: a re-registration in between makes it fail and retry.
-      await deps.store.write([
-        { kind: 'patch', table: 'agents', key: { agentId }, set: { pending: kind }, expect: version },
-        ...ops,
-        ...outbox,
-      ]);
-      version++;
-      moved += chunk.length;
-      await flushOutbox(deps, items);
-    }
-    await deps.store.write([
-      {
-        kind: 'patch',
-        table: 'agents',
-        key: { agentId },
-        // GONE: its tasks are over, so they leave its accounting.
-        set: kind === 'UNREACHABLE' ? { pending: null } : { pending: null, tasks: {} },
-        expect: version,
-      },
-    ]);
-    for (const row of todo) {
-      const { state } = transitionOf(kind, at, frameworks.get(row.frameworkId)?.partitionAware ?? false);
-      deps.metrics.count('TasksMarked', { state: state.framework });
-    }
-  }, isConflict);
-  return moved;
+  for (;;) {
+    const step = await updateAgent(deps.store, agentId, (a) =>
+      transitionStep(deps, agentId, a, settled, framework),
+    );
+    if (!step) return moved;
+    for (const id of step.looked) settled.add(id);
+    await flushOutbox(deps, step.items);
+    moved += step.marked.length;
+    for (const state of step.marked) deps.metrics.count('TasksMarked', { state });
+    if (step.marked.length === 0) return moved;
+  }
+}
+
+/**
+ * One chunk of a pending transition, decided on the agent as read: the next task rows to move
+ * (skipping those `settled` by chunks already written), their status changes and UPDATEs; or,
+ * when none is left, `pending` cleared.
+ */
+async function transitionStep(
+  deps: ControlDeps,
+  agentId: string,
+  a: AgentRecord | undefined,
+  settled: ReadonlySet<string>,
+  framework: (id: string) => Promise<FrameworkRecord | undefined>,
+): Promise<Change<{ looked: string[]; items: OutboxItem[]; marked: TaskState[] } | undefined>> {
+  const kind = a?.pending as Transition | null | undefined;
+  if (!a || !kind || a.status !== (kind === 'UNREACHABLE' ? 'UNREACHABLE' : 'GONE'))
+    return { result: undefined };
+  const at = (kind === 'UNREACHABLE' ? a.unreachableAt : a.goneAt) ?? 0;
+  // Rows are read a chunk at a time, until a chunk has something to move or none are left.
+  const left = Object.entries(a.tasks).filter(([taskId]) => !settled.has(taskId));
+  const looked: string[] = [];
+  let todo: (TaskRecord & Item)[] = [];
+  for (let i = 0; i < left.length && todo.length === 0; i += TASK_CHUNK) {
+    const part = left.slice(i, i + TASK_CHUNK);
+    looked.push(...part.map(([taskId]) => taskId));
+    const rows = await Promise.all(part.map(([taskId, t]) => getTask(deps.store, t.frameworkId, taskId)));
+    todo = rows.filter(
+      (r): r is TaskRecord & Item =>
+        !!r &&
+        r.agentId === agentId &&
+        !isTerminal(r.state) &&
+        // UNREACHABLE leaves tasks the agent updated after the transition began (it may be back).
+        (kind !== 'UNREACHABLE' || (r.state !== 'TASK_UNREACHABLE' && r.updatedAt <= at)),
+    );
+  }
+  if (todo.length === 0) {
+    // GONE: its tasks are over, so they leave its accounting.
+    return {
+      set: kind === 'UNREACHABLE' ? { pending: null } : { pending: null, tasks: {} },
+      result: { looked, items: [], marked: [] },
+    };
+  }
+  const now = deps.clock.now();
+  const writes: WriteOp[] = [];
+  const messages: OutboxMessage[] = [];
+  const marked: TaskState[] = [];
+  for (const row of todo) {
+    const fw = await framework(row.frameworkId);
+    const { state, reason, message } = transitionOf(kind, at, fw?.partitionAware ?? false);
+    const status = {
+      ...masterStatus(now, row.frameworkId, row.taskId, state.framework, reason, message, agentId),
+      ...(kind === 'UNREACHABLE' ? { unreachableTime: at } : {}),
+    };
+    const change = statusChange(
+      row,
+      masterChange(state.row, status, now),
+      fw,
+      `${kind.toLowerCase()}.${agentId}.${at}.${row.taskId}`,
+    );
+    writes.push(change.write);
+    if (change.message) messages.push(change.message);
+    marked.push(state.framework);
+  }
+  const { ops, items } = outboxWrites(
+    `${kind.toLowerCase()}.${agentId}.${at}.${todo[0]!.taskId}`,
+    messages,
+    now,
+  );
+  // The agent's version guards the chunk: a re-registration in between makes it fail and retry.
+  return { set: { pending: kind }, also: [...writes, ...ops], result: { looked, items, marked } };
 }
 
 function transitionOf(

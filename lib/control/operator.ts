@@ -14,11 +14,11 @@ import {
 } from '../core/explain.ts';
 import type { AgentRecord, FrameworkRecord, OperatorAgentStatus, RoleRecord } from '../core/model.ts';
 import { add, EMPTY, type Resources } from '../core/resources.ts';
-import { ConditionFailedError, type Item } from '../ports/store.ts';
+import type { Item } from '../ports/store.ts';
 import { buildAllocationInput, readCycleRecords, rescindOffer, roleOfRecord } from './allocation.ts';
 import type { ControlDeps } from './deps.ts';
 import { nudgeAllocator } from './emit.ts';
-import { getAgent, withRetry } from './records.ts';
+import { updateAgent } from './records/agents.ts';
 import { type RoleChange, setRole } from './roles.ts';
 
 export class OperatorError extends Error {
@@ -80,19 +80,12 @@ export async function setAgentMode(
   agentId: string,
   mode: AgentMode,
 ): Promise<AgentModeResult> {
-  const agent = await withRetry(
-    async () => {
-      const a = await getAgent(deps.store, agentId);
-      if (!a) throw new OperatorError(`agent ${agentId} is not registered`);
-      const operatorStatus = mode === 'ACTIVE' ? null : mode;
-      if ((a.operatorStatus ?? null) === operatorStatus) return a;
-      await deps.store.write([
-        { kind: 'patch', table: 'agents', key: { agentId }, set: { operatorStatus }, expect: a.version },
-      ]);
-      return { ...a, operatorStatus, version: a.version + 1 };
-    },
-    (e) => e instanceof ConditionFailedError,
-  );
+  const agent = await updateAgent(deps.store, agentId, (a) => {
+    if (!a) throw new OperatorError(`agent ${agentId} is not registered`);
+    const operatorStatus = mode === 'ACTIVE' ? null : mode;
+    if ((a.operatorStatus ?? null) === operatorStatus) return { result: a };
+    return { set: { operatorStatus }, result: { ...a, operatorStatus, version: a.version + 1 } };
+  });
   let rescinded = 0;
   if (mode !== 'ACTIVE') {
     for (const id of Object.keys(agent.offers)) rescinded += (await rescindOffer(deps, agentId, id)) ? 1 : 0;

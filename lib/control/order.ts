@@ -22,7 +22,7 @@ import type { TaskRecord } from '../core/model.ts';
 import type { Item } from '../ports/store.ts';
 import type { ControlDeps } from './deps.ts';
 import { sendToFramework } from './emit.ts';
-import { getTask } from './records.ts';
+import { getTask } from './records/tasks.ts';
 import { reconciledStatus, type SentUpdate } from './statuses.ts';
 
 /** After sending `sent`, sends the current status of each task whose row has moved on since. */

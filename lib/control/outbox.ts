@@ -148,6 +148,37 @@ export async function flushOutbox(deps: ControlDeps, items: readonly OutboxItem[
 }
 
 /**
+ * A call's notices — what a framework or agent must hear about a decision — ready to send: in the
+ * outbox when they ride with a write (`items`), else as they are (`unwritten`): a decision that
+ * writes nothing leaves nothing a crash could strand, and its redelivery decides them again.
+ */
+export interface Notices {
+  readonly items: readonly OutboxItem[];
+  readonly unwritten: readonly OutboxMessage[];
+}
+
+/**
+ * The notices of a decision under `id`, and the writes that put them in the outbox when the
+ * decision writes (`withWrite`): those go in the same transaction as the decision's own writes.
+ */
+export function noticesOf(
+  id: string,
+  messages: readonly OutboxMessage[],
+  now: number,
+  withWrite: boolean,
+): { ops: WriteOp[]; notices: Notices } {
+  if (!withWrite) return { ops: [], notices: { items: [], unwritten: messages } };
+  const { ops, items } = outboxWrites(id, messages, now);
+  return { ops, notices: { items, unwritten: [] } };
+}
+
+/** Sends a decision's notices, after its write: the outbox items (then deleted), or the messages. */
+export async function sendNotices(deps: ControlDeps, notices: Notices): Promise<void> {
+  await flushOutbox(deps, notices.items);
+  await sendAll(deps, notices.unwritten);
+}
+
+/**
  * Sends what handlers left in the outbox (they died after their write): every item older than
  * `graceMs`. Run by the sweep. Returns how many items and messages it sent.
  */

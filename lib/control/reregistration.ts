@@ -1,7 +1,7 @@
 /**
  * Reconciling an agent that registers again (it was UNREACHABLE, its process restarted, or a
  * spurious re-registration) with what the registry knows, as Mesos's master does in
- * `__reregisterSlave` and `reconcileKnownSlave`. The decision is pure; agent-calls.ts applies it.
+ * `__reregisterSlave` and `reconcileKnownSlave`. The decision is pure; agent/register.ts applies it.
  *
  * - A task the agent runs and the registry knows on it, whose framework is still there: it stays
  *   in the agent's accounting; if it was TASK_UNREACHABLE it is back (STARTING/RUNNING/KILLING as

@@ -7,11 +7,12 @@
  * redelivers after the visibility timeout and, after `maxReceiveCount` deliveries, moves to the
  * dead-letter queue (alarmed; `meso dlq` lists and redrives).
  *
- * A failed condition (ConditionFailedError) is not retried here: it means someone else changed the
- * item first, and only the caller can re-read and decide again (`withRetry` in records.ts, also
- * with jittered backoff).
+ * A failed condition (ConditionFailedError) is not retried by the store: it means someone else
+ * changed the item first, and only the caller can re-read and decide again. That is `withRetry`
+ * below, the control plane's one policy for a lost race, used only by the record operations
+ * (lib/control/records/transact.ts).
  */
-import type { Store } from '../ports/store.ts';
+import { ConditionFailedError, type Store } from '../ports/store.ts';
 
 /** Error names DynamoDB (and the SDK) use for throttling and transient server faults. */
 export const TRANSIENT_ERRORS: ReadonlySet<string> = new Set([
@@ -79,4 +80,25 @@ export function resilientStore(inner: Store, policy: RetryPolicy = DEFAULT_RETRY
     increment: (k, by) => retryTransient(() => inner.increment(k, by), policy),
   };
   return store;
+}
+
+/** The one conflict test: a conditional write found the record changed since it was read. */
+export const isConflict = (e: unknown): boolean => e instanceof ConditionFailedError;
+
+/** Attempts at a read-decide-write that keeps losing races before the error goes up. */
+export const CONFLICT_ATTEMPTS = 8;
+
+/**
+ * Runs `fn` (which reads, decides and writes conditionally) again when its write lost a race,
+ * after a jittered backoff; `fn` re-reads each time. Other errors go up at once.
+ */
+export async function withRetry<T>(fn: () => Promise<T>, attempts = CONFLICT_ATTEMPTS): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!isConflict(e) || i + 1 >= attempts) throw e;
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * 2 ** Math.min(i, 5)));
+    }
+  }
 }

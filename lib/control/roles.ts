@@ -12,8 +12,8 @@
 import type { RoleRecord } from '../core/model.ts';
 import { fromWire, type Resources, roleNameProblem, toWire, type WireResources } from '../core/resources.ts';
 import { type Quantities, type RoleConfig, roleConfigProblems } from '../core/roles.ts';
-import { ConditionFailedError, type Item, type Store } from '../ports/store.ts';
-import { withRetry } from './records.ts';
+import type { Item, Store, WriteOp } from '../ports/store.ts';
+import { transact } from './records/transact.ts';
 
 export const ROLE_KEY_PREFIX = 'role#';
 export const roleKey = (role: string): string => `${ROLE_KEY_PREFIX}${role}`;
@@ -81,9 +81,10 @@ export async function setRole(
 ): Promise<RoleRecord | undefined> {
   const bad = roleNameProblem(role);
   if (bad) throw new RoleSettingsError(`invalid role "${role}": ${bad}`);
-  return withRetry(
-    async () => {
-      const all = await readRoleRecords(store);
+  return transact(
+    store,
+    () => readRoleRecords(store),
+    (all): { writes: WriteOp[]; result: RoleRecord | undefined } => {
       const current = all.find((r) => r.role === role);
       const pick = <T>(c: T | null | undefined, old: T | undefined): T | undefined =>
         c === null ? undefined : c === undefined ? old : c;
@@ -112,27 +113,29 @@ export async function setRole(
         limit === undefined &&
         minAllocatable === undefined;
       if (empty) {
-        if (current)
-          await store.write([
-            { kind: 'delete', table: 'meta', key: { key: roleKey(role) }, expect: current.version },
-          ]);
-        return undefined;
+        return {
+          writes: current
+            ? [{ kind: 'delete', table: 'meta', key: { key: roleKey(role) }, expect: current.version }]
+            : [],
+          result: undefined,
+        };
       }
       const { minAllocatable: _internal, ...plain } = next;
       const stored: StoredRole = {
         ...plain,
         ...(minAllocatable ? { minAllocatable: minAllocatable.map(toWire) } : {}),
       };
-      await store.write([
-        {
-          kind: 'put',
-          table: 'meta',
-          item: stored as unknown as Item,
-          expect: current ? current.version : 'absent',
-        },
-      ]);
-      return { ...next, version: next.version + 1 };
+      return {
+        writes: [
+          {
+            kind: 'put',
+            table: 'meta',
+            item: stored as unknown as Item,
+            expect: current ? current.version : 'absent',
+          },
+        ],
+        result: { ...next, version: next.version + 1 },
+      };
     },
-    (e) => e instanceof ConditionFailedError,
   );
 }

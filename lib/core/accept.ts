@@ -3,8 +3,8 @@
  * `_accept()`: first the offers as a whole, then each task against what is left of them.
  *
  * Why this shape: an ACCEPT may be redelivered, may name offers that have since expired or been
- * rescinded, and comes from a framework that may be buggy or hostile. Principle 8 says bad input
- * gets a clear answer and changes nothing, so every task gets exactly one outcome — launched, or
+ * rescinded, and comes from a framework that may be buggy or hostile. Bad input gets a clear answer
+ * and changes nothing, so every task gets exactly one outcome — launched, or
  * a TASK_ERROR / TASK_DROPPED update with a Mesos reason and a message that says what was wrong —
  * and the caller learns exactly which offers it may consume and what goes back to the agent.
  *

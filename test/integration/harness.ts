@@ -13,7 +13,7 @@ import { createSqsClient } from '../../lib/adapters/sqs.ts';
 import { createSqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import type { ClusterConfig } from '../../lib/config/cluster.ts';
 import type { ControlConfig } from '../../lib/control/deps.ts';
-import { agentFree } from '../../lib/control/records.ts';
+import { agentFree } from '../../lib/core/ledger.ts';
 import type { AgentRecord } from '../../lib/core/model.ts';
 import { add, contains, EMPTY } from '../../lib/core/resources.ts';
 import { isTerminal } from '../../lib/core/task-state.ts';

@@ -1,11 +1,11 @@
 /**
- * An agent that comes back (lib/control/agent-calls.ts REGISTER with its tasks, and its status
+ * An agent that comes back (lib/control/agent/register.ts: REGISTER with its tasks, and its status
  * updates), over the in-memory store: the registry's side of Mesos's re-registration tests.
  */
 import { describe, expect, it } from 'vitest';
 import { handleAgentCall } from '../../../lib/control/agent-calls.ts';
 import { markGone, markUnreachable } from '../../../lib/control/liveness.ts';
-import { forgetRoute } from '../../../lib/control/records.ts';
+import { forgetRoute } from '../../../lib/control/records/routes.ts';
 import { runSweep } from '../../../lib/control/sweep.ts';
 import { parse, toWire } from '../../../lib/core/resources.ts';
 import {

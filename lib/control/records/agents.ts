@@ -1,0 +1,52 @@
+/**
+ * Agent records: read one, change one (read, a pure ledger change from lib/core/ledger.ts,
+ * conditional write on the version read, retry on a lost race), and the two writes that need no
+ * version: a heartbeat and the release of an ended task.
+ */
+
+import { takeOffers } from '../../core/ledger.ts';
+import type { AgentRecord, OfferRecord } from '../../core/model.ts';
+import type { Item, Store, WriteOp } from '../../ports/store.ts';
+import { type Decide, updateRecord } from './transact.ts';
+
+export const getAgent = (s: Store, agentId: string) => s.get<AgentRecord & Item>('agents', { agentId });
+
+/** `update(id, change)` for an agent record. */
+export const updateAgent = <R>(s: Store, agentId: string, decide: Decide<AgentRecord, R>): Promise<R> =>
+  updateRecord(s, 'agents', { agentId }, decide);
+
+/**
+ * Takes the offers `pick` selects off the agent (one conditional write; none when it holds no
+ * such offer). Returns the offers taken.
+ */
+export const takeAgentOffers = (
+  s: Store,
+  agentId: string,
+  pick: (o: OfferRecord) => boolean,
+): Promise<OfferRecord[]> =>
+  updateAgent(s, agentId, (agent) => {
+    if (!agent) return { result: [] };
+    const { offers, taken } = takeOffers(agent, pick);
+    return taken.length === 0 ? { result: [] } : { set: { offers }, result: taken };
+  });
+
+/** A heartbeat: `lastSeenAt` only, the version left alone, so it never races with resource changes. */
+export const heartbeatWrite = (agentId: string, now: number): WriteOp => ({
+  kind: 'patch',
+  table: 'agents',
+  key: { agentId },
+  set: { lastSeenAt: now },
+  expect: 'exists',
+});
+
+/**
+ * An ended task leaves its agent's ledger by removing just its key: it commutes with other
+ * releases, so many tasks of one agent ending at once do not fight over the agent's version.
+ */
+export const releaseTaskWrite = (agentId: string, taskId: string): WriteOp => ({
+  kind: 'removeKey',
+  table: 'agents',
+  key: { agentId },
+  attribute: 'tasks',
+  mapKey: taskId,
+});

@@ -1,0 +1,151 @@
+/**
+ * SUBSCRIBE: binds a framework id to the identity that sends it (or, from that identity again, a
+ * failover: the framework comes back, perhaps from a new queue). The old queue hears "Framework
+ * failed over" through the outbox of the same write; the framework's old offers are rescinded
+ * when its queue changed and the latest state of its tasks is sent again (lib/control/failover.ts).
+ */
+import type { FrameworkRecord } from '../../core/model.ts';
+import { fromWire, type Resources } from '../../core/resources.ts';
+import type { Item } from '../../ports/store.ts';
+import type { CallOf, SchedulerEvent } from '../../protocol/index.ts';
+import type { ControlDeps, InboundRecord } from '../deps.ts';
+import { nudgeAllocator, sendToFramework } from '../emit.ts';
+import { resendState } from '../failover.ts';
+import { identityProblem } from '../identity.ts';
+import { flushOutbox, type OutboxItem, outboxWrites, toFramework } from '../outbox.ts';
+import { updateFramework } from '../records/frameworks.ts';
+import { forgetRoute } from '../records/routes.ts';
+import type { Change } from '../records/transact.ts';
+import { ownQueueProblem, type Rejection, reject } from '../reject.ts';
+
+/** The longest interval between an agent's resends of a status update (Mesos: 10 minutes). */
+const MAX_STATUS_RETRY_MS = 10 * 60_000;
+
+type Subscribed = {
+  framework: FrameworkRecord;
+  /** A framework Meso knew (failover, or a SUBSCRIBE sent again): what the old process must hear. */
+  failover?: { items: OutboxItem[]; since: number; newQueue: boolean };
+};
+
+export async function subscribe(
+  deps: ControlDeps,
+  record: InboundRecord,
+  call: CallOf<'SUBSCRIBE'>,
+): Promise<void> {
+  const info = call.framework;
+  const badQueue = ownQueueProblem(deps.config.prefix, 'framework', info.queueUrl);
+  if (badQueue)
+    return reject(deps, 'scheduler-calls', record, { code: 'INVALID', message: badQueue, call: 'SUBSCRIBE' });
+  const outcome = await updateFramework(deps.store, info.frameworkId, (existing) =>
+    subscription(deps, record, info, existing),
+  );
+  if ('code' in outcome) return reject(deps, 'scheduler-calls', record, outcome);
+  forgetRoute('framework', info.frameworkId); // its queue may have changed (failover)
+  await sendToFramework(deps, info.queueUrl, [
+    {
+      event: {
+        v: 1,
+        type: 'SUBSCRIBED',
+        frameworkId: info.frameworkId,
+        heartbeatIntervalSeconds: deps.config.frameworkHeartbeatSeconds,
+      },
+      dedupId: `subscribed.${record.messageId}`,
+    },
+  ]);
+  deps.metrics.count('FrameworksSubscribed');
+  const { failover } = outcome;
+  if (failover) {
+    // Its old offers are rescinded (new ones follow), its tasks' latest states sent again.
+    await flushOutbox(deps, failover.items);
+    const resent = await resendState(
+      deps,
+      outcome.framework,
+      `resubscribed.${record.messageId}`,
+      failover.since,
+      { rescindOffers: failover.newQueue },
+    );
+    deps.log.info('framework re-subscribed', { frameworkId: info.frameworkId, ...resent });
+    deps.metrics.count('FrameworksResubscribed');
+  }
+  await nudgeAllocator(deps, `framework ${info.frameworkId} subscribed`);
+}
+
+/** The change SUBSCRIBE makes to the framework's record as read (undefined: a new framework). */
+function subscription(
+  deps: ControlDeps,
+  record: InboundRecord,
+  info: CallOf<'SUBSCRIBE'>['framework'],
+  existing: FrameworkRecord | undefined,
+): Change<Rejection | Subscribed> {
+  const replyTo = { kind: 'framework' as const, queueUrl: info.queueUrl };
+  const denied = identityProblem('framework', info.frameworkId, existing, record, 'SUBSCRIBE', {
+    claim: true,
+    replyTo,
+  });
+  if (denied) return { result: denied };
+  if (existing?.status === 'TORN_DOWN') {
+    return {
+      result: {
+        code: 'FRAMEWORK_TORN_DOWN',
+        message: `framework ${info.frameworkId} was torn down; subscribe with a new id`,
+        call: 'SUBSCRIBE',
+        replyTo,
+      },
+    };
+  }
+  const now = deps.clock.now();
+  const next: FrameworkRecord = {
+    frameworkId: info.frameworkId,
+    principal: record.senderId,
+    name: info.name,
+    ...(info.user ? { user: info.user } : {}),
+    roles: info.roles,
+    ...(info.offerFilters ? { minAllocatable: minAllocatableOf(info.offerFilters) } : {}),
+    queueUrl: info.queueUrl,
+    status: 'ACTIVE',
+    failoverTimeoutSeconds: info.failoverTimeoutSeconds,
+    partitionAware: info.partitionAware,
+    filters: existing?.filters ?? {},
+    subscribedAt: now,
+    lastSeenAt: now,
+    disconnectedAt: null,
+    version: existing?.version ?? 0,
+  };
+  if (!existing) return { put: next as unknown as Item, result: { framework: next } };
+  // Mesos tells the old scheduler "Framework failed over"; its queue gets the ERROR, in the
+  // outbox with the change so it is sent even if this handler dies now.
+  const newQueue = existing.queueUrl !== info.queueUrl;
+  const failedOver: SchedulerEvent = {
+    v: 1,
+    type: 'ERROR',
+    code: 'FRAMEWORK_FAILED_OVER',
+    message: 'Framework failed over',
+    call: 'SUBSCRIBE',
+  };
+  const outbox = outboxWrites(
+    `failedover.${info.frameworkId}.${record.messageId}`,
+    newQueue ? [toFramework(existing.queueUrl, failedOver, `failedover.${record.messageId}`)] : [],
+    now,
+  );
+  return {
+    put: next as unknown as Item,
+    also: outbox.ops,
+    result: {
+      framework: next,
+      failover: {
+        items: outbox.items,
+        since: existing.disconnectedAt ?? now - MAX_STATUS_RETRY_MS,
+        newQueue,
+      },
+    },
+  };
+}
+
+/** FrameworkInfo.offerFilters → per-role minimum offers in the core's form. */
+function minAllocatableOf(
+  filters: NonNullable<CallOf<'SUBSCRIBE'>['framework']['offerFilters']>,
+): Record<string, Resources[]> {
+  return Object.fromEntries(
+    Object.entries(filters).map(([role, f]) => [role, f.minAllocatableResources.map((w) => fromWire(w))]),
+  );
+}
