@@ -1,4 +1,4 @@
-export { createDrfSorter, dominantShare } from './drf.ts';
+export { dominantShare, weightedDrf } from './drf.ts';
 export { SorterError } from './errors.ts';
 export {
   createHierarchicalSorter,
@@ -7,9 +7,7 @@ export {
   isWithinRole,
   parentRole,
   roleAndAncestors,
-  type Scalars,
-  type SharePolicy,
-  TreeNode,
-  weightedDrf,
+  scalarsOfResources,
 } from './hierarchical.ts';
-export type { Sorter, SorterFactory } from './types.ts';
+export { type NodeKind, type Scalars, TreeNode } from './node.ts';
+export type { SharePolicy, Sorter, SorterFactory, SorterOptions } from './types.ts';
