@@ -9,7 +9,7 @@
  * its agent (`removeKey`), which commutes with every other removal.
  */
 
-import type { TableName } from '../../infra/definition.ts';
+import type { TableName } from '../../definition/tables-queues.ts';
 import type { Item, Store, WriteOp } from '../../ports/store.ts';
 import { withRetry } from '../retry.ts';
 
