@@ -37,6 +37,7 @@ export { agentQueueName, loadOrCreateAgentId } from './agent-id.ts';
 export type { AgentEvents } from './events.ts';
 export {
   COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS,
+  COMMAND_RECEIVE_VISIBILITY_SECONDS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_REGISTER_RETRY_INTERVAL_MS,
 } from './session.ts';

@@ -36,11 +36,21 @@ import type { Timers } from './status-updates.ts';
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 15_000;
 export const DEFAULT_REGISTER_RETRY_INTERVAL_MS = 5_000;
 /**
- * The agent's command queue's visibility timeout: commands are handled (and deleted) in
- * milliseconds. It also bounds how long a command a crashed agent had received but not deleted
- * stays invisible — holding back the rest of its task's FIFO group from the restarted agent.
+ * The agent's command queue's visibility timeout, for receivers that name none (the agent's own
+ * receives name {@link COMMAND_RECEIVE_VISIBILITY_SECONDS}).
  */
 export const COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS = 30;
+/**
+ * How long a command the agent received stays hidden (set on each ReceiveMessage, so it holds for
+ * queues an older agent created too). Commands are handled synchronously and deleted in the same
+ * breath, so this only has to outlast one DeleteMessageBatch; a delete slower than that gets the
+ * command delivered again, which the agent tolerates (SQS delivers at least once: a duplicate
+ * LAUNCH, KILL, ACKNOWLEDGE, RECONCILE or REGISTERED changes nothing). What it bounds is the cost
+ * of a crash: a long poll left open by a killed agent process is still handed the next command —
+ * the REGISTERED its successor waits for — and that command, with the rest of its FIFO group,
+ * stays hidden this long, not the queue's 30 s.
+ */
+export const COMMAND_RECEIVE_VISIBILITY_SECONDS = 3;
 
 const COMMAND_TYPES = [
   'REGISTERED',
@@ -157,6 +167,7 @@ export class ControlPlaneSession {
     this.#polling = pollQueue(o.sqs, this.queueUrl, (batch) => this.#onBatch(batch), {
       signal: this.#abort.signal,
       waitSeconds: o.pollWaitSeconds ?? 20,
+      visibilityTimeout: COMMAND_RECEIVE_VISIBILITY_SECONDS,
       onError: (e) => o.log('warn', 'receive from command queue failed', { error: errorMessage(e) }),
     }).catch((e: unknown) => o.log('error', 'command queue polling ended', { error: errorMessage(e) }));
   }
