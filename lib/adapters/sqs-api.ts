@@ -208,7 +208,14 @@ export async function pollQueue(
   sqs: SqsApi,
   queueUrl: string,
   onBatch: (messages: ReceivedMessage[]) => Promise<readonly string[] | undefined>,
-  opts: { signal: AbortSignal; waitSeconds?: number; max?: number; onError?: (e: unknown) => void },
+  opts: {
+    signal: AbortSignal;
+    waitSeconds?: number;
+    max?: number;
+    /** How long received messages stay hidden (ReceiveMessage's VisibilityTimeout). Default: the queue's. */
+    visibilityTimeout?: number;
+    onError?: (e: unknown) => void;
+  },
 ): Promise<void> {
   let backoff = 100;
   while (!opts.signal.aborted) {
@@ -217,6 +224,7 @@ export async function pollQueue(
       batch = await receive(sqs, queueUrl, {
         waitSeconds: opts.waitSeconds ?? 20,
         ...(opts.max !== undefined ? { max: opts.max } : {}),
+        ...(opts.visibilityTimeout !== undefined ? { visibilityTimeout: opts.visibilityTimeout } : {}),
         signal: opts.signal,
       });
       backoff = 100;

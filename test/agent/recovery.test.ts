@@ -13,6 +13,7 @@ import { DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listRuns } from '../../agent/checkpoint.ts';
 import { killCheckpointedTasks } from '../../agent/install.ts';
+import { COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS } from '../../agent/session.ts';
 import { configToEnv } from '../../lib/config/cluster.ts';
 import { isTerminal } from '../../lib/core/task-state.ts';
 import type { AgentCallOf } from '../../lib/protocol/agent.ts';
@@ -56,7 +57,10 @@ afterAll(async () => {
  * `meso-agent run` as a child process (tsx as a loader, not its CLI, which would put the agent in
  * a grandchild that a SIGKILL would miss); its log is kept for a failing test's message.
  */
-function startAgent(hostname: string): { child: ChildProcess; log: () => string } {
+function startAgent(
+  hostname: string,
+  o: { pollWaitSeconds?: number } = { pollWaitSeconds: 1 },
+): { child: ChildProcess; log: () => string } {
   const args = [
     '--import',
     'tsx',
@@ -74,10 +78,9 @@ function startAgent(hostname: string): { child: ChildProcess; log: () => string 
     'off',
     '--monitor-interval-ms',
     '100',
-    // Short long-polls: a poll the killed agent left open would still be handed a message (the
-    // emulator does not notice the dead connection), which then stays invisible for 30 s.
-    '--poll-wait-seconds',
-    '1',
+    // Short long-polls by default: a poll the killed agent left open is still handed a message
+    // (the emulator does not notice the dead connection), which then stays hidden a while.
+    ...(o.pollWaitSeconds !== undefined ? ['--poll-wait-seconds', String(o.pollWaitSeconds)] : []),
     ...(root ? ['--task-user', 'nobody'] : []),
   ];
   const child = spawn(process.execPath, args, {
@@ -212,6 +215,63 @@ describe('agent recovery', () => {
         await new Promise((r) => setTimeout(r, 20));
       expect(listRuns(dir.path)).toEqual([]);
       expect(existsSync(join(dir.path, 'sandboxes', FW, 't1'))).toBe(true);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n--- agent log ---\n${second.log()}`);
+    } finally {
+      second.child.kill('SIGTERM');
+      await once(second.child, 'exit');
+    }
+  });
+  it('kill -9 then an immediate restart: the agent registers and recovers its task without waiting out a visibility timeout', async () => {
+    // The default 20 s long poll: the killed process leaves one open, and it takes the
+    // REGISTERED its successor waits for.
+    const first = startAgent('killed', {});
+    try {
+      await register('killed');
+      await control.command(queueUrl!, {
+        v: 1,
+        type: 'LAUNCH',
+        frameworkId: FW,
+        task: {
+          taskId: 'k1',
+          agentId,
+          resources: { cpus: 0.1, mem: 32 },
+          command: { shell: true, value: gated('k1', 0) },
+        },
+      });
+      expect((await nextAcked('k1')).state).toBe('TASK_STARTING');
+      expect((await nextAcked('k1')).state).toBe('TASK_RUNNING');
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n--- agent log ---\n${first.log()}`);
+    }
+    first.child.kill('SIGKILL');
+    await once(first.child, 'exit');
+
+    const second = startAgent('restarted', {});
+    try {
+      // Bounded below the command queue's visibility timeout: a restart that waits it out fails.
+      const bound = (COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS - 5) * 1000;
+      let timer: NodeJS.Timeout | undefined;
+      const recovered = (async () => {
+        const reg = await register('restarted');
+        expect(reg.tasks?.map((t) => t.taskId)).toEqual(['k1']);
+        return nextAcked('k1');
+      })();
+      const s = await Promise.race([
+        recovered,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`not registered and recovered within ${bound / 1000} s of the restart`)),
+            bound,
+          );
+        }),
+      ]).finally(() => clearTimeout(timer));
+      expect(s).toMatchObject({ state: 'TASK_RUNNING', source: 'SOURCE_AGENT' });
+      expect(s.message).toMatch(/^recovered after an agent restart/);
+
+      await writeFile(join(dir.path, 'gates', 'k1'), '');
+      const end = await nextAcked('k1');
+      expect(end).toMatchObject({ state: 'TASK_FINISHED', exitCode: 0, stdoutTail: 'done k1\n' });
     } catch (e) {
       throw new Error(`${(e as Error).message}\n--- agent log ---\n${second.log()}`);
     } finally {

@@ -13,19 +13,16 @@ import { createSqsClient } from '../../lib/adapters/sqs.ts';
 import { createSqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import type { ClusterConfig } from '../../lib/config/cluster.ts';
 import type { ControlConfig } from '../../lib/control/deps.ts';
-import { agentFree } from '../../lib/core/ledger.ts';
-import type { AgentRecord } from '../../lib/core/model.ts';
-import { add, contains, EMPTY } from '../../lib/core/resources.ts';
 import { isTerminal } from '../../lib/core/task-state.ts';
 import {
   type LocalControlPlane,
   type LocalControlPlaneOptions,
   startLocalControlPlane,
 } from '../../lib/local/control-plane.ts';
-import type { Item, Store, WriteOp } from '../../lib/ports/store.ts';
 import type { Offer, TaskStatus } from '../../lib/protocol/index.ts';
 import { MesoScheduler } from '../../lib/sdk/scheduler.ts';
 import type { SchedulerSettings } from '../../lib/sdk/types.ts';
+import { checkingStore } from '../../lib/testing/invariants.ts';
 import { createTestCluster } from '../setup/cluster.ts';
 
 export interface Harness {
@@ -33,7 +30,7 @@ export interface Harness {
   readonly controlPlane: LocalControlPlane;
   readonly sqs: SQSClient;
   readonly agents: Agent[];
-  /** Accounting violations seen after any write to an agent record (must stay empty). */
+  /** Accounting violations seen after any write to an agent record (must stay empty; see lib/testing/invariants.ts). */
   readonly violations: string[];
   startAgent(opts?: Partial<AgentOptions>): Promise<Agent>;
   scheduler(opts?: Partial<SchedulerSettings>): MesoScheduler;
@@ -47,35 +44,6 @@ export interface HarnessOptions {
   readonly agentResources?: string;
   readonly control?: Partial<Omit<ControlConfig, 'queues'>>;
   readonly controlPlane?: Partial<LocalControlPlaneOptions>;
-}
-
-/** Wraps the store so every write to an agent is followed by a check of its accounting. */
-function checkingStore(inner: Store, violations: string[]): Store {
-  return {
-    get: (t, k) => inner.get(t, k),
-    query: (t, pk, i) => inner.query(t, pk, i),
-    scan: (t) => inner.scan(t),
-    increment: (k, by) => inner.increment(k, by),
-    async write(ops: readonly WriteOp[]) {
-      await inner.write(ops);
-      for (const op of ops) {
-        if (op.table !== 'agents' || op.kind === 'delete') continue;
-        const agentId = String(op.kind === 'put' ? op.item.agentId : op.key.agentId);
-        const a = await inner.get<AgentRecord & Item>('agents', { agentId });
-        if (!a) continue;
-        try {
-          const free = agentFree(a); // throws when offers + tasks exceed the total
-          if (!contains(a.total, free)) violations.push(`${agentId}: free exceeds total`);
-          let used = EMPTY;
-          for (const o of Object.values(a.offers)) used = add(used, o.resources);
-          for (const t of Object.values(a.tasks)) used = add(used, t.resources);
-          if (!contains(a.total, used)) violations.push(`${agentId}: over-committed`);
-        } catch (e) {
-          violations.push(`${agentId}: ${(e as Error).message}`);
-        }
-      }
-    },
-  };
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
