@@ -16,6 +16,7 @@ const LAYERS = [
   ['lib/adapters'], // DynamoDB, SQS, credentials, dead-letter queues
   ['lib/config'], // how clients find a cluster
   ['lib/control'], // the control-plane services
+  ['lib/testing'], // checks shared by the chaos run and the integration tests
   ['lib/lambda'], // Lambda wiring: handlers, per-record glue, deps from the environment
   ['lib/sdk'], // the framework SDK
   ['lib/local'], // the local stack

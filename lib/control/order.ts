@@ -22,14 +22,17 @@ import type { TaskRecord } from '../core/model.ts';
 import type { Item } from '../ports/store.ts';
 import type { ControlDeps } from './deps.ts';
 import { sendToFramework } from './emit.ts';
-import { getTask } from './records/tasks.ts';
 import { reconciledStatus, type SentUpdate } from './statuses.ts';
 
 /** After sending `sent`, sends the current status of each task whose row has moved on since. */
 export async function followUpReordered(deps: ControlDeps, sent: readonly SentUpdate[]): Promise<number> {
   let n = 0;
   for (const s of sent) {
-    const row = await getTask(deps.store, s.frameworkId, s.taskId);
+    // Read here rather than through records/tasks.ts, which imports the outbox that imports this.
+    const row = await deps.store.get<TaskRecord & Item>('tasks', {
+      frameworkId: s.frameworkId,
+      taskId: s.taskId,
+    });
     if (!row || row.version === s.version) continue;
     await followUp(deps, s.queueUrl, row);
     n++;
