@@ -3,7 +3,8 @@
  * engine CLI, `docker run` or `podman run`, under the same supervisor as any task, with the
  * task's cpus, mem and the agent's pids limit, its sandbox mounted at `/mnt/mesos/sandbox` (the
  * working directory, and `MESOS_SANDBOX`), its environment, and the task user's uid:gid (root in
- * the container only with `--allow-root-tasks`).
+ * the container only with `--allow-root-tasks`), with no capabilities (`--cap-drop ALL`) and
+ * `no-new-privileges`.
  *
  * The engine is found at agent start: `docker info` (then `podman info`) must answer within the
  * probe timeout. A node without a working engine fails container tasks at once with
@@ -18,7 +19,7 @@ import { execFile, spawn } from 'node:child_process';
 import type { IsolationContext, Isolator, Limitation, SpawnSpec } from './executor.ts';
 import { LaunchError } from './executor.ts';
 import type { UserIsolator } from './isolation/index.ts';
-import { which } from './isolation/user.ts';
+import { chownTree, which } from './isolation/user.ts';
 
 export interface ContainerEngine {
   readonly name: 'docker' | 'podman';
@@ -89,7 +90,19 @@ export function containerRunArgs(
 ): string[] {
   const { task } = ctx;
   const c = task.container!;
-  const args = ['run', '--name', o.name, '--init', '--log-driver', 'none'];
+  // No capabilities and no way to gain any (setuid programs in the image stay powerless).
+  const args = [
+    'run',
+    '--name',
+    o.name,
+    '--init',
+    '--log-driver',
+    'none',
+    '--security-opt',
+    'no-new-privileges',
+    '--cap-drop',
+    'ALL',
+  ];
   args.push('--network', (c.network ?? 'HOST').toLowerCase());
   if (task.resources.cpus !== undefined && task.resources.cpus > 0)
     args.push('--cpus', String(task.resources.cpus));
@@ -131,6 +144,14 @@ export class DockerIsolator implements Isolator {
     /** Why there is no engine, for the task's message. */
     readonly problem?: string,
   ) {}
+
+  /** The sandbox (mounted into the container) belongs to the task's user, as for any task. */
+  claimSandbox(ctx: IsolationContext): void {
+    const user = this.user.userFor(ctx.task);
+    if (!user || user.uid === this.user.opts.agentUid || this.user.opts.agentUid !== 0) return;
+    chownTree(ctx.sandbox, user.uid, user.gid);
+    ctx.state.user = { name: user.name, uid: user.uid, gid: user.gid };
+  }
 
   async prepare(ctx: IsolationContext, spec: SpawnSpec): Promise<SpawnSpec> {
     const image = ctx.task.container?.image ?? '?';

@@ -14,15 +14,21 @@
  * attribute).
  */
 import { execFile } from 'node:child_process';
-import { lchownSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { TaskInfo } from '../../lib/protocol/common.ts';
 import { type ContainerDetection, DockerIsolator, detectContainerEngine } from '../containers.ts';
 import type { IsolationContext, Isolator, Limitation, SpawnSpec } from '../executor.ts';
 import { LaunchError } from '../executor.ts';
 import { type Cgroups, detectCgroups, type TaskCgroupState } from './cgroups.ts';
 import { listProcesses, type ProcStat, residentBytes, taskProcesses } from './proc.ts';
-import { agentUid, resolveUser, switchUserArgv, type TaskUser, type UserError, which } from './user.ts';
+import {
+  agentUid,
+  chownTree,
+  resolveUser,
+  switchUserArgv,
+  type TaskUser,
+  type UserError,
+  which,
+} from './user.ts';
 
 export type IsolationMode = 'cgroups-v2' | 'cgroups-v1' | 'process-tree' | 'none';
 
@@ -37,6 +43,11 @@ export interface IsolationOptions {
    */
   readonly taskUser?: string;
   readonly allowRootTasks?: boolean;
+  /**
+   * The users a task may name in `command.user` (names or uids), besides `taskUser`. Default
+   * `['nobody']`. Root needs `allowRootTasks` as well.
+   */
+  readonly allowedTaskUsers?: readonly string[];
   /** Processes per task (cgroup `pids.max`, containers' `--pids-limit`). Default 4096. */
   readonly pidsMax?: number;
   /** Container engine for tasks with an image. `auto` (default): docker, else podman, if its `info` works. */
@@ -174,44 +185,69 @@ export class PidNamespaceIsolator implements Isolator {
   }
 }
 
-function chownTree(dir: string, uid: number, gid: number): void {
-  lchownSync(dir, uid, gid);
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    lchownSync(join(entry.parentPath, entry.name), uid, gid);
-  }
+function refuseRoot(): LaunchError {
+  return new LaunchError(
+    'REASON_CONTAINER_LAUNCH_FAILED',
+    'refusing to run a task as root: the agent was not started with --allow-root-tasks',
+  );
 }
 
-/** Runs the command as the task's user (`setpriv` inside the supervisor) and gives it the sandbox. */
+/** The users a task may name when the operator names none. */
+export const DEFAULT_ALLOWED_TASK_USERS: readonly string[] = ['nobody'];
+
+/**
+ * Runs the command as the task's user (`setpriv` inside the supervisor) and gives it the sandbox
+ * before anything is put in it (so URIs are fetched as that user).
+ */
 export class UserIsolator implements Isolator {
   readonly name = 'user';
+  readonly #allowed: ReadonlySet<string>;
   constructor(
     readonly defaultUser: TaskUser | undefined,
-    readonly opts: { allowRoot: boolean; setpriv?: string; agentUid?: number },
-  ) {}
+    readonly opts: {
+      allowRoot: boolean;
+      setpriv?: string;
+      agentUid?: number;
+      /** Users `command.user` may name (names or uids). Default DEFAULT_ALLOWED_TASK_USERS. */
+      allowedUsers?: readonly string[];
+    },
+  ) {
+    this.#allowed = new Set(opts.allowedUsers ?? DEFAULT_ALLOWED_TASK_USERS);
+  }
+
+  /** The users `command.user` may name. */
+  get allowedUsers(): readonly string[] {
+    return [...this.#allowed];
+  }
 
   /** The user a task runs as (undefined: the agent's own). Throws LaunchError when it may not. */
   userFor(task: TaskInfo): TaskUser | undefined {
     let user = this.defaultUser;
-    if (task.command.user !== undefined) {
+    const named = task.command.user;
+    if (named !== undefined && named !== this.defaultUser?.name) {
       try {
-        user = resolveUser(task.command.user);
+        user = resolveUser(named);
       } catch (e) {
         throw new LaunchError('REASON_CONTAINER_LAUNCH_FAILED', (e as Error).message);
       }
+      const isDefault = this.defaultUser !== undefined && user.uid === this.defaultUser.uid;
+      if (user.uid === 0 && !this.opts.allowRoot) throw refuseRoot();
+      if (!isDefault && !this.#allowed.has(user.name) && !this.#allowed.has(String(user.uid))) {
+        throw new LaunchError(
+          'REASON_CONTAINER_LAUNCH_FAILED',
+          `user "${named}" is not allowed on this agent: tasks may run as ${[...this.#allowed].join(', ') || 'the default user only'} (--allowed-task-users)`,
+        );
+      }
     }
     const effective = user?.uid ?? this.opts.agentUid;
-    if (effective === 0 && !this.opts.allowRoot) {
-      throw new LaunchError(
-        'REASON_CONTAINER_LAUNCH_FAILED',
-        'refusing to run a task as root: the agent was not started with --allow-root-tasks',
-      );
-    }
+    if (effective === 0 && !this.opts.allowRoot) throw refuseRoot();
     return user;
   }
 
-  async prepare(ctx: IsolationContext, spec: SpawnSpec): Promise<SpawnSpec> {
-    const user = this.userFor(ctx.task);
-    if (!user || user.uid === this.opts.agentUid) return spec;
+  /** The task's user, when it is not the agent's own; throws LaunchError when it may not run. */
+  switchedUser(task: TaskInfo): TaskUser | undefined {
+    const user = this.userFor(task);
+    if (!user || user.uid === this.opts.agentUid) return undefined;
     if (this.opts.agentUid !== 0 || !this.opts.setpriv) {
       throw new LaunchError(
         'REASON_CONTAINER_LAUNCH_FAILED',
@@ -220,12 +256,26 @@ export class UserIsolator implements Isolator {
           : `cannot run the task as ${user.name}: setpriv (util-linux) is not installed`,
       );
     }
+    return user;
+  }
+
+  /** Gives the (still nearly empty) sandbox to the task's user before URIs are fetched into it. */
+  claimSandbox(ctx: IsolationContext): void {
+    const user = this.switchedUser(ctx.task);
+    if (!user) return;
+    chownTree(ctx.sandbox, user.uid, user.gid);
+    ctx.state.user = { name: user.name, uid: user.uid, gid: user.gid };
+  }
+
+  async prepare(ctx: IsolationContext, spec: SpawnSpec): Promise<SpawnSpec> {
+    const user = this.switchedUser(ctx.task);
+    if (!user) return spec;
     chownTree(ctx.sandbox, user.uid, user.gid);
     ctx.state.user = { name: user.name, uid: user.uid, gid: user.gid };
     return {
       ...spec,
       env: { USER: user.name, LOGNAME: user.name, ...spec.env },
-      inner: [switchUserArgv(this.opts.setpriv, user), ...(spec.inner ?? [])],
+      inner: [switchUserArgv(this.opts.setpriv!, user), ...(spec.inner ?? [])],
     };
   }
 }
@@ -347,6 +397,7 @@ export async function detectIsolation(opts: IsolationOptions = {}): Promise<Isol
   }
   const user = new UserIsolator(taskUser, {
     allowRoot: !!opts.allowRootTasks,
+    ...(opts.allowedTaskUsers ? { allowedUsers: opts.allowedTaskUsers } : {}),
     agentUid: uid,
     ...(setpriv ? { setpriv } : {}),
   });

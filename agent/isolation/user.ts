@@ -2,10 +2,11 @@
  * The user tasks run as. An agent running as root runs tasks as an unprivileged user (`nobody`
  * unless configured), switching with util-linux's `setpriv` *inside* the supervisor, so the
  * supervisor can still join the task's cgroups (only root may) while the command never holds
- * root. Root tasks need the operator's explicit `--allow-root-tasks`.
+ * root. Root tasks need the operator's explicit `--allow-root-tasks`; a task may name only the
+ * users the operator allowed (`--allowed-task-users`, default `nobody`).
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, lchownSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 export interface TaskUser {
@@ -70,18 +71,24 @@ export function which(name: string, path = process.env.PATH ?? '/usr/bin:/bin'):
   return undefined;
 }
 
-/** The argv prefix that runs a command as `user` (`setpriv … --`). */
+/**
+ * The argv prefix that runs a command as `user` (`setpriv … --`): its uid and primary gid only,
+ * no supplementary groups (a `sudo`, `wheel` or `docker` group is root), and no_new_privs, so
+ * no setuid or file-capability program (sudo, su) can raise it again.
+ */
 export function switchUserArgv(setpriv: string, user: TaskUser): string[] {
-  return [
-    setpriv,
-    `--reuid=${user.uid}`,
-    `--regid=${user.gid}`,
-    user.known ? '--init-groups' : '--clear-groups',
-    '--',
-  ];
+  return [setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--no-new-privs', '--'];
 }
 
 /** The agent's effective uid (0 when root); undefined where the platform has none. */
 export function agentUid(): number | undefined {
   return typeof process.geteuid === 'function' ? process.geteuid() : undefined;
+}
+
+/** lchown of a directory and everything under it (symlinks themselves, never their targets). */
+export function chownTree(dir: string, uid: number, gid: number): void {
+  lchownSync(dir, uid, gid);
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    lchownSync(join(entry.parentPath, entry.name), uid, gid);
+  }
 }
