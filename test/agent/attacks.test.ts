@@ -14,6 +14,7 @@ import { DEFAULT_PATH, type RunTaskOptions, type TaskRun } from '../../agent/exe
 import { Fetcher } from '../../agent/fetcher.ts';
 import { detectIsolation, type Isolation } from '../../agent/isolation/index.ts';
 import { resolveUser, which } from '../../agent/isolation/user.ts';
+import { ALLOWED_TASK_USERS_ENV, isolationOptions, withEnvDefaults } from '../../agent/main.ts';
 import type { TaskInfo } from '../../lib/protocol/common.ts';
 import { FRAMEWORK_ID, shellTask, taskRuns } from './helpers.ts';
 
@@ -252,6 +253,21 @@ describe.runIf(root)("the agent reads a task's output files safely", () => {
     const t = await start(shellTask('stdout-fifo', 'rm -f stdout && mkfifo stdout')).terminated;
     expect(t).toMatchObject({ state: 'TASK_FINISHED', stdoutTail: '' });
     expect((await lstat(join(dir.path, 'sandboxes', FRAMEWORK_ID, 'stdout-fifo'))).isDirectory()).toBe(true);
+  });
+});
+
+describe('allowed task users', () => {
+  it('are set by the operator (flag, else the config file), and default to nobody', async () => {
+    expect(isolationOptions(withEnvDefaults({}, {})).allowedTaskUsers).toBeUndefined();
+    expect(
+      isolationOptions(withEnvDefaults({}, { [ALLOWED_TASK_USERS_ENV]: 'nobody, svc-web' })).allowedTaskUsers,
+    ).toEqual(['nobody', 'svc-web']);
+    expect(
+      isolationOptions(withEnvDefaults({ allowedTaskUsers: 'a' }, { [ALLOWED_TASK_USERS_ENV]: 'b' }))
+        .allowedTaskUsers,
+    ).toEqual(['a']);
+    const iso = await detectIsolation({ mode: 'none', containers: 'none', allowRootTasks: true });
+    expect(iso.user.allowedUsers).toEqual(['nobody']);
   });
 });
 
