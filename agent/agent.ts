@@ -768,6 +768,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         frameworkId: entry.frameworkId,
       }).env,
       ...(user ? { user } : {}),
+      inTask: (argv) => run.execArgv(argv),
       onChange: (healthy, result) => {
         if (entry.terminal) return;
         this.#log(healthy ? 'info' : 'warn', `task is ${healthy ? 'healthy' : 'unhealthy'}`, {

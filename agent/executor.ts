@@ -35,6 +35,7 @@ import { delimiter, dirname, join, resolve, sep } from 'node:path';
 import type { TaskInfo, TaskReason } from '../lib/protocol/common.ts';
 import { type RunCheckpoint, RunFiles, readText, runMetaDir } from './checkpoint.ts';
 import { isSameLiveProcess, listProcesses, readStat } from './isolation/proc.ts';
+import { which } from './isolation/user.ts';
 import { parseStatusFile, type SupervisedExit, supervisorArgv } from './isolation/supervisor.ts';
 
 export const DEFAULT_KILL_GRACE_PERIOD_MS = 3000;
@@ -61,6 +62,20 @@ export const ENV_FD = 3;
  * takes effect from here on.
  */
 export const ENV_LOADER = `e=$(cat <&${ENV_FD}) || exit 126; exec ${ENV_FD}<&-; eval "$e" || exit 126; unset e; exec "$@"`;
+
+/** Joins the cgroups named by its arguments (count first), then execs the rest. */
+const JOIN_SCRIPT = [
+  'n=$1; shift',
+  'while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done',
+  'exec "$@"',
+].join('\n');
+
+/** How a command is put inside a running task (see TaskRun.execArgv). */
+interface ExecWrappers {
+  readonly joinCgroups: readonly string[];
+  readonly inner: readonly (readonly string[])[];
+  readonly nsenter?: string;
+}
 
 /** A name a POSIX shell can export. */
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -446,6 +461,40 @@ export class TaskRun {
     return this.#ctx.state;
   }
 
+  /**
+   * The argv that runs `command` (argv[0] included) inside this running task, as its own
+   * processes run: in its PID (and /proc mount) namespace, its cgroups, as its user, with the
+   * environment ENV_LOADER reads on fd ENV_FD applied last. Spawn it with WRAPPER_ENV. Undefined
+   * when the task is not running or its namespace cannot be entered.
+   */
+  execArgv(command: readonly string[]): string[] | undefined {
+    const wrappers = this.#ctx.state.wrappers as ExecWrappers | undefined;
+    if (this.#done || this.#pid === undefined || !wrappers) return undefined;
+    const outer: string[] = [];
+    if (this.#ctx.state.pidNamespace === true) {
+      // The namespace's init is `unshare`'s child (the supervisor).
+      const init = listProcesses().find((p) => p.ppid === this.#pid);
+      if (!init || !wrappers.nsenter) return undefined;
+      outer.push(wrappers.nsenter, `--target=${init.pid}`, '--pid', '--mount', `--wd=${this.sandbox}`, '--');
+    }
+    const join = wrappers.joinCgroups;
+    return [
+      ...outer,
+      '/bin/sh',
+      '-c',
+      JOIN_SCRIPT,
+      'meso-exec',
+      String(join.length),
+      ...join,
+      ...wrappers.inner.flat(),
+      '/bin/sh',
+      '-c',
+      ENV_LOADER,
+      'meso-env',
+      ...command,
+    ];
+  }
+
   /** The grace period used when kill() is given none: the task's, else the default. */
   get defaultGracePeriodMs(): number {
     const s = this.#opts.task.killGracePeriodSeconds;
@@ -708,6 +757,12 @@ export class TaskRun {
         });
         return;
       }
+      // What execArgv needs to run a command inside the task (checkpointed with the run).
+      this.#ctx.state.wrappers = {
+        joinCgroups: spec.joinCgroups ?? [],
+        inner: spec.inner ?? [],
+        ...(this.#ctx.state.pidNamespace === true ? { nsenter: which('nsenter') ?? 'nsenter' } : {}),
+      } satisfies ExecWrappers;
       // From here to the spawn nothing awaits, so no kill() can slip in unseen.
       const argv = supervisedArgv(spec, this.files.exitFile);
       const envText = envScript(spec.env);

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PATH, type RunTaskOptions, type TaskRun } from '../../agent/executor.ts';
 import { Fetcher } from '../../agent/fetcher.ts';
+import { checkCommand } from '../../agent/health.ts';
+import { detectCgroups } from '../../agent/isolation/cgroups.ts';
 import { detectIsolation, type Isolation } from '../../agent/isolation/index.ts';
 import { resolveUser, which } from '../../agent/isolation/user.ts';
 import { ALLOWED_TASK_USERS_ENV, isolationOptions, withEnvDefaults } from '../../agent/main.ts';
@@ -347,5 +349,52 @@ describe.runIf(root)('tasks do not reach each other', () => {
     expect(same.state).toBe('TASK_FAILED');
     expect(same.stdoutTail).not.toContain(SECRET);
     expect(same.stdoutTail).not.toContain(victim.runId);
+  });
+});
+
+describe.runIf(root)('COMMAND health checks run inside the task', () => {
+  it("in its PID namespace and cgroup, as its user, with the task's environment applied last", async () => {
+    const full = await detectIsolation({ taskUser: 'nobody', containers: 'none' });
+    const run = start(shellTask('checked', 'sleep 30'), {}, full);
+    const started = await new Promise<number>((resolve) => {
+      const timer = setInterval(() => {
+        if (run.pid !== undefined && run.execArgv(['true'])) {
+          clearInterval(timer);
+          resolve(run.pid);
+        }
+      }, 10);
+    });
+    expect(started).toBeGreaterThan(0);
+    const out = join(pub, 'check-out');
+    await mkdir(out, { recursive: true, mode: 0o777 });
+    await chmod(out, 0o777);
+    const probe = [
+      'id -u > "$OUT/uid"',
+      'ls /proc | grep -c "^[0-9]" > "$OUT/procs"',
+      'cat /proc/self/cgroup > "$OUT/cgroup"',
+      'echo "$SECRET_FLAG" > "$OUT/env"',
+    ].join('; ');
+    const r = await checkCommand(
+      {
+        sandbox: run.sandbox,
+        env: { PATH: DEFAULT_PATH, OUT: out, LD_PRELOAD: '/nonexistent-preload.so' },
+        inTask: (argv) => run.execArgv(argv),
+        check: { shell: true, value: probe, environment: { SECRET_FLAG: 'from-the-check' } },
+      },
+      10_000,
+    );
+    expect(r).toMatchObject({ healthy: true });
+    expect((await readFile(join(out, 'uid'), 'utf8')).trim()).toBe(String(nobody.uid));
+    expect((await readFile(join(out, 'env'), 'utf8')).trim()).toBe('from-the-check');
+    if (full.pidNamespace) {
+      // The namespace holds the supervisor, the task's sleep and the check's own few processes.
+      expect(Number((await readFile(join(out, 'procs'), 'utf8')).trim())).toBeLessThan(10);
+    }
+    if (detectCgroups().ok) {
+      const cgroup = await readFile(join(out, 'cgroup'), 'utf8');
+      expect(cgroup).toContain(run.runId);
+    }
+    run.kill(0);
+    await run.terminated;
   });
 });
