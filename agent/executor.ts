@@ -35,8 +35,8 @@ import { delimiter, dirname, join, resolve, sep } from 'node:path';
 import type { TaskInfo, TaskReason } from '../lib/protocol/common.ts';
 import { type RunCheckpoint, RunFiles, readText, runMetaDir } from './checkpoint.ts';
 import { isSameLiveProcess, listProcesses, readStat } from './isolation/proc.ts';
-import { which } from './isolation/user.ts';
 import { parseStatusFile, type SupervisedExit, supervisorArgv } from './isolation/supervisor.ts';
+import { which } from './isolation/user.ts';
 
 export const DEFAULT_KILL_GRACE_PERIOD_MS = 3000;
 /** How much of each output file terminal updates carry. */

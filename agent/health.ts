@@ -134,7 +134,8 @@ export function checkCommand(
         ? ['/bin/bash', '-c', 'exec -a "$0" "$@"', argv0, file, ...args]
         : [file, ...args];
     wrapped = o.inTask(command);
-    if (!wrapped) return Promise.resolve({ healthy: false, detail: 'the task cannot be entered (not running?)' });
+    if (!wrapped)
+      return Promise.resolve({ healthy: false, detail: 'the task cannot be entered (not running?)' });
     try {
       envText = envScript(env);
     } catch (e) {
