@@ -141,6 +141,8 @@ export function isolationOptions(opts: RunOptions): IsolationOptions {
     pidNamespace: opts.pidNamespace === 'on' ? true : opts.pidNamespace === 'off' ? false : 'auto',
     ...(taskUser !== undefined ? { taskUser } : {}),
     allowRootTasks: !!opts.allowRootTasks,
+    // Tasks never get the node's instance role (where the agent can enforce it).
+    blockMetadata: 'auto',
     ...(opts.allowedTaskUsers !== undefined
       ? {
           allowedTaskUsers: opts.allowedTaskUsers

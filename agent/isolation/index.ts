@@ -19,6 +19,7 @@ import { type ContainerDetection, DockerIsolator, detectContainerEngine } from '
 import type { IsolationContext, Isolator, Limitation, SpawnSpec } from '../executor.ts';
 import { LaunchError } from '../executor.ts';
 import { type Cgroups, detectCgroups, type TaskCgroupState } from './cgroups.ts';
+import { blockMetadata } from './metadata.ts';
 import { listProcesses, type ProcStat, residentBytes, taskProcesses } from './proc.ts';
 import {
   agentUid,
@@ -48,6 +49,12 @@ export interface IsolationOptions {
    * `['nobody']`. Root needs `allowRootTasks` as well.
    */
   readonly allowedTaskUsers?: readonly string[];
+  /**
+   * Refuse the task users' connections to the instance metadata service (metadata.ts). `auto`:
+   * where the agent can (root, iptables), else a note; true: or fail. Default false (libraries
+   * and tests leave the host's firewall alone).
+   */
+  readonly blockMetadata?: 'auto' | boolean;
   /** Processes per task (cgroup `pids.max`, containers' `--pids-limit`). Default 4096. */
   readonly pidsMax?: number;
   /** Container engine for tasks with an image. `auto` (default): docker, else podman, if its `info` works. */
@@ -401,6 +408,26 @@ export async function detectIsolation(opts: IsolationOptions = {}): Promise<Isol
     agentUid: uid,
     ...(setpriv ? { setpriv } : {}),
   });
+
+  if (opts.blockMetadata === true || opts.blockMetadata === 'auto') {
+    const uids = new Set<number>();
+    if (taskUser) uids.add(taskUser.uid);
+    for (const name of user.allowedUsers) {
+      try {
+        uids.add(resolveUser(name).uid);
+      } catch {
+        // A user this node does not have cannot run tasks here either.
+      }
+    }
+    try {
+      if (uid !== 0) throw new Error('the agent is not root');
+      notes.push(await blockMetadata({ uids: [...uids] }));
+    } catch (e) {
+      const why = `cannot keep tasks from the instance metadata service: ${(e as Error).message}`;
+      if (opts.blockMetadata === true) throw new IsolationError(why);
+      notes.push(why);
+    }
+  }
 
   let mode: IsolationMode;
   let cgroups: Cgroups | undefined;

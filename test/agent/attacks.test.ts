@@ -7,6 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +17,12 @@ import { Fetcher } from '../../agent/fetcher.ts';
 import { checkCommand } from '../../agent/health.ts';
 import { detectCgroups } from '../../agent/isolation/cgroups.ts';
 import { detectIsolation, type Isolation } from '../../agent/isolation/index.ts';
+import {
+  blockMetadata,
+  METADATA_ADDRESSES_V4,
+  METADATA_ADDRESSES_V6,
+  unblockMetadata,
+} from '../../agent/isolation/metadata.ts';
 import { resolveUser, which } from '../../agent/isolation/user.ts';
 import { ALLOWED_TASK_USERS_ENV, isolationOptions, withEnvDefaults } from '../../agent/main.ts';
 import type { TaskInfo } from '../../lib/protocol/common.ts';
@@ -396,5 +404,52 @@ describe.runIf(root)('COMMAND health checks run inside the task', () => {
     }
     run.kill(0);
     await run.terminated;
+  });
+});
+
+describe.runIf(root && which('iptables') && which('ip'))('the instance metadata service', () => {
+  // A stand-in on a link-local address of its own (not 169.254.169.254: other software on this
+  // machine may look for a real metadata service there).
+  const STAND_IN = '169.254.77.1';
+  const CHAIN = `MESO-TEST-MD-${process.pid}`;
+  let server: http.Server;
+  let url: string;
+
+  beforeAll(async () => {
+    execFileSync('ip', ['addr', 'add', `${STAND_IN}/32`, 'dev', 'lo']);
+    server = http.createServer((_req, res) => res.end('role-credentials'));
+    await new Promise<void>((r) => server.listen(0, STAND_IN, r));
+    url = `http://${STAND_IN}:${(server.address() as AddressInfo).port}/latest/meta-data/iam/`;
+  });
+
+  afterAll(async () => {
+    await new Promise((r) => server?.close(r));
+    await unblockMetadata(CHAIN);
+    execFileSync('ip', ['addr', 'del', `${STAND_IN}/32`, 'dev', 'lo']);
+  });
+
+  it('blocks 169.254.169.254 and fd00:ec2::254 by default', () => {
+    expect(METADATA_ADDRESSES_V4).toEqual(['169.254.169.254']);
+    expect(METADATA_ADDRESSES_V6).toEqual(['fd00:ec2::254']);
+  });
+
+  it('a task cannot reach it; the agent still can', async () => {
+    const curl = `curl -sS -m 5 ${url}`;
+    // Before: the task reaches the stand-in (so the attack is real).
+    const before = await start(shellTask('imds-before', curl)).terminated;
+    expect(before).toMatchObject({ state: 'TASK_FINISHED', stdoutTail: 'role-credentials' });
+
+    const note = await blockMetadata({ uids: [nobody.uid], v4: [STAND_IN], v6: [], chain: CHAIN });
+    expect(note).toMatch(/blocked for uids/);
+    const after = await start(shellTask('imds-after', curl)).terminated;
+    expect(after.state).toBe('TASK_FAILED');
+    expect(after.stdoutTail).not.toContain('role-credentials');
+    expect(after.stderrTail).toMatch(/refused|Failed to connect/i);
+    // The agent (root) keeps it.
+    expect(await (await fetch(url)).text()).toBe('role-credentials');
+    // Refreshing (an agent restart) leaves one rule, not two.
+    await blockMetadata({ uids: [nobody.uid], v4: [STAND_IN], v6: [], chain: CHAIN });
+    const rules = execFileSync('iptables', ['-S', CHAIN], { encoding: 'utf8' });
+    expect(rules.split('\n').filter((l) => l.startsWith('-A'))).toHaveLength(1);
   });
 });
