@@ -29,9 +29,17 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  statSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
-import { delimiter, dirname, join, resolve, sep } from 'node:path';
+import { basename, delimiter, dirname, join, resolve, sep } from 'node:path';
 import type { TaskInfo, TaskReason } from '../lib/protocol/common.ts';
 import { type RunCheckpoint, RunFiles, readText, runMetaDir } from './checkpoint.ts';
 import { isSameLiveProcess, listProcesses, readStat } from './isolation/proc.ts';
@@ -317,6 +325,32 @@ export async function readTail(path: string, maxBytes = TAIL_BYTES): Promise<str
   } finally {
     await fh?.close();
   }
+}
+
+/**
+ * Opens a task's output file for appending, as root, after the task's user has had the sandbox
+ * (URIs were fetched into it as that user): never through a symlink, never a FIFO or device,
+ * never a file with other names.
+ */
+function openOutput(path: string): number {
+  const fd = openSync(
+    path,
+    fsConstants.O_WRONLY |
+      fsConstants.O_APPEND |
+      fsConstants.O_CREAT |
+      fsConstants.O_NOFOLLOW |
+      fsConstants.O_NONBLOCK,
+    0o600,
+  );
+  const st = fstatSync(fd);
+  if (!st.isFile() || st.nlink !== 1) {
+    closeSync(fd);
+    throw new LaunchError(
+      'REASON_CONTAINER_LAUNCH_FAILED',
+      `${basename(path)} in the sandbox is not a regular file of its own (replaced by a fetched URI?)`,
+    );
+  }
+  return fd;
 }
 
 /** The last `lines` lines of a text (ignoring one trailing newline). */
@@ -766,10 +800,10 @@ export class TaskRun {
       // From here to the spawn nothing awaits, so no kill() can slip in unseen.
       const argv = supervisedArgv(spec, this.files.exitFile);
       const envText = envScript(spec.env);
-      const out = openSync(join(this.sandbox, 'stdout'), 'a');
+      const out = openOutput(join(this.sandbox, 'stdout'));
       let err: number;
       try {
-        err = openSync(join(this.sandbox, 'stderr'), 'a');
+        err = openOutput(join(this.sandbox, 'stderr'));
       } catch (e) {
         closeSync(out);
         throw e;

@@ -190,6 +190,27 @@ describe.runIf(root)('the fetcher writes and reads only as the task user', () =>
     }
   });
 
+  it("an archive that replaces stdout with a symlink does not make the agent write the task's output there", async () => {
+    const victimDir = await mkdtemp(join(tmpdir(), 'meso-attack-victim-'));
+    await chmod(victimDir, 0o755);
+    const victim = join(victimDir, 'cron-job');
+    const build = join(pub, 'build-stdout');
+    await mkdir(build, { recursive: true });
+    await symlink(victim, join(build, 'stdout'));
+    const tar = join(pub, 'evil-stdout.tar');
+    execFileSync('tar', ['-cf', tar, '-C', build, 'stdout']);
+    await chmod(tar, 0o644);
+    try {
+      const t = await start(
+        shellTask('stdout-via-tar', 'echo "* * * * * root id"', { uris: [{ value: tar }] }),
+      ).terminated;
+      expect(t).toMatchObject({ state: 'TASK_FAILED', reason: 'REASON_CONTAINER_LAUNCH_FAILED' });
+      expect(existsSync(victim)).toBe(false);
+    } finally {
+      await rm(victimDir, { recursive: true, force: true });
+    }
+  });
+
   it('a cached download is not a way through a planted symlink either', async () => {
     const victimDir = await mkdtemp(join(tmpdir(), 'meso-attack-victim-'));
     const victim = join(victimDir, 'authorized_keys');
