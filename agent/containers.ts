@@ -17,7 +17,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import type { IsolationContext, Isolator, Limitation, SpawnSpec } from './executor.ts';
-import { LaunchError } from './executor.ts';
+import { DEFAULT_PATH, LaunchError } from './executor.ts';
 import type { UserIsolator } from './isolation/index.ts';
 import { chownTree, which } from './isolation/user.ts';
 
@@ -174,7 +174,9 @@ export class DockerIsolator implements Isolator {
         pidsMax: this.pidsMax,
         ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}),
       }),
-      env: { PATH: spec.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: ctx.sandbox },
+      // The engine's CLI runs as root: nothing of the task's (a PATH, or a HOME whose
+      // .docker/config.json names a credential helper, would run the task's code as root).
+      env: { PATH: DEFAULT_PATH, HOME: process.env.HOME ?? '/root' },
       cwd: spec.cwd,
     };
   }

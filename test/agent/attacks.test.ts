@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerIsolator } from '../../agent/containers.ts';
 import { DEFAULT_PATH, type RunTaskOptions, type TaskRun } from '../../agent/executor.ts';
 import { Fetcher } from '../../agent/fetcher.ts';
 import { checkCommand } from '../../agent/health.ts';
@@ -472,5 +473,33 @@ describe.runIf(root && which('iptables') && which('ip'))('the instance metadata 
     await blockMetadata({ uids: [nobody.uid], v4: [STAND_IN], v6: [], chain: CHAIN });
     const rules = execFileSync('iptables', ['-S', CHAIN], { encoding: 'utf8' });
     expect(rules.split('\n').filter((l) => l.startsWith('-A'))).toHaveLength(1);
+  });
+});
+
+describe('container tasks', () => {
+  it("the engine's CLI (root) gets neither the task's PATH nor the sandbox as HOME", async () => {
+    // A HOME in the sandbox would let a fetched .docker/config.json name a credential helper,
+    // which the CLI runs as root from PATH.
+    const iso = await detectIsolation({ mode: 'none', containers: 'none', allowRootTasks: true });
+    const docker = new DockerIsolator(
+      { name: 'docker', path: '/usr/bin/docker', version: '27' },
+      iso.user,
+      4096,
+    );
+    const task = shellTask('c', 'true', {
+      container: { type: 'DOCKER', image: 'busybox:1.36' },
+      command: { shell: true, value: 'true', environment: { PATH: '/sandbox/bin', HOME: '/sandbox' } },
+    });
+    const sandbox = join(dir.path, 'sandboxes', 'c-sandbox');
+    const spec = await docker.prepare(
+      { agentId: 'a', frameworkId: 'f', task, runId: 'r', sandbox, state: {} },
+      { file: '/bin/sh', args: [], env: { PATH: '/sandbox/bin', HOME: sandbox }, cwd: sandbox },
+    );
+    expect(spec.env.PATH).toBe(DEFAULT_PATH);
+    expect(spec.env.HOME).not.toContain(sandbox);
+    expect(Object.keys(spec.env).sort()).toEqual(['HOME', 'PATH']);
+    expect(spec.args).toEqual(
+      expect.arrayContaining(['--cap-drop', 'ALL', '--security-opt', 'no-new-privileges']),
+    );
   });
 });
