@@ -44,7 +44,7 @@ import type { TaskInfo, TaskReason } from '../lib/protocol/common.ts';
 import { type RunCheckpoint, RunFiles, readText, runMetaDir } from './checkpoint.ts';
 import { isSameLiveProcess, listProcesses, readStat } from './isolation/proc.ts';
 import { parseStatusFile, type SupervisedExit, supervisorArgv } from './isolation/supervisor.ts';
-import { which } from './isolation/user.ts';
+import { switchUserArgv, which } from './isolation/user.ts';
 
 export const DEFAULT_KILL_GRACE_PERIOD_MS = 3000;
 /** How much of each output file terminal updates carry. */
@@ -495,6 +495,18 @@ export class TaskRun {
     return this.#ctx.state;
   }
 
+  /** For a run checkpointed by an agent that recorded no wrappers: its user and namespace (not its cgroups). */
+  #legacyWrappers(): ExecWrappers | undefined {
+    const user = this.#ctx.state.user as { uid: number; gid: number } | undefined;
+    const setpriv = user ? which('setpriv') : undefined;
+    if (user && !setpriv) return undefined;
+    return {
+      joinCgroups: [],
+      inner: user && setpriv ? [switchUserArgv(setpriv, { name: '', known: false, ...user })] : [],
+      ...(this.#ctx.state.pidNamespace === true ? { nsenter: which('nsenter') ?? 'nsenter' } : {}),
+    };
+  }
+
   /**
    * The argv that runs `command` (argv[0] included) inside this running task, as its own
    * processes run: in its PID (and /proc mount) namespace, its cgroups, as its user, with the
@@ -502,7 +514,7 @@ export class TaskRun {
    * when the task is not running or its namespace cannot be entered.
    */
   execArgv(command: readonly string[]): string[] | undefined {
-    const wrappers = this.#ctx.state.wrappers as ExecWrappers | undefined;
+    const wrappers = (this.#ctx.state.wrappers as ExecWrappers | undefined) ?? this.#legacyWrappers();
     if (this.#done || this.#pid === undefined || !wrappers) return undefined;
     const outer: string[] = [];
     if (this.#ctx.state.pidNamespace === true) {

@@ -424,6 +424,19 @@ describe.runIf(root)('COMMAND health checks run inside the task', () => {
       const cgroup = await readFile(join(out, 'cgroup'), 'utf8');
       expect(cgroup).toContain(run.runId);
     }
+    // A run recovered from an agent that recorded no wrappers: still the task's namespace and user.
+    delete (run.isolationState as Record<string, unknown>).wrappers;
+    const legacy = await checkCommand(
+      {
+        sandbox: run.sandbox,
+        env: { PATH: DEFAULT_PATH, OUT: out },
+        inTask: (argv) => run.execArgv(argv),
+        check: { shell: true, value: 'id -u > "$OUT/uid-legacy"' },
+      },
+      10_000,
+    );
+    expect(legacy).toMatchObject({ healthy: true });
+    expect((await readFile(join(out, 'uid-legacy'), 'utf8')).trim()).toBe(String(nobody.uid));
     run.kill(0);
     await run.terminated;
   });
