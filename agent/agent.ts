@@ -267,6 +267,12 @@ export class Agent extends EventEmitter<AgentEvents> {
           state: s.state,
           error: errorMessage(e),
         }),
+      onDropped: (s, e) =>
+        this.#log('error', 'status update given up: refused even without its message and output', {
+          taskId: s.taskId,
+          state: s.state,
+          error: errorMessage(e),
+        }),
     });
     tasks = new TaskTable({
       agentId,

@@ -56,15 +56,18 @@ export function runMetaDir(workDir: string, runId: string): string {
   return dir;
 }
 
-/** Writes JSON to `file` atomically (temporary file + rename), creating its directory. */
+/**
+ * Writes JSON to `file` atomically (temporary file + rename), creating its directory. Files are
+ * 0600 and directories 0700: a run's checkpoint holds the whole task, environment included.
+ */
 export function writeJsonAtomic(file: string, value: unknown): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, JSON.stringify(value));
+    writeFileSync(tmp, JSON.stringify(value), { mode: 0o600 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    mkdirSync(join(file, '..'), { recursive: true });
-    writeFileSync(tmp, JSON.stringify(value));
+    mkdirSync(join(file, '..'), { recursive: true, mode: 0o700 });
+    writeFileSync(tmp, JSON.stringify(value), { mode: 0o600 });
   }
   renameSync(tmp, file);
 }

@@ -11,8 +11,12 @@
  *   `shell === false` → `value` is the executable and `arguments` its whole argv, *including*
  *   argv[0], as in Mesos's CommandInfo (no arguments → argv is `[value]`). A missing or
  *   non-executable `value` fails the launch before anything runs.
- * - Environment: a clean base (PATH, HOME = sandbox, MESOS_SANDBOX, MESO_SANDBOX, MESO_TASK_ID,
- *   MESO_FRAMEWORK_ID, MESO_AGENT_ID) overlaid with `command.environment`; cwd = sandbox.
+ * - Environment: a clean base (PATH = a standard one, never the agent's; HOME = sandbox,
+ *   MESOS_SANDBOX, MESO_SANDBOX, MESO_TASK_ID, MESO_FRAMEWORK_ID, MESO_AGENT_ID) overlaid with
+ *   `command.environment`; cwd = sandbox. The wrappers that still run as root (`unshare`, the
+ *   supervisor, `setpriv`) never see it: they run with WRAPPER_ENV only, and the task's
+ *   environment is applied by the last wrapper, after the user switch (ENV_LOADER, reading it
+ *   from a pipe on fd 3 so it is never in any argv).
  * - Processes: `[outer wrappers (unshare)] sh <supervisor> [inner wrappers (setpriv)] command`,
  *   spawned detached so the supervisor leads a new session and process group that every process
  *   of the task inherits. When the task's command exits, what is left of it (its group, its
@@ -25,13 +29,22 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, mkdirSync, openSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  statSync,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
-import { delimiter, join, resolve, sep } from 'node:path';
+import { basename, delimiter, dirname, join, resolve, sep } from 'node:path';
 import type { TaskInfo, TaskReason } from '../lib/protocol/common.ts';
 import { type RunCheckpoint, RunFiles, readText, runMetaDir } from './checkpoint.ts';
 import { isSameLiveProcess, listProcesses, readStat } from './isolation/proc.ts';
 import { parseStatusFile, type SupervisedExit, supervisorArgv } from './isolation/supervisor.ts';
+import { switchUserArgv, which } from './isolation/user.ts';
 
 export const DEFAULT_KILL_GRACE_PERIOD_MS = 3000;
 /** How much of each output file terminal updates carry. */
@@ -39,7 +52,59 @@ export const TAIL_BYTES = 4096;
 /** How many of stderr's last lines a failure message quotes. */
 export const MESSAGE_STDERR_LINES = 20;
 const MESSAGE_MAX = 8192;
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Tasks' PATH unless the agent is configured with another: never the agent's own PATH. */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * The whole environment of the wrappers that run before the user switch (as root): nothing a
+ * task chose (LD_PRELOAD, PATH, ENV, … would otherwise run the task's code as root).
+ */
+export const WRAPPER_ENV: Readonly<Record<string, string>> = Object.freeze({ PATH: DEFAULT_PATH });
+
+/** The file descriptor on which the task's environment reaches ENV_LOADER. */
+export const ENV_FD = 3;
+
+/**
+ * The last wrapper, run as the task's user: reads `export NAME='value'` lines from fd 3 (a
+ * socket Node creates; `/dev/fd/3` cannot be opened), closes it, then execs the command. Its own environment is WRAPPER_ENV, so what the task set only
+ * takes effect from here on.
+ */
+export const ENV_LOADER = `e=$(cat <&${ENV_FD}) || exit 126; exec ${ENV_FD}<&-; eval "$e" || exit 126; unset e; exec "$@"`;
+
+/** Joins the cgroups named by its arguments (count first), then execs the rest. */
+const JOIN_SCRIPT = [
+  'n=$1; shift',
+  'while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done',
+  'exec "$@"',
+].join('\n');
+
+/** How a command is put inside a running task (see TaskRun.execArgv). */
+interface ExecWrappers {
+  readonly joinCgroups: readonly string[];
+  readonly inner: readonly (readonly string[])[];
+  readonly nsenter?: string;
+}
+
+/** A name a POSIX shell can export. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The script ENV_LOADER reads: one `export NAME='value'` per variable; LaunchError for a name or value no environment can hold. */
+export function envScript(env: Readonly<Record<string, string>>): string {
+  const lines: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (!ENV_NAME.test(name)) {
+      throw new LaunchError(
+        'REASON_TASK_INVALID',
+        `invalid environment variable name ${JSON.stringify(name.slice(0, 64))}: use letters, digits and _ (not starting with a digit)`,
+      );
+    }
+    if (value.includes('\0')) {
+      throw new LaunchError('REASON_TASK_INVALID', `environment variable ${name} contains a NUL character`);
+    }
+    lines.push(`export ${name}='${value.replaceAll("'", "'\\''")}'`);
+  }
+  return `${lines.join('\n')}\n`;
+}
 
 export type TerminalTaskState = 'TASK_FINISHED' | 'TASK_FAILED' | 'TASK_KILLED';
 
@@ -108,6 +173,11 @@ export interface Isolator {
   killAll?(ctx: IsolationContext): void;
   /** The task's processes it knows of (a cgroup's members), for signals beyond the process group. */
   pids?(ctx: IsolationContext): number[];
+  /**
+   * Before anything is put in the sandbox (URIs fetched): may give the sandbox to the task's
+   * user and record it in `ctx.state.user`. Throwing fails the launch.
+   */
+  claimSandbox?(ctx: IsolationContext): void;
   /** After the task's processes are gone. */
   cleanup?(ctx: IsolationContext): Promise<void>;
 }
@@ -139,7 +209,7 @@ export interface RunTaskOptions {
   readonly runId?: string;
   /** SIGTERM→SIGKILL grace when neither kill() nor the task names one. Default 3000 (Mesos's 3 s). */
   readonly defaultKillGracePeriodMs?: number;
-  /** PATH in the task's base environment. Default: the agent's PATH, else a standard one. */
+  /** PATH in the task's base environment. Default: DEFAULT_PATH (never the agent's own PATH). */
   readonly path?: string;
   readonly isolators?: readonly Isolator[];
   /** Fetches the task's URIs into the sandbox; throwing fails the launch (LaunchError's reason, else FETCHER_FAILED). */
@@ -173,7 +243,7 @@ export function buildSpawnSpec(o: {
 }): SpawnSpec {
   const { command } = o.task;
   const env: Record<string, string> = {
-    PATH: o.path ?? process.env.PATH ?? DEFAULT_PATH,
+    PATH: o.path ?? DEFAULT_PATH,
     HOME: o.sandbox,
     MESOS_SANDBOX: o.sandbox,
     MESO_SANDBOX: o.sandbox,
@@ -231,12 +301,19 @@ export function resolveExecutable(file: string, spec: Pick<SpawnSpec, 'env' | 'c
   );
 }
 
-/** The last `maxBytes` of a file ('' when it is missing). */
+/**
+ * The last `maxBytes` of a file ('' when it is missing). The file is in a directory the task
+ * owns, and the agent reading it may be root: a symlink is not followed, a FIFO or device is not
+ * opened for reading (O_NONBLOCK, then it must be a regular file), and a file with other names
+ * (a hard link to someone else's file) is not read.
+ */
 export async function readTail(path: string, maxBytes = TAIL_BYTES): Promise<string> {
   let fh: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    fh = await open(path, 'r');
-    const { size } = await fh.stat();
+    fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    const st = await fh.stat();
+    if (!st.isFile() || st.nlink !== 1) return '';
+    const { size } = st;
     const start = Math.max(0, size - maxBytes);
     const buf = Buffer.alloc(size - start);
     const { bytesRead } = await fh.read(buf, 0, buf.length, start);
@@ -248,6 +325,32 @@ export async function readTail(path: string, maxBytes = TAIL_BYTES): Promise<str
   } finally {
     await fh?.close();
   }
+}
+
+/**
+ * Opens a task's output file for appending, as root, after the task's user has had the sandbox
+ * (URIs were fetched into it as that user): never through a symlink, never a FIFO or device,
+ * never a file with other names.
+ */
+function openOutput(path: string): number {
+  const fd = openSync(
+    path,
+    fsConstants.O_WRONLY |
+      fsConstants.O_APPEND |
+      fsConstants.O_CREAT |
+      fsConstants.O_NOFOLLOW |
+      fsConstants.O_NONBLOCK,
+    0o600,
+  );
+  const st = fstatSync(fd);
+  if (!st.isFile() || st.nlink !== 1) {
+    closeSync(fd);
+    throw new LaunchError(
+      'REASON_CONTAINER_LAUNCH_FAILED',
+      `${basename(path)} in the sandbox is not a regular file of its own (replaced by a fetched URI?)`,
+    );
+  }
+  return fd;
 }
 
 /** The last `lines` lines of a text (ignoring one trailing newline). */
@@ -285,7 +388,14 @@ export function supervisedArgv(spec: SpawnSpec, statusFile: string): string[] {
   }
   return [
     ...(spec.outer ?? []).flat(),
-    ...supervisorArgv(statusFile, spec.joinCgroups ?? [], [...(spec.inner ?? []).flat(), ...command]),
+    ...supervisorArgv(statusFile, spec.joinCgroups ?? [], [
+      ...(spec.inner ?? []).flat(),
+      '/bin/sh',
+      '-c',
+      ENV_LOADER,
+      'meso-env',
+      ...command,
+    ]),
   ];
 }
 
@@ -383,6 +493,52 @@ export class TaskRun {
   /** What the isolators recorded (the task user, cgroup directories). */
   get isolationState(): Readonly<Record<string, unknown>> {
     return this.#ctx.state;
+  }
+
+  /** For a run checkpointed by an agent that recorded no wrappers: its user and namespace (not its cgroups). */
+  #legacyWrappers(): ExecWrappers | undefined {
+    const user = this.#ctx.state.user as { uid: number; gid: number } | undefined;
+    const setpriv = user ? which('setpriv') : undefined;
+    if (user && !setpriv) return undefined;
+    return {
+      joinCgroups: [],
+      inner: user && setpriv ? [switchUserArgv(setpriv, { name: '', known: false, ...user })] : [],
+      ...(this.#ctx.state.pidNamespace === true ? { nsenter: which('nsenter') ?? 'nsenter' } : {}),
+    };
+  }
+
+  /**
+   * The argv that runs `command` (argv[0] included) inside this running task, as its own
+   * processes run: in its PID (and /proc mount) namespace, its cgroups, as its user, with the
+   * environment ENV_LOADER reads on fd ENV_FD applied last. Spawn it with WRAPPER_ENV. Undefined
+   * when the task is not running or its namespace cannot be entered.
+   */
+  execArgv(command: readonly string[]): string[] | undefined {
+    const wrappers = (this.#ctx.state.wrappers as ExecWrappers | undefined) ?? this.#legacyWrappers();
+    if (this.#done || this.#pid === undefined || !wrappers) return undefined;
+    const outer: string[] = [];
+    if (this.#ctx.state.pidNamespace === true) {
+      // The namespace's init is `unshare`'s child (the supervisor).
+      const init = listProcesses().find((p) => p.ppid === this.#pid);
+      if (!init || !wrappers.nsenter) return undefined;
+      outer.push(wrappers.nsenter, `--target=${init.pid}`, '--pid', '--mount', `--wd=${this.sandbox}`, '--');
+    }
+    const join = wrappers.joinCgroups;
+    return [
+      ...outer,
+      '/bin/sh',
+      '-c',
+      JOIN_SCRIPT,
+      'meso-exec',
+      String(join.length),
+      ...join,
+      ...wrappers.inner.flat(),
+      '/bin/sh',
+      '-c',
+      ENV_LOADER,
+      'meso-env',
+      ...command,
+    ];
   }
 
   /** The grace period used when kill() is given none: the task's, else the default. */
@@ -608,11 +764,14 @@ export class TaskRun {
     await Promise.resolve();
     try {
       // Synchronous: a few microseconds, and no trip through libuv's thread pool on the launch path.
-      mkdirSync(this.sandbox, { recursive: true, mode: 0o755 });
+      // The directories above the sandbox are searchable only; the sandbox is the task's alone.
+      mkdirSync(dirname(this.sandbox), { recursive: true, mode: 0o711 });
+      mkdirSync(this.sandbox, { mode: 0o700 });
       this.#checkpoint();
       // Created now, so the user isolator gives them to the task's user with the rest.
       closeSync(openSync(join(this.sandbox, 'stdout'), 'a'));
       closeSync(openSync(join(this.sandbox, 'stderr'), 'a'));
+      for (const iso of this.#opts.isolators ?? []) iso.claimSandbox?.(this.#ctx);
       let spec = buildSpawnSpec({
         task: this.#opts.task,
         sandbox: this.sandbox,
@@ -644,12 +803,19 @@ export class TaskRun {
         });
         return;
       }
+      // What execArgv needs to run a command inside the task (checkpointed with the run).
+      this.#ctx.state.wrappers = {
+        joinCgroups: spec.joinCgroups ?? [],
+        inner: spec.inner ?? [],
+        ...(this.#ctx.state.pidNamespace === true ? { nsenter: which('nsenter') ?? 'nsenter' } : {}),
+      } satisfies ExecWrappers;
       // From here to the spawn nothing awaits, so no kill() can slip in unseen.
       const argv = supervisedArgv(spec, this.files.exitFile);
-      const out = openSync(join(this.sandbox, 'stdout'), 'a');
+      const envText = envScript(spec.env);
+      const out = openOutput(join(this.sandbox, 'stdout'));
       let err: number;
       try {
-        err = openSync(join(this.sandbox, 'stderr'), 'a');
+        err = openOutput(join(this.sandbox, 'stderr'));
       } catch (e) {
         closeSync(out);
         throw e;
@@ -658,9 +824,9 @@ export class TaskRun {
       try {
         child = spawn(argv[0]!, argv.slice(1), {
           cwd: spec.cwd,
-          env: spec.env,
+          env: WRAPPER_ENV,
           detached: true,
-          stdio: ['ignore', out, err],
+          stdio: ['ignore', out, err, 'pipe'],
         });
       } finally {
         // The child holds its own copies now (or never will).
@@ -671,6 +837,9 @@ export class TaskRun {
         // Emitted when the spawn itself failed (ENOENT, EACCES): no process exists.
         if (this.#pid === undefined) void this.#launchFailed(e);
       });
+      const envPipe = child.stdio[ENV_FD] as import('node:stream').Writable | null;
+      envPipe?.on('error', () => {}); // EPIPE: the task ended before reading it.
+      envPipe?.end(envText);
       if (child.pid === undefined) return; // The 'error' event follows.
       this.#pid = child.pid;
       this.#ctx.pid = child.pid;

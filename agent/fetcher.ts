@@ -11,13 +11,18 @@
  *   copy of it instead of a download; the cache is trimmed to `maxCacheBytes`, oldest first.
  * - Any failure throws a FetchError whose message names the URI and the cause; the task then
  *   ends TASK_FAILED with REASON_FETCHER_FAILED.
- * - When tasks run as another user, a local file is copied only if that user could read it
- *   (the agent itself runs as root and must not become a way around file permissions).
+ * - Everything that touches the sandbox runs as the task's user (a child process with its uid and
+ *   gid, no supplementary groups): writing each file, `chmod`, extraction. The sandbox belongs to
+ *   that user and the task may have planted symlinks in it (an earlier URI's archive can); as that
+ *   user a symlink leads only where the task could write anyway. Local files (`file://`, absolute
+ *   paths) are read by that same child, so the kernel decides whether the task's user may read
+ *   them (parent directories included, no check-then-copy race), and they are never cached.
+ *   Downloads are written as the agent to a private staging file first and handed over on stdin.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createWriteStream, type Stats } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -65,22 +70,48 @@ export function outputName(uri: Uri): string {
   return name === '' || name === '.' || name === '..' || name.includes('/') ? 'download' : name;
 }
 
-function sh(file: string, args: string[], cwd: string, timeoutMs: number): Promise<void> {
+/** Runs `file` as `user` (or as the agent), with `stdin` (a file descriptor) as its input. */
+function runAs(
+  user: FetchUser | undefined,
+  file: string,
+  args: string[],
+  cwd: string,
+  timeoutMs: number,
+  stdin?: number,
+): Promise<void> {
   return new Promise((done, fail) => {
-    execFile(file, args, { cwd, timeout: timeoutMs, encoding: 'utf8' }, (e, _out, err) => {
-      if (!e) return done();
-      const why = String(err).trim().split('\n').slice(-3).join('; ') || e.message;
-      fail(new Error(`${file} ${args[0]} failed: ${why}`));
+    const child = spawn(file, args, {
+      cwd,
+      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+      stdio: [stdin ?? 'ignore', 'ignore', 'pipe'],
+      timeout: timeoutMs,
+      // libuv drops supplementary groups (setgroups(0)) when it sets the uid and gid.
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    });
+    let err = '';
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      if (err.length < 4096) err += d;
+    });
+    child.once('error', fail);
+    child.once('close', (code, signal) => {
+      if (code === 0) return done();
+      const why =
+        err.trim().split('\n').slice(-3).join('; ') ||
+        (signal ? `killed by ${signal} (no end within ${timeoutMs / 1000} s?)` : `exit code ${code}`);
+      fail(new Error(file === '/bin/sh' ? why : `${file} ${args[0] ?? ''} failed: ${why}`));
     });
   });
 }
 
-function readableBy(s: Stats, user: FetchUser): boolean {
-  if (user.uid === 0) return true;
-  if (s.uid === user.uid) return (s.mode & 0o400) !== 0;
-  if (s.gid === user.gid) return (s.mode & 0o040) !== 0;
-  return (s.mode & 0o004) !== 0;
-}
+/** As the task's user: `src` (a path it must be able to read, or stdin) to `dest`. */
+const COPY_SCRIPT = [
+  'src=$1; dest=$2',
+  'if [ "$src" = - ]; then cat > "$dest"; exit; fi',
+  `[ -e "$src" ] || { echo "ENOENT: $src does not exist or the task's user cannot reach it" >&2; exit 1; }`,
+  '[ -f "$src" ] || { echo "$src is not a regular file" >&2; exit 1; }',
+  `[ -r "$src" ] || { echo "EACCES: permission denied: the task's user cannot read $src" >&2; exit 1; }`,
+  'cat -- "$src" > "$dest"',
+].join('\n');
 
 /**
  * @example
@@ -109,25 +140,54 @@ export class Fetcher {
 
   async fetchOne(uri: Uri, sandbox: string, user?: FetchUser): Promise<void> {
     const name = outputName(uri);
-    const dest = join(sandbox, name);
-    if (uri.cache) {
-      const cached = await this.#cached(uri, user);
-      await copyFile(cached, dest);
+    const timeoutMs = this.#opts.timeoutMs ?? 300_000;
+    if (!isRemote(uri.value)) {
+      // Read by the task's user itself: the kernel decides what it may read.
+      await runAs(
+        user,
+        '/bin/sh',
+        ['-c', COPY_SCRIPT, 'copy', localPath(uri.value), name],
+        sandbox,
+        timeoutMs,
+      );
     } else {
-      await this.#download(uri, dest, user);
+      let staged: string | undefined;
+      let source: string;
+      if (uri.cache) {
+        source = await this.#cached(uri);
+      } else {
+        staged = await this.#stagingFile();
+        source = staged;
+        await this.#download(uri, staged);
+      }
+      try {
+        const fh = await open(source, 'r');
+        try {
+          await runAs(user, '/bin/sh', ['-c', COPY_SCRIPT, 'copy', '-', name], sandbox, timeoutMs, fh.fd);
+        } finally {
+          await fh.close();
+        }
+      } finally {
+        if (staged) await rm(staged, { force: true });
+      }
     }
-    if (uri.executable) await chmod(dest, 0o755);
-    if (uri.extract !== false && ARCHIVE.test(name)) await this.#extract(dest, sandbox);
+    if (uri.executable) await runAs(user, 'chmod', ['0755', '--', name], sandbox, timeoutMs);
+    if (uri.extract !== false && ARCHIVE.test(name)) await this.#extract(name, sandbox, user);
   }
 
-  async #cached(uri: Uri, user?: FetchUser): Promise<string> {
+  /** A new file name in the agent's private staging directory (under the cache directory). */
+  async #stagingFile(): Promise<string> {
+    const dir = join(this.#opts.cacheDir, 'staging');
+    await mkdir(this.#opts.cacheDir, { recursive: true, mode: 0o700 });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return join(dir, `${randomUUID()}.part`);
+  }
+
+  async #cached(uri: Uri): Promise<string> {
     const key = createHash('sha256').update(uri.value).digest('hex');
     const file = join(this.#opts.cacheDir, key);
     const existing = await stat(file).catch(() => undefined);
     if (existing) {
-      if (!isRemote(uri.value) && user && !readableBy(await stat(localPath(uri.value)), user)) {
-        throw new Error(`permission denied: the task's user cannot read ${localPath(uri.value)}`);
-      }
       const now = new Date();
       await utimes(file, now, now).catch(() => {});
       return file;
@@ -135,10 +195,9 @@ export class Fetcher {
     let pending = this.#inFlight.get(key);
     if (!pending) {
       pending = (async () => {
-        await mkdir(this.#opts.cacheDir, { recursive: true });
-        const tmp = `${file}.${process.pid}.${Date.now()}.part`;
+        const tmp = await this.#stagingFile();
         try {
-          await this.#download(uri, tmp, user);
+          await this.#download(uri, tmp);
           await rename(tmp, file);
         } finally {
           await rm(tmp, { force: true });
@@ -152,17 +211,9 @@ export class Fetcher {
     return pending;
   }
 
-  async #download(uri: Uri, dest: string, user?: FetchUser): Promise<void> {
+  /** Downloads an http(s) URI to `dest`, a file in the agent's own staging directory. */
+  async #download(uri: Uri, dest: string): Promise<void> {
     const timeoutMs = this.#opts.timeoutMs ?? 300_000;
-    if (!isRemote(uri.value)) {
-      const path = localPath(uri.value);
-      const s = await stat(path);
-      if (!s.isFile()) throw new Error(`${path} is not a regular file`);
-      if (user && !readableBy(s, user))
-        throw new Error(`permission denied: the task's user cannot read ${path}`);
-      await copyFile(path, dest);
-      return;
-    }
     const doFetch = this.#opts.fetch ?? fetch;
     const signal = AbortSignal.timeout(timeoutMs);
     let res: Response;
@@ -179,23 +230,24 @@ export class Fetcher {
     }
     await pipeline(
       Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
-      createWriteStream(dest),
+      createWriteStream(dest, { flags: 'wx', mode: 0o600 }),
       {
         signal,
       },
     );
   }
 
-  async #extract(file: string, sandbox: string): Promise<void> {
+  /** Extracts `name` (in the sandbox) as the task's user. */
+  async #extract(name: string, sandbox: string, user: FetchUser | undefined): Promise<void> {
     const timeoutMs = this.#opts.timeoutMs ?? 300_000;
-    const lower = file.toLowerCase();
+    const lower = name.toLowerCase();
     if (lower.endsWith('.zip')) {
-      await sh('unzip', ['-o', '-q', file, '-d', sandbox], sandbox, timeoutMs);
+      await runAs(user, 'unzip', ['-o', '-q', `./${name}`, '-d', '.'], sandbox, timeoutMs);
     } else if (/\.(tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz)$/.test(lower)) {
       // --no-same-owner: files belong to whoever extracts them, never to ids in the archive.
-      await sh('tar', ['-xf', file, '-C', sandbox, '--no-same-owner'], sandbox, timeoutMs);
+      await runAs(user, 'tar', ['-xf', `./${name}`, '-C', '.', '--no-same-owner'], sandbox, timeoutMs);
     } else if (lower.endsWith('.gz')) {
-      await sh('gzip', ['-d', '-k', '-f', file], sandbox, timeoutMs);
+      await runAs(user, 'gzip', ['-d', '-k', '-f', '--', `./${name}`], sandbox, timeoutMs);
     }
   }
 
@@ -204,7 +256,7 @@ export class Fetcher {
     const entries = await readdir(this.#opts.cacheDir).catch(() => [] as string[]);
     const files: { path: string; size: number; mtime: number }[] = [];
     for (const name of entries) {
-      if (name.endsWith('.part')) continue;
+      if (name.endsWith('.part') || name === 'staging') continue;
       const path = join(this.#opts.cacheDir, name);
       const s = await stat(path).catch(() => undefined);
       if (s?.isFile()) files.push({ path, size: s.size, mtime: s.mtimeMs });

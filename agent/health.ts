@@ -3,8 +3,8 @@
  *
  * - The first check runs `delaySeconds` after the task starts, then one every `intervalSeconds`;
  *   a check that takes longer than `timeoutSeconds` fails (0: no timeout).
- * - COMMAND: the check's command in the task's sandbox, with the task's environment, as the
- *   task's user; exit 0 is healthy. HTTP: `GET <scheme>://127.0.0.1:<port><path>` (certificates
+ * - COMMAND: the check's command in the task's sandbox, with the task's environment, inside the
+ *   task (its PID namespace, cgroups and user, as TaskRun.execArgv puts it); exit 0 is healthy. HTTP: `GET <scheme>://127.0.0.1:<port><path>` (certificates
  *   are not verified, as Mesos); a status 200–399 is healthy. TCP: a connection to
  *   `127.0.0.1:<port>` that opens is healthy.
  * - Failures within `gracePeriodSeconds` of the task's start are ignored until the first success.
@@ -20,6 +20,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { HealthCheck } from '../lib/protocol/common.ts';
+import { ENV_FD, envScript, WRAPPER_ENV } from './executor.ts';
 
 export const HEALTH_CHECK_DEFAULTS = {
   delaySeconds: 15,
@@ -44,6 +45,12 @@ export interface HealthCheckerOptions {
   readonly sandbox: string;
   readonly env: Readonly<Record<string, string>>;
   readonly user?: { readonly uid: number; readonly gid: number };
+  /**
+   * Puts a COMMAND check inside the task (its PID namespace, cgroups and user; TaskRun.execArgv):
+   * argv for the check's argv, or undefined when the task cannot be entered (the check fails).
+   * Without it the check runs as `user` beside the task.
+   */
+  readonly inTask?: (argv: readonly string[]) => string[] | undefined;
   readonly now?: () => number;
   /** The task's health changed (first result included). */
   readonly onChange: (healthy: boolean, result: CheckResult) => void;
@@ -108,7 +115,9 @@ export function checkTcp(port: number, timeoutMs: number): Promise<CheckResult> 
 }
 
 export function checkCommand(
-  o: Pick<HealthCheckerOptions, 'sandbox' | 'env' | 'user'> & { check: NonNullable<HealthCheck['command']> },
+  o: Pick<HealthCheckerOptions, 'sandbox' | 'env' | 'user' | 'inTask'> & {
+    check: NonNullable<HealthCheck['command']>;
+  },
   timeoutMs: number,
 ): Promise<CheckResult> {
   const { check } = o;
@@ -116,17 +125,47 @@ export function checkCommand(
     check.shell === false
       ? [check.value, (check.arguments ?? []).slice(1), check.arguments?.[0]]
       : ['/bin/sh', ['-c', check.value], undefined];
+  const env = { ...o.env, ...check.environment };
+  let wrapped: string[] | undefined;
+  let envText: string | undefined;
+  if (o.inTask) {
+    const command =
+      argv0 !== undefined && argv0 !== file
+        ? ['/bin/bash', '-c', 'exec -a "$0" "$@"', argv0, file, ...args]
+        : [file, ...args];
+    wrapped = o.inTask(command);
+    if (!wrapped)
+      return Promise.resolve({ healthy: false, detail: 'the task cannot be entered (not running?)' });
+    try {
+      envText = envScript(env);
+    } catch (e) {
+      return Promise.resolve({ healthy: false, detail: (e as Error).message });
+    }
+  }
   return timed<CheckResult>(
     timeoutMs,
     (done) => {
-      const child = spawn(file, args, {
-        cwd: o.sandbox,
-        env: { ...o.env, ...check.environment },
-        stdio: 'ignore',
-        detached: true,
-        ...(argv0 !== undefined ? { argv0 } : {}),
-        ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}),
-      });
+      const child = wrapped
+        ? // The wrappers run as root: only the fixed environment; the check's comes on fd 3.
+          spawn(wrapped[0]!, wrapped.slice(1), {
+            cwd: o.sandbox,
+            env: WRAPPER_ENV,
+            stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+            detached: true,
+          })
+        : spawn(file, args, {
+            cwd: o.sandbox,
+            env,
+            stdio: 'ignore',
+            detached: true,
+            ...(argv0 !== undefined ? { argv0 } : {}),
+            ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}),
+          });
+      if (wrapped) {
+        const pipe = child.stdio[ENV_FD] as import('node:stream').Writable | null;
+        pipe?.on('error', () => {});
+        pipe?.end(envText);
+      }
       child.once('error', (e: NodeJS.ErrnoException) =>
         done({ healthy: false, detail: `${file}: ${e.code ?? e.message}` }),
       );

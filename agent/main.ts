@@ -44,6 +44,8 @@ export interface RunOptions {
   /** Default: nobody when the agent runs as root, else the agent's own user. */
   taskUser?: string;
   allowRootTasks?: boolean;
+  /** Users a task may name in `command.user`, comma-separated. Default: nobody. */
+  allowedTaskUsers?: string;
   isolation?: 'auto' | IsolationMode;
   pidNamespace?: 'auto' | 'on' | 'off';
   containers?: 'auto' | 'docker' | 'podman' | 'none';
@@ -108,6 +110,9 @@ export function defaultWorkDir(
   return DEFAULT_INSTALL_WORK_DIR;
 }
 
+/** The environment variable (in the installed config file) behind `--allowed-task-users`. */
+export const ALLOWED_TASK_USERS_ENV = 'MESO_AGENT_ALLOWED_TASK_USERS';
+
 /** Flags first, then `MESO_AGENT_*` from the environment (the installed config file). */
 export function withEnvDefaults(opts: RunOptions, env: NodeJS.ProcessEnv = process.env): RunOptions {
   const e = (k: keyof typeof AGENT_ENV) => env[AGENT_ENV[k]] || undefined;
@@ -118,6 +123,7 @@ export function withEnvDefaults(opts: RunOptions, env: NodeJS.ProcessEnv = proce
     attributes: opts.attributes ?? e('attributes'),
     taskUser: opts.taskUser ?? e('taskUser'),
     allowRootTasks: opts.allowRootTasks ?? (e('allowRootTasks') === 'true' ? true : undefined),
+    allowedTaskUsers: opts.allowedTaskUsers ?? (env[ALLOWED_TASK_USERS_ENV] || undefined),
     isolation: opts.isolation ?? (e('isolation') as RunOptions['isolation']),
     pidNamespace: opts.pidNamespace ?? (e('pidNamespace') as RunOptions['pidNamespace']),
     containers: opts.containers ?? (e('containers') as RunOptions['containers']),
@@ -135,6 +141,16 @@ export function isolationOptions(opts: RunOptions): IsolationOptions {
     pidNamespace: opts.pidNamespace === 'on' ? true : opts.pidNamespace === 'off' ? false : 'auto',
     ...(taskUser !== undefined ? { taskUser } : {}),
     allowRootTasks: !!opts.allowRootTasks,
+    // Tasks never get the node's instance role (where the agent can enforce it).
+    blockMetadata: 'auto',
+    ...(opts.allowedTaskUsers !== undefined
+      ? {
+          allowedTaskUsers: opts.allowedTaskUsers
+            .split(',')
+            .map((u) => u.trim())
+            .filter(Boolean),
+        }
+      : {}),
     containers: opts.containers ?? 'auto',
   };
 }
@@ -290,6 +306,10 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
     .option('--hostname <name>', "the name to register with (default: the machine's hostname)")
     .option('--task-user <user>', 'run tasks as this user (default: nobody when the agent is root)')
     .option('--allow-root-tasks', 'allow tasks to run as root (never the default)')
+    .option(
+      '--allowed-task-users <users>',
+      `users a task may name in command.user, comma-separated (default: nobody; env ${ALLOWED_TASK_USERS_ENV})`,
+    )
     .option(
       '--isolation <mode>',
       'auto, cgroups-v2, cgroups-v1, process-tree or none',

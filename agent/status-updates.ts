@@ -7,6 +7,12 @@
  * and the framework see each task's states in order. An unacknowledged head is resent after
  * `retryIntervalMs`, then after twice that, and so on up to `maxRetryIntervalMs` (Mesos: 10 s
  * doubling to 10 min). Clock, ids and timers are injected; nothing here sleeps.
+ *
+ * What a task wrote is not trusted to be sendable: every text an update carries (its message, the
+ * output tails) is made safe for SQS first (sendableText). Should a send still be refused for
+ * what the update holds (isUnsendable: SQS's InvalidMessageContents, too long, or the agent's own
+ * schema check), the update is resent once without its texts, and if even that is refused it is
+ * dropped and reported (onDropped): an update is never retried forever for what it contains.
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock, Ids } from '../lib/ports/clock.ts';
@@ -30,6 +36,45 @@ export const realTimers: Timers = {
 
 export const uuidIds: Ids = { next: () => randomUUID() };
 
+/**
+ * What SQS refuses in a message (its XML character set): C0 controls but tab, newline and
+ * carriage return; U+FFFE and U+FFFF; unpaired surrogates (what a cut through a character or
+ * invalid UTF-8 may leave).
+ */
+const UNSENDABLE = new RegExp(
+  [
+    '[\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\uFFFE\\uFFFF]',
+    '[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])',
+    '(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]',
+  ].join('|'),
+  'g',
+);
+
+/** `text` with every character SQS would refuse replaced by U+FFFD. */
+export function sendableText(text: string): string {
+  return text.replace(UNSENDABLE, '\uFFFD');
+}
+
+/** A status whose texts are all sendable. */
+export function sendableStatus<T extends Partial<Pick<TaskStatus, 'message' | 'stdoutTail' | 'stderrTail'>>>(
+  status: T,
+): T {
+  const out = { ...status };
+  if (out.message !== undefined) out.message = sendableText(out.message);
+  if (out.stdoutTail !== undefined) out.stdoutTail = sendableText(out.stdoutTail);
+  if (out.stderrTail !== undefined) out.stderrTail = sendableText(out.stderrTail);
+  return out;
+}
+
+/** A send refused for what the message holds: sending it again as it is cannot succeed. */
+export function isUnsendableError(e: unknown): boolean {
+  const err = e as { name?: unknown; message?: unknown; code?: unknown } | undefined;
+  const text = `${String(err?.name ?? '')} ${String(err?.code ?? '')} ${String(err?.message ?? e)}`;
+  return /InvalidMessageContents|MessageTooLong|BatchRequestTooLong|InvalidParameterValue|refusing to send an invalid/.test(
+    text,
+  );
+}
+
 /** An update as the agent creates it; the manager stamps `uuid` and (unless given) `timestamp`. */
 export type StatusUpdateInput = Omit<TaskStatus, 'uuid' | 'timestamp'> & { timestamp?: number };
 
@@ -51,6 +96,10 @@ export interface StatusUpdateManagerOptions {
   /** Resend intervals double up to this. Default 600 000 (Mesos). */
   readonly maxRetryIntervalMs?: number;
   readonly onError?: (error: unknown, status: TaskStatus) => void;
+  /** Whether a send failed for what the update holds. Default isUnsendableError. */
+  readonly isUnsendable?: (error: unknown) => boolean;
+  /** An update that could not be sent even without its texts was given up. */
+  readonly onDropped?: (status: TaskStatus, error: unknown) => void;
   /**
    * Start held: updates are queued but nothing is sent until resume() (the agent holds its
    * updates until the control plane has answered its REGISTER). Default false.
@@ -61,7 +110,9 @@ export interface StatusUpdateManagerOptions {
 }
 
 interface Pending {
-  readonly status: TaskStatus;
+  status: TaskStatus;
+  /** Resent without its texts after a send was refused for them. */
+  stripped?: boolean;
   /** Sends so far minus one: 0 while the first send is the latest. */
   attempt: number;
   timer?: unknown;
@@ -126,7 +177,7 @@ export class StatusUpdateManager {
       }
       if (stream.some((p) => p.status.uuid === status.uuid)) continue;
       // A resend: `attempt` 1 gives it a deduplication id the first send did not use.
-      stream.push({ status, attempt: 1 });
+      stream.push({ status: sendableStatus(status), attempt: 1 });
       if (stream.length === 1) this.#sendHead(key);
     }
   }
@@ -134,7 +185,7 @@ export class StatusUpdateManager {
   /** Queues an update on its task's stream (sending it now if the stream was idle); returns it stamped. */
   update(input: StatusUpdateInput): TaskStatus {
     const status: TaskStatus = {
-      ...input,
+      ...sendableStatus(input),
       uuid: this.#ids.next(),
       timestamp: input.timestamp ?? this.#clock.now(),
     };
@@ -233,6 +284,38 @@ export class StatusUpdateManager {
     } catch (e) {
       sending = Promise.reject(e);
     }
-    sending.catch((e: unknown) => this.#opts.onError?.(e, status));
+    sending.catch((e: unknown) => {
+      this.#opts.onError?.(e, status);
+      if (this.#streams.get(key)?.[0] !== head || !(this.#opts.isUnsendable ?? isUnsendableError)(e)) return;
+      this.#unsendable(key, head, e);
+    });
+  }
+
+  /** The head was refused for what it holds: once more without its texts, then give it up. */
+  #unsendable(key: string, head: Pending, e: unknown): void {
+    if (head.timer !== undefined) this.#timers.clearTimeout(head.timer);
+    head.timer = undefined;
+    const { status } = head;
+    if (!head.stripped) {
+      const { stdoutTail: _o, stderrTail: _e, message: _m, ...rest } = status;
+      const why = sendableText(String((e as Error)?.message ?? e)).slice(0, 300);
+      head.status = { ...rest, message: `this update's message and output could not be sent (${why})` };
+      head.stripped = true;
+      head.attempt++;
+      const stream = this.#streams.get(key)!;
+      this.#changed(stream, status.frameworkId, status.taskId);
+      this.#sendHead(key);
+      return;
+    }
+    const stream = this.#streams.get(key)!;
+    stream.shift();
+    this.#changed(stream, status.frameworkId, status.taskId);
+    if (stream.length === 0) this.#streams.delete(key);
+    try {
+      this.#opts.onDropped?.(status, e);
+    } catch {
+      // A throwing callback must not stop delivery of the others.
+    }
+    if (stream.length > 0) this.#sendHead(key);
   }
 }

@@ -23,6 +23,7 @@ import type { AgentEmitter } from './events.ts';
 import {
   buildSpawnSpec,
   DEFAULT_KILL_GRACE_PERIOD_MS,
+  type IsolationContext,
   type Isolator,
   type RunTaskOptions,
   TaskRun,
@@ -151,7 +152,7 @@ export class TaskTable {
     }
     const uris = task.uris ?? [];
     const run = this.#newRun(frameworkId, task, {
-      ...(uris.length > 0 ? { fetch: (ctx) => this.#fetch(ctx.task, ctx.sandbox) } : {}),
+      ...(uris.length > 0 ? { fetch: (ctx) => this.#fetch(ctx) } : {}),
       onStarted: (pid) => {
         this.#log('info', 'task started', { ...base, pid, sandbox: run.sandbox });
         this.#update({ ...base, state: 'TASK_STARTING', message: `pid ${pid}`, source: 'SOURCE_EXECUTOR' });
@@ -253,14 +254,10 @@ export class TaskTable {
     return [...this.#opts.isolation.isolatorsFor(task), ...(this.#opts.isolators ?? [])];
   }
 
-  async #fetch(task: TaskInfo, sandbox: string): Promise<void> {
-    let user: { uid: number; gid: number } | undefined;
-    try {
-      user = this.#opts.isolation.user.userFor(task);
-    } catch {
-      user = undefined; // The user isolator fails the launch with the reason.
-    }
-    await this.#opts.fetcher.fetchAll(task.uris ?? [], sandbox, user);
+  /** As the user the sandbox was given to (the user isolator refused the launch before, if it may not run). */
+  async #fetch(ctx: IsolationContext): Promise<void> {
+    const user = ctx.state.user as { uid: number; gid: number } | undefined;
+    await this.#opts.fetcher.fetchAll(ctx.task.uris ?? [], ctx.sandbox, user);
   }
 
   /** Starts the task's health checks, if it has any (its process runs). */
@@ -282,6 +279,7 @@ export class TaskTable {
         frameworkId: entry.frameworkId,
       }).env,
       ...(user ? { user } : {}),
+      inTask: (argv) => run.execArgv(argv),
       onChange: (healthy, result) => {
         if (entry.terminal) return;
         this.#log(healthy ? 'info' : 'warn', `task is ${healthy ? 'healthy' : 'unhealthy'}`, {

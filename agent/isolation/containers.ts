@@ -3,7 +3,8 @@
  * engine CLI, `docker run` or `podman run`, under the same supervisor as any task, with the
  * task's cpus, mem and the agent's pids limit, its sandbox mounted at `/mnt/mesos/sandbox` (the
  * working directory, and `MESOS_SANDBOX`), its environment, and the task user's uid:gid (root in
- * the container only with `--allow-root-tasks`).
+ * the container only with `--allow-root-tasks`), with no capabilities (`--cap-drop ALL`) and
+ * `no-new-privileges`.
  *
  * The engine is found at agent start: `docker info` (then `podman info`) must answer within the
  * probe timeout. A node without a working engine fails container tasks at once with
@@ -16,9 +17,9 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import type { IsolationContext, Isolator, Limitation, SpawnSpec } from '../executor.ts';
-import { LaunchError } from '../executor.ts';
-import type { UserIsolator } from './user.ts';
-import { which } from './user.ts';
+import { DEFAULT_PATH, LaunchError } from '../executor.ts';
+import { chownTree, which } from './user.ts';
+import type { UserIsolator } from './user-isolator.ts';
 
 export interface ContainerEngine {
   readonly name: 'docker' | 'podman';
@@ -89,7 +90,19 @@ export function containerRunArgs(
 ): string[] {
   const { task } = ctx;
   const c = task.container!;
-  const args = ['run', '--name', o.name, '--init', '--log-driver', 'none'];
+  // No capabilities and no way to gain any (setuid programs in the image stay powerless).
+  const args = [
+    'run',
+    '--name',
+    o.name,
+    '--init',
+    '--log-driver',
+    'none',
+    '--security-opt',
+    'no-new-privileges',
+    '--cap-drop',
+    'ALL',
+  ];
   args.push('--network', (c.network ?? 'HOST').toLowerCase());
   if (task.resources.cpus !== undefined && task.resources.cpus > 0)
     args.push('--cpus', String(task.resources.cpus));
@@ -132,6 +145,14 @@ export class DockerIsolator implements Isolator {
     readonly problem?: string,
   ) {}
 
+  /** The sandbox (mounted into the container) belongs to the task's user, as for any task. */
+  claimSandbox(ctx: IsolationContext): void {
+    const user = this.user.userFor(ctx.task);
+    if (!user || user.uid === this.user.opts.agentUid || this.user.opts.agentUid !== 0) return;
+    chownTree(ctx.sandbox, user.uid, user.gid);
+    ctx.state.user = { name: user.name, uid: user.uid, gid: user.gid };
+  }
+
   async prepare(ctx: IsolationContext, spec: SpawnSpec): Promise<SpawnSpec> {
     const image = ctx.task.container?.image ?? '?';
     if (!this.engine) {
@@ -153,7 +174,9 @@ export class DockerIsolator implements Isolator {
         pidsMax: this.pidsMax,
         ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}),
       }),
-      env: { PATH: spec.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: ctx.sandbox },
+      // The engine's CLI runs as root: nothing of the task's (a PATH, or a HOME whose
+      // .docker/config.json names a credential helper, would run the task's code as root).
+      env: { PATH: DEFAULT_PATH, HOME: process.env.HOME ?? '/root' },
       cwd: spec.cwd,
     };
   }

@@ -18,8 +18,12 @@ import type { TaskInfo } from '../../lib/protocol/common.ts';
 import type { IsolationContext, Isolator, Limitation, SpawnSpec } from '../executor.ts';
 import { type Cgroups, detectCgroups, type TaskCgroupState } from './cgroups.ts';
 import { type ContainerDetection, DockerIsolator, detectContainerEngine } from './containers.ts';
+import { blockMetadata } from './metadata.ts';
 import { listProcesses, type ProcStat, residentBytes, taskProcesses } from './proc.ts';
-import { agentUid, resolveUser, type TaskUser, type UserError, UserIsolator, which } from './user.ts';
+import { agentUid, resolveUser, type TaskUser, type UserError, which } from './user.ts';
+import { UserIsolator } from './user-isolator.ts';
+
+export { DEFAULT_ALLOWED_TASK_USERS, UserIsolator } from './user-isolator.ts';
 
 export type IsolationMode = 'cgroups-v2' | 'cgroups-v1' | 'process-tree' | 'none';
 
@@ -34,6 +38,17 @@ export interface IsolationOptions {
    */
   readonly taskUser?: string;
   readonly allowRootTasks?: boolean;
+  /**
+   * The users a task may name in `command.user` (names or uids), besides `taskUser`. Default
+   * `['nobody']`. Root needs `allowRootTasks` as well.
+   */
+  readonly allowedTaskUsers?: readonly string[];
+  /**
+   * Refuse the task users' connections to the instance metadata service (metadata.ts). `auto`:
+   * where the agent can (root, iptables), else a note; true: or fail. Default false (libraries
+   * and tests leave the host's firewall alone).
+   */
+  readonly blockMetadata?: 'auto' | boolean;
   /** Processes per task (cgroup `pids.max`, containers' `--pids-limit`). Default 4096. */
   readonly pidsMax?: number;
   /** Container engine for tasks with an image. `auto` (default): docker, else podman, if its `info` works. */
@@ -288,9 +303,30 @@ export async function detectIsolation(opts: IsolationOptions = {}): Promise<Isol
   }
   const user = new UserIsolator(taskUser, {
     allowRoot: !!opts.allowRootTasks,
+    ...(opts.allowedTaskUsers ? { allowedUsers: opts.allowedTaskUsers } : {}),
     agentUid: uid,
     ...(setpriv ? { setpriv } : {}),
   });
+
+  if (opts.blockMetadata === true || opts.blockMetadata === 'auto') {
+    const uids = new Set<number>();
+    if (taskUser) uids.add(taskUser.uid);
+    for (const name of user.allowedUsers) {
+      try {
+        uids.add(resolveUser(name).uid);
+      } catch {
+        // A user this node does not have cannot run tasks here either.
+      }
+    }
+    try {
+      if (uid !== 0) throw new Error('the agent is not root');
+      notes.push(await blockMetadata({ uids: [...uids] }));
+    } catch (e) {
+      const why = `cannot keep tasks from the instance metadata service: ${(e as Error).message}`;
+      if (opts.blockMetadata === true) throw new IsolationError(why);
+      notes.push(why);
+    }
+  }
 
   let mode: IsolationMode;
   let cgroups: Cgroups | undefined;

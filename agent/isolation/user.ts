@@ -2,14 +2,12 @@
  * The user tasks run as. An agent running as root runs tasks as an unprivileged user (`nobody`
  * unless configured), switching with util-linux's `setpriv` *inside* the supervisor, so the
  * supervisor can still join the task's cgroups (only root may) while the command never holds
- * root. Root tasks need the operator's explicit `--allow-root-tasks`.
+ * root. Root tasks need the operator's explicit `--allow-root-tasks`; a task may name only the
+ * users the operator allowed (`--allowed-task-users`, default `nobody`).
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, lchownSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import type { TaskInfo } from '../../lib/protocol/common.ts';
-import type { IsolationContext, Isolator, SpawnSpec } from '../executor.ts';
-import { LaunchError } from '../executor.ts';
 
 export interface TaskUser {
   readonly name: string;
@@ -73,15 +71,13 @@ export function which(name: string, path = process.env.PATH ?? '/usr/bin:/bin'):
   return undefined;
 }
 
-/** The argv prefix that runs a command as `user` (`setpriv … --`). */
+/**
+ * The argv prefix that runs a command as `user` (`setpriv … --`): its uid and primary gid only,
+ * no supplementary groups (a `sudo`, `wheel` or `docker` group is root), and no_new_privs, so
+ * no setuid or file-capability program (sudo, su) can raise it again.
+ */
 export function switchUserArgv(setpriv: string, user: TaskUser): string[] {
-  return [
-    setpriv,
-    `--reuid=${user.uid}`,
-    `--regid=${user.gid}`,
-    user.known ? '--init-groups' : '--clear-groups',
-    '--',
-  ];
+  return [setpriv, `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--no-new-privs', '--'];
 }
 
 /** The agent's effective uid (0 when root); undefined where the platform has none. */
@@ -89,58 +85,10 @@ export function agentUid(): number | undefined {
   return typeof process.geteuid === 'function' ? process.geteuid() : undefined;
 }
 
-function chownTree(dir: string, uid: number, gid: number): void {
+/** lchown of a directory and everything under it (symlinks themselves, never their targets). */
+export function chownTree(dir: string, uid: number, gid: number): void {
   lchownSync(dir, uid, gid);
   for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
     lchownSync(join(entry.parentPath, entry.name), uid, gid);
-  }
-}
-
-/** Runs the command as the task's user (`setpriv` inside the supervisor) and gives it the sandbox. */
-export class UserIsolator implements Isolator {
-  readonly name = 'user';
-  constructor(
-    readonly defaultUser: TaskUser | undefined,
-    readonly opts: { allowRoot: boolean; setpriv?: string; agentUid?: number },
-  ) {}
-
-  /** The user a task runs as (undefined: the agent's own). Throws LaunchError when it may not. */
-  userFor(task: TaskInfo): TaskUser | undefined {
-    let user = this.defaultUser;
-    if (task.command.user !== undefined) {
-      try {
-        user = resolveUser(task.command.user);
-      } catch (e) {
-        throw new LaunchError('REASON_CONTAINER_LAUNCH_FAILED', (e as Error).message);
-      }
-    }
-    const effective = user?.uid ?? this.opts.agentUid;
-    if (effective === 0 && !this.opts.allowRoot) {
-      throw new LaunchError(
-        'REASON_CONTAINER_LAUNCH_FAILED',
-        'refusing to run a task as root: the agent was not started with --allow-root-tasks',
-      );
-    }
-    return user;
-  }
-
-  async prepare(ctx: IsolationContext, spec: SpawnSpec): Promise<SpawnSpec> {
-    const user = this.userFor(ctx.task);
-    if (!user || user.uid === this.opts.agentUid) return spec;
-    if (this.opts.agentUid !== 0 || !this.opts.setpriv) {
-      throw new LaunchError(
-        'REASON_CONTAINER_LAUNCH_FAILED',
-        this.opts.agentUid !== 0
-          ? `cannot run the task as ${user.name}: the agent is not root`
-          : `cannot run the task as ${user.name}: setpriv (util-linux) is not installed`,
-      );
-    }
-    chownTree(ctx.sandbox, user.uid, user.gid);
-    ctx.state.user = { name: user.name, uid: user.uid, gid: user.gid };
-    return {
-      ...spec,
-      env: { USER: user.name, LOGNAME: user.name, ...spec.env },
-      inner: [switchUserArgv(this.opts.setpriv, user), ...(spec.inner ?? [])],
-    };
   }
 }

@@ -237,7 +237,7 @@ describe('containers', () => {
       { name: 'meso-r1', user: { uid: 65534, gid: 65534 }, pidsMax: 4096 },
     );
     expect(args.join(' ')).toBe(
-      'run --name meso-r1 --init --log-driver none --network bridge --cpus 0.5 --memory 128m --memory-swap 128m ' +
+      'run --name meso-r1 --init --log-driver none --security-opt no-new-privileges --cap-drop ALL --network bridge --cpus 0.5 --memory 128m --memory-swap 128m ' +
         '--pids-limit 4096 --user 65534:65534 --volume /w/s:/mnt/mesos/sandbox --workdir /mnt/mesos/sandbox ' +
         '--env MESO_TASK_ID=c1 --env HOME=/mnt/mesos/sandbox --env MESOS_SANDBOX=/mnt/mesos/sandbox ' +
         '--env MESO_SANDBOX=/mnt/mesos/sandbox --env A=1 busybox:1.36 /bin/sh -c echo hi',
