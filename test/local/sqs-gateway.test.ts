@@ -14,6 +14,8 @@ import {
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_CREDENTIALS } from '../../lib/adapters/aws-config.ts';
+import { staticCredentials } from '../../lib/adapters/credentials.ts';
+import { SqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import { startEventSource } from '../../lib/local/esm-runner.ts';
 import { checkSigV4, type SqsGateway, startSqsGateway } from '../../lib/local/sqs-gateway.ts';
 import { testAwsConfig, uniquePrefix } from '../setup/cluster.ts';
@@ -124,6 +126,28 @@ describe('the local SQS gateway', () => {
       new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
     );
     expect(r.Messages ?? []).toEqual([]);
+  });
+
+  it("the agent's own SQS client (aws4 signing) passes too, as its own sender", async () => {
+    const url = await fifoQueue(client('alice', SECRETS.alice!));
+    const agentSqs = new SqsHttpClient({
+      region,
+      endpoint: gateway.endpoint,
+      credentials: staticCredentials({ accessKeyId: 'bob', secretAccessKey: SECRETS.bob! }),
+      maxAttempts: 1,
+    });
+    await agentSqs.call('SendMessageBatch', {
+      QueueUrl: url,
+      Entries: [
+        { Id: '1', MessageBody: 'from the agent', MessageGroupId: 'g', MessageDeduplicationId: 'd1' },
+      ],
+    });
+    const r = await agentSqs.call('ReceiveMessage', {
+      QueueUrl: url,
+      MessageSystemAttributeNames: ['SenderId'],
+      WaitTimeSeconds: 0,
+    });
+    expect(r.Messages?.map((m) => m.Attributes?.SenderId)).toEqual(['bob']);
   });
 
   it("a message sent around the gateway has no sender, not the emulator's shared 000000000000", async () => {

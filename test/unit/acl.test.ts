@@ -1,4 +1,7 @@
 /** Authorization as Mesos's ACLs: the pure decision, its storage, and `meso acl`. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../lib/adapters/memory-store.ts';
@@ -247,6 +250,26 @@ describe('meso acl', () => {
     expect(authorize(acls, { action: 'register_frameworks', principal: 'bob', object: 'eng' }).allowed).toBe(
       false,
     );
+  });
+
+  it('set replaces the document with a file; an invalid one is refused and changes nothing', async () => {
+    const store = new MemoryStore();
+    const dir = mkdtempSync(join(tmpdir(), 'meso-acl-'));
+    const good = join(dir, 'acl.json');
+    const doc = {
+      permissive: false,
+      run_tasks: [{ principals: { type: 'ANY' }, users: { values: ['nobody'] } }],
+    };
+    writeFileSync(good, JSON.stringify(doc));
+    expect((await cli(store, 'acl', 'set', good)).code).toBe(0);
+    expect(JSON.parse((await cli(store, 'acl', 'show')).out)).toEqual(doc);
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ run_tasks: [{ users: { type: 'SOME' } }] }));
+    const refused = await cli(store, 'acl', 'set', bad);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/run_tasks\[0\]\.users/);
+    expect(JSON.parse((await cli(store, 'acl', 'show')).out)).toEqual(doc);
+    rmSync(dir, { recursive: true });
   });
 
   it('bad input is a usage error that writes nothing', async () => {
