@@ -63,7 +63,14 @@ export function ownQueueUrlProblem(
   queueUrl: string,
   id?: string,
 ): string | undefined {
-  return queueUrlProblem(queueHome(config), kind, queueUrl, id);
+  let home: QueueHome;
+  try {
+    home = queueHome(config);
+  } catch (e) {
+    // The deployment's own queue URL is not one (a misconfiguration): send nowhere rather than throw.
+    return `the control plane's queue URL is not usable: ${(e as Error).message}`;
+  }
+  return queueUrlProblem(home, kind, queueUrl, id);
 }
 
 /**

@@ -120,3 +120,10 @@ describe('queueUrlProblem: exactly the derived URL', () => {
     );
   });
 });
+
+describe('ownQueueUrlProblem with a misconfigured deployment', () => {
+  it('refuses every URL instead of throwing (a throw would retry the call)', () => {
+    const bad = { ...config, queues: { ...config.queues, agentCalls: 'meso-agent-calls.fifo' } };
+    expect(ownQueueUrlProblem(bad, 'agent', `${AWS}/meso-agent-x.fifo`, 'x')).toMatch(/not usable/);
+  });
+});
