@@ -26,9 +26,9 @@ export interface SqsGatewayOptions {
   /** The emulator's endpoint, e.g. `http://127.0.0.1:41234`. */
   readonly upstream: string;
   /**
-   * The secret of an access key id, or undefined for a key that does not exist. Default: the
-   * local stack's secret for every key id, so each client picks its identity by its key id and
-   * still has to sign with the secret.
+   * The secret of an access key id, or undefined for a key that does not exist. Default
+   * ({@link localSecretFor}): the local stack's secret for every key id, so each client picks its
+   * identity by its key id and still has to sign with the secret.
    */
   readonly secretFor?: (accessKeyId: string) => string | undefined;
   /** Senders remembered, oldest forgotten first. Default 200 000. */
@@ -157,9 +157,23 @@ class Senders {
 
 type Json = Record<string, unknown>;
 
+/**
+ * The local stack's keys: any key id signed with the local secret (each key id its own
+ * identity), and the key pair in `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` if set (what local
+ * clients sign with then, see `localCredentials` in lib/adapters/aws-config.ts).
+ */
+export function localSecretFor(
+  env: Readonly<Record<string, string | undefined>>,
+): (accessKeyId: string) => string {
+  return (accessKeyId) =>
+    accessKeyId === env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY !== undefined
+      ? env.AWS_SECRET_ACCESS_KEY
+      : LOCAL_CREDENTIALS.secretAccessKey;
+}
+
 export async function startSqsGateway(opts: SqsGatewayOptions): Promise<SqsGateway> {
   const upstream = new URL(opts.upstream);
-  const secretFor = opts.secretFor ?? (() => LOCAL_CREDENTIALS.secretAccessKey);
+  const secretFor = opts.secretFor ?? localSecretFor(process.env);
   const maxBody = opts.maxBodyBytes ?? 2 * 1024 * 1024;
   const senders = new Senders(opts.remember ?? 200_000);
 
