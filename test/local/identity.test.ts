@@ -54,19 +54,23 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-const call = (client: SQSClient, group: string, body: object) =>
+const call = (
+  client: SQSClient,
+  group: string,
+  body: object,
+  queue: 'schedulerCalls' | 'agentCalls' = 'schedulerCalls',
+) =>
   client.send(
     new SendMessageCommand({
-      QueueUrl: cluster.config.queues.schedulerCalls,
+      QueueUrl: cluster.config.queues[queue],
       MessageBody: JSON.stringify({ v: 1, ...body }),
       MessageGroupId: group,
       MessageDeduplicationId: randomUUID(),
     }),
   );
-const forbidden = async () =>
+const forbidden = async (queue: 'scheduler-calls' | 'agent-calls' = 'scheduler-calls') =>
   Number(
-    (await cp.deps.store.get<Item>('meta', { key: rejectedCounterKey('scheduler-calls', 'FORBIDDEN') }))
-      ?.count ?? 0,
+    (await cp.deps.store.get<Item>('meta', { key: rejectedCounterKey(queue, 'FORBIDDEN') }))?.count ?? 0,
   );
 const framework = (id: string) =>
   cp.deps.store.get<FrameworkRecord & Item>('frameworks', { frameworkId: id });
@@ -110,5 +114,62 @@ describe('each access key its own identity, through the real handlers', () => {
     await eventually(async () => (await forbidden()) === before + 2, 'the SUBSCRIBE to be refused');
     const after = (await framework(id))!;
     expect(after).toMatchObject({ status: 'ACTIVE', principal: 'victim-key', queueUrl, name: 'victim' });
+  });
+
+  it("another node's key can neither take over an agent id nor forge its task's status", async () => {
+    const node = as('node-a-key');
+    const intruder = as('node-b-key');
+    const agentId = `a${randomUUID().slice(0, 8)}`;
+    const queueUrl = (
+      await cluster.sqs.send(
+        new CreateQueueCommand({
+          QueueName: `${cluster.config.prefix}-agent-${agentId}.fifo`,
+          Attributes: { FifoQueue: 'true' },
+        }),
+      )
+    ).QueueUrl!;
+    const register = {
+      type: 'REGISTER',
+      agentId,
+      hostname: 'node-a',
+      resources: { cpus: 1, mem: 256 },
+      queueUrl,
+    };
+    await call(node, agentId, register, 'agentCalls');
+    const agent = () => cp.deps.store.get<Item>('agents', { agentId });
+    await eventually(async () => (await agent())?.status === 'ACTIVE', 'the REGISTER to be handled');
+    const registered = (await agent())!;
+    expect(registered.principal).toBe('node-a-key');
+
+    const before = await forbidden('agent-calls');
+    await call(
+      intruder,
+      agentId,
+      { ...register, hostname: 'node-b', resources: { cpus: 64, mem: 65536 } },
+      'agentCalls',
+    );
+    await eventually(
+      async () => (await forbidden('agent-calls')) === before + 1,
+      'the REGISTER to be refused',
+    );
+    const status = {
+      taskId: 'nope',
+      frameworkId: 'nope',
+      agentId,
+      state: 'TASK_FINISHED',
+      source: 'SOURCE_EXECUTOR',
+      uuid: randomUUID(),
+      timestamp: Date.now(),
+    };
+    await call(intruder, `${agentId}:nope`, { type: 'STATUS_UPDATE', agentId, status }, 'agentCalls');
+    await eventually(
+      async () => (await forbidden('agent-calls')) === before + 2,
+      'the STATUS_UPDATE to be refused',
+    );
+    expect(await agent()).toMatchObject({
+      principal: 'node-a-key',
+      hostname: 'node-a',
+      total: registered.total,
+    });
   });
 });
