@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { createSqsClient } from '../adapters/sqs.ts';
 import { loadClusterConfig } from '../config/cluster.ts';
 import { runTask } from '../sdk/run-task.ts';
+import { registerAclCommand } from './acl.ts';
 import { type AgentGoneDeps, registerAgentGoneCommand } from './agent-gone.ts';
 import { type ClusterStoreDeps, openClusterStore, registerAgentsCommand } from './agents.ts';
 import { type DevDeps, loadDevModule, registerDevCommand } from './dev.ts';
@@ -69,6 +70,7 @@ export function buildProgram(deps: ProgramDeps = {}, done: (code: number) => voi
   const storeDeps = () => ({ io, openStore: () => openClusterStore(), ...deps.store });
   registerAgentsCommand(program, storeDeps, done);
   registerTaskCommand(program, storeDeps, done);
+  registerAclCommand(program, storeDeps, done);
   registerLogsCommand(program, () => ({ io, workDirs: () => localWorkDirs(), ...deps.logs }), done);
   return program;
 }

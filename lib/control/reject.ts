@@ -3,8 +3,10 @@
  * metric and a counter in the meta table that `meso status` shows), answered with an ERROR where
  * the sender can be told, and never retried (the record is reported as processed).
  */
+import { dlqName, QUEUES, queueName } from '../infra/definition.ts';
 import type { AgentCommand, SchedulerEvent } from '../protocol/index.ts';
-import type { ControlDeps, InboundRecord } from './deps.ts';
+import { type QueueHome, type QueueOwner, queueHomeOf, queueUrlProblem } from '../protocol/queues.ts';
+import type { ControlConfig, ControlDeps, InboundRecord } from './deps.ts';
 import { sendToAgent, sendToFramework } from './emit.ts';
 
 export type RejectCode =
@@ -32,25 +34,63 @@ export interface Rejection {
   readonly replyTo?: { kind: 'framework' | 'agent'; queueUrl: string };
 }
 
+const homes = new WeakMap<object, QueueHome>();
+
+/** The control plane's own queue names, calls, allocator, timers and their DLQs: never a sender's. */
+const controlQueueNames = (prefix: string): string[] =>
+  Object.values(QUEUES).flatMap((q) => [queueName(prefix, q), dlqName(prefix, q)]);
+
 /**
- * Whether a queue URL names one of the deployment's framework (`<prefix>-fw-*`) or agent
- * (`<prefix>-agent-*`) queues — the only queues the control plane sends events to.
+ * Where the deployment's queues live, read off the control plane's own agent-calls queue URL:
+ * its origin and account, the prefix, and the control plane's queue names.
  */
-export function ownQueueProblem(
-  prefix: string,
-  kind: 'framework' | 'agent',
+export function queueHome(config: Pick<ControlConfig, 'prefix' | 'queues'>): QueueHome {
+  const known = homes.get(config);
+  if (known) return known;
+  const home = queueHomeOf(config.queues.agentCalls, config.prefix, controlQueueNames(config.prefix));
+  homes.set(config, home);
+  return home;
+}
+
+/**
+ * Why a queue URL is not exactly the queue of a framework or agent of this deployment — the one
+ * `id` owns when it is given (see `queueUrlProblem` in lib/protocol/queues.ts); undefined when it
+ * is. The only queues the control plane sends events to.
+ */
+export function ownQueueUrlProblem(
+  config: Pick<ControlConfig, 'prefix' | 'queues'>,
+  kind: QueueOwner,
   queueUrl: string,
+  id?: string,
 ): string | undefined {
-  let name: string;
+  let home: QueueHome;
   try {
-    name = new URL(queueUrl).pathname.split('/').filter(Boolean).at(-1) ?? '';
-  } catch {
-    return `queueUrl ${JSON.stringify(queueUrl)} is not a URL`;
+    home = queueHome(config);
+  } catch (e) {
+    // The deployment's own queue URL is not one (a misconfiguration): send nowhere rather than throw.
+    return `the control plane's queue URL is not usable: ${(e as Error).message}`;
   }
-  const want = `${prefix}-${kind === 'framework' ? 'fw' : 'agent'}-`;
-  return name.startsWith(want)
-    ? undefined
-    : `a ${kind}'s queue must be named ${want}*, got ${JSON.stringify(name)}`;
+  return queueUrlProblem(home, kind, queueUrl, id);
+}
+
+/**
+ * The check REGISTER and SUBSCRIBE make today: `queueUrl` must be a plain http(s) queue URL (https
+ * for AWS) named `<prefix>-fw-<id>.fifo` / `<prefix>-agent-<id>.fifo` — no userinfo, query,
+ * fragment, empty id, or control-plane queue — but its origin and account are not yet compared
+ * with the deployment's. {@link ownQueueUrlProblem} is the whole check, with the id.
+ */
+export function ownQueueProblem(prefix: string, kind: QueueOwner, queueUrl: string): string | undefined {
+  let home: QueueHome;
+  try {
+    const u = new URL(queueUrl);
+    if (u.protocol !== 'https:' && u.protocol !== 'http:')
+      return `queueUrl ${JSON.stringify(u.protocol)} is not an SQS scheme (http or https)`;
+    const account = u.pathname.split('/')[1] ?? '';
+    home = queueHomeOf(`${u.origin}/${account}/q`, prefix, controlQueueNames(prefix));
+  } catch (e) {
+    return `queueUrl is not a queue URL: ${(e as Error).message.slice(0, 200)}`;
+  }
+  return queueUrlProblem(home, kind, queueUrl);
 }
 
 export const rejectedCounterKey = (queue: string, code: RejectCode): string => `rejected#${queue}#${code}`;
@@ -73,7 +113,9 @@ export async function reject(
   // Counted once per message: a redelivery of the same rejected message re-counts, which is rare
   // (rejections never fail the record) and errs on the side of visibility.
   await deps.store.increment(rejectedCounterKey(queue, r.code));
-  if (!r.replyTo || ownQueueProblem(deps.config.prefix, r.replyTo.kind, r.replyTo.queueUrl)) return;
+  // Only to a queue that is exactly a framework's or agent's of this deployment: never another
+  // host, nor the control plane's own queues (an ERROR there is another call, a loop).
+  if (!r.replyTo || ownQueueUrlProblem(deps.config, r.replyTo.kind, r.replyTo.queueUrl)) return;
   const dedupId = `error.${record.messageId}`;
   if (r.replyTo.kind === 'framework') {
     const event: SchedulerEvent = { v: 1, type: 'ERROR', code: r.code, message: r.message, call: r.call };

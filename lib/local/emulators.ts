@@ -23,11 +23,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { LOCAL_CREDENTIALS } from '../adapters/aws-config.ts';
+import { type SqsGateway, type SqsGatewayOptions, startSqsGateway } from './sqs-gateway.ts';
 
 export interface Emulators {
   /** e.g. `http://127.0.0.1:41234` */
   readonly dynamoEndpoint: string;
   readonly sqsEndpoint: string;
+  /** fauxqs itself, when `sqsEndpoint` is the identity gateway in front of it. */
+  readonly sqsEmulatorEndpoint?: string;
   readonly region: string;
   /** Kills both emulators and resolves once both processes have exited. Idempotent. */
   stop(): Promise<void>;
@@ -45,6 +48,12 @@ export interface StartEmulatorsOptions {
   readonly region?: string;
   /** How long to wait for each emulator to answer. Default 30 000 ms. */
   readonly startTimeoutMs?: number;
+  /**
+   * Put the SigV4-checking gateway (lib/local/sqs-gateway.ts) in front of fauxqs and report its
+   * endpoint as `sqsEndpoint`: each access key is then its own SenderId, as in SQS. `true` takes
+   * the gateway's defaults (any key id, signed with the local secret).
+   */
+  readonly identityGateway?: boolean | Omit<SqsGatewayOptions, 'upstream'>;
 }
 
 export class EmulatorError extends Error {
@@ -84,13 +93,24 @@ export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<
     throw e;
   }
   const [db, mq] = started;
+  let gateway: SqsGateway | undefined;
+  if (opts.identityGateway) {
+    const options = opts.identityGateway === true ? {} : opts.identityGateway;
+    try {
+      gateway = await startSqsGateway({ ...options, upstream: mq.endpoint });
+    } catch (e) {
+      await Promise.allSettled([db.stop(), mq.stop()]);
+      throw e;
+    }
+  }
   let stopping: Promise<void> | undefined;
   return {
     dynamoEndpoint: db.endpoint,
-    sqsEndpoint: mq.endpoint,
+    sqsEndpoint: gateway?.endpoint ?? mq.endpoint,
+    ...(gateway ? { sqsEmulatorEndpoint: mq.endpoint } : {}),
     region,
     stop() {
-      stopping ??= Promise.all([db.stop(), mq.stop()]).then(() => undefined);
+      stopping ??= Promise.all([gateway?.stop(), db.stop(), mq.stop()]).then(() => undefined);
       return stopping;
     },
   };

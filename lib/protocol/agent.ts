@@ -13,6 +13,7 @@ import {
   TaskStatusSchema,
   WireResourcesSchema,
 } from './common.ts';
+import { LIMITS } from './limits.ts';
 
 const v = z.literal(1);
 
@@ -40,7 +41,7 @@ export const AgentCallSchema = z.discriminatedUnion('type', [
        */
       tasks: z
         .array(z.object({ frameworkId: Id, taskId: Id, state: TaskStateSchema.optional() }).strict())
-        .max(10_000)
+        .max(LIMITS.registerTasks)
         .optional(),
     })
     .strict(),

@@ -3,6 +3,7 @@
  * Every message on every queue is a JSON object `{ "v": 1, "type": "...", ... }`.
  */
 import { z } from 'zod';
+import { LIMITS } from './limits.ts';
 import { roleNameProblem } from './role-name.ts';
 
 export const PROTOCOL_VERSION = 1 as const;
@@ -27,7 +28,9 @@ const scalar = z
   .finite()
   .nonnegative()
   .max(1e12)
-  .refine((n) => Math.abs(Math.round(n * 1000) - n * 1000) < 1e-6, 'at most three decimal places');
+  // Exactly a multiple of 0.001 (the fixed point resources are kept in): 1e-10 is not, though it
+  // is within any tolerance of 0.
+  .refine((n) => Math.round(n * 1000) / 1000 === n, 'at most three decimal places');
 
 const port = z.number().int().min(0).max(65535);
 
@@ -47,6 +50,28 @@ const WirePartSchema = z
   .strict();
 
 /**
+ * A map from names to values with at most `max` entries, counted before any entry is parsed.
+ * `__proto__` is no name: it would set the parsed object's prototype.
+ */
+export function boundedRecord<K extends z.ZodType<string>, V extends z.ZodType>(
+  key: K,
+  value: V,
+  max: number,
+  what: string,
+) {
+  return z
+    .custom<Record<string, unknown>>(
+      (r) =>
+        typeof r !== 'object' ||
+        r === null ||
+        Array.isArray(r) ||
+        (Object.keys(r).length <= max && !Object.hasOwn(r, '__proto__')),
+      `at most ${max} ${what}, and none named __proto__`,
+    )
+    .pipe(z.record(key, value));
+}
+
+/**
  * A role name: `*` (the default role) or `/`-separated segments such as `eng/web` (Mesos's
  * rules; see `roleNameProblem` in lib/protocol/role-name.ts).
  */
@@ -60,21 +85,28 @@ export const Role = z.string().superRefine((role, ctx) => {
  * it (Mesos's `cpus(eng):2`).
  */
 export const WireResourcesSchema = WirePartSchema.extend({
-  reserved: z
-    .record(Role, WirePartSchema)
-    .refine((r) => Object.keys(r).length <= 64, 'at most 64 roles')
-    .optional(),
+  reserved: boundedRecord(Role, WirePartSchema, LIMITS.roles, 'roles').optional(),
 }).strict();
 
-export const Attributes = z.record(z.string().max(128), z.string().max(1024));
+export const Attributes = boundedRecord(
+  z.string().max(LIMITS.attributeNameChars),
+  z.string().max(LIMITS.attributeValueChars),
+  LIMITS.attributes,
+  'attributes',
+);
 
 export const CommandInfoSchema = z
   .object({
     /** true (default): `value` runs through `sh -c`; false: `value` is the executable and `arguments` its argv. */
     shell: z.boolean().default(true),
     value: z.string().min(1).max(65536),
-    arguments: z.array(z.string().max(65536)).max(4096).optional(),
-    environment: z.record(z.string().max(1024), z.string().max(65536)).optional(),
+    arguments: z.array(z.string().max(65536)).max(LIMITS.arguments).optional(),
+    environment: boundedRecord(
+      z.string().min(1).max(LIMITS.envNameChars),
+      z.string().max(LIMITS.envValueChars),
+      LIMITS.envEntries,
+      'environment entries',
+    ).optional(),
     user: z.string().max(64).optional(),
   })
   .strict();
@@ -172,7 +204,7 @@ export const TaskInfoSchema = z
     /** Run the command in this container image instead of directly on the node. */
     container: ContainerInfoSchema.optional(),
     /** Files fetched into the sandbox before the command starts. */
-    uris: z.array(UriSchema).max(64).optional(),
+    uris: z.array(UriSchema).max(LIMITS.uris).optional(),
     healthCheck: HealthCheckSchema.optional(),
   })
   .strict();

@@ -1,5 +1,6 @@
 /** Turns a raw message body into a typed message, or a reason it was rejected. */
 import type { z } from 'zod';
+import { boundedJsonProblem } from './limits.ts';
 
 export type Parsed<T> =
   | { ok: true; message: T }
@@ -10,11 +11,21 @@ export type Parsed<T> =
       raw?: unknown;
     };
 
+/** A value from a message, in an error message: at most 64 characters of it. */
+function shown(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 64 ? `${s.slice(0, 61)}...` : s;
+}
+
 export function parseMessage<S extends z.ZodType>(
   schema: S,
   body: string,
   knownTypes: readonly string[],
 ): Parsed<z.infer<S>> {
+  // Before JSON.parse and the schema recurse into it: a body nested thousands deep would
+  // overflow the stack of whatever walks it next, and the message would be retried into the DLQ.
+  const unbounded = boundedJsonProblem(body);
+  if (unbounded) return { ok: false, code: 'MALFORMED_JSON', error: unbounded };
   let raw: unknown;
   try {
     raw = JSON.parse(body);
@@ -29,14 +40,14 @@ export function parseMessage<S extends z.ZodType>(
     return {
       ok: false,
       code: 'UNSUPPORTED_VERSION',
-      error: `unsupported protocol version ${JSON.stringify(obj.v)} (expected 1)`,
+      error: `unsupported protocol version ${shown(obj.v)} (expected 1)`,
       raw,
     };
   if (typeof obj.type !== 'string' || !knownTypes.includes(obj.type)) {
     return {
       ok: false,
       code: 'UNKNOWN_TYPE',
-      error: `unknown message type ${JSON.stringify(obj.type)}`,
+      error: `unknown message type ${shown(obj.type)}`,
       raw,
     };
   }

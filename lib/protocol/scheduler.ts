@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import {
   Attributes,
+  boundedRecord,
   FiltersSchema,
   Id,
   Role,
@@ -12,6 +13,7 @@ import {
   TaskStatusSchema,
   WireResourcesSchema,
 } from './common.ts';
+import { LIMITS } from './limits.ts';
 
 const v = z.literal(1);
 
@@ -24,7 +26,7 @@ export const FrameworkInfoSchema = z
     roles: z
       .array(Role)
       .min(1)
-      .max(64)
+      .max(LIMITS.roles)
       .refine((r) => new Set(r).size === r.length, 'roles must not repeat')
       .default(['*']),
     /** Seconds Meso keeps the framework's tasks after it stops polling (0 = none, as Mesos). */
@@ -38,17 +40,17 @@ export const FrameworkInfoSchema = z
      * only if it holds all of at least one of `minAllocatableResources`. Overrides the role's
      * and the cluster's minimum (`cpus:0.01|mem:32`).
      */
-    offerFilters: z
-      .record(
-        Role,
-        z.object({ minAllocatableResources: z.array(WireResourcesSchema).min(1).max(16) }).strict(),
-      )
-      .optional(),
+    offerFilters: boundedRecord(
+      Role,
+      z.object({ minAllocatableResources: z.array(WireResourcesSchema).min(1).max(16) }).strict(),
+      LIMITS.roles,
+      'roles',
+    ).optional(),
   })
   .strict();
 
 export const LaunchOperationSchema = z
-  .object({ type: z.literal('LAUNCH'), tasks: z.array(TaskInfoSchema).min(1).max(100) })
+  .object({ type: z.literal('LAUNCH'), tasks: z.array(TaskInfoSchema).min(1).max(LIMITS.tasksPerAccept) })
   .strict();
 /**
  * RESERVE / UNRESERVE: dynamic reservations of offered resources, written as reserved parts
@@ -76,27 +78,46 @@ export const SchedulerCallSchema = z.discriminatedUnion('type', [
       v,
       type: z.literal('ACCEPT'),
       frameworkId: Id,
-      offerIds: z.array(Id).min(1).max(100),
-      operations: z.array(OperationSchema).max(100),
+      offerIds: z.array(Id).min(1).max(LIMITS.offersPerCall),
+      operations: z.array(OperationSchema).max(LIMITS.operationsPerAccept),
       filters: FiltersSchema.optional(),
     })
-    .strict(),
+    .strict()
+    .refine(
+      (c) =>
+        c.operations.reduce((n, op) => n + (op.type === 'LAUNCH' ? op.tasks.length : 0), 0) <=
+        LIMITS.tasksPerAccept,
+      {
+        message: `at most ${LIMITS.tasksPerAccept} tasks in one ACCEPT (over all its LAUNCH operations): send the rest in another`,
+        path: ['operations'],
+      },
+    ),
   z
     .object({
       v,
       type: z.literal('DECLINE'),
       frameworkId: Id,
-      offerIds: z.array(Id).min(1).max(100),
+      offerIds: z.array(Id).min(1).max(LIMITS.offersPerCall),
       filters: FiltersSchema.optional(),
     })
     .strict(),
   /** Clears the framework's filters and ends a SUPPRESS, for the roles named (default: all of them). */
   z
-    .object({ v, type: z.literal('REVIVE'), frameworkId: Id, roles: z.array(Role).max(64).optional() })
+    .object({
+      v,
+      type: z.literal('REVIVE'),
+      frameworkId: Id,
+      roles: z.array(Role).max(LIMITS.roles).optional(),
+    })
     .strict(),
   /** Stops offers to the framework, for the roles named (default: all of them), until REVIVE. */
   z
-    .object({ v, type: z.literal('SUPPRESS'), frameworkId: Id, roles: z.array(Role).max(64).optional() })
+    .object({
+      v,
+      type: z.literal('SUPPRESS'),
+      frameworkId: Id,
+      roles: z.array(Role).max(LIMITS.roles).optional(),
+    })
     .strict(),
   z.object({ v, type: z.literal('KILL'), frameworkId: Id, taskId: Id, agentId: Id.optional() }).strict(),
   z
@@ -114,7 +135,7 @@ export const SchedulerCallSchema = z.discriminatedUnion('type', [
       v,
       type: z.literal('RECONCILE'),
       frameworkId: Id,
-      tasks: z.array(z.object({ taskId: Id, agentId: Id.optional() }).strict()).max(1000),
+      tasks: z.array(z.object({ taskId: Id, agentId: Id.optional() }).strict()).max(LIMITS.reconcileTasks),
     })
     .strict(),
   /**

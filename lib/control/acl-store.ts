@@ -1,0 +1,88 @@
+/**
+ * The cluster's ACLs (lib/core/acl.ts), kept as one item of the meta table, `acl`, written only
+ * by operators (`meso acl ...`) with a version check, read by the calls that authorize.
+ *
+ * With no item stored, the deployment's default applies: a dev stack is open (permissive, no
+ * rules); a deployed stack is closed (nothing allowed) except what its deployer grants, passed
+ * to the handlers in the environment ({@link aclDefaultFromEnv}).
+ */
+import {
+  type AclAction,
+  type AclDecision,
+  type Acls,
+  aclsFromJson,
+  aclsToJson,
+  authorize,
+  CLOSED_ACLS,
+} from '../core/acl.ts';
+import type { Item, Store } from '../ports/store.ts';
+
+export const ACL_KEY = 'acl';
+
+/** Environment variables through which a deployment sets its default ACLs. */
+export const ACL_ENV = {
+  /** `true`: allow what no rule refuses (a dev stack). Anything else, or unset: closed. */
+  permissive: 'MESO_ACL_PERMISSIVE',
+  /** The deployer's grants: an ACL document (Mesos's JSON), used while no `acl` item is stored. */
+  document: 'MESO_ACL',
+} as const;
+
+/** The ACLs a deployment has before an operator stores any: closed unless its environment says otherwise. */
+export function aclDefaultFromEnv(env: Readonly<Record<string, string | undefined>>): Acls {
+  const doc = env[ACL_ENV.document];
+  const permissive = env[ACL_ENV.permissive] === 'true';
+  if (!doc) return { ...CLOSED_ACLS, permissive };
+  const json: unknown = JSON.parse(doc);
+  // Unlike a stored document, the deployer's is closed unless it says `"permissive": true` (or
+  // the flag does): a deployed stack grants only what its deployer wrote.
+  const open = (json as { permissive?: unknown } | null)?.permissive === true;
+  return { ...aclsFromJson(json), permissive: permissive || open };
+}
+
+export interface StoredAcls {
+  readonly acls: Acls;
+  /** The item's version (for a conditional write), or undefined when none is stored. */
+  readonly version: number | undefined;
+}
+
+/** The stored ACLs, or `fallback` (the deployment's default) if none are. */
+export async function loadAcls(store: Store, fallback: Acls): Promise<StoredAcls> {
+  const item = await store.get<Item>('meta', { key: ACL_KEY });
+  if (!item) return { acls: fallback, version: undefined };
+  return { acls: aclsFromJson(item.document), version: item.version as number };
+}
+
+/**
+ * Stores `acls`, replacing what was read at `version` (undefined: nothing was). Throws the
+ * store's ConditionFailedError if another operator changed it meanwhile.
+ */
+export async function saveAcls(
+  store: Store,
+  acls: Acls,
+  version: number | undefined,
+  now: number,
+): Promise<void> {
+  await store.write([
+    {
+      kind: 'put',
+      table: 'meta',
+      item: { key: ACL_KEY, document: aclsToJson(acls), updatedAt: now },
+      expect: version ?? 'absent',
+    },
+  ]);
+}
+
+/**
+ * One authorization against the stored ACLs: what a call checks before it changes anything. A
+ * refusal's message names the rule that refused (for a FORBIDDEN error).
+ */
+export async function authorized(
+  store: Store,
+  fallback: Acls,
+  action: AclAction,
+  principal: string,
+  object: string,
+): Promise<AclDecision> {
+  const { acls } = await loadAcls(store, fallback);
+  return authorize(acls, { action, principal, object });
+}
