@@ -101,7 +101,8 @@ describe('MesoOnPremAgent', () => {
 
   it('is scoped to its own queue and the agent calls', () => {
     const statements = policyOf('rack1-node7');
-    expect(statements).toHaveLength(2);
+    expect(statements).toHaveLength(3);
+    expect(statements.find((s) => s.Sid === 'DenyInsecureTransport')?.Effect).toBe('Deny');
     const own = statements.find((s) => s.Sid === 'OwnCommandQueue')!;
     expect(own.Action).toEqual([
       'sqs:CreateQueue',

@@ -9,6 +9,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  CONCURRENCY,
   type ControlPlaneFunction,
   FUNCTION_ACCESS,
   type FunctionAccess,
@@ -227,9 +228,19 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
           Architectures: ['arm64'],
           Handler: 'index.handler',
         });
-        expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
       }
       for (const name of functionNames) functionId(template, name);
+    });
+
+    it('have reserved concurrency: a flood of calls cannot take the account, the sweep runs alone', () => {
+      const reserved = Object.fromEntries(
+        functionNames.map((name) => [
+          name,
+          resources(template, 'AWS::Lambda::Function')[functionId(template, name)]!.Properties
+            .ReservedConcurrentExecutions,
+        ]),
+      );
+      expect(reserved).toEqual({ registry: 20, allocator: 10, timers: 5, sweep: 1 });
     });
 
     it('get memory 512 MB, the allocator 1024 MB', () => {
@@ -296,6 +307,8 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
           FunctionResponseTypes: ['ReportBatchItemFailures'],
           BatchSize: def.batchSize,
           MaximumBatchingWindowInSeconds: def.fifo ? Match.absent() : 1,
+          // Each queue may take at most this many of its consumer's instances.
+          ScalingConfig: { MaximumConcurrency: CONCURRENCY[def.consumer].perQueue },
         });
       }
     });
@@ -352,13 +365,17 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
         expect(allowed.has('sqs:SendMessage'), `${name} sends to ${key}`).toBe(access.send.includes(key));
         expect(allowed.has('sqs:ReceiveMessage'), `${name} consumes ${key}`).toBe(def.consumer === name);
       }
-      // The framework and agent queues, known only at run time, by name prefix.
-      const prefixed = statements.filter((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-*"`));
+      // The framework and agent queues, known only at run time, by name prefix; nothing else by prefix.
+      const prefixed = statements.filter((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-`));
       expect(prefixed).toHaveLength(1);
       expect(actionsOf(prefixed[0]!)).toEqual(['sqs:SendMessage']);
+      const text = JSON.stringify(prefixed[0]!.Resource);
+      expect(text).toContain(`:${DEFAULT_PREFIX}-fw-*"`);
+      expect(text).toContain(`:${DEFAULT_PREFIX}-agent-*"`);
+      expect(text).not.toContain(`:${DEFAULT_PREFIX}-*"`);
     });
 
-    it('exports a framework policy: send calls, own <prefix>-fw-* queues', () => {
+    it('exports a framework policy that sends scheduler calls and owns no queue', () => {
       const callsId = logicalId(
         template,
         'AWS::SQS::Queue',
@@ -367,19 +384,11 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       );
       const policy = findManagedPolicy(template, 'MesoFrameworkPolicy');
       expect(allowedOn(policy, callsId)).toContain('sqs:SendMessage');
-      const own = policy.find((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-fw-*"`));
-      expect(actionsOf(own!)).toEqual(
-        expect.arrayContaining([
-          'sqs:CreateQueue',
-          'sqs:ReceiveMessage',
-          'sqs:DeleteMessage',
-          'sqs:GetQueueAttributes',
-        ]),
-      );
       expect(allowedOn(policy, callsId)).not.toContain('sqs:ReceiveMessage');
+      expect(policy.filter((s) => s.Effect === 'Allow')).toHaveLength(1);
     });
 
-    it('exports an agent policy: send calls, own <prefix>-agent-* queues', () => {
+    it("exports the fleet's agent policy: send calls, own <prefix>-agent-i-* (instance id) queues", () => {
       const callsId = logicalId(
         template,
         'AWS::SQS::Queue',
@@ -388,7 +397,8 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       );
       const policy = findManagedPolicy(template, 'MesoAgentPolicy');
       expect(allowedOn(policy, callsId)).toContain('sqs:SendMessage');
-      const own = policy.find((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-agent-*"`));
+      expect(allowedOn(policy, callsId)).not.toContain('sqs:ReceiveMessage');
+      const own = policy.find((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-agent-i-*"`));
       expect(actionsOf(own!)).toEqual(
         expect.arrayContaining(['sqs:CreateQueue', 'sqs:ReceiveMessage', 'sqs:DeleteMessage']),
       );
@@ -445,7 +455,7 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       custom.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)' });
       custom.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
       const prefixed = roleStatements(custom, functionId(custom, 'registry', 'meso-test')).filter((s) =>
-        JSON.stringify(s.Resource).includes(':meso-test-*"'),
+        JSON.stringify(s.Resource).includes(':meso-test-fw-*"'),
       );
       expect(prefixed).toHaveLength(1);
     });
@@ -475,6 +485,10 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       expect(() => new MesoStack(app, 'Bad1', { prefix: 'has space' })).toThrow(/prefix/);
       expect(() => new MesoStack(app, 'Bad2', { prefix: 'x'.repeat(33) })).toThrow(/prefix/);
       expect(() => new MesoStack(app, 'Bad3', { prefix: '-leading' })).toThrow(/prefix/);
+      // Inside another deployment's tenant namespaces (`meso-fw-*`, `meso-agent-*` of prefix `meso`).
+      expect(() => new MesoStack(app, 'Bad6', { prefix: 'meso-fw' })).toThrow(/prefix/);
+      expect(() => new MesoStack(app, 'Bad7', { prefix: 'meso-agent-x' })).toThrow(/prefix/);
+      expect(() => new MesoStack(app, 'Good', { prefix: 'meso-staging' })).not.toThrow();
       expect(() => new MesoStack(app, 'Bad4', { offerTimeoutSeconds: 0 })).toThrow(/offerTimeoutSeconds/);
       expect(() => new MesoStack(app, 'Bad5', { heartbeatIntervalSeconds: 1.5 })).toThrow(
         /heartbeatIntervalSeconds/,
