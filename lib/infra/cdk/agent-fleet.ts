@@ -23,6 +23,7 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { bundleAgentSync } from '../../../agent/bundle.ts';
 import { agentStatements, type MesoControlPlane } from './control-plane.ts';
+import { acknowledge } from './nag.ts';
 
 /** Agent ids name the agent's queue: letters, digits, `-` and `_`, at most 64. */
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -165,6 +166,11 @@ export class MesoAgentFleet extends Construct {
     if (this.bundle.bucket.encryptionKey) this.bundle.bucket.encryptionKey.grantDecrypt(this.role);
     if (props.ssmAccess !== false) {
       this.role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'));
+      acknowledge(
+        this.role,
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
+        'Session Manager access instead of SSH and an inbound port; AWS keeps this policy current with the SSM agent (ssmAccess: false removes it)',
+      );
     }
 
     this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
@@ -245,6 +251,11 @@ export class MesoAgentFleet extends Construct {
       maxCapacity,
       ...(props.desiredCapacity !== undefined ? { desiredCapacity: props.desiredCapacity } : {}),
     });
+    acknowledge(
+      this.autoScalingGroup,
+      'AwsSolutions-AS3',
+      "Each instance's agent registers with and heartbeats to the control plane, which reports agents joining and leaving (meso agents); scaling activity is in the group's history",
+    );
   }
 }
 

@@ -32,6 +32,7 @@ import {
   type TableName,
   tableName,
 } from '../definition.ts';
+import { acknowledge, wildcardResourceFinding } from './nag.ts';
 
 /** Every Lambda function of the control plane: the queue consumers plus the scheduled sweep. */
 export type ControlPlaneFunction = FunctionName | 'sweep';
@@ -341,6 +342,11 @@ export class MesoControlPlane extends Construct {
         encryption: sqs.QueueEncryption.SQS_MANAGED,
         enforceSSL: true,
       });
+      acknowledge(
+        dlq,
+        'Serverless-SQSRedrivePolicy',
+        'A dead-letter queue: its messages wait for an operator (the alarm below), there is nowhere further to send them',
+      );
       deadLetterQueues[key] = dlq;
       deadLetterAlarms[key] = this.createDeadLetterAlarm(key, dlq, props.alarmTopic);
       return new sqs.Queue(this, `${pascal(key)}Queue`, {
@@ -400,6 +406,21 @@ export class MesoControlPlane extends Construct {
       for (const table of access.read) this.tables[table].grantReadData(fn);
       for (const queue of access.send) this.queues[queue].grantSendMessages(fn);
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: tenantQueues }));
+      const role = fn.role as iam.Role;
+      for (const arn of tenantQueues) {
+        acknowledge(
+          role,
+          wildcardResourceFinding(this, arn),
+          'Send only, to the queues frameworks and agents own, whose names arrive at run time; the control plane sends only to the queue derived from the id it checked (docs/protocol.md 1.1)',
+        );
+      }
+      if ([...access.readWrite, ...access.read].includes('tasks')) {
+        acknowledge(
+          role,
+          wildcardResourceFinding(this, `${this.tables.tasks.tableArn}/index/*`),
+          "The tasks table's own global secondary indexes (byAgent), as Table.grant* writes them",
+        );
+      }
     }
 
     this.sweepRule = new events.Rule(this, 'SweepSchedule', {
@@ -412,18 +433,29 @@ export class MesoControlPlane extends Construct {
         }),
       ],
     });
+    acknowledge(
+      this.sweepRule,
+      'Serverless-EventBusDLQ',
+      'A missed sweep event is worth nothing later: the next one comes within a minute and does the same work',
+    );
 
     this.frameworkPolicy = new iam.ManagedPolicy(this, 'MesoFrameworkPolicy', {
       description: `Meso frameworks (${prefix}): send scheduler calls; each framework's own queue is granted by MesoFramework`,
       statements: frameworkStatements(this.queues.schedulerCalls.queueArn),
     });
+    const instanceQueues = Arn.format({ service: 'sqs', resource: `${prefix}-agent-i-*` }, Stack.of(this));
     this.agentPolicy = new iam.ManagedPolicy(this, 'MesoAgentPolicy', {
       description: `Meso agent fleet (${prefix}): send agent calls, own <prefix>-agent-i-* (instance id) command queues`,
       statements: agentStatements(this.queues.agentCalls.queueArn, {
         sid: 'OwnInstanceCommandQueues',
-        arn: Arn.format({ service: 'sqs', resource: `${prefix}-agent-i-*` }, Stack.of(this)),
+        arn: instanceQueues,
       }),
     });
+    acknowledge(
+      this.agentPolicy,
+      wildcardResourceFinding(this, instanceQueues),
+      "The fleet's instances share one role and name their queues after their instance ids, unknown at synthesis; no policy variable carries the instance id alone (docs/security.md, In AWS)",
+    );
   }
 
   private createTable(
@@ -483,7 +515,14 @@ export class MesoControlPlane extends Construct {
   ): nodejs.NodejsFunction {
     const id = pascal(name);
     const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: logRetention, removalPolicy });
+    // Its own log group only, rather than AWSLambdaBasicExecutionRole's logs on every group.
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `${prefix}-${name}: its tables, queues and log group`,
+    });
+    logGroup.grantWrite(role);
     const fn = new nodejs.NodejsFunction(this, `${id}Function`, {
+      role,
       functionName: `${prefix}-${name}`,
       entry: ENTRIES[name],
       handler: 'handler',
@@ -511,6 +550,26 @@ export class MesoControlPlane extends Construct {
         forceDockerBundling: false,
       },
     });
+    const runtime =
+      'Node.js 22 on purpose: the version package.json pins, the bundles target (node22) and CI tests on';
+    acknowledge(fn, 'AwsSolutions-L1', runtime);
+    acknowledge(fn, 'Serverless-LambdaLatestVersion', runtime);
+    acknowledge(
+      fn,
+      'Serverless-LambdaTracing',
+      'Each call is followed by message id and framework or agent id in the structured logs and metrics; X-Ray would add a cost per call and an xray:* grant on every resource',
+    );
+    if (name === 'sweep') {
+      const reason =
+        'Scheduled every minute with no retries: a failed sweep is redone by the next one; errors are in its logs and metrics';
+      acknowledge(fn, 'Serverless-LambdaDLQ', reason);
+      acknowledge(fn, 'Serverless-LambdaAsyncFailureDestination', reason);
+    } else {
+      const reason =
+        "Invoked by an SQS event source only: a record that keeps failing goes to its queue's dead-letter queue (redrive policy, alarmed)";
+      acknowledge(fn, 'Serverless-LambdaDLQ', reason);
+      acknowledge(fn, 'Serverless-LambdaEventSourceMappingDestination', reason);
+    }
     return fn;
   }
 }
