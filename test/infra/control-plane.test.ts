@@ -155,11 +155,57 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
         def.ttlAttribute ? { AttributeName: def.ttlAttribute, Enabled: true } : undefined,
       );
     });
+
+    it('protects retained tables from deletion; tables the stack may delete are not protected', () => {
+      for (const r of Object.values(resources(template, 'AWS::DynamoDB::Table'))) {
+        expect(r.Properties.DeletionProtectionEnabled).toBe(true);
+      }
+      for (const r of Object.values(resources(custom, 'AWS::DynamoDB::Table'))) {
+        expect(r.Properties.DeletionProtectionEnabled).not.toBe(true);
+      }
+    });
+
+    it('lets DynamoDB delete task records (and their environments) once purgeAt has passed', () => {
+      const id = logicalId(
+        template,
+        'AWS::DynamoDB::Table',
+        'TableName',
+        tableName(DEFAULT_PREFIX, TABLES.tasks),
+      );
+      expect(resources(template, 'AWS::DynamoDB::Table')[id]!.Properties.TimeToLiveSpecification).toEqual({
+        AttributeName: 'purgeAt',
+        Enabled: true,
+      });
+    });
   });
 
   describe('queues', () => {
     it('creates each defined queue and one dead-letter queue per queue', () => {
       template.resourceCountIs('AWS::SQS::Queue', 2 * queueKeys.length);
+    });
+
+    it('are named <prefix>-cp-*, outside the framework and agent namespaces', () => {
+      for (const r of Object.values(resources(template, 'AWS::SQS::Queue'))) {
+        expect(r.Properties.QueueName).toMatch(/^meso-cp-/);
+      }
+    });
+
+    it('refuse every request not made over TLS, dead-letter queues included', () => {
+      const policies = Object.values(resources(template, 'AWS::SQS::QueuePolicy'));
+      const covered = new Set<string>();
+      for (const p of policies) {
+        const statements = (p.Properties.PolicyDocument as { Statement: Record<string, unknown>[] })
+          .Statement;
+        const deny = statements.find(
+          (st) =>
+            st.Effect === 'Deny' &&
+            JSON.stringify(st.Condition) === JSON.stringify({ Bool: { 'aws:SecureTransport': 'false' } }),
+        );
+        if (!deny) continue;
+        expect(deny.Action).toBe('sqs:*');
+        for (const q of p.Properties.Queues as { Ref: string }[]) covered.add(q.Ref);
+      }
+      expect([...covered].sort()).toEqual(Object.keys(resources(template, 'AWS::SQS::Queue')).sort());
     });
 
     it.each(queueKeys)('%s: SSE, FIFO-ness, timeouts, redrive to its own DLQ', (key) => {
@@ -477,6 +523,18 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       }
       for (const r of Object.values(resources(template, 'AWS::Logs::LogGroup'))) {
         expect(r.DeletionPolicy).toBe('Retain');
+      }
+    });
+
+    it('reserve no concurrency when told not to (accounts with a small quota)', () => {
+      const stack = new Stack(new App(), 'Small');
+      const meso = new MesoControlPlane(stack, 'ControlPlane', { reservedConcurrency: false });
+      for (const fn of Object.values(meso.functions)) {
+        expect(
+          stack.resolve(
+            (fn.node.defaultChild as { reservedConcurrentExecutions?: number }).reservedConcurrentExecutions,
+          ),
+        ).toBeUndefined();
       }
     });
 
