@@ -2,7 +2,7 @@
 // cdk-nag's AWS Solutions and Serverless checks run on synthesis: an unacknowledged error fails it.
 import { App } from 'aws-cdk-lib';
 import { InstanceType } from 'aws-cdk-lib/aws-ec2';
-import { addNagChecks } from '../lib/infra/cdk/nag.ts';
+import { addNagChecks } from '../lib/infra/cdk/nag-checks.ts';
 import { MesoStack } from '../lib/infra/cdk/stack.ts';
 import { DEFAULT_PREFIX } from '../lib/infra/definition.ts';
 

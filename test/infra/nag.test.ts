@@ -11,7 +11,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MesoOnPremAgent } from '../../lib/infra/cdk/agent-fleet.ts';
 import { MesoFramework } from '../../lib/infra/cdk/framework.ts';
-import { nagPacks } from '../../lib/infra/cdk/nag.ts';
+import { nagPacks } from '../../lib/infra/cdk/nag-checks.ts';
 import { MesoStack } from '../../lib/infra/cdk/stack.ts';
 
 const SYNTH_TIMEOUT = 120_000;

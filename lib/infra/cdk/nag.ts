@@ -1,21 +1,10 @@
 /**
- * cdk-nag on the CDK app: the AWS Solutions and Serverless rule packs run at synthesis, so
- * `cdk synth` fails on any error not acknowledged with a written reason. Acknowledgements sit next
- * to the resource they are about (`acknowledge` below), each naming one rule or one finding.
+ * Acknowledging cdk-nag findings, next to the resource they are about (`acknowledge` below), each
+ * naming one rule or one finding with its reason. Only aws-cdk-lib here: the constructs use this,
+ * and need no cdk-nag; the app runs the packs (`nag-checks.ts`, `bin/cdk.ts`).
  */
-import { type App, Stack, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { Stack, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
-
-/** The packs the app runs. */
-export function nagPacks(app: App): (AwsSolutionsChecks | ServerlessChecks)[] {
-  return [new AwsSolutionsChecks(app), new ServerlessChecks(app)];
-}
-
-/** Runs the packs when `app` synthesizes: an unacknowledged error fails the synthesis. */
-export function addNagChecks(app: App): void {
-  Validations.of(app).addPlugins(...nagPacks(app));
-}
 
 /** Acknowledges rule `id` (`AwsSolutions-IAM4`, or one finding `AwsSolutions-IAM5[…]`) on `scope` and below. */
 export function acknowledge(scope: IConstruct, id: string, reason: string): void {
