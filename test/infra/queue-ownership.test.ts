@@ -141,6 +141,22 @@ const fwQueue = (id: string) => frameworkQueueName(PREFIX, id);
 const agentQueue = (id: string) => `${PREFIX}-agent-${id}.fifo`;
 const CONSUME = ['sqs:ReceiveMessage', 'sqs:DeleteMessage'];
 
+/** The inline policies of the role of the control-plane function `name`, as one document. */
+function functionRolePolicy(name: string): PolicyDocument {
+  const fn = Object.values(resources).find(
+    (r) => r.Type === 'AWS::Lambda::Function' && r.Properties.FunctionName === `${PREFIX}-${name}`,
+  )!;
+  const roleId = (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+  const statements = Object.values(resources)
+    .filter(
+      (r) =>
+        r.Type === 'AWS::IAM::Policy' &&
+        (r.Properties.Roles as { Ref: string }[]).some((role) => role.Ref === roleId),
+    )
+    .flatMap((r) => (resolve(r.Properties.PolicyDocument) as PolicyDocument).Statement);
+  return { Version: '2012-10-17', Statement: statements };
+}
+
 describe('queue ownership, by policy evaluation of the synthesized template', {
   timeout: SYNTH_TIMEOUT,
 }, () => {
@@ -155,8 +171,15 @@ describe('queue ownership, by policy evaluation of the synthesized template', {
       expect(await decide(frameworkA(), 'sqs:SendMessage', cp('schedulerCalls'))).toBe('Allowed');
     });
 
-    it("framework A cannot receive from, delete from, delete or create B's queue", async () => {
-      for (const action of [...CONSUME, 'sqs:DeleteQueue', 'sqs:CreateQueue', 'sqs:GetQueueAttributes']) {
+    it("framework A cannot receive from, delete from, delete, create or send to B's queue", async () => {
+      const actions = [
+        ...CONSUME,
+        'sqs:DeleteQueue',
+        'sqs:CreateQueue',
+        'sqs:GetQueueAttributes',
+        'sqs:SendMessage',
+      ];
+      for (const action of actions) {
         expect(await decide(frameworkA(), action, fwQueue('team-b')), action).not.toBe('Allowed');
       }
     });
@@ -207,8 +230,8 @@ describe('queue ownership, by policy evaluation of the synthesized template', {
       }
     });
 
-    it("agent X cannot receive from or delete from agent Y's queue, nor a fleet instance's", async () => {
-      for (const action of [...CONSUME, 'sqs:CreateQueue']) {
+    it("agent X cannot receive from, delete from or send to agent Y's queue, nor a fleet instance's", async () => {
+      for (const action of [...CONSUME, 'sqs:CreateQueue', 'sqs:SendMessage']) {
         expect(await decide(agentX(), action, agentQueue('rack1-node8')), action).not.toBe('Allowed');
         expect(await decide(agentX(), action, agentQueue('i-0123456789abcdef0')), action).not.toBe('Allowed');
       }
@@ -229,6 +252,24 @@ describe('queue ownership, by policy evaluation of the synthesized template', {
       };
       expect(await decide(anyone, 'sqs:SendMessage', cp('agentCalls'), false)).toBe('ExplicitlyDenied');
       expect(await decide(anyone, 'sqs:SendMessage', cp('agentCalls'), true)).toBe('Allowed');
+    });
+  });
+
+  describe('the control plane', () => {
+    it("sends to frameworks' and agents' queues but never reads them", async () => {
+      const registry: Caller = {
+        principal: `arn:aws:sts::${ACCOUNT}:assumed-role/RegistryRole/meso-registry`,
+        policy: functionRolePolicy('registry'),
+      };
+      for (const queue of [fwQueue('team-a'), agentQueue('rack1-node7'), agentQueue('i-0123456789abcdef0')]) {
+        expect(await decide(registry, 'sqs:SendMessage', queue), queue).toBe('Allowed');
+        expect(await decide(registry, 'sqs:ReceiveMessage', queue), queue).not.toBe('Allowed');
+      }
+      expect(await decide(registry, 'sqs:ReceiveMessage', cp('agentCalls'))).toBe('Allowed');
+      // Not the queue of another deployment that shares the account.
+      expect(await decide(registry, 'sqs:SendMessage', 'meso-staging-cp-agent-calls.fifo')).not.toBe(
+        'Allowed',
+      );
     });
   });
 
