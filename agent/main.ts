@@ -77,8 +77,9 @@ export function agentClusterConfig(env: NodeJS.ProcessEnv = process.env): AgentC
   const url = env[AGENT_ENV.agentCalls];
   if (url) {
     const name = url.split('/').pop() ?? '';
-    const fromName = name.endsWith('-agent-calls.fifo')
-      ? name.slice(0, -'-agent-calls.fifo'.length)
+    // Control-plane queues are `<prefix>-cp-<name>` (lib/definition/tables-queues.ts).
+    const fromName = name.endsWith('-cp-agent-calls.fifo')
+      ? name.slice(0, -'-cp-agent-calls.fifo'.length)
       : undefined;
     return {
       aws: awsConfigFromEnv(env),

@@ -1,10 +1,13 @@
 // The CDK app: `npx cdk synth` / `npx cdk deploy [-c prefix=meso-dev] [-c agents=2]`.
+// cdk-nag's AWS Solutions and Serverless checks run on synthesis: an unacknowledged error fails it.
 import { App } from 'aws-cdk-lib';
 import { InstanceType } from 'aws-cdk-lib/aws-ec2';
 import { DEFAULT_PREFIX } from '../lib/definition/tables-queues.ts';
+import { addNagChecks } from '../lib/infra/cdk/nag-checks.ts';
 import { MesoStack } from '../lib/infra/cdk/stack.ts';
 
 const app = new App();
+addNagChecks(app);
 const context: unknown = app.node.tryGetContext('prefix');
 if (context !== undefined && typeof context !== 'string') {
   throw new Error('context "prefix" must be a string (cdk deploy -c prefix=meso-dev)');

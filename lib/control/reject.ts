@@ -3,7 +3,7 @@
  * metric and a counter in the meta table that `meso status` shows), answered with an ERROR where
  * the sender can be told, and never retried (the record is reported as processed).
  */
-import { dlqName, QUEUES, queueName } from '../infra/definition.ts';
+import { dlqName, QUEUES, queueName } from '../definition/tables-queues.ts';
 import type { AgentCommand, SchedulerEvent } from '../protocol/index.ts';
 import { type QueueHome, type QueueOwner, queueHomeOf, queueUrlProblem } from '../protocol/queues.ts';
 import type { ControlConfig, ControlDeps, InboundRecord } from './deps.ts';

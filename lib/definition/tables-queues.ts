@@ -13,7 +13,7 @@ export interface TableDef {
 }
 
 export interface QueueDef {
-  /** Logical name; the physical name is `${prefix}-${name}` (plus `.fifo` for FIFO queues). */
+  /** Logical name; the physical name is `${prefix}-cp-${name}` (plus `.fifo` for FIFO queues). */
   readonly name: string;
   readonly fifo: boolean;
   readonly visibilityTimeoutSeconds: number;
@@ -36,6 +36,8 @@ export const TABLES = {
     partitionKey: 'frameworkId',
     sortKey: 'taskId',
     indexes: [{ name: 'byAgent', partitionKey: 'agentId', sortKey: 'taskId' }],
+    /** Epoch seconds after which DynamoDB deletes a finished task's record (its environment with it). */
+    ttlAttribute: 'purgeAt',
   },
   /** Counters, cluster settings and later roles/quotas: small items keyed by `key`. */
   meta: { name: 'meta', partitionKey: 'key' },
@@ -88,12 +90,16 @@ export function tableName(prefix: string, def: TableDef): string {
   return `${prefix}-${def.name}`;
 }
 
+/**
+ * Control-plane queues are `<prefix>-cp-<name>[.fifo]`: a namespace no framework (`<prefix>-fw-*`)
+ * or agent (`<prefix>-agent-*`) queue name, and no IAM wildcard granted to them, can reach.
+ */
 export function queueName(prefix: string, def: Pick<QueueDef, 'name' | 'fifo'>): string {
-  return `${prefix}-${def.name}${def.fifo ? '.fifo' : ''}`;
+  return `${prefix}-cp-${def.name}${def.fifo ? '.fifo' : ''}`;
 }
 
 export function dlqName(prefix: string, def: Pick<QueueDef, 'name' | 'fifo'>): string {
-  return `${prefix}-${def.name}-dlq${def.fifo ? '.fifo' : ''}`;
+  return `${prefix}-cp-${def.name}-dlq${def.fifo ? '.fifo' : ''}`;
 }
 
 export const DEFAULT_PREFIX = 'meso';

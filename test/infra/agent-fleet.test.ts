@@ -13,9 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleAgentSync } from '../../lib/build/agent-bundle.ts';
 import { MesoAgentFleet, MesoOnPremAgent } from '../../lib/infra/cdk/agent-fleet.ts';
 import { MesoControlPlane } from '../../lib/infra/cdk/control-plane.ts';
+import { MesoStack } from '../../lib/infra/cdk/stack.ts';
 
 const SYNTH_TIMEOUT = 120_000;
 let template: Template;
+let withFleet: Template;
 let bundleDir: string;
 
 beforeAll(() => {
@@ -41,7 +43,10 @@ beforeAll(() => {
     agentId: 'rack1-node8',
     trustAnchorArn: 'arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/abc',
   });
+  // The deployable stack with a fleet in a VPC of its own.
+  const meso2 = new MesoStack(app, 'WithFleet', { agentFleet: { agentBundlePath: bundle } });
   template = Template.fromStack(stack);
+  withFleet = Template.fromStack(meso2);
 }, SYNTH_TIMEOUT);
 
 afterAll(() => {
@@ -58,6 +63,53 @@ describe('MesoAgentFleet', () => {
         InstanceType: 't4g.medium',
         MetadataOptions: Match.objectLike({ HttpTokens: 'required' }),
       }),
+    });
+  });
+
+  it('keeps the instance role from tasks: IMDSv2 tokens only, and they die after one hop', () => {
+    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({
+        MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
+      }),
+    });
+  });
+
+  it('encrypts the root volume', () => {
+    template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({
+        BlockDeviceMappings: [
+          { DeviceName: '/dev/xvda', Ebs: Match.objectLike({ Encrypted: true, VolumeType: 'gp3' }) },
+        ],
+      }),
+    });
+  });
+
+  it('reads the agent bundle object only, not the assets bucket', () => {
+    const roleId = Object.keys(
+      template.findResources('AWS::IAM::Role', {
+        Properties: {
+          AssumeRolePolicyDocument: Match.objectLike({
+            Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })],
+          }),
+        },
+      }),
+    )[0]!;
+    const inline = Object.values(template.findResources('AWS::IAM::Policy')).filter((p) =>
+      JSON.stringify(p.Properties.Roles).includes(roleId),
+    );
+    const statements = inline.flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+    const actions = statements.flatMap((st) => (Array.isArray(st.Action) ? st.Action : [st.Action]));
+    expect(actions.filter((a) => a.startsWith('s3:'))).toEqual(['s3:GetObject']);
+    const s3 = statements.find((st) => JSON.stringify(st.Action).includes('s3:'))!;
+    expect(JSON.stringify(s3.Resource)).toMatch(/\/[0-9a-f]{64}\.mjs"/);
+  });
+
+  it('in a VPC the stack creates, logs all its traffic', () => {
+    withFleet.resourceCountIs('AWS::EC2::VPC', 1);
+    withFleet.hasResourceProperties('AWS::EC2::FlowLog', {
+      ResourceType: 'VPC',
+      TrafficType: 'ALL',
+      LogDestinationType: 'cloud-watch-logs',
     });
   });
 
@@ -101,7 +153,8 @@ describe('MesoOnPremAgent', () => {
 
   it('is scoped to its own queue and the agent calls', () => {
     const statements = policyOf('rack1-node7');
-    expect(statements).toHaveLength(2);
+    expect(statements).toHaveLength(3);
+    expect(statements.find((s) => s.Sid === 'DenyInsecureTransport')?.Effect).toBe('Deny');
     const own = statements.find((s) => s.Sid === 'OwnCommandQueue')!;
     expect(own.Action).toEqual([
       'sqs:CreateQueue',
@@ -144,5 +197,9 @@ describe('MesoOnPremAgent', () => {
     expect(() => new MesoOnPremAgent(stack, 'X', { controlPlane: meso, agentId: 'bad id' })).toThrow(
       /agent id/,
     );
+    // The fleet's instance-id namespace, `<prefix>-agent-i-*`.
+    expect(
+      () => new MesoOnPremAgent(stack, 'Y', { controlPlane: meso, agentId: 'i-0123456789abcdef0' }),
+    ).toThrow(/agent id/);
   });
 });

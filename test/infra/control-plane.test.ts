@@ -22,6 +22,7 @@ import {
   tableName,
 } from '../../lib/definition/tables-queues.ts';
 import {
+  CONCURRENCY,
   type ControlPlaneFunction,
   FUNCTION_ACCESS,
   type FunctionAccess,
@@ -154,11 +155,57 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
         def.ttlAttribute ? { AttributeName: def.ttlAttribute, Enabled: true } : undefined,
       );
     });
+
+    it('protects retained tables from deletion; tables the stack may delete are not protected', () => {
+      for (const r of Object.values(resources(template, 'AWS::DynamoDB::Table'))) {
+        expect(r.Properties.DeletionProtectionEnabled).toBe(true);
+      }
+      for (const r of Object.values(resources(custom, 'AWS::DynamoDB::Table'))) {
+        expect(r.Properties.DeletionProtectionEnabled).not.toBe(true);
+      }
+    });
+
+    it('lets DynamoDB delete task records (and their environments) once purgeAt has passed', () => {
+      const id = logicalId(
+        template,
+        'AWS::DynamoDB::Table',
+        'TableName',
+        tableName(DEFAULT_PREFIX, TABLES.tasks),
+      );
+      expect(resources(template, 'AWS::DynamoDB::Table')[id]!.Properties.TimeToLiveSpecification).toEqual({
+        AttributeName: 'purgeAt',
+        Enabled: true,
+      });
+    });
   });
 
   describe('queues', () => {
     it('creates each defined queue and one dead-letter queue per queue', () => {
       template.resourceCountIs('AWS::SQS::Queue', 2 * queueKeys.length);
+    });
+
+    it('are named <prefix>-cp-*, outside the framework and agent namespaces', () => {
+      for (const r of Object.values(resources(template, 'AWS::SQS::Queue'))) {
+        expect(r.Properties.QueueName).toMatch(/^meso-cp-/);
+      }
+    });
+
+    it('refuse every request not made over TLS, dead-letter queues included', () => {
+      const policies = Object.values(resources(template, 'AWS::SQS::QueuePolicy'));
+      const covered = new Set<string>();
+      for (const p of policies) {
+        const statements = (p.Properties.PolicyDocument as { Statement: Record<string, unknown>[] })
+          .Statement;
+        const deny = statements.find(
+          (st) =>
+            st.Effect === 'Deny' &&
+            JSON.stringify(st.Condition) === JSON.stringify({ Bool: { 'aws:SecureTransport': 'false' } }),
+        );
+        if (!deny) continue;
+        expect(deny.Action).toBe('sqs:*');
+        for (const q of p.Properties.Queues as { Ref: string }[]) covered.add(q.Ref);
+      }
+      expect([...covered].sort()).toEqual(Object.keys(resources(template, 'AWS::SQS::Queue')).sort());
     });
 
     it.each(queueKeys)('%s: SSE, FIFO-ness, timeouts, redrive to its own DLQ', (key) => {
@@ -227,9 +274,19 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
           Architectures: ['arm64'],
           Handler: 'index.handler',
         });
-        expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
       }
       for (const name of functionNames) functionId(template, name);
+    });
+
+    it('have reserved concurrency: a flood of calls cannot take the account, the sweep runs alone', () => {
+      const reserved = Object.fromEntries(
+        functionNames.map((name) => [
+          name,
+          resources(template, 'AWS::Lambda::Function')[functionId(template, name)]!.Properties
+            .ReservedConcurrentExecutions,
+        ]),
+      );
+      expect(reserved).toEqual({ registry: 20, allocator: 10, timers: 5, sweep: 1 });
     });
 
     it('get memory 512 MB, the allocator 1024 MB', () => {
@@ -296,6 +353,8 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
           FunctionResponseTypes: ['ReportBatchItemFailures'],
           BatchSize: def.batchSize,
           MaximumBatchingWindowInSeconds: def.fifo ? Match.absent() : 1,
+          // Each queue may take at most this many of its consumer's instances.
+          ScalingConfig: { MaximumConcurrency: CONCURRENCY[def.consumer].perQueue },
         });
       }
     });
@@ -352,13 +411,17 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
         expect(allowed.has('sqs:SendMessage'), `${name} sends to ${key}`).toBe(access.send.includes(key));
         expect(allowed.has('sqs:ReceiveMessage'), `${name} consumes ${key}`).toBe(def.consumer === name);
       }
-      // The framework and agent queues, known only at run time, by name prefix.
-      const prefixed = statements.filter((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-*"`));
+      // The framework and agent queues, known only at run time, by name prefix; nothing else by prefix.
+      const prefixed = statements.filter((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-`));
       expect(prefixed).toHaveLength(1);
       expect(actionsOf(prefixed[0]!)).toEqual(['sqs:SendMessage']);
+      const text = JSON.stringify(prefixed[0]!.Resource);
+      expect(text).toContain(`:${DEFAULT_PREFIX}-fw-*"`);
+      expect(text).toContain(`:${DEFAULT_PREFIX}-agent-*"`);
+      expect(text).not.toContain(`:${DEFAULT_PREFIX}-*"`);
     });
 
-    it('exports a framework policy: send calls, own <prefix>-fw-* queues', () => {
+    it('exports a framework policy that sends scheduler calls and owns no queue', () => {
       const callsId = logicalId(
         template,
         'AWS::SQS::Queue',
@@ -367,19 +430,11 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       );
       const policy = findManagedPolicy(template, 'MesoFrameworkPolicy');
       expect(allowedOn(policy, callsId)).toContain('sqs:SendMessage');
-      const own = policy.find((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-fw-*"`));
-      expect(actionsOf(own!)).toEqual(
-        expect.arrayContaining([
-          'sqs:CreateQueue',
-          'sqs:ReceiveMessage',
-          'sqs:DeleteMessage',
-          'sqs:GetQueueAttributes',
-        ]),
-      );
       expect(allowedOn(policy, callsId)).not.toContain('sqs:ReceiveMessage');
+      expect(policy.filter((s) => s.Effect === 'Allow')).toHaveLength(1);
     });
 
-    it('exports an agent policy: send calls, own <prefix>-agent-* queues', () => {
+    it("exports the fleet's agent policy: send calls, own <prefix>-agent-i-* (instance id) queues", () => {
       const callsId = logicalId(
         template,
         'AWS::SQS::Queue',
@@ -388,7 +443,8 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       );
       const policy = findManagedPolicy(template, 'MesoAgentPolicy');
       expect(allowedOn(policy, callsId)).toContain('sqs:SendMessage');
-      const own = policy.find((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-agent-*"`));
+      expect(allowedOn(policy, callsId)).not.toContain('sqs:ReceiveMessage');
+      const own = policy.find((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-agent-i-*"`));
       expect(actionsOf(own!)).toEqual(
         expect.arrayContaining(['sqs:CreateQueue', 'sqs:ReceiveMessage', 'sqs:DeleteMessage']),
       );
@@ -445,7 +501,7 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       custom.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)' });
       custom.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
       const prefixed = roleStatements(custom, functionId(custom, 'registry', 'meso-test')).filter((s) =>
-        JSON.stringify(s.Resource).includes(':meso-test-*"'),
+        JSON.stringify(s.Resource).includes(':meso-test-fw-*"'),
       );
       expect(prefixed).toHaveLength(1);
     });
@@ -470,11 +526,27 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       }
     });
 
+    it('reserve no concurrency when told not to (accounts with a small quota)', () => {
+      const stack = new Stack(new App(), 'Small');
+      const meso = new MesoControlPlane(stack, 'ControlPlane', { reservedConcurrency: false });
+      for (const fn of Object.values(meso.functions)) {
+        expect(
+          stack.resolve(
+            (fn.node.defaultChild as { reservedConcurrentExecutions?: number }).reservedConcurrentExecutions,
+          ),
+        ).toBeUndefined();
+      }
+    });
+
     it('reject a prefix that would make invalid or ambiguous names', () => {
       const app = new App();
       expect(() => new MesoStack(app, 'Bad1', { prefix: 'has space' })).toThrow(/prefix/);
       expect(() => new MesoStack(app, 'Bad2', { prefix: 'x'.repeat(33) })).toThrow(/prefix/);
       expect(() => new MesoStack(app, 'Bad3', { prefix: '-leading' })).toThrow(/prefix/);
+      // Inside another deployment's tenant namespaces (`meso-fw-*`, `meso-agent-*` of prefix `meso`).
+      expect(() => new MesoStack(app, 'Bad6', { prefix: 'meso-fw' })).toThrow(/prefix/);
+      expect(() => new MesoStack(app, 'Bad7', { prefix: 'meso-agent-x' })).toThrow(/prefix/);
+      expect(() => new MesoStack(app, 'Good', { prefix: 'meso-staging' })).not.toThrow();
       expect(() => new MesoStack(app, 'Bad4', { offerTimeoutSeconds: 0 })).toThrow(/offerTimeoutSeconds/);
       expect(() => new MesoStack(app, 'Bad5', { heartbeatIntervalSeconds: 1.5 })).toThrow(
         /heartbeatIntervalSeconds/,

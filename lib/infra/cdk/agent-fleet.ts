@@ -7,7 +7,8 @@
  *   with `meso-agent install` — the same command an operator runs on-prem. Each instance's agent
  *   id is its instance id; its EC2 type and zone become attributes.
  * - **MesoOnPremAgent**: the IAM identity an on-prem agent needs, scoped to its own command
- *   queue: send to `agent-calls`, own `<prefix>-agent-<agentId>.fifo` and nothing else. It is a
+ *   queue: send to `agent-calls`, own `<prefix>-agent-<agentId>.fifo` and nothing else. Ids
+ *   starting `i-` are the fleet's (its instances own `<prefix>-agent-i-*`). It is a
  *   role for IAM Roles Anywhere (the node presents a certificate whose CN is the agent id), or an
  *   IAM user whose access key the operator creates (never in the template).
  */
@@ -22,9 +23,16 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { bundleAgentSync } from '../../build/agent-bundle.ts';
 import { agentStatements, type MesoControlPlane } from './control-plane.ts';
+import { acknowledge } from './nag.ts';
 
 /** Agent ids name the agent's queue: letters, digits, `-` and `_`, at most 64. */
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** Ids the fleet's instances use (EC2 instance ids): an on-prem agent may not take one. */
+const FLEET_AGENT_ID = /^i-/;
+
+/** The root device of Amazon Linux 2023, and its size (GB): the OS, Node.js, sandboxes. */
+const ROOT_DEVICE = '/dev/xvda';
+const ROOT_VOLUME_GB = 20;
 
 /** `<prefix>-agent-<agentId>.fifo`'s ARN in the control plane's account and region. */
 export function agentQueueArn(scope: Construct, prefix: string, agentId: string): string {
@@ -146,11 +154,23 @@ export class MesoAgentFleet extends Construct {
       description: `Meso agents (${controlPlane.prefix}): agent calls and their own command queues`,
     });
     // Every instance names its queue after its own instance id, unknown here: the fleet's role
-    // covers `<prefix>-agent-*` (on-prem agents get one queue each, see MesoOnPremAgent).
+    // covers `<prefix>-agent-i-*` (on-prem agents get one queue each, see MesoOnPremAgent).
     this.role.addManagedPolicy(controlPlane.agentPolicy);
-    this.bundle.grantRead(this.role);
+    // The bundle's one object, not the whole assets bucket (`Asset.grantRead` grants the bucket).
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [this.bundle.bucket.arnForObjects(this.bundle.s3ObjectKey)],
+      }),
+    );
+    if (this.bundle.bucket.encryptionKey) this.bundle.bucket.encryptionKey.grantDecrypt(this.role);
     if (props.ssmAccess !== false) {
       this.role.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore'));
+      acknowledge(
+        this.role,
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
+        'Session Manager access instead of SSH and an inbound port; AWS keeps this policy current with the SSM agent (ssmAccess: false removes it)',
+      );
     }
 
     this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
@@ -206,7 +226,21 @@ export class MesoAgentFleet extends Construct {
       userData,
       role: this.role,
       securityGroup: this.securityGroup,
+      // IMDSv2 only, and its token reply dies after one hop: a container or a task in its own
+      // network namespace (one more hop) cannot get a token, so not the instance role either.
       requireImdsv2: true,
+      httpTokens: ec2.LaunchTemplateHttpTokens.REQUIRED,
+      httpPutResponseHopLimit: 1,
+      blockDevices: [
+        {
+          deviceName: ROOT_DEVICE,
+          volume: ec2.BlockDeviceVolume.ebs(ROOT_VOLUME_GB, {
+            encrypted: true,
+            volumeType: ec2.EbsDeviceVolumeType.GP3,
+            deleteOnTermination: true,
+          }),
+        },
+      ],
     });
 
     this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Group', {
@@ -217,6 +251,11 @@ export class MesoAgentFleet extends Construct {
       maxCapacity,
       ...(props.desiredCapacity !== undefined ? { desiredCapacity: props.desiredCapacity } : {}),
     });
+    acknowledge(
+      this.autoScalingGroup,
+      'AwsSolutions-AS3',
+      "Each instance's agent registers with and heartbeats to the control plane, which reports agents joining and leaving (meso agents); scaling activity is in the group's history",
+    );
   }
 }
 
@@ -252,9 +291,9 @@ export class MesoOnPremAgent extends Construct {
     super(scope, id);
     const { controlPlane, agentId } = props;
     const queueName = `${controlPlane.prefix}-agent-${agentId}.fifo`;
-    if (!AGENT_ID.test(agentId) || queueName.length > 80) {
+    if (!AGENT_ID.test(agentId) || FLEET_AGENT_ID.test(agentId) || queueName.length > 80) {
       throw new Error(
-        `MesoOnPremAgent: agent id ${JSON.stringify(agentId)} must be 1-64 letters, digits, '-' or '_' and make a queue name of at most 80 characters`,
+        `MesoOnPremAgent: agent id ${JSON.stringify(agentId)} must be 1-64 letters, digits, '-' or '_', not start with 'i-' (the fleet's instance ids), and make a queue name of at most 80 characters`,
       );
     }
     this.policy = new iam.ManagedPolicy(this, 'Policy', {

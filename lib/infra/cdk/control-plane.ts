@@ -32,6 +32,7 @@ import {
   type TableName,
   tableName,
 } from '../../definition/tables-queues.ts';
+import { acknowledge, wildcardResourceFinding } from './nag.ts';
 
 /** Every Lambda function of the control plane: the queue consumers plus the scheduled sweep. */
 export type ControlPlaneFunction = FunctionName | 'sweep';
@@ -48,8 +49,9 @@ export interface FunctionAccess {
 
 /**
  * Least privilege, per function. On top of this every function may `sqs:SendMessage` to
- * `arn:aws:sqs:<region>:<account>:<prefix>-*`: the queues that frameworks and agents own, named
- * `<prefix>-fw-*` and `<prefix>-agent-*` by convention, whose URLs only arrive at run time.
+ * `arn:aws:sqs:<region>:<account>:<prefix>-fw-*` and `…:<prefix>-agent-*`: the queues that
+ * frameworks and agents own, whose URLs only arrive at run time. The control plane's own queues
+ * are `<prefix>-cp-*` (`queueName` in `../definition.ts`), outside both.
  */
 export const FUNCTION_ACCESS: Readonly<Record<ControlPlaneFunction, FunctionAccess>> = {
   registry: {
@@ -63,27 +65,88 @@ export const FUNCTION_ACCESS: Readonly<Record<ControlPlaneFunction, FunctionAcce
   sweep: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator', 'timers'] },
 };
 
+/** What an agent does with its own command queue: create it, long-poll it, delete what it handled. */
+export const AGENT_QUEUE_ACTIONS = [
+  'sqs:CreateQueue',
+  'sqs:GetQueueUrl',
+  'sqs:ReceiveMessage',
+  'sqs:DeleteMessage',
+] as const;
+
+/** What a framework does with its own event queue; the SDK deletes it on `close`. */
+export const FRAMEWORK_QUEUE_ACTIONS = [
+  'sqs:CreateQueue',
+  'sqs:GetQueueUrl',
+  'sqs:GetQueueAttributes',
+  'sqs:ReceiveMessage',
+  'sqs:DeleteMessage',
+  'sqs:DeleteQueue',
+] as const;
+
 /**
- * What an agent may do: send to agent-calls (`agentCallsArn`) and use its command queue(s)
- * (`own`: every `<prefix>-agent-*`, or one agent's): create it, long-poll it, delete what it handled.
+ * Refuses every SQS action the statements grant when the request is not over TLS. The control
+ * plane's queues also deny it in their queue policies; the frameworks' and agents' own queues have
+ * no queue policy, so their owners' identities carry the rule.
+ */
+function denyInsecureTransport(actions: readonly string[]): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'DenyInsecureTransport',
+    effect: iam.Effect.DENY,
+    actions: [...new Set(actions)],
+    resources: ['*'],
+    conditions: { Bool: { 'aws:SecureTransport': 'false' } },
+  });
+}
+
+/**
+ * What an agent may do: send to agent-calls (`agentCallsArn`) and use its own command queue
+ * (`own.arn`: one agent's `<prefix>-agent-<agentId>.fifo`, or the fleet's `<prefix>-agent-i-*`).
  */
 export function agentStatements(
   agentCallsArn: string,
   own: { readonly sid: string; readonly arn: string },
 ): iam.PolicyStatement[] {
+  const send = ['sqs:SendMessage', 'sqs:GetQueueUrl'];
   return [
-    new iam.PolicyStatement({
-      sid: 'SendAgentCalls',
-      actions: ['sqs:SendMessage', 'sqs:GetQueueUrl'],
-      resources: [agentCallsArn],
-    }),
-    new iam.PolicyStatement({
-      sid: own.sid,
-      actions: ['sqs:CreateQueue', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'],
-      resources: [own.arn],
-    }),
+    new iam.PolicyStatement({ sid: 'SendAgentCalls', actions: send, resources: [agentCallsArn] }),
+    new iam.PolicyStatement({ sid: own.sid, actions: [...AGENT_QUEUE_ACTIONS], resources: [own.arn] }),
+    denyInsecureTransport([...send, ...AGENT_QUEUE_ACTIONS]),
   ];
 }
+
+/**
+ * What a framework may do: send to scheduler-calls (`schedulerCallsArn`) and, given `ownArn`
+ * (its one `<prefix>-fw-….fifo`), use its own event queue.
+ */
+export function frameworkStatements(schedulerCallsArn: string, ownArn?: string): iam.PolicyStatement[] {
+  const send = ['sqs:SendMessage', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes'];
+  return [
+    new iam.PolicyStatement({ sid: 'SendSchedulerCalls', actions: send, resources: [schedulerCallsArn] }),
+    ...(ownArn
+      ? [
+          new iam.PolicyStatement({
+            sid: 'OwnEventQueue',
+            actions: [...FRAMEWORK_QUEUE_ACTIONS],
+            resources: [ownArn],
+          }),
+        ]
+      : []),
+    denyInsecureTransport([...send, ...(ownArn ? FRAMEWORK_QUEUE_ACTIONS : [])]),
+  ];
+}
+
+/**
+ * Concurrency per function: `reserved` caps (and guarantees) its instances; `perQueue` is the
+ * event source's maximum concurrency on each queue it consumes, so one flooded queue cannot take
+ * all of the function's instances (the registry consumes both calls queues) and a burst of calls
+ * is queued in SQS, not fanned out over the account's Lambda concurrency. The sweep runs one at a time.
+ */
+export const CONCURRENCY: Readonly<Record<ControlPlaneFunction, { reserved: number; perQueue?: number }>> = {
+  registry: { reserved: 20, perQueue: 10 },
+  allocator: { reserved: 10, perQueue: 10 },
+  timers: { reserved: 5, perQueue: 5 },
+  sweep: { reserved: 1 },
+};
 
 /** Memory per function, MB. The allocator sorts and bin-packs whole shards, so it gets more (and more CPU). */
 const MEMORY_MB: Readonly<Record<ControlPlaneFunction, number>> = {
@@ -122,19 +185,24 @@ const ENTRIES: Readonly<Record<ControlPlaneFunction, string>> = {
 
 /**
  * Longest prefix accepted. SQS names are at most 80 characters and the longest fixed suffix is
- * `-scheduler-calls-dlq.fifo` (25); frameworks and agents append their own ids to
+ * `-cp-scheduler-calls-dlq.fifo` (28); frameworks and agents append their own ids to
  * `<prefix>-fw-` / `<prefix>-agent-`, so leave them most of the room.
  */
 export const MAX_PREFIX_LENGTH = 32;
 const PREFIX_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+/**
+ * A prefix with one of these `-`-separated parts would put its queues inside another
+ * deployment's tenant namespace (`meso-fw-…` of prefix `meso` is the framework namespace of `meso`).
+ */
+const RESERVED_PREFIX_PARTS: readonly string[] = ['fw', 'agent'];
 
 export interface MesoControlPlaneProps {
   /**
-   * Prefix of every physical name: tables `<prefix>-<name>`, queues `<prefix>-<name>[.fifo]`,
-   * functions `<prefix>-<function>`. The functions may send to any queue named `<prefix>-*`, so
-   * two deployments in one account and region should not have prefixes where one starts with
-   * the other followed by `-` (`meso` and `meso-dev`).
-   * Letters, digits, `-` and `_`, at most {@link MAX_PREFIX_LENGTH} characters.
+   * Prefix of every physical name: tables `<prefix>-<name>`, queues `<prefix>-cp-<name>[.fifo]`,
+   * functions `<prefix>-<function>`; frameworks' and agents' queues are `<prefix>-fw-*` and
+   * `<prefix>-agent-*`. Letters, digits, `-` and `_`, at most {@link MAX_PREFIX_LENGTH}
+   * characters, with no `-`-separated part `fw` or `agent` (so `meso` and `meso-staging` can share
+   * an account and region, while `meso-fw` would fall into `meso`'s framework namespace).
    *
    * @default DEFAULT_PREFIX ('meso')
    */
@@ -161,6 +229,14 @@ export interface MesoControlPlaneProps {
    * @default - no action: the alarms are only visible in CloudWatch
    */
   readonly alarmTopic?: sns.ITopic;
+
+  /**
+   * Reserve each function's concurrency ({@link CONCURRENCY}). Turn off only in an account whose
+   * Lambda concurrency quota is too small to reserve it (AWS keeps 100 unreserved).
+   *
+   * @default true
+   */
+  readonly reservedConcurrency?: boolean;
 
   /**
    * When the sweep function runs (agent liveness, framework failover, expired offers).
@@ -204,17 +280,27 @@ export class MesoControlPlane extends Construct {
   readonly deadLetterAlarms: Readonly<Record<QueueName, cloudwatch.Alarm>>;
   readonly functions: Readonly<Record<ControlPlaneFunction, nodejs.NodejsFunction>>;
   readonly sweepRule: events.Rule;
-  /** What a framework's principal needs: send to scheduler-calls, own `<prefix>-fw-*` queues. */
+  /**
+   * Sending scheduler calls, and nothing else: a framework's own queue is granted per framework
+   * (`MesoFramework`), so no framework identity reaches another's queue.
+   */
   readonly frameworkPolicy: iam.ManagedPolicy;
-  /** What an agent's principal needs: send to agent-calls, own `<prefix>-agent-*` queues. */
+  /**
+   * The agent fleet's instances: send to agent-calls, own `<prefix>-agent-i-*` (EC2 instance ids).
+   * On-prem agents get a policy for their one queue (`MesoOnPremAgent`).
+   */
   readonly agentPolicy: iam.ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: MesoControlPlaneProps = {}) {
     super(scope, id);
     const prefix = props.prefix ?? DEFAULT_PREFIX;
-    if (!PREFIX_PATTERN.test(prefix) || prefix.length > MAX_PREFIX_LENGTH) {
+    if (
+      !PREFIX_PATTERN.test(prefix) ||
+      prefix.length > MAX_PREFIX_LENGTH ||
+      prefix.split('-').some((part) => RESERVED_PREFIX_PARTS.includes(part))
+    ) {
       throw new Error(
-        `MesoControlPlane: prefix ${JSON.stringify(prefix)} must be 1-${MAX_PREFIX_LENGTH} letters, digits, '-' or '_', starting with a letter or digit`,
+        `MesoControlPlane: prefix ${JSON.stringify(prefix)} must be 1-${MAX_PREFIX_LENGTH} letters, digits, '-' or '_', starting with a letter or digit, with no '-'-separated part 'fw' or 'agent'`,
       );
     }
     const offerTimeoutSeconds = positiveInteger(
@@ -240,7 +326,13 @@ export class MesoControlPlane extends Construct {
         ...fifoProps(def.fifo),
         retentionPeriod: Duration.days(14),
         encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
       });
+      acknowledge(
+        dlq,
+        'Serverless-SQSRedrivePolicy',
+        'A dead-letter queue: its messages wait for an operator (the alarm below), there is nowhere further to send them',
+      );
       deadLetterQueues[key] = dlq;
       deadLetterAlarms[key] = this.createDeadLetterAlarm(key, dlq, props.alarmTopic);
       return new sqs.Queue(this, `${pascal(key)}Queue`, {
@@ -249,6 +341,7 @@ export class MesoControlPlane extends Construct {
         visibilityTimeout: Duration.seconds(def.visibilityTimeoutSeconds),
         retentionPeriod: Duration.seconds(def.retentionSeconds),
         encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
         deadLetterQueue: { queue: dlq, maxReceiveCount: def.maxReceiveCount },
       });
     });
@@ -268,7 +361,9 @@ export class MesoControlPlane extends Construct {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const functions = {} as Record<ControlPlaneFunction, nodejs.NodejsFunction>;
     for (const name of keys(ENTRIES)) {
-      functions[name] = this.createFunction(name, prefix, environment, logRetention, removalPolicy);
+      functions[name] = this.createFunction(name, prefix, environment, logRetention, removalPolicy, {
+        reserve: props.reservedConcurrency !== false,
+      });
     }
     this.functions = functions;
 
@@ -278,20 +373,40 @@ export class MesoControlPlane extends Construct {
         new SqsEventSource(this.queues[key], {
           batchSize: def.batchSize,
           reportBatchItemFailures: true,
+          ...(CONCURRENCY[def.consumer].perQueue
+            ? { maxConcurrency: CONCURRENCY[def.consumer].perQueue }
+            : {}),
           // FIFO event sources take no batching window; the standard timers queue gathers 1 s.
           ...(def.fifo ? {} : { maxBatchingWindow: Duration.seconds(1) }),
         }),
       );
     }
 
-    const ownedQueues = Arn.format({ service: 'sqs', resource: `${prefix}-*` }, Stack.of(this));
+    const tenantQueues = ['fw', 'agent'].map((kind) =>
+      Arn.format({ service: 'sqs', resource: `${prefix}-${kind}-*` }, Stack.of(this)),
+    );
     for (const name of keys(FUNCTION_ACCESS)) {
       const fn = functions[name];
       const access = FUNCTION_ACCESS[name];
       for (const table of access.readWrite) this.tables[table].grantReadWriteData(fn);
       for (const table of access.read) this.tables[table].grantReadData(fn);
       for (const queue of access.send) this.queues[queue].grantSendMessages(fn);
-      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [ownedQueues] }));
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: tenantQueues }));
+      const role = fn.role as iam.Role;
+      for (const arn of tenantQueues) {
+        acknowledge(
+          role,
+          wildcardResourceFinding(this, arn),
+          'Send only, to the queues frameworks and agents own, whose names arrive at run time; the control plane sends only to the queue derived from the id it checked (docs/protocol.md 1.1)',
+        );
+      }
+      if ([...access.readWrite, ...access.read].includes('tasks')) {
+        acknowledge(
+          role,
+          wildcardResourceFinding(this, `${this.tables.tasks.tableArn}/index/*`),
+          "The tasks table's own global secondary indexes (byAgent), as Table.grant* writes them",
+        );
+      }
     }
 
     this.sweepRule = new events.Rule(this, 'SweepSchedule', {
@@ -304,36 +419,29 @@ export class MesoControlPlane extends Construct {
         }),
       ],
     });
+    acknowledge(
+      this.sweepRule,
+      'Serverless-EventBusDLQ',
+      'A missed sweep event is worth nothing later: the next one comes within a minute and does the same work',
+    );
 
     this.frameworkPolicy = new iam.ManagedPolicy(this, 'MesoFrameworkPolicy', {
-      description: `A Meso framework (${prefix}): send calls, own its <prefix>-fw-* event queue`,
-      statements: [
-        new iam.PolicyStatement({
-          sid: 'SendSchedulerCalls',
-          actions: ['sqs:SendMessage', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes'],
-          resources: [this.queues.schedulerCalls.queueArn],
-        }),
-        new iam.PolicyStatement({
-          sid: 'OwnEventQueues',
-          actions: [
-            'sqs:CreateQueue',
-            'sqs:GetQueueUrl',
-            'sqs:GetQueueAttributes',
-            'sqs:ReceiveMessage',
-            'sqs:DeleteMessage',
-            'sqs:DeleteQueue',
-          ],
-          resources: [Arn.format({ service: 'sqs', resource: `${prefix}-fw-*` }, Stack.of(this))],
-        }),
-      ],
+      description: `Meso frameworks (${prefix}): send scheduler calls; each framework's own queue is granted by MesoFramework`,
+      statements: frameworkStatements(this.queues.schedulerCalls.queueArn),
     });
+    const instanceQueues = Arn.format({ service: 'sqs', resource: `${prefix}-agent-i-*` }, Stack.of(this));
     this.agentPolicy = new iam.ManagedPolicy(this, 'MesoAgentPolicy', {
-      description: `A Meso agent (${prefix}): send calls, own its <prefix>-agent-* command queue`,
+      description: `Meso agent fleet (${prefix}): send agent calls, own <prefix>-agent-i-* (instance id) command queues`,
       statements: agentStatements(this.queues.agentCalls.queueArn, {
-        sid: 'OwnCommandQueues',
-        arn: Arn.format({ service: 'sqs', resource: `${prefix}-agent-*` }, Stack.of(this)),
+        sid: 'OwnInstanceCommandQueues',
+        arn: instanceQueues,
       }),
     });
+    acknowledge(
+      this.agentPolicy,
+      wildcardResourceFinding(this, instanceQueues),
+      "The fleet's instances share one role and name their queues after their instance ids, unknown at synthesis; no policy variable carries the instance id alone (docs/security.md, In AWS)",
+    );
   }
 
   private createTable(
@@ -350,6 +458,8 @@ export class MesoControlPlane extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       ...(def.ttlAttribute ? { timeToLiveAttribute: def.ttlAttribute } : {}),
+      // A retained table is the cluster's state: deleting it takes turning this off first.
+      deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
       removalPolicy,
     });
     for (const index of def.indexes ?? []) {
@@ -387,10 +497,18 @@ export class MesoControlPlane extends Construct {
     environment: Record<string, string>,
     logRetention: logs.RetentionDays,
     removalPolicy: RemovalPolicy,
+    opts: { reserve: boolean },
   ): nodejs.NodejsFunction {
     const id = pascal(name);
     const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: logRetention, removalPolicy });
+    // Its own log group only, rather than AWSLambdaBasicExecutionRole's logs on every group.
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `${prefix}-${name}: its tables, queues and log group`,
+    });
+    logGroup.grantWrite(role);
     const fn = new nodejs.NodejsFunction(this, `${id}Function`, {
+      role,
       functionName: `${prefix}-${name}`,
       entry: ENTRIES[name],
       handler: 'handler',
@@ -400,6 +518,7 @@ export class MesoControlPlane extends Construct {
       architecture: lambda.Architecture.ARM_64,
       memorySize: MEMORY_MB[name],
       timeout: functionTimeout(name),
+      ...(opts.reserve ? { reservedConcurrentExecutions: CONCURRENCY[name].reserved } : {}),
       logGroup,
       environment: { ...environment, POWERTOOLS_SERVICE_NAME: `meso-${name}` },
       // The sweep runs again within a minute; retrying a failed one would only overlap it.
@@ -417,6 +536,26 @@ export class MesoControlPlane extends Construct {
         forceDockerBundling: false,
       },
     });
+    const runtime =
+      'Node.js 22 on purpose: the version package.json pins, the bundles target (node22) and CI tests on';
+    acknowledge(fn, 'AwsSolutions-L1', runtime);
+    acknowledge(fn, 'Serverless-LambdaLatestVersion', runtime);
+    acknowledge(
+      fn,
+      'Serverless-LambdaTracing',
+      'Each call is followed by message id and framework or agent id in the structured logs and metrics; X-Ray would add a cost per call and an xray:* grant on every resource',
+    );
+    if (name === 'sweep') {
+      const reason =
+        'Scheduled every minute with no retries: a failed sweep is redone by the next one; errors are in its logs and metrics';
+      acknowledge(fn, 'Serverless-LambdaDLQ', reason);
+      acknowledge(fn, 'Serverless-LambdaAsyncFailureDestination', reason);
+    } else {
+      const reason =
+        "Invoked by an SQS event source only: a record that keeps failing goes to its queue's dead-letter queue (redrive policy, alarmed)";
+      acknowledge(fn, 'Serverless-LambdaDLQ', reason);
+      acknowledge(fn, 'Serverless-LambdaEventSourceMappingDestination', reason);
+    }
     return fn;
   }
 }

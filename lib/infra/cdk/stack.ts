@@ -1,5 +1,6 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import {
   dlqName,
@@ -15,7 +16,8 @@ import { MesoControlPlane, type MesoControlPlaneProps, pascal } from './control-
 export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
   /**
    * Agents on EC2 in this stack (`cdk deploy -c agents=2`): an Auto Scaling group whose
-   * instances install the bundled agent at boot, in `vpc` or a new one (2 AZs, 1 NAT gateway).
+   * instances install the bundled agent at boot, in `vpc` or a new one (2 AZs, 1 NAT gateway,
+   * flow logs of all traffic to CloudWatch Logs, kept as long as the functions' logs).
    *
    * @default - none: agents join with `meso-agent install`
    */
@@ -62,12 +64,25 @@ export class MesoStack extends Stack {
       this.agentFleet = new MesoAgentFleet(this, 'AgentFleet', {
         ...fleet,
         controlPlane: meso,
-        vpc: vpc ?? new ec2.Vpc(this, 'AgentVpc', { maxAzs: 2, natGateways: 1 }),
+        vpc: vpc ?? this.createVpc(props),
       });
       new CfnOutput(this, 'AgentFleetGroupName', {
         description: 'The Auto Scaling group of the agent fleet',
         value: this.agentFleet.autoScalingGroup.autoScalingGroupName,
       });
     }
+  }
+
+  private createVpc(props: MesoStackProps): ec2.Vpc {
+    const vpc = new ec2.Vpc(this, 'AgentVpc', { maxAzs: 2, natGateways: 1 });
+    const flowLogs = new logs.LogGroup(this, 'AgentVpcFlowLogs', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    vpc.addFlowLog('FlowLogs', {
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
+      trafficType: ec2.FlowLogTrafficType.ALL,
+    });
+    return vpc;
   }
 }
