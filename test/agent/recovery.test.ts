@@ -255,7 +255,12 @@ describe('agent recovery', () => {
       const recovered = (async () => {
         const reg = await register('restarted');
         expect(reg.tasks?.map((t) => t.taskId)).toEqual(['k1']);
-        return nextAcked('k1');
+        // An update the killed agent sent but had not yet seen acknowledged is resent first
+        // (at least once); the recovery's own RUNNING follows it.
+        for (;;) {
+          const next = await nextAcked('k1');
+          if (next.source === 'SOURCE_AGENT' || isTerminal(next.state)) return next;
+        }
       })();
       const s = await Promise.race([
         recovered,
