@@ -9,10 +9,10 @@ const AWS = 'https://sqs.eu-west-1.amazonaws.com/123456789012';
 const config = {
   prefix: 'meso',
   queues: {
-    schedulerCalls: `${AWS}/meso-scheduler-calls.fifo`,
-    agentCalls: `${AWS}/meso-agent-calls.fifo`,
-    allocator: `${AWS}/meso-allocator.fifo`,
-    timers: `${AWS}/meso-timers`,
+    schedulerCalls: `${AWS}/meso-cp-scheduler-calls.fifo`,
+    agentCalls: `${AWS}/meso-cp-agent-calls.fifo`,
+    allocator: `${AWS}/meso-cp-allocator.fifo`,
+    timers: `${AWS}/meso-cp-timers`,
   },
 };
 const home = queueHome(config);
@@ -42,8 +42,8 @@ describe('queueUrlProblem: exactly the derived URL', () => {
     ['an empty query', `${AWS}/meso-agent-x.fifo?`],
     ['a fragment', `${AWS}/meso-agent-x.fifo#x`],
     ['an empty suffix', `${AWS}/meso-agent-.fifo`],
-    ["the control plane's agent-calls", `${AWS}/meso-agent-calls.fifo`],
-    ["the control plane's agent-calls DLQ", `${AWS}/meso-agent-calls-dlq.fifo`],
+    ["the control plane's agent-calls", `${AWS}/meso-cp-agent-calls.fifo`],
+    ["the control plane's agent-calls DLQ", `${AWS}/meso-cp-agent-calls-dlq.fifo`],
     ['another account', 'https://sqs.eu-west-1.amazonaws.com/999999999999/meso-agent-x.fifo'],
     ['another region', 'https://sqs.us-east-1.amazonaws.com/123456789012/meso-agent-x.fifo'],
     ['a port', 'https://sqs.eu-west-1.amazonaws.com:8443/123456789012/meso-agent-x.fifo'],
