@@ -3,8 +3,9 @@
  * validated against the protocol before it is sent, so a mistake is reported to the caller at
  * once instead of coming back later as an ERROR event.
  */
-import { createHash } from 'node:crypto';
+
 import { PROTOCOL_VERSION, type TaskStatus } from '../protocol/common.ts';
+import { frameworkQueueName as protocolFrameworkQueueName } from '../protocol/queues.ts';
 import {
   type CallOf,
   type SchedulerCall,
@@ -172,22 +173,13 @@ export function heartbeatCall(frameworkId: string): CallOf<'HEARTBEAT'> {
 }
 
 /** SQS queue names: ≤ 80 characters (with `.fifo`) of letters, digits, `-` and `_`. */
-const MAX_QUEUE_NAME = 80;
-
 /**
- * The name of the event queue the SDK creates for a framework: `<prefix>-fw-<frameworkId>.fifo`.
- * Characters SQS does not allow in names (`.` `:` `@`) become `_`; an id too long for the
- * 80-character limit is shortened and suffixed with a hash of the whole id, so two ids never
- * share a queue.
+ * The name of the event queue the SDK creates for a framework: the protocol's
+ * `frameworkQueueName` (lib/protocol/queues.ts), with an error where the prefix leaves no room.
  */
 export function frameworkQueueName(prefix: string, frameworkId: string): string {
-  const head = `${prefix}-fw-`;
-  const tail = '.fifo';
-  const safe = frameworkId.replace(/[^A-Za-z0-9_-]/g, '_');
-  if (safe === frameworkId && head.length + safe.length + tail.length <= MAX_QUEUE_NAME)
-    return head + safe + tail;
-  const hash = createHash('sha256').update(frameworkId).digest('hex').slice(0, 12);
-  const room = MAX_QUEUE_NAME - head.length - tail.length - hash.length - 1;
-  if (room < 1) throw new InvalidCallError(`prefix "${prefix}" is too long to name a framework queue`);
-  return `${head}${safe.slice(0, room)}-${hash}${tail}`;
+  const name = protocolFrameworkQueueName(prefix, frameworkId);
+  if (name === undefined)
+    throw new InvalidCallError(`prefix "${prefix}" is too long to name a framework queue`);
+  return name;
 }
