@@ -14,6 +14,7 @@ import {
   type SchedulerEvent,
   SchedulerEventSchema,
 } from '../protocol/scheduler.ts';
+import { CallSender, type OutgoingCall } from './call-sender.ts';
 import {
   acceptCall,
   acknowledgeCall,
@@ -32,8 +33,6 @@ import {
   DEDUP_CAPACITY,
   EVENT_QUEUE_VISIBILITY_SECONDS,
   EVENT_WAIT_SECONDS,
-  SEND_ATTEMPTS,
-  SEND_RETRY_BASE_MS,
   SUBSCRIBE_RETRY_INITIAL_MS,
   SUBSCRIBE_RETRY_MAX_MS,
 } from './constants.ts';
@@ -46,6 +45,7 @@ import {
   SchedulerErrorEvent,
   SubscribeError,
 } from './errors.ts';
+import { EventStreams } from './event-streams.ts';
 import { SqsTransport } from './transport.ts';
 import type {
   InboundMessage,
@@ -57,27 +57,13 @@ import type {
   TaskInfoInput,
 } from './types.ts';
 
-/** A call ready to be sent; a re-send of the same call keeps its deduplication id. */
-interface OutgoingCall {
-  readonly body: string;
-  readonly groupId: string;
-  readonly dedupId: string;
-}
-
 /** What the SDK remembers of an event it delivered: the acknowledgement it sent, if any. */
 interface SeenEntry {
   ack?: OutgoingCall;
 }
 
-interface EventSink {
-  push(event: SchedulerEvent): void;
-  end(): void;
-}
-
 /** Set while user handlers run, so `close()` called from a handler does not wait for itself. */
 const inHandler = new AsyncLocalStorage<true>();
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
@@ -121,7 +107,8 @@ export class MesoScheduler {
   private readonly autoAcknowledge: boolean;
   private readonly emitter = new AsyncEmitter<SchedulerEventMap>();
   private readonly seen: BoundedMap<string, SeenEntry>;
-  private readonly sinks = new Set<EventSink>();
+  private readonly streams = new EventStreams();
+  private readonly sender: CallSender;
   /** Internal observers of every delivered event (subscribe() waits through one). */
   private readonly waiters = new Set<(event: SchedulerEvent) => void>();
   /** Ends pending `subscribe()` calls when the scheduler closes. */
@@ -144,6 +131,7 @@ export class MesoScheduler {
     if (options.transport) this.transport = options.transport;
     else if (options.sqs) this.transport = new SqsTransport(options.sqs);
     else throw new MesoSdkError('MesoScheduler needs an `sqs` client or a `transport`', 'INVALID_OPTIONS');
+    this.sender = new CallSender(this.transport, options.schedulerCallsQueueUrl, this.frameworkId);
   }
 
   /** The framework's event queue, once known (given in the options, or created by `subscribe()`). */
@@ -191,41 +179,7 @@ export class MesoScheduler {
    * ```
    */
   events(): AsyncIterableIterator<SchedulerEvent> {
-    const buffer: SchedulerEvent[] = [];
-    let ended = this.state !== 'open';
-    let wake: (() => void) | undefined;
-    const sink: EventSink = {
-      push: (event) => {
-        buffer.push(event);
-        wake?.();
-      },
-      end: () => {
-        ended = true;
-        wake?.();
-      },
-    };
-    if (!ended) this.sinks.add(sink);
-    const sinks = this.sinks;
-    // Registered above, eagerly: a generator's body would only start at the first next().
-    async function* read(): AsyncGenerator<SchedulerEvent, void, undefined> {
-      try {
-        for (;;) {
-          const event = buffer.shift();
-          if (event !== undefined) {
-            yield event;
-            continue;
-          }
-          if (ended) return;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-          wake = undefined;
-        }
-      } finally {
-        sinks.delete(sink);
-      }
-    }
-    return read();
+    return this.streams.open(this.state !== 'open');
   }
 
   /**
@@ -286,7 +240,7 @@ export class MesoScheduler {
       const onAbort = () => fail(new SubscribeError('subscribe() was aborted', 'ABORTED'));
       const attempt = () => {
         if (settled) return;
-        this.sendCalls([this.outgoing(call)]).then(
+        this.sender.send([this.sender.outgoing(call)]).then(
           () => {
             if (settled) return;
             retryTimer = setTimeout(attempt, wait);
@@ -363,9 +317,9 @@ export class MesoScheduler {
     if (call === undefined) return;
     const key = updateKey(call.uuid);
     const entry = this.seen.get(key) ?? {};
-    entry.ack ??= this.outgoing(call);
+    entry.ack ??= this.sender.outgoing(call);
     this.seen.set(key, entry);
-    await this.sendCalls([entry.ack]);
+    await this.sender.send([entry.ack]);
   }
 
   /** Asks for the state of the tasks named, or of all the framework's tasks (none named); answers come as updates. */
@@ -410,11 +364,10 @@ export class MesoScheduler {
       this.poller?.controller.abort();
       // From inside a handler the poll loop is waiting for us: do not wait for it.
       if (this.poller && !inHandler.getStore()) await this.poller.done;
-      for (const sink of this.sinks) sink.end();
-      this.sinks.clear();
+      this.streams.end();
       try {
         if (opts.teardown) {
-          await this.sendCalls([this.outgoing(teardownCall(this.frameworkId))]);
+          await this.sender.send([this.sender.outgoing(teardownCall(this.frameworkId))]);
         }
       } finally {
         try {
@@ -435,27 +388,7 @@ export class MesoScheduler {
   private async call(build: () => SchedulerCall): Promise<void> {
     const call = build();
     if (this.state === 'closed') throw new ClosedError(call.type);
-    await this.sendCalls([this.outgoing(call)]);
-  }
-
-  /** A call to send, with a fresh deduplication id. */
-  private outgoing(call: SchedulerCall): OutgoingCall {
-    return { body: JSON.stringify(call), groupId: callGroup(this.frameworkId, call), dedupId: randomUUID() };
-  }
-
-  /** Sends calls in one batch; a failed send is retried with the same deduplication ids. */
-  private async sendCalls(calls: readonly OutgoingCall[]): Promise<void> {
-    let delay = SEND_RETRY_BASE_MS;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.transport.send(this.options.schedulerCallsQueueUrl, calls);
-        return;
-      } catch (e) {
-        if (attempt >= SEND_ATTEMPTS) throw e;
-        await sleep(delay);
-        delay *= 2;
-      }
-    }
+    await this.sender.send([this.sender.outgoing(call)]);
   }
 
   private ensureQueue(): Promise<string> {
@@ -534,7 +467,7 @@ export class MesoScheduler {
         try {
           const call = acknowledgeCall(this.frameworkId, event.status);
           if (call) {
-            entry.ack = this.outgoing(call);
+            entry.ack = this.sender.outgoing(call);
             acks.push(entry.ack);
           }
         } catch (e) {
@@ -545,7 +478,7 @@ export class MesoScheduler {
     }
     if (acks.length > 0) {
       try {
-        await this.sendCalls(acks);
+        await this.sender.send(acks);
       } catch (e) {
         await this.report(
           new MesoSdkError(`acknowledging ${acks.length} update(s) failed: ${messageOf(e)}`, 'ACK_FAILED', {
@@ -562,7 +495,7 @@ export class MesoScheduler {
     if (event.type === 'SUBSCRIBED') this.lastSubscribed = event;
     this.keepAlive(event);
     for (const waiter of [...this.waiters]) waiter(event);
-    for (const sink of this.sinks) sink.push(event);
+    this.streams.push(event);
     const [name, errors] = await inHandler.run(true, async (): Promise<[string, unknown[]]> => {
       switch (event.type) {
         case 'SUBSCRIBED':
@@ -627,14 +560,4 @@ export class MesoScheduler {
     const failures = await inHandler.run(true, () => this.emitter.emit('error', error));
     for (const f of failures) process.emitWarning(`an 'error' handler failed: ${messageOf(f)}`);
   }
-}
-
-/**
- * The FIFO group of a call. Calls that change the framework's state share its id as group, so
- * Meso sees them in the order they were sent; an ACKNOWLEDGE changes nothing in Meso (it is
- * forwarded to the agent) and is ordered only with its own task, so it goes in a per-task group
- * and acknowledgements for many tasks are handled in parallel.
- */
-function callGroup(frameworkId: string, call: SchedulerCall): string {
-  return call.type === 'ACKNOWLEDGE' && call.taskId ? `${frameworkId}:ack:${call.taskId}` : frameworkId;
 }
