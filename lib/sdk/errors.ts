@@ -41,7 +41,7 @@ export class MalformedEventError extends MesoSdkError {
   override name = 'MalformedEventError';
   constructor(
     message: string,
-    /** The parse failure: `MALFORMED_JSON`, `UNKNOWN_TYPE`, `INVALID` or `UNSUPPORTED_VERSION`. */
+    /** The parse failure (`MALFORMED_JSON`, `UNKNOWN_TYPE`, `INVALID`, `UNSUPPORTED_VERSION`), or `FOREIGN_FRAMEWORK` for an event naming another framework. */
     readonly reason: string,
     readonly body: string,
   ) {

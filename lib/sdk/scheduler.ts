@@ -453,6 +453,19 @@ export class MesoScheduler {
         continue;
       }
       const event = parsed.message;
+      const other = foreignFrameworkId(event, this.frameworkId);
+      if (other !== undefined) {
+        // Only Meso and this framework can send to its queue; an event for another framework
+        // there is misdirected, and acting on it would mean acting on someone else's offers.
+        await this.report(
+          new MalformedEventError(
+            `event ${event.type} (message ${m.messageId}) is for framework ${other}, not this one: dropped`,
+            'FOREIGN_FRAMEWORK',
+            m.body,
+          ),
+        );
+        continue;
+      }
       const key = dedupKey(event, m.messageId);
       const prior = this.seen.get(key);
       if (prior) {
@@ -560,4 +573,17 @@ export class MesoScheduler {
     const failures = await inHandler.run(true, () => this.emitter.emit('error', error));
     for (const f of failures) process.emitWarning(`an 'error' handler failed: ${messageOf(f)}`);
   }
+}
+
+/** The other framework an event names, if it names one that is not `frameworkId`. */
+function foreignFrameworkId(event: SchedulerEvent, frameworkId: string): string | undefined {
+  const named =
+    event.type === 'SUBSCRIBED'
+      ? [event.frameworkId]
+      : event.type === 'OFFERS'
+        ? event.offers.map((o) => o.frameworkId)
+        : event.type === 'UPDATE'
+          ? [event.status.frameworkId]
+          : [];
+  return named.find((id) => id !== frameworkId);
 }

@@ -367,6 +367,44 @@ describe('MesoScheduler events', () => {
     for (const id of ids) expect(fake.consumed).toContain(id);
   });
 
+  it('drops events naming another framework: no handler sees them and nothing is acknowledged', async () => {
+    const { fake, scheduler } = setup();
+    answerSubscribe(fake);
+    const errors: MesoSdkError[] = [];
+    const seen: string[] = [];
+    scheduler.on('error', (e) => {
+      errors.push(e);
+    });
+    scheduler.on('offers', (offers) => {
+      seen.push(...offers.map((o) => o.offerId));
+    });
+    scheduler.on('update', (s) => {
+      seen.push(s.taskId);
+    });
+    await scheduler.subscribe();
+    const foreignUpdate = update('u9');
+    if (foreignUpdate.type === 'UPDATE') foreignUpdate.status.frameworkId = 'victim';
+    const ids = [
+      fake.deliver({
+        v: 1,
+        type: 'OFFERS',
+        offers: [offer('o-mine'), { ...offer('o-theirs'), frameworkId: 'victim' }],
+      }),
+      fake.deliver(foreignUpdate),
+      fake.deliver(subscribed('victim')),
+    ];
+    await fake.drained();
+    expect(seen).toEqual([]);
+    expect(errors.map((e) => (e instanceof MalformedEventError ? e.reason : e.code))).toEqual([
+      'FOREIGN_FRAMEWORK',
+      'FOREIGN_FRAMEWORK',
+      'FOREIGN_FRAMEWORK',
+    ]);
+    expect(fake.callsOf('ACKNOWLEDGE')).toEqual([]);
+    expect(scheduler.subscription?.frameworkId).toBe(FW);
+    for (const id of ids) expect(fake.consumed).toContain(id);
+  });
+
   it('a failing update handler is reported, and the update is neither acknowledged nor remembered', async () => {
     const { fake, scheduler } = setup();
     answerSubscribe(fake);
