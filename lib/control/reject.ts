@@ -74,10 +74,10 @@ export function ownQueueUrlProblem(
 }
 
 /**
- * The check REGISTER and SUBSCRIBE make today: `queueUrl` must be a plain http(s) queue URL (https
- * for AWS) named `<prefix>-fw-<id>.fifo` / `<prefix>-agent-<id>.fifo` — no userinfo, query,
- * fragment, empty id, or control-plane queue — but its origin and account are not yet compared
- * with the deployment's. {@link ownQueueUrlProblem} is the whole check, with the id.
+ * The shape of a framework's or agent's queue URL without a deployment to compare it with: a
+ * plain http(s) queue URL (https for AWS) named `<prefix>-fw-<id>.fifo` / `<prefix>-agent-<id>.fifo`
+ * — no userinfo, query, fragment, empty id, or control-plane queue. REGISTER and SUBSCRIBE make
+ * the whole check, {@link ownQueueUrlProblem} with the id.
  */
 export function ownQueueProblem(prefix: string, kind: QueueOwner, queueUrl: string): string | undefined {
   let home: QueueHome;

@@ -161,7 +161,8 @@ describe('bad input', () => {
       framework: {
         frameworkId: s.frameworkId,
         name: 'thief',
-        queueUrl: `http://localhost/000000000000/${h.cluster.prefix}-fw-thief.fifo`,
+        // The one queue this id may name: the victim's own.
+        queueUrl: s.queueUrl!,
       },
     });
     expect(sub.batchItemFailures).toEqual([]);
@@ -219,7 +220,7 @@ describe('bad input', () => {
       agentId: agent.agentId,
       hostname: 'evil',
       resources: { cpus: 64, mem: 65536 },
-      queueUrl: `http://localhost/000000000000/${h.cluster.prefix}-agent-evil.fifo`,
+      queueUrl: agent.queueUrl,
     });
     expect(reg.batchItemFailures).toEqual([]);
     expect(await counter('agent-calls', 'FORBIDDEN')).toBe(n + 2);
@@ -241,5 +242,57 @@ describe('bad input', () => {
     expect(res.batchItemFailures).toEqual([]);
     expect(await counter('scheduler-calls', 'INVALID')).toBe(n + 1);
     expect(await h.controlPlane.deps.store.get('frameworks', { frameworkId: 'elsewhere' })).toBeUndefined();
+  });
+
+  it("SUBSCRIBE of a new id naming another framework's queue is refused: nothing stored, nothing sent there", async () => {
+    const before = await snapshot();
+    const n = await counter('scheduler-calls', 'INVALID');
+    const res = await asSomeoneElse('scheduler-calls', {
+      v: 1,
+      type: 'SUBSCRIBE',
+      framework: { frameworkId: 'evil', name: 'evil', queueUrl: s.queueUrl! },
+    });
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await counter('scheduler-calls', 'INVALID')).toBe(n + 1);
+    expect(await snapshot()).toEqual(before);
+    // The victim's queue heard nothing: no SUBSCRIBED for `evil`, no ERROR about it.
+    expect(r.errors.some((e) => /evil/.test(e.message))).toBe(false);
+  });
+
+  it("REGISTER of agent `evil` with the victim agent's queue and task list is refused: no KILL reaches the victim", async () => {
+    const before = await snapshot();
+    const n = await counter('agent-calls', 'INVALID');
+    const commands: AgentCommand[] = [];
+    agent.on('command', (c) => commands.push(c));
+    const res = await asSomeoneElse('agent-calls', {
+      v: 1,
+      type: 'REGISTER',
+      agentId: 'evil',
+      hostname: 'evil',
+      resources: { cpus: 1, mem: 64 },
+      queueUrl: agent.queueUrl,
+      tasks: [{ frameworkId: s.frameworkId, taskId: 'keep', state: 'TASK_RUNNING' }],
+    });
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await counter('agent-calls', 'INVALID')).toBe(n + 1);
+    expect(await snapshot()).toEqual(before);
+    // Markers sent after it in the groups a KILL (task.keep) and a REGISTERED or ERROR (control)
+    // would use: once both arrive, anything sent before them in those groups has arrived too.
+    const marker = (group: string, uuid: string) => ({
+      body: JSON.stringify({ v: 1, type: 'ACKNOWLEDGE', frameworkId: 'marker', taskId: 'marker', uuid }),
+      groupId: group,
+      dedupId: `marker-${uuid}`,
+    });
+    const ids = [`k${Date.now()}`, `c${Date.now()}`];
+    await h.controlPlane.deps.bus.send(agent.queueUrl, [
+      marker('task.keep', ids[0]!),
+      marker('control', ids[1]!),
+    ]);
+    await eventually(
+      async () => ids.every((id) => commands.some((c) => c.type === 'ACKNOWLEDGE' && c.uuid === id)),
+      'the markers at the victim agent',
+    );
+    expect(commands.filter((c) => c.type !== 'ACKNOWLEDGE')).toEqual([]);
+    expect(agent.runningTasks().map((t) => t.taskId)).toContain('keep');
   });
 });

@@ -21,7 +21,7 @@ import { getFramework } from '../records/frameworks.ts';
 import { forgetRoute } from '../records/routes.ts';
 import { getTask, statusChange } from '../records/tasks.ts';
 import { type Change, transact } from '../records/transact.ts';
-import { ownQueueProblem, type Rejection, reject } from '../reject.ts';
+import { ownQueueUrlProblem, type Rejection, reject } from '../reject.ts';
 import {
   planReregistration,
   type ReportedTask,
@@ -37,7 +37,9 @@ export async function register(
   record: InboundRecord,
   call: AgentCallOf<'REGISTER'>,
 ): Promise<void> {
-  const badQueue = ownQueueProblem(deps.config.prefix, 'agent', call.queueUrl);
+  // Only the queue derived from the id: REGISTER of agent `evil` with a victim's queue would send
+  // the victim the KILLs meant for `evil`'s task list.
+  const badQueue = ownQueueUrlProblem(deps.config, 'agent', call.queueUrl, call.agentId);
   if (badQueue)
     return reject(deps, 'agent-calls', record, { code: 'INVALID', message: badQueue, call: 'REGISTER' });
   const outcome = await updateAgent(deps.store, call.agentId, (existing) =>

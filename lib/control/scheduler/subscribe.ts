@@ -16,7 +16,7 @@ import { flushOutbox, type OutboxItem, outboxWrites, toFramework } from '../outb
 import { updateFramework } from '../records/frameworks.ts';
 import { forgetRoute } from '../records/routes.ts';
 import type { Change } from '../records/transact.ts';
-import { ownQueueProblem, type Rejection, reject } from '../reject.ts';
+import { ownQueueUrlProblem, type Rejection, reject } from '../reject.ts';
 
 /** The longest interval between an agent's resends of a status update (Mesos: 10 minutes). */
 const MAX_STATUS_RETRY_MS = 10 * 60_000;
@@ -33,7 +33,8 @@ export async function subscribe(
   call: CallOf<'SUBSCRIBE'>,
 ): Promise<void> {
   const info = call.framework;
-  const badQueue = ownQueueProblem(deps.config.prefix, 'framework', info.queueUrl);
+  // Only the queue derived from the id: never another framework's, agent's or host's (a confused deputy).
+  const badQueue = ownQueueUrlProblem(deps.config, 'framework', info.queueUrl, info.frameworkId);
   if (badQueue)
     return reject(deps, 'scheduler-calls', record, { code: 'INVALID', message: badQueue, call: 'SUBSCRIBE' });
   const outcome = await updateFramework(deps.store, info.frameworkId, (existing) =>
@@ -55,14 +56,16 @@ export async function subscribe(
   deps.metrics.count('FrameworksSubscribed');
   const { failover } = outcome;
   if (failover) {
-    // Its old offers are rescinded (new ones follow), its tasks' latest states sent again.
+    // Its old offers are rescinded (new ones follow), its tasks' latest states sent again. The
+    // queue is derived from the id, so the new process reads the one the old one read: offers the
+    // old process took off it are never seen by the new one, hence rescinded on every return.
     await flushOutbox(deps, failover.items);
     const resent = await resendState(
       deps,
       outcome.framework,
       `resubscribed.${record.messageId}`,
       failover.since,
-      { rescindOffers: failover.newQueue },
+      { rescindOffers: true },
     );
     deps.log.info('framework re-subscribed', { frameworkId: info.frameworkId, ...resent });
     deps.metrics.count('FrameworksResubscribed');
@@ -113,7 +116,9 @@ function subscription(
   };
   if (!existing) return { put: next as unknown as Item, result: { framework: next } };
   // Mesos tells the old scheduler "Framework failed over"; its queue gets the ERROR, in the
-  // outbox with the change so it is sent even if this handler dies now.
+  // outbox with the change so it is sent even if this handler dies now. Only a record stored with
+  // another queue URL (the deployment's origin or account changed) has one: the queue is derived
+  // from the id, and an ERROR on the shared queue would reach the new process.
   const newQueue = existing.queueUrl !== info.queueUrl;
   const failedOver: SchedulerEvent = {
     v: 1,
