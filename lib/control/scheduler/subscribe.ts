@@ -8,6 +8,7 @@ import type { FrameworkRecord } from '../../core/model.ts';
 import { fromWire, type Resources } from '../../core/resources.ts';
 import type { Item } from '../../ports/store.ts';
 import type { CallOf, SchedulerEvent } from '../../protocol/index.ts';
+import { aclRefusal, forbidden } from '../authorize.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToFramework } from '../emit.ts';
 import { resendState } from '../failover.ts';
@@ -37,8 +38,14 @@ export async function subscribe(
   const badQueue = ownQueueUrlProblem(deps.config, 'framework', info.queueUrl, info.frameworkId);
   if (badQueue)
     return reject(deps, 'scheduler-calls', record, { code: 'INVALID', message: badQueue, call: 'SUBSCRIBE' });
+  // Which roles this principal may register in (ACL register_frameworks), decided before any write.
+  const refused = await aclRefusal(
+    deps,
+    record.senderId,
+    info.roles.map((role) => ({ action: 'register_frameworks' as const, object: role })),
+  );
   const outcome = await updateFramework(deps.store, info.frameworkId, (existing) =>
-    subscription(deps, record, info, existing),
+    subscription(deps, record, info, existing, refused),
   );
   if ('code' in outcome) return reject(deps, 'scheduler-calls', record, outcome);
   forgetRoute('framework', info.frameworkId); // its queue may have changed (failover)
@@ -79,6 +86,7 @@ function subscription(
   record: InboundRecord,
   info: CallOf<'SUBSCRIBE'>['framework'],
   existing: FrameworkRecord | undefined,
+  refused: string | undefined,
 ): Change<Rejection | Subscribed> {
   const replyTo = { kind: 'framework' as const, queueUrl: info.queueUrl };
   const denied = identityProblem('framework', info.frameworkId, existing, record, 'SUBSCRIBE', {
@@ -86,6 +94,8 @@ function subscription(
     replyTo,
   });
   if (denied) return { result: denied };
+  // After the identity check: the ERROR goes to the queue only of an id the sender may claim.
+  if (refused) return { result: forbidden(refused, 'SUBSCRIBE', replyTo) };
   if (existing?.status === 'TORN_DOWN') {
     return {
       result: {
