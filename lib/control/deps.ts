@@ -89,6 +89,8 @@ export interface InboundRecord {
   readonly receiveCount: number;
   /** The queue it came from (its ARN, or its name locally). */
   readonly source?: string;
+  /** Its FIFO MessageGroupId (absent on a standard queue): checked against the id the call names. */
+  readonly groupId?: string;
 }
 
 export const consoleLogger: Logger = {

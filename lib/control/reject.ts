@@ -23,7 +23,9 @@ export type RejectCode =
   /** An agent marked gone registers again (lib/control/liveness.ts). */
   | 'AGENT_GONE'
   /** A call from a framework Meso considers disconnected: it must SUBSCRIBE again (lib/control/failover.ts). */
-  | 'FRAMEWORK_DISCONNECTED';
+  | 'FRAMEWORK_DISCONNECTED'
+  /** A call in a FIFO group that is not its framework's or agent's (lib/control/groups.ts). */
+  | 'WRONG_GROUP';
 
 export interface Rejection {
   readonly code: RejectCode;

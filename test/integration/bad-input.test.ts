@@ -74,8 +74,21 @@ describe('bad input', () => {
       }),
     );
 
+  /** The group the SDK or agent would send `body` in: the id it names. */
+  const ownGroup = (body: Record<string, unknown>) =>
+    String(
+      body.frameworkId ??
+        (body.framework as { frameworkId?: string } | undefined)?.frameworkId ??
+        body.agentId,
+    );
+
   /** Calls the registry handler directly with a record from another identity. */
-  async function asSomeoneElse(queue: 'scheduler-calls' | 'agent-calls', body: unknown) {
+  async function asSomeoneElse(
+    queue: 'scheduler-calls' | 'agent-calls',
+    body: Record<string, unknown>,
+    group = ownGroup(body),
+    senderId = 'AIDAINTRUDER',
+  ) {
     const event: SQSEvent = {
       Records: [
         {
@@ -85,9 +98,9 @@ describe('bad input', () => {
           attributes: {
             ApproximateReceiveCount: '1',
             SentTimestamp: String(Date.now()),
-            SenderId: 'AIDAINTRUDER',
+            SenderId: senderId,
             ApproximateFirstReceiveTimestamp: String(Date.now()),
-            MessageGroupId: 'g',
+            MessageGroupId: group,
           },
           messageAttributes: {},
           md5OfBody: '',
@@ -294,5 +307,38 @@ describe('bad input', () => {
     );
     expect(commands.filter((c) => c.type !== 'ACKNOWLEDGE')).toEqual([]);
     expect(agent.runningTasks().map((t) => t.taskId)).toContain('keep');
+  });
+
+  it("a framework's own call sent in another framework's message group is rejected, counted, not retried, and changes nothing", async () => {
+    const attacker = h.scheduler({ name: 'attacker' });
+    const ra = new Recorder(attacker);
+    await attacker.subscribe();
+    await ra.takeOffer(); // the allocator's cycle for it is over
+    const before = await snapshot();
+    const n = await counter('scheduler-calls', 'WRONG_GROUP');
+    // Its own framework, its own identity (the emulator's one SenderId), the victim's group.
+    const senderId = (await h.controlPlane.deps.store.get<Item>('frameworks', {
+      frameworkId: attacker.frameworkId,
+    }))!.principal as string;
+    const res = await asSomeoneElse(
+      'scheduler-calls',
+      { v: 1, type: 'KILL', frameworkId: attacker.frameworkId, taskId: 'keep' },
+      s.frameworkId,
+      senderId,
+    );
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await counter('scheduler-calls', 'WRONG_GROUP')).toBe(n + 1);
+    expect(await snapshot()).toEqual(before);
+    await ra.until(() => ra.errors.some((e) => /message group .* is not framework/.test(e.message)));
+    const agentBefore = await counter('agent-calls', 'WRONG_GROUP');
+    const hb = await asSomeoneElse(
+      'agent-calls',
+      { v: 1, type: 'HEARTBEAT', agentId: 'evil' },
+      agent.agentId,
+    );
+    expect(hb.batchItemFailures).toEqual([]);
+    expect(await counter('agent-calls', 'WRONG_GROUP')).toBe(agentBefore + 1);
+    expect(await snapshot()).toEqual(before);
+    await attacker.close({ teardown: true });
   });
 });
