@@ -10,7 +10,7 @@ import { rejectedCounterKey } from '../../lib/control/reject.ts';
 import { aclsFromJson } from '../../lib/core/acl.ts';
 import type { Item } from '../../lib/ports/store.ts';
 import { SchedulerErrorEvent } from '../../lib/sdk/errors.ts';
-import { eventually, type Harness, Recorder, startHarness } from './harness.ts';
+import { eventually, type Harness, type Recorder, startHarness } from './harness.ts';
 
 describe('ACLs in the calls', () => {
   let h: Harness;
