@@ -341,4 +341,45 @@ describe('bad input', () => {
     expect(await snapshot()).toEqual(before);
     await attacker.close({ teardown: true });
   });
+
+  it('ACKNOWLEDGE naming an agent that does not hold the task: UNKNOWN_TASK, and that agent hears nothing', async () => {
+    const other = await h.startAgent();
+    const heard: AgentCommand[] = [];
+    other.on('command', (c) => heard.push(c));
+    const before = await snapshot();
+    const n = await counter('scheduler-calls', 'UNKNOWN_TASK');
+    const ack = {
+      v: 1,
+      type: 'ACKNOWLEDGE',
+      frameworkId: s.frameworkId,
+      agentId: other.agentId,
+      taskId: 'keep',
+      uuid: 'peek',
+    };
+    await send('schedulerCalls', JSON.stringify(ack), `${s.frameworkId}:ack:keep`);
+    await r.until(() => r.errors.some((e) => /task keep is not on agent/.test(e.message)));
+    expect(await counter('scheduler-calls', 'UNKNOWN_TASK')).toBe(n + 1);
+    // A marker after it in the group the ACKNOWLEDGE would have used: once it arrives, nothing came before it.
+    await h.controlPlane.deps.bus.send(other.queueUrl, [
+      {
+        body: JSON.stringify({
+          v: 1,
+          type: 'ACKNOWLEDGE',
+          frameworkId: 'marker',
+          taskId: 'keep',
+          uuid: 'marker',
+        }),
+        groupId: 'task.keep',
+        dedupId: `marker-${Date.now()}`,
+      },
+    ]);
+    await eventually(
+      async () => heard.some((c) => c.type === 'ACKNOWLEDGE' && c.uuid === 'marker'),
+      'the marker',
+    );
+    expect(heard.filter((c) => c.type === 'ACKNOWLEDGE' && c.frameworkId === s.frameworkId)).toEqual([]);
+    // Tasks and frameworks as they were (the new agent's registration moves offers meanwhile).
+    const { tasks, frameworks } = await snapshot();
+    expect({ tasks, frameworks }).toEqual({ tasks: before.tasks, frameworks: before.frameworks });
+  });
 });
