@@ -54,6 +54,8 @@ export interface ControlConfig {
    * environment (`aclDefaultFromEnv`).
    */
   readonly acls?: Acls;
+  /** Framework ids, and agent ids, one identity may create (default 100; lib/control/id-quota.ts). */
+  readonly maxIdsPerIdentity?: number;
 }
 
 export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {

@@ -28,6 +28,7 @@ import type { Item } from '../ports/store.ts';
 import type { SchedulerEvent, TimerMessage } from '../protocol/index.ts';
 import type { ControlConfig, ControlDeps } from './deps.ts';
 import { eventGroup, nudgeAllocator, sendToFramework, startTimers } from './emit.ts';
+import { releaseId } from './id-quota.ts';
 import { followUpReordered } from './order.ts';
 import {
   flushOutbox,
@@ -268,17 +269,20 @@ export async function removeFramework(
     ];
   });
   type Removal = 'unknown' | 'already-removed' | { items: OutboxItem[]; rest: OutboxItem[] };
-  const outcome = await updateFramework<Removal>(deps.store, frameworkId, (f) => {
+  const outcome = await updateFramework<Removal>(deps.store, frameworkId, async (f) => {
     if (!f) return { result: 'unknown' as const };
     if (f.status === 'TORN_DOWN') return { result: 'already-removed' as const };
     const { ops, items } = outboxWrites(`remove.${frameworkId}`, kills, deps.clock.now());
-    // A transaction holds at most 100 items: the framework and 99 outbox items (9,900 KILLs).
-    // Beyond that the rest is sent directly after the write; a crash then leaves them to the
-    // agents' re-registration (which kills tasks of removed frameworks) and to TEARDOWN's retry.
+    // Its id no longer counts against its identity's cap (lib/control/id-quota.ts).
+    const released = await releaseId(deps.store, 'framework', f.principal);
+    // A transaction holds at most 100 items: the framework, the id count and 98 outbox items
+    // (9,800 KILLs). Beyond that the rest is sent directly after the write; a crash then leaves
+    // them to the agents' re-registration (which kills tasks of removed frameworks) and to
+    // TEARDOWN's retry.
     return {
       set: { status: 'TORN_DOWN', filters: {}, removedReason: reason, disconnectedAt: null },
-      also: ops.slice(0, 99),
-      result: { items: items.slice(0, 99), rest: items.slice(99) },
+      also: [...(released ? [released] : []), ...ops.slice(0, 98)],
+      result: { items: items.slice(0, 98), rest: items.slice(98) },
     };
   });
   forgetRoute('framework', frameworkId);

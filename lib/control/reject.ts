@@ -25,7 +25,9 @@ export type RejectCode =
   /** A call from a framework Meso considers disconnected: it must SUBSCRIBE again (lib/control/failover.ts). */
   | 'FRAMEWORK_DISCONNECTED'
   /** A call in a FIFO group that is not its framework's or agent's (lib/control/groups.ts). */
-  | 'WRONG_GROUP';
+  | 'WRONG_GROUP'
+  /** A SUBSCRIBE or REGISTER of a new id by an identity that has created its most (lib/control/id-quota.ts). */
+  | 'TOO_MANY_IDS';
 
 export interface Rejection {
   readonly code: RejectCode;

@@ -20,6 +20,8 @@ export const ENV = {
   aclPermissive: 'MESO_ACL_PERMISSIVE',
   /** The deployer's grants: an ACL document (Mesos's JSON), used while no `acl` item is stored. */
   acl: 'MESO_ACL',
+  /** Framework ids, and agent ids, one identity (SQS SenderId) may create (default 100). */
+  maxIdsPerIdentity: 'MESO_MAX_IDS_PER_IDENTITY',
   /** CloudWatch namespace of the functions' Powertools metrics. */
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
 } as const;

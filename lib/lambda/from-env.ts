@@ -65,6 +65,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
       shards: num(env[ENV.allocatorShards], DEFAULT_CONTROL_CONFIG.shards),
       // Closed unless MESO_ACL_PERMISSIVE=true, but for the grants in MESO_ACL.
       acls: aclDefaultFromEnv(env),
+      ...(env[ENV.maxIdsPerIdentity] ? { maxIdsPerIdentity: num(env[ENV.maxIdsPerIdentity], 100) } : {}),
     },
     flush: () => pm.publishStoredMetrics(),
   };

@@ -13,6 +13,7 @@ import type { Item, WriteOp } from '../../ports/store.ts';
 import type { AgentCallOf, AgentCommand } from '../../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToAgent, shardOf } from '../emit.ts';
+import { claimId } from '../id-quota.ts';
 import { identityProblem } from '../identity.ts';
 import { TASK_CHUNK } from '../liveness.ts';
 import { flushOutbox, type OutboxMessage, outboxWrites } from '../outbox.ts';
@@ -98,6 +99,10 @@ async function registration(
     };
     return { result: gone };
   }
+  // A new id counts against its identity's cap, in the same transaction that creates it.
+  const claim = existing ? undefined : await claimId(deps.store, deps.config, 'agent', record.senderId);
+  if (claim && 'problem' in claim)
+    return { result: { code: 'TOO_MANY_IDS', message: claim.problem, call: 'REGISTER', replyTo } };
   // An agent that says what it runs is reconciled with what the registry knows on it.
   const plan = call.tasks ? await planFor(deps, call.agentId, call.tasks, existing?.tasks ?? {}) : undefined;
   const now = deps.clock.now();
@@ -127,7 +132,7 @@ async function registration(
     ...(plan ? { plan } : {}),
     wasUnreachable: existing?.status === 'UNREACHABLE',
   };
-  return { put: next as unknown as Item, result: registered };
+  return { put: next as unknown as Item, ...(claim ? { also: [claim.write] } : {}), result: registered };
 }
 
 /** REGISTERED, then a KILL for each task that must not run and RECONCILEs for those to ask about. */

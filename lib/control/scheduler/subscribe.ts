@@ -12,6 +12,7 @@ import { aclRefusal, forbidden } from '../authorize.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToFramework } from '../emit.ts';
 import { resendState } from '../failover.ts';
+import { claimId } from '../id-quota.ts';
 import { identityProblem } from '../identity.ts';
 import { flushOutbox, type OutboxItem, outboxWrites, toFramework } from '../outbox.ts';
 import { updateFramework } from '../records/frameworks.ts';
@@ -44,8 +45,15 @@ export async function subscribe(
     record.senderId,
     info.roles.map((role) => ({ action: 'register_frameworks' as const, object: role })),
   );
-  const outcome = await updateFramework(deps.store, info.frameworkId, (existing) =>
-    subscription(deps, record, info, existing, refused),
+  const outcome = await updateFramework(deps.store, info.frameworkId, async (existing) =>
+    subscription(
+      deps,
+      record,
+      info,
+      existing,
+      refused,
+      existing ? undefined : await claimId(deps.store, deps.config, 'framework', record.senderId),
+    ),
   );
   if ('code' in outcome) return reject(deps, 'scheduler-calls', record, outcome);
   forgetRoute('framework', info.frameworkId); // its queue may have changed (failover)
@@ -87,6 +95,7 @@ function subscription(
   info: CallOf<'SUBSCRIBE'>['framework'],
   existing: FrameworkRecord | undefined,
   refused: string | undefined,
+  claim: Awaited<ReturnType<typeof claimId>> | undefined,
 ): Change<Rejection | Subscribed> {
   const replyTo = { kind: 'framework' as const, queueUrl: info.queueUrl };
   const denied = identityProblem('framework', info.frameworkId, existing, record, 'SUBSCRIBE', {
@@ -124,7 +133,18 @@ function subscription(
     disconnectedAt: null,
     version: existing?.version ?? 0,
   };
-  if (!existing) return { put: next as unknown as Item, result: { framework: next } };
+  if (!existing) {
+    if (!claim || 'problem' in claim)
+      return {
+        result: {
+          code: 'TOO_MANY_IDS',
+          message: claim?.problem ?? 'no id claimed',
+          call: 'SUBSCRIBE',
+          replyTo,
+        },
+      };
+    return { put: next as unknown as Item, also: [claim.write], result: { framework: next } };
+  }
   // Mesos tells the old scheduler "Framework failed over"; its queue gets the ERROR, in the
   // outbox with the change so it is sent even if this handler dies now. Only a record stored with
   // another queue URL (the deployment's origin or account changed) has one: the queue is derived
