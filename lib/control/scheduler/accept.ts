@@ -16,7 +16,7 @@ import type { Item, WriteOp } from '../../ports/store.ts';
 import type { CallOf, SchedulerEvent, TaskInfo } from '../../protocol/index.ts';
 import { type AclAsk, aclRefusal, forbidden } from '../authorize.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
-import { nudgeAllocator, sendToAgent } from '../emit.ts';
+import { nudgeAllocator, sendToAgent, shardsOf } from '../emit.ts';
 import { type Notices, noticesOf, type OutboxMessage, sendNotices, toFramework } from '../outbox.ts';
 import { updateAgent } from '../records/agents.ts';
 import { getTask } from '../records/tasks.ts';
@@ -92,7 +92,8 @@ export async function accept(
   );
   // A redelivered ACCEPT (its first attempt died after its write) still nudges: the resources it
   // gave back may not have been offered again yet. Its refusal filter is not set twice.
-  if (outcome.kind === 'again') return nudgeAllocator(deps, `accept on ${agentId} (again)`);
+  const shards = shardsOf(deps, [agentId]);
+  if (outcome.kind === 'again') return nudgeAllocator(deps, `accept on ${agentId} (again)`, shards);
   const { plan } = outcome;
   await sendNotices(deps, outcome.notices);
   deps.metrics.count('TasksLaunched', {}, outcome.tasks.length);
@@ -100,7 +101,7 @@ export async function accept(
   if (plan.operationErrors.length > 0)
     deps.metrics.count('OperationsDropped', {}, plan.operationErrors.length);
   if (plan.filter) await setFilters(deps, fw, [plan.filter], plan.filter.seconds);
-  await nudgeAllocator(deps, `accept on ${agentId}`);
+  await nudgeAllocator(deps, `accept on ${agentId}`, shards);
 }
 
 /** The change an ACCEPT makes on the agent its offers name, with the rows it reads besides. */
