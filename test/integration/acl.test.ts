@@ -6,9 +6,10 @@
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadAcls, saveAcls } from '../../lib/control/acl-store.ts';
-import { rejectedCounterKey } from '../../lib/control/reject.ts';
+import { queueHome, rejectedCounterKey } from '../../lib/control/reject.ts';
 import { aclsFromJson } from '../../lib/core/acl.ts';
 import type { Item } from '../../lib/ports/store.ts';
+import { ownQueueUrl } from '../../lib/protocol/queues.ts';
 import { SchedulerErrorEvent } from '../../lib/sdk/errors.ts';
 import { eventually, type Harness, type Recorder, startHarness } from './harness.ts';
 
@@ -153,5 +154,37 @@ describe('ACLs in the calls', () => {
     await setAcls({});
     await s.teardown();
     await eventually(async () => h.agents[0]!.runningTasks().length === 0, 'the teardown once allowed');
+  });
+
+  it('REGISTER of an agent id the principal may not register: FORBIDDEN, no agent stored', async () => {
+    await setAcls({
+      register_agents: [{ principals: { type: 'ANY' }, agents: { values: ['rogue'] }, deny: true }],
+    });
+    const count = async () =>
+      Number(
+        (
+          await h.controlPlane.deps.store.get<Item>('meta', {
+            key: rejectedCounterKey('agent-calls', 'FORBIDDEN'),
+          })
+        )?.count ?? 0,
+      );
+    const n = await count();
+    await h.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: h.cluster.queues.agentCalls,
+        MessageBody: JSON.stringify({
+          v: 1,
+          type: 'REGISTER',
+          agentId: 'rogue',
+          hostname: 'rogue',
+          resources: { cpus: 1, mem: 64 },
+          queueUrl: ownQueueUrl(queueHome(h.controlPlane.deps.config), 'agent', 'rogue'),
+        }),
+        MessageGroupId: 'rogue',
+        MessageDeduplicationId: `rogue-${Date.now()}`,
+      }),
+    );
+    await eventually(async () => (await count()) === n + 1, 'the REGISTER to be refused');
+    expect(await h.controlPlane.deps.store.get('agents', { agentId: 'rogue' })).toBeUndefined();
   });
 });

@@ -11,6 +11,7 @@ import { fromWire } from '../../core/resources.ts';
 import { masterChange } from '../../core/task-change.ts';
 import type { Item, WriteOp } from '../../ports/store.ts';
 import type { AgentCallOf, AgentCommand } from '../../protocol/index.ts';
+import { aclRefusal, forbidden } from '../authorize.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToAgent, shardOf } from '../emit.ts';
 import { claimId } from '../id-quota.ts';
@@ -43,8 +44,12 @@ export async function register(
   const badQueue = ownQueueUrlProblem(deps.config, 'agent', call.queueUrl, call.agentId);
   if (badQueue)
     return reject(deps, 'agent-calls', record, { code: 'INVALID', message: badQueue, call: 'REGISTER' });
+  // Whether this principal may register this agent id (ACL register_agents), decided before any write.
+  const refused = await aclRefusal(deps, record.senderId, [
+    { action: 'register_agents', object: call.agentId },
+  ]);
   const outcome = await updateAgent(deps.store, call.agentId, (existing) =>
-    registration(deps, record, call, existing),
+    registration(deps, record, call, existing, refused),
   );
   if ('code' in outcome) {
     if (outcome.code === 'AGENT_GONE') {
@@ -83,6 +88,7 @@ async function registration(
   record: InboundRecord,
   call: AgentCallOf<'REGISTER'>,
   existing: AgentRecord | undefined,
+  refused: string | undefined,
 ): Promise<Change<Rejection | Registered>> {
   const replyTo = { kind: 'agent' as const, queueUrl: call.queueUrl };
   const denied = identityProblem('agent', call.agentId, existing, record, 'REGISTER', {
@@ -90,6 +96,8 @@ async function registration(
     replyTo,
   });
   if (denied) return { result: denied };
+  // After the identity check: the ERROR goes to the queue only of an id the sender may claim.
+  if (refused) return { result: forbidden(refused, 'REGISTER', replyTo) };
   if (existing?.status === 'GONE') {
     const gone: Rejection = {
       code: 'AGENT_GONE',
