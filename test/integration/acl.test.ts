@@ -5,6 +5,8 @@
  */
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { CliIo } from '../../lib/cli/io.ts';
+import { runProgram } from '../../lib/cli/program.ts';
 import { loadAcls, saveAcls } from '../../lib/control/acl-store.ts';
 import { queueHome, rejectedCounterKey } from '../../lib/control/reject.ts';
 import { aclsFromJson } from '../../lib/core/acl.ts';
@@ -186,5 +188,53 @@ describe('ACLs in the calls', () => {
     );
     await eventually(async () => (await count()) === n + 1, 'the REGISTER to be refused');
     expect(await h.controlPlane.deps.store.get('agents', { agentId: 'rogue' })).toBeUndefined();
+  });
+
+  it('an operator call the ACLs refuse to the operator fails with FORBIDDEN naming the rule, and changes nothing', async () => {
+    await setAcls({
+      operator_calls: [
+        { principals: { values: ['ops-ci'] }, calls: { values: ['DRAIN_AGENT'] }, deny: true },
+      ],
+    });
+    const agentId = h.agents[0]!.agentId;
+    const before = await h.controlPlane.deps.store.get<Item>('agents', { agentId });
+    let err = '';
+    const io: CliIo = {
+      stdout: { write: () => true },
+      stderr: { write: (t: string) => ((err += t), true) },
+      onInterrupt: () => () => {},
+      exit: (c) => {
+        throw new Error(`exit ${c}`);
+      },
+    };
+    const code = await runProgram(['agent', 'drain', agentId], {
+      io,
+      operator: {
+        connect: () => ({ deps: h.controlPlane.deps, close: () => {}, principal: async () => 'ops-ci' }),
+      },
+    });
+    expect(code).not.toBe(0);
+    expect(err).toMatch(
+      /FORBIDDEN: principal "ops-ci" may not use the operator call "DRAIN_AGENT".*operator_calls\[0\]/,
+    );
+    const after = await h.controlPlane.deps.store.get<Item>('agents', { agentId });
+    expect(after?.operatorStatus ?? null).toBe(before?.operatorStatus ?? null);
+    // Another operator, whom no rule refuses, may.
+    const other = await runProgram(['agent', 'drain', agentId], {
+      io,
+      operator: {
+        connect: () => ({ deps: h.controlPlane.deps, close: () => {}, principal: async () => 'ops-admin' }),
+      },
+    });
+    expect(other).toBe(0);
+    expect((await h.controlPlane.deps.store.get<Item>('agents', { agentId }))?.operatorStatus).toBe(
+      'DRAINING',
+    );
+    await runProgram(['agent', 'reactivate', agentId], {
+      io,
+      operator: {
+        connect: () => ({ deps: h.controlPlane.deps, close: () => {}, principal: async () => 'ops-admin' }),
+      },
+    });
   });
 });
