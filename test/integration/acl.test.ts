@@ -201,7 +201,12 @@ describe('ACLs in the calls', () => {
     let err = '';
     const io: CliIo = {
       stdout: { write: () => true },
-      stderr: { write: (t: string) => ((err += t), true) },
+      stderr: {
+        write: (t: string) => {
+          err += t;
+          return true;
+        },
+      },
       onInterrupt: () => () => {},
       exit: (c) => {
         throw new Error(`exit ${c}`);

@@ -17,7 +17,7 @@ describe('callerPrincipal', () => {
     );
     expect(principal).toBe('AROAEXAMPLE:alice');
     expect(seen?.url).toBe('https://sts.eu-west-1.amazonaws.com/');
-    expect((seen?.init.headers as Record<string, string>).Authorization).toMatch(
+    expect((seen!.init.headers as Record<string, string>).Authorization).toMatch(
       /^AWS4-HMAC-SHA256 Credential=AKIA1\/\d{8}\/eu-west-1\/sts\/aws4_request/,
     );
   });
