@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import { type ClusterConfig, ConfigError } from '../config/cluster.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
 import { markGone } from '../control/liveness.ts';
+import { authorizeOperator } from '../control/operator.ts';
 import { getAgent } from '../control/records/agents.ts';
 import { type CliIo, EXIT, line } from './io.ts';
 import { connectToCluster } from './operator.ts';
@@ -18,11 +19,15 @@ export interface AgentGoneDeps {
   io: CliIo;
   loadConfig: () => ClusterConfig;
   /** Builds the control plane's dependencies for a cluster (tests pass the emulators'). */
-  controlDeps?: (config: ClusterConfig) => { deps: ControlDeps; close: () => void };
+  controlDeps?: (config: ClusterConfig) => {
+    deps: ControlDeps;
+    close: () => void;
+    principal?: () => Promise<string>;
+  };
 }
 
 /** The operator's connection (`connectToCluster`), with warnings and errors on stderr. */
-function controlDepsFor(config: ClusterConfig, io: CliIo): { deps: ControlDeps; close: () => void } {
+function controlDepsFor(config: ClusterConfig, io: CliIo): ReturnType<typeof connectToCluster> {
   const log = (level: string) => (message: string, extra?: Record<string, unknown>) =>
     io.stderr.write(line(`meso: ${level}: ${message}${extra ? ` ${JSON.stringify(extra)}` : ''}`));
   return connectToCluster(config, {
@@ -39,8 +44,13 @@ export async function markAgentGone(agentId: string, deps: AgentGoneDeps): Promi
     deps.io.stderr.write(line(`meso mark-agent-gone: ${(e as Error).message}`));
     return e instanceof ConfigError ? EXIT.USAGE : EXIT.FAILED;
   }
-  const { deps: control, close } = (deps.controlDeps ?? ((c) => controlDepsFor(c, deps.io)))(config);
+  const {
+    deps: control,
+    close,
+    principal,
+  } = (deps.controlDeps ?? ((c) => controlDepsFor(c, deps.io)))(config);
   try {
+    await authorizeOperator(control, await principal?.(), 'MARK_AGENT_GONE');
     const before = await getAgent(control.store, agentId);
     const outcome = await markGone(control, agentId, { byOperator: true });
     if (outcome === 'unknown') {

@@ -4,8 +4,10 @@
  * (operators have table access) and nudge the allocator queue; the logic is in
  * lib/control/operator.ts, this is the shell around it.
  */
+
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import { callerPrincipal } from '../adapters/caller-identity.ts';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import { type ClusterConfig, loadClusterConfig } from '../config/cluster.ts';
@@ -33,7 +35,7 @@ import { formatTable } from './table.ts';
 export interface OperatorCliDeps {
   io: CliIo;
   /** The control-plane dependencies for the configured cluster (tests pass their own). */
-  connect: () => { deps: ControlDeps; close: () => void };
+  connect: () => { deps: ControlDeps; close: () => void; principal?: () => Promise<string> };
 }
 
 /**
@@ -46,6 +48,8 @@ export function connectToCluster(
 ): {
   deps: ControlDeps;
   close: () => void;
+  /** Who the operator is, as the ACL `operator_calls` names principals (lib/adapters/caller-identity.ts). */
+  principal: () => Promise<string>;
 } {
   const sqs = createSqsClient(config.aws);
   const dynamo = createDynamoClient(config.aws);
@@ -66,6 +70,7 @@ export function connectToCluster(
   };
   return {
     deps,
+    principal: () => callerPrincipal(config.aws),
     close: () => {
       sqs.destroy();
       dynamo.destroy();
@@ -108,11 +113,14 @@ export function formatRolesTable(rows: readonly RoleSummary[]): string {
 }
 
 /** Runs an operator action with the cluster's deps; bad settings or resources are usage errors. */
-function withCluster(deps: OperatorCliDeps, action: (c: ControlDeps) => Promise<number>): Promise<number> {
+function withCluster(
+  deps: OperatorCliDeps,
+  action: (c: ControlDeps, by: string | undefined) => Promise<number>,
+): Promise<number> {
   return withConnection(
     deps.io,
     deps.connect,
-    (c) => action(c.deps),
+    async (c) => action(c.deps, await c.principal?.()),
     (e): e is Error =>
       e instanceof RoleSettingsError || e instanceof ResourceError || e instanceof OperatorError,
   );
@@ -195,8 +203,8 @@ export function registerOperatorCommands(
     .action(async (role: string, options: RolesSetOptions) => {
       const d = deps();
       done(
-        await withCluster(d, async (c) => {
-          const record = await setRoleSettings(c, role, roleChangeOf(options));
+        await withCluster(d, async (c, by) => {
+          const record = await setRoleSettings(c, role, roleChangeOf(options), by);
           d.io.stdout.write(
             line(
               record
@@ -233,8 +241,8 @@ export function registerOperatorCommands(
       .action(async (agentId: string) => {
         const d = deps();
         done(
-          await withCluster(d, async (c) => {
-            const r = await setAgentMode(c, agentId, mode);
+          await withCluster(d, async (c, by) => {
+            const r = await setAgentMode(c, agentId, mode, by);
             d.io.stdout.write(
               line(
                 `agent ${agentId}: ${mode}${r.rescinded > 0 ? `; ${r.rescinded} outstanding offer${r.rescinded === 1 ? '' : 's'} rescinded` : ''}${mode !== 'ACTIVE' ? `; ${r.tasks} task${r.tasks === 1 ? '' : 's'} still running` : ''}`,

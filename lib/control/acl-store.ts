@@ -15,17 +15,13 @@ import {
   authorize,
   CLOSED_ACLS,
 } from '../core/acl.ts';
+import { ENV } from '../definition/env.ts';
 import type { Item, Store } from '../ports/store.ts';
 
 export const ACL_KEY = 'acl';
 
 /** Environment variables through which a deployment sets its default ACLs. */
-export const ACL_ENV = {
-  /** `true`: allow what no rule refuses (a dev stack). Anything else, or unset: closed. */
-  permissive: 'MESO_ACL_PERMISSIVE',
-  /** The deployer's grants: an ACL document (Mesos's JSON), used while no `acl` item is stored. */
-  document: 'MESO_ACL',
-} as const;
+export const ACL_ENV = { permissive: ENV.aclPermissive, document: ENV.acl } as const;
 
 /** The ACLs a deployment has before an operator stores any: closed unless its environment says otherwise. */
 export function aclDefaultFromEnv(env: Readonly<Record<string, string | undefined>>): Acls {

@@ -12,10 +12,11 @@ import { heartbeat } from './agent/heartbeat.ts';
 import { register } from './agent/register.ts';
 import { statusUpdate } from './agent/status-update.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
+import { agentCallGroups, groupProblem } from './groups.ts';
 import { identityProblem } from './identity.ts';
 import { getAgent } from './records/agents.ts';
 import { type AgentRoute, agentRoute } from './records/routes.ts';
-import { type Rejection, reject } from './reject.ts';
+import { ownQueueUrlProblem, type Rejection, reject } from './reject.ts';
 
 /** Calls of a registered agent, made by its owner. */
 type Bound = 'HEARTBEAT' | 'STATUS_UPDATE';
@@ -41,10 +42,15 @@ export async function handleAgentCall(deps: ControlDeps, record: InboundRecord):
       typeof raw.agentId === 'string'
         ? await getAgent(deps.store, raw.agentId).catch(() => undefined)
         : undefined;
+    // An id no one holds yet: only the queue derived from it, never another agent's.
     const replyTo: Rejection['replyTo'] =
       agent && agent.principal === record.senderId
         ? { kind: 'agent', queueUrl: agent.queueUrl }
-        : !agent && raw.type === 'REGISTER' && typeof raw.queueUrl === 'string'
+        : !agent &&
+            raw.type === 'REGISTER' &&
+            typeof raw.agentId === 'string' &&
+            typeof raw.queueUrl === 'string' &&
+            !ownQueueUrlProblem(deps.config, 'agent', raw.queueUrl, raw.agentId)
           ? { kind: 'agent', queueUrl: raw.queueUrl }
           : undefined;
     return reject(deps, 'agent-calls', record, {
@@ -55,6 +61,19 @@ export async function handleAgentCall(deps: ControlDeps, record: InboundRecord):
     });
   }
   const call = parsed.message;
+  // Only in a group of the agent it names: never queued behind (or blocking) another's calls.
+  const wrongGroup = groupProblem('agent', record, agentCallGroups(call));
+  if (wrongGroup) {
+    const known = await getAgent(deps.store, call.agentId).catch(() => undefined);
+    return reject(deps, 'agent-calls', record, {
+      code: 'WRONG_GROUP',
+      message: wrongGroup,
+      call: call.type,
+      ...(known && known.principal === record.senderId
+        ? { replyTo: { kind: 'agent' as const, queueUrl: known.queueUrl } }
+        : {}),
+    });
+  }
   // REGISTER binds the id itself.
   if (call.type === 'REGISTER') return register(deps, record, call);
   const agent = await agentRoute(deps.store, call.agentId, deps.clock.now());

@@ -2,6 +2,7 @@
  * What the control-plane services need from the outside world. Lambda handlers build this from
  * the environment (`lib/lambda/from-env.ts`); the local stack and tests build it from their own config.
  */
+import type { Acls } from '../core/acl.ts';
 import { ENV_DEFAULTS } from '../definition/env.ts';
 import type { QueueName } from '../definition/tables-queues.ts';
 import type { Bus } from '../ports/bus.ts';
@@ -47,6 +48,14 @@ export interface ControlConfig {
   readonly frameworkPingTimeouts: number;
   /** The sweep's period (default 60 s): liveness deadlines before the next sweep get a timer. */
   readonly sweepIntervalSeconds: number;
+  /**
+   * The ACLs that apply while an operator has stored none (lib/control/acl-store.ts). Absent:
+   * open, as a dev stack; a deployed stack's functions read a closed default from their
+   * environment (`aclDefaultFromEnv`).
+   */
+  readonly acls?: Acls;
+  /** Framework ids, and agent ids, one identity may create (default 100; lib/control/id-quota.ts). */
+  readonly maxIdsPerIdentity?: number;
 }
 
 export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
@@ -82,6 +91,8 @@ export interface InboundRecord {
   readonly receiveCount: number;
   /** The queue it came from (its ARN, or its name locally). */
   readonly source?: string;
+  /** Its FIFO MessageGroupId (absent on a standard queue): checked against the id the call names. */
+  readonly groupId?: string;
 }
 
 export const consoleLogger: Logger = {

@@ -74,7 +74,11 @@ export async function sendToAgent(
   }
 }
 
-/** Asks the allocator shard(s) to run a cycle. Nudges are cheap and coalesce into one cycle per batch. */
+/**
+ * Asks the allocator shard(s) to run a cycle. Nudges are cheap and coalesce into one cycle per
+ * batch. A call about resources on known agents nudges only their shards ({@link shardsOf}); only
+ * what may change offers anywhere (a SUBSCRIBE, a REVIVE, a role change, the sweep) nudges all.
+ */
 export async function nudgeAllocator(
   deps: ControlDeps,
   reason: string,
@@ -110,4 +114,9 @@ export function shardOf(agentId: string, shards: number): number {
   let h = 2166136261;
   for (let i = 0; i < agentId.length; i++) h = Math.imul(h ^ agentId.charCodeAt(i), 16777619);
   return (h >>> 0) % shards;
+}
+
+/** The allocator shards of `agentIds`, each once. */
+export function shardsOf(deps: Pick<ControlDeps, 'config'>, agentIds: Iterable<string>): number[] {
+  return [...new Set([...agentIds].map((a) => shardOf(a, deps.config.shards)))];
 }

@@ -27,7 +27,8 @@ import { QueueGoneError } from '../ports/bus.ts';
 import type { Item } from '../ports/store.ts';
 import type { SchedulerEvent, TimerMessage } from '../protocol/index.ts';
 import type { ControlConfig, ControlDeps } from './deps.ts';
-import { eventGroup, nudgeAllocator, sendToFramework, startTimers } from './emit.ts';
+import { eventGroup, nudgeAllocator, sendToFramework, shardsOf, startTimers } from './emit.ts';
+import { releaseId } from './id-quota.ts';
 import { followUpReordered } from './order.ts';
 import {
   flushOutbox,
@@ -207,11 +208,12 @@ export async function disconnectFramework(
     await removeFramework(deps, frameworkId, 'failover timeout', `failover.${frameworkId}`);
     return true;
   }
-  const taken = await reclaimOffers(deps, frameworkId);
+  const taken = await takeBackOffers(deps, frameworkId);
   if (done.failoverTimeoutSeconds <= 900) {
     await startTimers(deps, [failoverTimer(frameworkId, done.disconnectedAt, done.failoverTimeoutSeconds)]);
   }
-  if (taken > 0) await nudgeAllocator(deps, `framework ${frameworkId} disconnected`);
+  if (taken.count > 0)
+    await nudgeAllocator(deps, `framework ${frameworkId} disconnected`, shardsOf(deps, taken.agentIds));
   return true;
 }
 
@@ -268,17 +270,20 @@ export async function removeFramework(
     ];
   });
   type Removal = 'unknown' | 'already-removed' | { items: OutboxItem[]; rest: OutboxItem[] };
-  const outcome = await updateFramework<Removal>(deps.store, frameworkId, (f) => {
+  const outcome = await updateFramework<Removal>(deps.store, frameworkId, async (f) => {
     if (!f) return { result: 'unknown' as const };
     if (f.status === 'TORN_DOWN') return { result: 'already-removed' as const };
     const { ops, items } = outboxWrites(`remove.${frameworkId}`, kills, deps.clock.now());
-    // A transaction holds at most 100 items: the framework and 99 outbox items (9,900 KILLs).
-    // Beyond that the rest is sent directly after the write; a crash then leaves them to the
-    // agents' re-registration (which kills tasks of removed frameworks) and to TEARDOWN's retry.
+    // Its id no longer counts against its identity's cap (lib/control/id-quota.ts).
+    const released = await releaseId(deps.store, 'framework', f.principal);
+    // A transaction holds at most 100 items: the framework, the id count and 98 outbox items
+    // (9,800 KILLs). Beyond that the rest is sent directly after the write; a crash then leaves
+    // them to the agents' re-registration (which kills tasks of removed frameworks) and to
+    // TEARDOWN's retry.
     return {
       set: { status: 'TORN_DOWN', filters: {}, removedReason: reason, disconnectedAt: null },
-      also: ops.slice(0, 99),
-      result: { items: items.slice(0, 99), rest: items.slice(99) },
+      also: [...(released ? [released] : []), ...ops.slice(0, 98)],
+      result: { items: items.slice(0, 98), rest: items.slice(98) },
     };
   });
   forgetRoute('framework', frameworkId);
@@ -293,8 +298,15 @@ export async function removeFramework(
     deps.log.info('framework removed', { frameworkId, reason, tasksKilled: kills.length });
     deps.metrics.count('FrameworksRemoved', { reason });
   }
-  await reclaimOffers(deps, frameworkId);
-  await nudgeAllocator(deps, `framework ${frameworkId} removed (${reason})`);
+  // Its offers' agents have resources again; its tasks' resources come back as they end, each
+  // end nudging its own shard (lib/control/agent/status-update.ts).
+  const taken = await takeBackOffers(deps, frameworkId);
+  if (taken.count > 0)
+    await nudgeAllocator(
+      deps,
+      `framework ${frameworkId} removed (${reason})`,
+      shardsOf(deps, taken.agentIds),
+    );
   return outcome === 'already-removed' ? outcome : 'removed';
 }
 
@@ -307,14 +319,25 @@ export async function reclaimOffers(
   frameworkId: string,
   notifyQueueUrl?: string,
 ): Promise<number> {
+  return (await takeBackOffers(deps, frameworkId, notifyQueueUrl)).count;
+}
+
+/** {@link reclaimOffers}, with the agents the offers were on (whose shards have resources again). */
+async function takeBackOffers(
+  deps: ControlDeps,
+  frameworkId: string,
+  notifyQueueUrl?: string,
+): Promise<{ count: number; agentIds: string[] }> {
   const agents = await deps.store.scan<AgentRecord & Item>('agents');
   const taken: string[] = [];
+  const agentIds: string[] = [];
   for (const a of agents) {
     if (!Object.values(a.offers).some((o) => o.frameworkId === frameworkId)) continue;
     const ids = (await takeAgentOffers(deps.store, a.agentId, (o) => o.frameworkId === frameworkId)).map(
       (o) => o.offerId,
     );
     taken.push(...ids);
+    if (ids.length > 0) agentIds.push(a.agentId);
   }
   if (notifyQueueUrl && taken.length > 0) {
     await sendToFramework(
@@ -324,14 +347,13 @@ export async function reclaimOffers(
     );
   }
   if (taken.length > 0) deps.metrics.count('OffersRescinded', {}, taken.length);
-  return taken.length;
+  return { count: taken.length, agentIds };
 }
 
 /**
- * After a SUBSCRIBE of a framework Meso already knew (failover, or the SDK's retry): when it comes
- * from a new queue its old offers are rescinded (they went to the old process, which must not use
- * them; new ones follow from the allocation cycle the SUBSCRIBE nudges — a SUBSCRIBE redelivered
- * or resent to the same queue leaves them alone, they reached this process), and the
+ * After a SUBSCRIBE of a framework Meso already knew (failover, or the SDK's retry): its old
+ * offers are rescinded when asked (SUBSCRIBE always asks: the queue is derived from the id, so the
+ * old process may have taken them off it; new ones follow from the cycle the SUBSCRIBE nudges), and the
  * latest status of each of its tasks that has not ended is sent to its (new) queue — with the
  * agent's uuid, so that acknowledging it lets the agent's next update through. Terminal updates
  * from agents since `since` (when it disconnected: they were applied but never forwarded; for a

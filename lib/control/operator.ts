@@ -16,6 +16,7 @@ import type { AgentRecord, FrameworkRecord, OperatorAgentStatus, RoleRecord } fr
 import { add, EMPTY, type Resources } from '../core/resources.ts';
 import type { Item } from '../ports/store.ts';
 import { buildAllocationInput, readCycleRecords, rescindOffer, roleOfRecord } from './allocation.ts';
+import { aclRefusal } from './authorize.ts';
 import type { ControlDeps } from './deps.ts';
 import { nudgeAllocator } from './emit.ts';
 import { updateAgent } from './records/agents.ts';
@@ -23,6 +24,30 @@ import { type RoleChange, setRole } from './roles.ts';
 
 export class OperatorError extends Error {
   override name = 'OperatorError';
+}
+
+/** The operator calls, by the names the ACL `operator_calls` uses (Mesos's where it has one). */
+export type OperatorCall =
+  | 'ROLES_SET'
+  | 'DRAIN_AGENT'
+  | 'DEACTIVATE_AGENT'
+  | 'REACTIVATE_AGENT'
+  | 'MARK_AGENT_GONE';
+
+/**
+ * Throws an OperatorError (FORBIDDEN, naming the rule) unless the ACL `operator_calls` lets
+ * `principal` make `call`. With no ACL document stored, operators may (their IAM access to the
+ * tables is what lets them run these at all); a document can narrow that, e.g. to keep a CI
+ * identity that may write the tables from draining agents. No principal: not checked.
+ */
+export async function authorizeOperator(
+  deps: Pick<ControlDeps, 'store' | 'config'>,
+  principal: string | undefined,
+  call: OperatorCall,
+): Promise<void> {
+  if (principal === undefined) return;
+  const refused = await aclRefusal(deps, principal, [{ action: 'operator_calls', object: call }]);
+  if (refused) throw new OperatorError(`FORBIDDEN: ${refused}`);
 }
 
 /**
@@ -36,7 +61,9 @@ export async function setRoleSettings(
   deps: ControlDeps,
   role: string,
   change: RoleChange,
+  by?: string,
 ): Promise<RoleRecord | undefined> {
+  await authorizeOperator(deps, by, 'ROLES_SET');
   const record = await setRole(deps.store, role, change, deps.clock.now());
   await nudgeAllocator(deps, `role ${role} changed`);
   return record;
@@ -79,7 +106,13 @@ export async function setAgentMode(
   deps: ControlDeps,
   agentId: string,
   mode: AgentMode,
+  by?: string,
 ): Promise<AgentModeResult> {
+  await authorizeOperator(
+    deps,
+    by,
+    mode === 'ACTIVE' ? 'REACTIVATE_AGENT' : mode === 'DRAINING' ? 'DRAIN_AGENT' : 'DEACTIVATE_AGENT',
+  );
   const agent = await updateAgent(deps.store, agentId, (a) => {
     if (!a) throw new OperatorError(`agent ${agentId} is not registered`);
     const operatorStatus = mode === 'ACTIVE' ? null : mode;

@@ -23,7 +23,11 @@ export type RejectCode =
   /** An agent marked gone registers again (lib/control/liveness.ts). */
   | 'AGENT_GONE'
   /** A call from a framework Meso considers disconnected: it must SUBSCRIBE again (lib/control/failover.ts). */
-  | 'FRAMEWORK_DISCONNECTED';
+  | 'FRAMEWORK_DISCONNECTED'
+  /** A call in a FIFO group that is not its framework's or agent's (lib/control/groups.ts). */
+  | 'WRONG_GROUP'
+  /** A SUBSCRIBE or REGISTER of a new id by an identity that has created its most (lib/control/id-quota.ts). */
+  | 'TOO_MANY_IDS';
 
 export interface Rejection {
   readonly code: RejectCode;
@@ -74,10 +78,10 @@ export function ownQueueUrlProblem(
 }
 
 /**
- * The check REGISTER and SUBSCRIBE make today: `queueUrl` must be a plain http(s) queue URL (https
- * for AWS) named `<prefix>-fw-<id>.fifo` / `<prefix>-agent-<id>.fifo` — no userinfo, query,
- * fragment, empty id, or control-plane queue — but its origin and account are not yet compared
- * with the deployment's. {@link ownQueueUrlProblem} is the whole check, with the id.
+ * The shape of a framework's or agent's queue URL without a deployment to compare it with: a
+ * plain http(s) queue URL (https for AWS) named `<prefix>-fw-<id>.fifo` / `<prefix>-agent-<id>.fifo`
+ * — no userinfo, query, fragment, empty id, or control-plane queue. REGISTER and SUBSCRIBE make
+ * the whole check, {@link ownQueueUrlProblem} with the id.
  */
 export function ownQueueProblem(prefix: string, kind: QueueOwner, queueUrl: string): string | undefined {
   let home: QueueHome;

@@ -13,9 +13,10 @@ import type { FrameworkRecord } from '../core/model.ts';
 import { type CallOf, parseMessage, type SchedulerCall, SchedulerCallSchema } from '../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { touchFramework } from './failover.ts';
+import { groupProblem, schedulerCallGroups } from './groups.ts';
 import { identityProblem } from './identity.ts';
 import { getFramework } from './records/frameworks.ts';
-import { type Rejection, reject } from './reject.ts';
+import { ownQueueUrlProblem, type Rejection, reject } from './reject.ts';
 import { accept } from './scheduler/accept.ts';
 import { acknowledge } from './scheduler/acknowledge.ts';
 import { decline } from './scheduler/decline.ts';
@@ -58,7 +59,11 @@ export async function handleSchedulerCall(deps: ControlDeps, record: InboundReco
     const raw = (parsed.raw ?? {}) as Record<string, unknown>;
     const framework = raw.framework as Record<string, unknown> | undefined;
     const fwId =
-      typeof raw.frameworkId === 'string' ? raw.frameworkId : (framework?.frameworkId as string | undefined);
+      typeof raw.frameworkId === 'string'
+        ? raw.frameworkId
+        : typeof framework?.frameworkId === 'string'
+          ? framework.frameworkId
+          : undefined;
     const replyTo = await replyTarget(
       deps,
       record,
@@ -73,6 +78,23 @@ export async function handleSchedulerCall(deps: ControlDeps, record: InboundReco
     });
   }
   const call = parsed.message;
+  // Only in a group of the framework it names: never queued behind (or blocking) another's calls.
+  const wrongGroup = groupProblem('framework', record, schedulerCallGroups(call));
+  if (wrongGroup) {
+    const fwId = call.type === 'SUBSCRIBE' ? call.framework.frameworkId : call.frameworkId;
+    const replyTo = await replyTarget(
+      deps,
+      record,
+      fwId,
+      call.type === 'SUBSCRIBE' ? call.framework.queueUrl : undefined,
+    );
+    return reject(deps, 'scheduler-calls', record, {
+      code: 'WRONG_GROUP',
+      message: wrongGroup,
+      call: call.type,
+      replyTo,
+    });
+  }
   // SUBSCRIBE binds the id itself; ACKNOWLEDGE is checked against a cached route.
   if (call.type === 'SUBSCRIBE') return subscribe(deps, record, call);
   if (call.type === 'ACKNOWLEDGE') return acknowledge(deps, record, call);
@@ -108,6 +130,9 @@ async function replyTarget(
 ): Promise<Rejection['replyTo']> {
   const fw = frameworkId ? await getFramework(deps.store, frameworkId).catch(() => undefined) : undefined;
   if (fw && fw.principal === record.senderId) return { kind: 'framework', queueUrl: fw.queueUrl };
-  if (!fw && subscribeQueueUrl) return { kind: 'framework', queueUrl: subscribeQueueUrl };
+  // An id no one holds yet: only the queue derived from it, never another framework's.
+  if (!fw && frameworkId && subscribeQueueUrl)
+    if (!ownQueueUrlProblem(deps.config, 'framework', subscribeQueueUrl, frameworkId))
+      return { kind: 'framework', queueUrl: subscribeQueueUrl };
   return undefined;
 }

@@ -8,7 +8,7 @@
 import { parseMessage, TimerMessageSchema } from '../protocol/index.ts';
 import { rescindOffer } from './allocation.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
-import { nudgeAllocator } from './emit.ts';
+import { nudgeAllocator, shardsOf } from './emit.ts';
 import { onFailoverTimeout } from './failover.ts';
 import { checkAgent } from './liveness.ts';
 
@@ -25,10 +25,14 @@ export async function handleTimer(deps: ControlDeps, record: InboundRecord): Pro
   switch (m.type) {
     case 'OFFER_TIMEOUT':
       if (await rescindOffer(deps, m.agentId, m.offerId))
-        await nudgeAllocator(deps, `offer ${m.offerId} expired`);
+        await nudgeAllocator(deps, `offer ${m.offerId} expired`, shardsOf(deps, [m.agentId]));
       return;
     case 'FILTER_EXPIRED':
-      await nudgeAllocator(deps, `filter of ${m.frameworkId} on ${m.agentId} expired`);
+      await nudgeAllocator(
+        deps,
+        `filter of ${m.frameworkId} on ${m.agentId} expired`,
+        shardsOf(deps, [m.agentId]),
+      );
       return;
     case 'AGENT_CHECK':
       await checkAgent(deps, m.agentId);

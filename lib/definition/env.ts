@@ -16,6 +16,12 @@ export const ENV = {
   heartbeatIntervalSeconds: 'MESO_HEARTBEAT_INTERVAL_SECONDS',
   /** Allocator shards (agents partitioned by id; one FIFO message group each). */
   allocatorShards: 'MESO_ALLOCATOR_SHARDS',
+  /** `true`: allow what no ACL rule refuses (a dev stack). Anything else, or unset: closed. */
+  aclPermissive: 'MESO_ACL_PERMISSIVE',
+  /** The deployer's grants: an ACL document (Mesos's JSON), used while no `acl` item is stored. */
+  acl: 'MESO_ACL',
+  /** Framework ids, and agent ids, one identity (SQS SenderId) may create (default 100). */
+  maxIdsPerIdentity: 'MESO_MAX_IDS_PER_IDENTITY',
   /** CloudWatch namespace of the functions' Powertools metrics. */
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
 } as const;

@@ -4,6 +4,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
+import { aclDefaultFromEnv } from '../control/acl-store.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
 import { ENV, ENV_DEFAULTS } from '../definition/env.ts';
 import { QUEUES, type QueueName, TABLES, type TableName } from '../definition/tables-queues.ts';
@@ -62,6 +63,9 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
         DEFAULT_CONTROL_CONFIG.heartbeatIntervalSeconds,
       ),
       shards: num(env[ENV.allocatorShards], DEFAULT_CONTROL_CONFIG.shards),
+      // Closed unless MESO_ACL_PERMISSIVE=true, but for the grants in MESO_ACL.
+      acls: aclDefaultFromEnv(env),
+      ...(env[ENV.maxIdsPerIdentity] ? { maxIdsPerIdentity: num(env[ENV.maxIdsPerIdentity], 100) } : {}),
     },
     flush: () => pm.publishStoredMetrics(),
   };

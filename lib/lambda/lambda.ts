@@ -22,6 +22,7 @@ export function toInbound(r: SQSRecord): InboundRecord {
     senderId: r.attributes.SenderId,
     receiveCount: Number(r.attributes.ApproximateReceiveCount ?? '1'),
     source: r.eventSourceARN,
+    ...(r.attributes.MessageGroupId !== undefined ? { groupId: r.attributes.MessageGroupId } : {}),
   };
 }
 

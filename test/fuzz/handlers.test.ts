@@ -8,8 +8,10 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { handleAgentCall } from '../../lib/control/agent-calls.ts';
-import { ownQueueUrlProblem } from '../../lib/control/reject.ts';
+import { idCountKey } from '../../lib/control/id-quota.ts';
+import { ownQueueUrlProblem, rejectedCounterKey } from '../../lib/control/reject.ts';
 import { handleSchedulerCall } from '../../lib/control/scheduler-calls.ts';
+import { aclsFromJson } from '../../lib/core/acl.ts';
 import { parse } from '../../lib/core/resources.ts';
 import type { Item } from '../../lib/ports/store.ts';
 import { AgentCallSchema, parseMessage, SchedulerCallSchema } from '../../lib/protocol/index.ts';
@@ -24,11 +26,14 @@ import {
 } from '../unit/control/helpers.ts';
 import {
   AGENT_TEMPLATES,
+  ATTACKER_ACLS,
   ATTACKER_FRAMEWORK,
+  HOARDER,
   handMade,
   junk,
   mutatedCall,
   OTHER_TENANTS_QUEUES,
+  refusedCases,
   SCHEDULER_TEMPLATES,
   VICTIM,
 } from './hostile.ts';
@@ -53,8 +58,8 @@ let t: TestControl;
 let initial: Tables;
 let seq = 0;
 
-async function setup(): Promise<void> {
-  t = testControl();
+async function setup(config: Parameters<typeof testControl>[0] = {}): Promise<void> {
+  t = testControl(config);
   await putFramework(t, VICTIM.framework, { principal: 'victim', roles: ['*', 'eng'] });
   // The attacker's own framework: valid calls in its own name may name the victim's ids.
   await putFramework(t, ATTACKER_FRAMEWORK, { principal: ATTACKER });
@@ -116,7 +121,7 @@ async function attack(queue: 'scheduler' | 'agent', body: string): Promise<void>
   }
 }
 
-beforeAll(setup);
+beforeAll(() => setup());
 
 describe('hostile input against the real handlers', () => {
   it.each(handMade())('%s', async (_name, queue, body) => {
@@ -154,5 +159,48 @@ describe('hostile input against the real handlers', () => {
       ),
       { numRuns: 1000 },
     );
+  });
+});
+
+/**
+ * Refused outright: with the ACLs of {@link ATTACKER_ACLS} and an identity at its id cap, each of
+ * these gets exactly one rejection of its code and changes nothing at all — not the victim's
+ * records, not the attacker's, not the tables' other rows — and sends nothing to the victim.
+ */
+describe('hostile calls refused with no state change', () => {
+  const CAP = 3;
+  let baseline: Tables;
+  beforeAll(async () => {
+    await setup({ acls: aclsFromJson(ATTACKER_ACLS), maxIdsPerIdentity: CAP });
+    for (const kind of ['framework', 'agent'] as const)
+      await t.store.write([
+        { kind: 'put', table: 'meta', item: { key: idCountKey(kind, HOARDER), ids: CAP }, expect: 'absent' },
+      ]);
+    initial = structuredClone(t.store.tables) as Tables;
+    baseline = initial;
+  });
+
+  it.each(refusedCases())('$name: $code', async ({ queue, body, group, senderId, code }) => {
+    reset();
+    const counterKey = rejectedCounterKey(
+      queue === 'scheduler' ? 'scheduler-calls' : 'agent-calls',
+      code as never,
+    );
+    const count = async () => Number((await t.store.get<Item>('meta', { key: counterKey }))?.count ?? 0);
+    const before = await count();
+    const record = {
+      messageId: `m${++seq}`,
+      body,
+      senderId: senderId ?? ATTACKER,
+      receiveCount: 1,
+      groupId: group,
+    };
+    await (queue === 'scheduler' ? handleSchedulerCall : handleAgentCall)(t.deps, record);
+    expect(await count()).toBe(before + 1);
+    expect(withoutCounters(t.store.tables as Tables)).toEqual(withoutCounters(baseline));
+    expect(t.bus.to(fwQueue(VICTIM.framework))).toEqual([]);
+    expect(t.bus.to(agentQueue(VICTIM.agent))).toEqual([]);
+    // At most an ERROR back to the sender; never an ALLOCATE, LAUNCH, KILL or anything else.
+    expect(t.bus.sent.filter((m) => m.body.type !== 'ERROR')).toEqual([]);
   });
 });

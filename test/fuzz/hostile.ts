@@ -381,3 +381,158 @@ export const OTHER_TENANTS_QUEUES: { kind: 'framework' | 'agent'; id: string; qu
 ];
 
 export { LIMITS };
+
+/** An identity that has created as many ids as it may (the fuzz setup counts them at the cap). */
+export const HOARDER = 'hoarder';
+
+/**
+ * What the attacker's identity may not do by the ACLs (the fuzz setup installs them): register in
+ * role `secret`, run tasks as `root`, reserve for `eng`, tear down any framework.
+ */
+export const ATTACKER_ACLS = {
+  permissive: true,
+  register_frameworks: [{ principals: { values: ['attacker'] }, roles: { values: ['secret'] }, deny: true }],
+  run_tasks: [{ principals: { values: ['attacker'] }, users: { values: ['root'] }, deny: true }],
+  reserve_resources: [{ principals: { values: ['attacker'] }, roles: { values: ['eng'] }, deny: true }],
+  teardown_frameworks: [{ principals: { values: ['attacker'] }, deny: true }],
+};
+
+export interface RefusedCase {
+  readonly name: string;
+  readonly queue: 'scheduler' | 'agent';
+  readonly body: string;
+  /** The FIFO group it is sent in (default: the one its sender would use). */
+  readonly group: string;
+  /** Its sender (default: the attacker). */
+  readonly senderId?: string;
+  /** The rejection it must get, counted once. */
+  readonly code: string;
+}
+
+/**
+ * Hostile calls that must be refused with one rejection and change nothing at all: a queue URL
+ * that is not the one the id owns, what the ACLs refuse, a message group that is not the sender's,
+ * an acknowledgement naming an agent that does not hold the task, a new id past the cap.
+ */
+export function refusedCases(): RefusedCase[] {
+  const fwQ = (id: string) => `${HOME}/${PREFIX}-fw-${id}.fifo`;
+  const agentQ = (id: string) => `${HOME}/${PREFIX}-agent-${id}.fifo`;
+  const sc = (
+    name: string,
+    body: Record<string, unknown>,
+    code: string,
+    group?: string,
+    senderId?: string,
+  ) => ({
+    name,
+    queue: 'scheduler' as const,
+    body: JSON.stringify(body),
+    group:
+      group ??
+      String(body.frameworkId ?? (body.framework as { frameworkId: string } | undefined)?.frameworkId),
+    code,
+    ...(senderId ? { senderId } : {}),
+  });
+  const ag = (
+    name: string,
+    body: Record<string, unknown>,
+    code: string,
+    group?: string,
+    senderId?: string,
+  ) => ({
+    name,
+    queue: 'agent' as const,
+    body: JSON.stringify(body),
+    group: group ?? String(body.agentId),
+    code,
+    ...(senderId ? { senderId } : {}),
+  });
+  const subscribe = (frameworkId: string, over: Record<string, unknown> = {}) => ({
+    v: 1,
+    type: 'SUBSCRIBE',
+    framework: { frameworkId, name: frameworkId, queueUrl: fwQ(frameworkId), ...over },
+  });
+  const register = (agentId: string, over: Record<string, unknown> = {}) => ({
+    v: 1,
+    type: 'REGISTER',
+    agentId,
+    hostname: agentId,
+    resources: { cpus: 1, mem: 64 },
+    queueUrl: agentQ(agentId),
+    ...over,
+  });
+  const accept = (operations: unknown[]) => ({
+    v: 1,
+    type: 'ACCEPT',
+    frameworkId: ATTACKER_FRAMEWORK,
+    offerIds: [VICTIM.offer],
+    operations,
+  });
+  return [
+    sc(
+      "SUBSCRIBE of a new id naming the victim's queue",
+      subscribe('evil', { queueUrl: fwQ(VICTIM.framework) }),
+      'INVALID',
+    ),
+    ag(
+      "REGISTER of agent evil with the victim agent's queue and task list",
+      register('evil', {
+        queueUrl: agentQ(VICTIM.agent),
+        tasks: [{ frameworkId: VICTIM.framework, taskId: VICTIM.task, state: 'TASK_RUNNING' }],
+      }),
+      'INVALID',
+    ),
+    sc('SUBSCRIBE in a role the ACLs refuse', subscribe('sneaky', { roles: ['secret'] }), 'FORBIDDEN'),
+    sc(
+      'ACCEPT launching as a user the ACLs refuse',
+      accept([{ type: 'LAUNCH', tasks: [task({ taskId: 'r', command: { value: 'id', user: 'root' } })] }]),
+      'FORBIDDEN',
+    ),
+    sc(
+      'ACCEPT reserving for a role the ACLs refuse',
+      accept([{ type: 'RESERVE', resources: { reserved: { eng: { cpus: 1 } } } }]),
+      'FORBIDDEN',
+    ),
+    sc('TEARDOWN the ACLs refuse', { v: 1, type: 'TEARDOWN', frameworkId: ATTACKER_FRAMEWORK }, 'FORBIDDEN'),
+    sc(
+      "HEARTBEAT of its own framework in the victim's group",
+      { v: 1, type: 'HEARTBEAT', frameworkId: ATTACKER_FRAMEWORK },
+      'WRONG_GROUP',
+      VICTIM.framework,
+    ),
+    sc(
+      "KILL in the victim's group",
+      { v: 1, type: 'KILL', frameworkId: ATTACKER_FRAMEWORK, taskId: VICTIM.task },
+      'WRONG_GROUP',
+      VICTIM.framework,
+    ),
+    sc("SUBSCRIBE in the victim's group", subscribe('other'), 'WRONG_GROUP', VICTIM.framework),
+    ag(
+      "HEARTBEAT in the victim agent's group",
+      { v: 1, type: 'HEARTBEAT', agentId: 'evil' },
+      'WRONG_GROUP',
+      VICTIM.agent,
+    ),
+    ag(
+      "REGISTER in the victim agent's task group",
+      register('evil'),
+      'WRONG_GROUP',
+      `${VICTIM.agent}:${VICTIM.task}`,
+    ),
+    sc(
+      "ACKNOWLEDGE naming the victim's agent for a task it does not hold",
+      {
+        v: 1,
+        type: 'ACKNOWLEDGE',
+        frameworkId: ATTACKER_FRAMEWORK,
+        agentId: VICTIM.agent,
+        taskId: VICTIM.task,
+        uuid: 'u',
+      },
+      'UNKNOWN_TASK',
+      `${ATTACKER_FRAMEWORK}:ack:${VICTIM.task}`,
+    ),
+    sc('SUBSCRIBE of one framework id too many', subscribe('one-more'), 'TOO_MANY_IDS', undefined, HOARDER),
+    ag('REGISTER of one agent id too many', register('one-more'), 'TOO_MANY_IDS', undefined, HOARDER),
+  ];
+}

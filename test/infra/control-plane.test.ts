@@ -35,6 +35,9 @@ type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPol
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Sid?: string };
 
 const SYNTH_TIMEOUT = 120_000;
+const GRANTS = JSON.stringify({
+  register_frameworks: [{ principals: { values: ['AROAX:*'] }, roles: { type: 'ANY' } }],
+});
 const ALARM_TOPIC_ARN = 'arn:aws:sns:us-east-1:123456789012:meso-alarms';
 const queueKeys = Object.keys(QUEUES) as QueueName[];
 const tableKeys = Object.keys(TABLES) as TableName[];
@@ -61,6 +64,9 @@ beforeAll(() => {
   // The construct on its own, in a plain stack, with every prop set; the alarm topic is an
   // existing one, imported by ARN as a deployment would pass it in.
   const customized = new Stack(app, 'Custom');
+  // The deployer's grants, as `cdk deploy -c acl='{...}' -c aclPermissive=true` passes them.
+  customized.node.setContext('acl', GRANTS);
+  customized.node.setContext('aclPermissive', 'true');
   new MesoControlPlane(customized, 'ControlPlane', {
     prefix: 'meso-test',
     removalPolicy: RemovalPolicy.DESTROY,
@@ -303,6 +309,9 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
         [ENV.prefix]: DEFAULT_PREFIX,
         MESO_OFFER_TIMEOUT_SECONDS: '60',
         MESO_HEARTBEAT_INTERVAL_SECONDS: '15',
+        // A deployed stack is closed but for what its deployer grants: here nothing.
+        MESO_ACL_PERMISSIVE: 'false',
+        MESO_ACL: Match.absent(),
         POWERTOOLS_METRICS_NAMESPACE: 'Meso',
         POWERTOOLS_SERVICE_NAME: Match.stringLikeRegexp('.+'),
       };
@@ -325,6 +334,15 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
         template.hasResourceProperties('AWS::Lambda::Function', {
           FunctionName: `${DEFAULT_PREFIX}-${name}`,
           Environment: { Variables: expected },
+        });
+      }
+    });
+
+    it("pass the deployer's ACL grants and default from the context", () => {
+      for (const name of functionNames) {
+        custom.hasResourceProperties('AWS::Lambda::Function', {
+          FunctionName: `meso-test-${name}`,
+          Environment: { Variables: Match.objectLike({ MESO_ACL: GRANTS, MESO_ACL_PERMISSIVE: 'true' }) },
         });
       }
     });

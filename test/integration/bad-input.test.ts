@@ -74,8 +74,21 @@ describe('bad input', () => {
       }),
     );
 
+  /** The group the SDK or agent would send `body` in: the id it names. */
+  const ownGroup = (body: Record<string, unknown>) =>
+    String(
+      body.frameworkId ??
+        (body.framework as { frameworkId?: string } | undefined)?.frameworkId ??
+        body.agentId,
+    );
+
   /** Calls the registry handler directly with a record from another identity. */
-  async function asSomeoneElse(queue: 'scheduler-calls' | 'agent-calls', body: unknown) {
+  async function asSomeoneElse(
+    queue: 'scheduler-calls' | 'agent-calls',
+    body: Record<string, unknown>,
+    group = ownGroup(body),
+    senderId = 'AIDAINTRUDER',
+  ) {
     const event: SQSEvent = {
       Records: [
         {
@@ -85,9 +98,9 @@ describe('bad input', () => {
           attributes: {
             ApproximateReceiveCount: '1',
             SentTimestamp: String(Date.now()),
-            SenderId: 'AIDAINTRUDER',
+            SenderId: senderId,
             ApproximateFirstReceiveTimestamp: String(Date.now()),
-            MessageGroupId: 'g',
+            MessageGroupId: group,
           },
           messageAttributes: {},
           md5OfBody: '',
@@ -161,7 +174,8 @@ describe('bad input', () => {
       framework: {
         frameworkId: s.frameworkId,
         name: 'thief',
-        queueUrl: `http://localhost/000000000000/${h.cluster.prefix}-fw-thief.fifo`,
+        // The one queue this id may name: the victim's own.
+        queueUrl: s.queueUrl!,
       },
     });
     expect(sub.batchItemFailures).toEqual([]);
@@ -219,7 +233,7 @@ describe('bad input', () => {
       agentId: agent.agentId,
       hostname: 'evil',
       resources: { cpus: 64, mem: 65536 },
-      queueUrl: `http://localhost/000000000000/${h.cluster.prefix}-agent-evil.fifo`,
+      queueUrl: agent.queueUrl,
     });
     expect(reg.batchItemFailures).toEqual([]);
     expect(await counter('agent-calls', 'FORBIDDEN')).toBe(n + 2);
@@ -241,5 +255,131 @@ describe('bad input', () => {
     expect(res.batchItemFailures).toEqual([]);
     expect(await counter('scheduler-calls', 'INVALID')).toBe(n + 1);
     expect(await h.controlPlane.deps.store.get('frameworks', { frameworkId: 'elsewhere' })).toBeUndefined();
+  });
+
+  it("SUBSCRIBE of a new id naming another framework's queue is refused: nothing stored, nothing sent there", async () => {
+    const before = await snapshot();
+    const n = await counter('scheduler-calls', 'INVALID');
+    const res = await asSomeoneElse('scheduler-calls', {
+      v: 1,
+      type: 'SUBSCRIBE',
+      framework: { frameworkId: 'evil', name: 'evil', queueUrl: s.queueUrl! },
+    });
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await counter('scheduler-calls', 'INVALID')).toBe(n + 1);
+    expect(await snapshot()).toEqual(before);
+    // The victim's queue heard nothing: no SUBSCRIBED for `evil`, no ERROR about it.
+    expect(r.errors.some((e) => /evil/.test(e.message))).toBe(false);
+  });
+
+  it("REGISTER of agent `evil` with the victim agent's queue and task list is refused: no KILL reaches the victim", async () => {
+    const before = await snapshot();
+    const n = await counter('agent-calls', 'INVALID');
+    const commands: AgentCommand[] = [];
+    agent.on('command', (c) => commands.push(c));
+    const res = await asSomeoneElse('agent-calls', {
+      v: 1,
+      type: 'REGISTER',
+      agentId: 'evil',
+      hostname: 'evil',
+      resources: { cpus: 1, mem: 64 },
+      queueUrl: agent.queueUrl,
+      tasks: [{ frameworkId: s.frameworkId, taskId: 'keep', state: 'TASK_RUNNING' }],
+    });
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await counter('agent-calls', 'INVALID')).toBe(n + 1);
+    expect(await snapshot()).toEqual(before);
+    // Markers sent after it in the groups a KILL (task.keep) and a REGISTERED or ERROR (control)
+    // would use: once both arrive, anything sent before them in those groups has arrived too.
+    const marker = (group: string, uuid: string) => ({
+      body: JSON.stringify({ v: 1, type: 'ACKNOWLEDGE', frameworkId: 'marker', taskId: 'marker', uuid }),
+      groupId: group,
+      dedupId: `marker-${uuid}`,
+    });
+    const ids = [`k${Date.now()}`, `c${Date.now()}`];
+    await h.controlPlane.deps.bus.send(agent.queueUrl, [
+      marker('task.keep', ids[0]!),
+      marker('control', ids[1]!),
+    ]);
+    await eventually(
+      async () => ids.every((id) => commands.some((c) => c.type === 'ACKNOWLEDGE' && c.uuid === id)),
+      'the markers at the victim agent',
+    );
+    expect(commands.filter((c) => c.type !== 'ACKNOWLEDGE')).toEqual([]);
+    expect(agent.runningTasks().map((t) => t.taskId)).toContain('keep');
+  });
+
+  it("a framework's own call sent in another framework's message group is rejected, counted, not retried, and changes nothing", async () => {
+    const attacker = h.scheduler({ name: 'attacker' });
+    const ra = new Recorder(attacker);
+    await attacker.subscribe();
+    await ra.takeOffer(); // the allocator's cycle for it is over
+    const before = await snapshot();
+    const n = await counter('scheduler-calls', 'WRONG_GROUP');
+    // Its own framework, its own identity (the emulator's one SenderId), the victim's group.
+    const senderId = (await h.controlPlane.deps.store.get<Item>('frameworks', {
+      frameworkId: attacker.frameworkId,
+    }))!.principal as string;
+    const res = await asSomeoneElse(
+      'scheduler-calls',
+      { v: 1, type: 'KILL', frameworkId: attacker.frameworkId, taskId: 'keep' },
+      s.frameworkId,
+      senderId,
+    );
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await counter('scheduler-calls', 'WRONG_GROUP')).toBe(n + 1);
+    expect(await snapshot()).toEqual(before);
+    await ra.until(() => ra.errors.some((e) => /message group .* is not framework/.test(e.message)));
+    const agentBefore = await counter('agent-calls', 'WRONG_GROUP');
+    const hb = await asSomeoneElse(
+      'agent-calls',
+      { v: 1, type: 'HEARTBEAT', agentId: 'evil' },
+      agent.agentId,
+    );
+    expect(hb.batchItemFailures).toEqual([]);
+    expect(await counter('agent-calls', 'WRONG_GROUP')).toBe(agentBefore + 1);
+    expect(await snapshot()).toEqual(before);
+    await attacker.close({ teardown: true });
+  });
+
+  it('ACKNOWLEDGE naming an agent that does not hold the task: UNKNOWN_TASK, and that agent hears nothing', async () => {
+    const other = await h.startAgent();
+    const heard: AgentCommand[] = [];
+    other.on('command', (c) => heard.push(c));
+    const before = await snapshot();
+    const n = await counter('scheduler-calls', 'UNKNOWN_TASK');
+    const ack = {
+      v: 1,
+      type: 'ACKNOWLEDGE',
+      frameworkId: s.frameworkId,
+      agentId: other.agentId,
+      taskId: 'keep',
+      uuid: 'peek',
+    };
+    await send('schedulerCalls', JSON.stringify(ack), `${s.frameworkId}:ack:keep`);
+    await r.until(() => r.errors.some((e) => /task keep is not on agent/.test(e.message)));
+    expect(await counter('scheduler-calls', 'UNKNOWN_TASK')).toBe(n + 1);
+    // A marker after it in the group the ACKNOWLEDGE would have used: once it arrives, nothing came before it.
+    await h.controlPlane.deps.bus.send(other.queueUrl, [
+      {
+        body: JSON.stringify({
+          v: 1,
+          type: 'ACKNOWLEDGE',
+          frameworkId: 'marker',
+          taskId: 'keep',
+          uuid: 'marker',
+        }),
+        groupId: 'task.keep',
+        dedupId: `marker-${Date.now()}`,
+      },
+    ]);
+    await eventually(
+      async () => heard.some((c) => c.type === 'ACKNOWLEDGE' && c.uuid === 'marker'),
+      'the marker',
+    );
+    expect(heard.filter((c) => c.type === 'ACKNOWLEDGE' && c.frameworkId === s.frameworkId)).toEqual([]);
+    // Tasks and frameworks as they were (the new agent's registration moves offers meanwhile).
+    const { tasks, frameworks } = await snapshot();
+    expect({ tasks, frameworks }).toEqual({ tasks: before.tasks, frameworks: before.frameworks });
   });
 });

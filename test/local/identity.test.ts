@@ -99,17 +99,10 @@ describe('each access key its own identity, through the real handlers', () => {
     const before = await forbidden();
     await call(attacker, id, { type: 'TEARDOWN', frameworkId: id });
     await eventually(async () => (await forbidden()) === before + 1, 'the TEARDOWN to be refused');
-    const thiefQueue = (
-      await direct.send(
-        new CreateQueueCommand({
-          QueueName: `${cluster.config.prefix}-fw-thief-${id}.fifo`,
-          Attributes: { FifoQueue: 'true' },
-        }),
-      )
-    ).QueueUrl!;
+    // The only queue a SUBSCRIBE for this id may name is the one derived from it: the victim's.
     await call(attacker, id, {
       type: 'SUBSCRIBE',
-      framework: { frameworkId: id, name: 'thief', queueUrl: thiefQueue },
+      framework: { frameworkId: id, name: 'thief', queueUrl },
     });
     await eventually(async () => (await forbidden()) === before + 2, 'the SUBSCRIBE to be refused');
     const after = (await framework(id))!;

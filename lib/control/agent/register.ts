@@ -11,8 +11,10 @@ import { fromWire } from '../../core/resources.ts';
 import { masterChange } from '../../core/task-change.ts';
 import type { Item, WriteOp } from '../../ports/store.ts';
 import type { AgentCallOf, AgentCommand } from '../../protocol/index.ts';
+import { aclRefusal, forbidden } from '../authorize.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToAgent, shardOf } from '../emit.ts';
+import { claimId } from '../id-quota.ts';
 import { identityProblem } from '../identity.ts';
 import { TASK_CHUNK } from '../liveness.ts';
 import { flushOutbox, type OutboxMessage, outboxWrites } from '../outbox.ts';
@@ -21,7 +23,7 @@ import { getFramework } from '../records/frameworks.ts';
 import { forgetRoute } from '../records/routes.ts';
 import { getTask, statusChange } from '../records/tasks.ts';
 import { type Change, transact } from '../records/transact.ts';
-import { ownQueueProblem, type Rejection, reject } from '../reject.ts';
+import { ownQueueUrlProblem, type Rejection, reject } from '../reject.ts';
 import {
   planReregistration,
   type ReportedTask,
@@ -37,11 +39,17 @@ export async function register(
   record: InboundRecord,
   call: AgentCallOf<'REGISTER'>,
 ): Promise<void> {
-  const badQueue = ownQueueProblem(deps.config.prefix, 'agent', call.queueUrl);
+  // Only the queue derived from the id: REGISTER of agent `evil` with a victim's queue would send
+  // the victim the KILLs meant for `evil`'s task list.
+  const badQueue = ownQueueUrlProblem(deps.config, 'agent', call.queueUrl, call.agentId);
   if (badQueue)
     return reject(deps, 'agent-calls', record, { code: 'INVALID', message: badQueue, call: 'REGISTER' });
+  // Whether this principal may register this agent id (ACL register_agents), decided before any write.
+  const refused = await aclRefusal(deps, record.senderId, [
+    { action: 'register_agents', object: call.agentId },
+  ]);
   const outcome = await updateAgent(deps.store, call.agentId, (existing) =>
-    registration(deps, record, call, existing),
+    registration(deps, record, call, existing, refused),
   );
   if ('code' in outcome) {
     if (outcome.code === 'AGENT_GONE') {
@@ -80,6 +88,7 @@ async function registration(
   record: InboundRecord,
   call: AgentCallOf<'REGISTER'>,
   existing: AgentRecord | undefined,
+  refused: string | undefined,
 ): Promise<Change<Rejection | Registered>> {
   const replyTo = { kind: 'agent' as const, queueUrl: call.queueUrl };
   const denied = identityProblem('agent', call.agentId, existing, record, 'REGISTER', {
@@ -87,6 +96,8 @@ async function registration(
     replyTo,
   });
   if (denied) return { result: denied };
+  // After the identity check: the ERROR goes to the queue only of an id the sender may claim.
+  if (refused) return { result: forbidden(refused, 'REGISTER', replyTo) };
   if (existing?.status === 'GONE') {
     const gone: Rejection = {
       code: 'AGENT_GONE',
@@ -96,6 +107,10 @@ async function registration(
     };
     return { result: gone };
   }
+  // A new id counts against its identity's cap, in the same transaction that creates it.
+  const claim = existing ? undefined : await claimId(deps.store, deps.config, 'agent', record.senderId);
+  if (claim && 'problem' in claim)
+    return { result: { code: 'TOO_MANY_IDS', message: claim.problem, call: 'REGISTER', replyTo } };
   // An agent that says what it runs is reconciled with what the registry knows on it.
   const plan = call.tasks ? await planFor(deps, call.agentId, call.tasks, existing?.tasks ?? {}) : undefined;
   const now = deps.clock.now();
@@ -125,7 +140,7 @@ async function registration(
     ...(plan ? { plan } : {}),
     wasUnreachable: existing?.status === 'UNREACHABLE',
   };
-  return { put: next as unknown as Item, result: registered };
+  return { put: next as unknown as Item, ...(claim ? { also: [claim.write] } : {}), result: registered };
 }
 
 /** REGISTERED, then a KILL for each task that must not run and RECONCILEs for those to ask about. */

@@ -10,6 +10,7 @@ import type { FrameworkRecord } from '../../core/model.ts';
 import type { Store } from '../../ports/store.ts';
 import { getAgent } from './agents.ts';
 import { getFramework } from './frameworks.ts';
+import { getTask } from './tasks.ts';
 
 const ROUTE_TTL_MS = 5_000;
 const ROUTES_MAX = 10_000;
@@ -61,6 +62,22 @@ export const frameworkRoute = (
       f && { frameworkId: f.frameworkId, principal: f.principal, queueUrl: f.queueUrl, status: f.status }
     );
   });
+
+/**
+ * The agent a task was launched on. A task never moves, so this is cached like the routes; an
+ * unknown task is not (it may be launched a moment later).
+ */
+export const taskAgent = (
+  s: Store,
+  frameworkId: string,
+  taskId: string,
+  now: number,
+): Promise<string | undefined> =>
+  cached(
+    `task:${frameworkId}\u0000${taskId}`,
+    now,
+    async () => (await getTask(s, frameworkId, taskId))?.agentId,
+  );
 
 /** Forgets what is cached about an id (after the handler itself changed it). */
 export function forgetRoute(kind: 'agent' | 'framework', id: string): void {

@@ -14,12 +14,14 @@ import { agentOfOffer } from '../../core/offer-id.ts';
 import { fromWire } from '../../core/resources.ts';
 import type { Item, WriteOp } from '../../ports/store.ts';
 import type { CallOf, SchedulerEvent, TaskInfo } from '../../protocol/index.ts';
+import { type AclAsk, aclRefusal, forbidden } from '../authorize.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
-import { nudgeAllocator, sendToAgent } from '../emit.ts';
+import { nudgeAllocator, sendToAgent, shardsOf } from '../emit.ts';
 import { type Notices, noticesOf, type OutboxMessage, sendNotices, toFramework } from '../outbox.ts';
 import { updateAgent } from '../records/agents.ts';
 import { getTask } from '../records/tasks.ts';
 import type { Change } from '../records/transact.ts';
+import { reject } from '../reject.ts';
 import { masterStatus } from '../statuses.ts';
 import { refuseSeconds, setFilters } from './filters.ts';
 
@@ -50,6 +52,15 @@ export async function accept(
   const infos = new Map<string, TaskInfo>();
   for (const op of call.operations)
     if (op.type === 'LAUNCH') for (const t of op.tasks) infos.set(t.taskId, t);
+  // ACLs first: an ACCEPT with one operation its principal may not make changes nothing.
+  const refused = await aclRefusal(deps, record.senderId, aclAsks(fw, call));
+  if (refused)
+    return reject(
+      deps,
+      'scheduler-calls',
+      record,
+      forbidden(refused, 'ACCEPT', { kind: 'framework', queueUrl: fw.queueUrl }),
+    );
   const agentIds = new Set(call.offerIds.map(agentOfOffer));
   const agentId = agentIds.size === 1 ? [...agentIds][0] : undefined;
   if (agentId === undefined) {
@@ -81,7 +92,8 @@ export async function accept(
   );
   // A redelivered ACCEPT (its first attempt died after its write) still nudges: the resources it
   // gave back may not have been offered again yet. Its refusal filter is not set twice.
-  if (outcome.kind === 'again') return nudgeAllocator(deps, `accept on ${agentId} (again)`);
+  const shards = shardsOf(deps, [agentId]);
+  if (outcome.kind === 'again') return nudgeAllocator(deps, `accept on ${agentId} (again)`, shards);
   const { plan } = outcome;
   await sendNotices(deps, outcome.notices);
   deps.metrics.count('TasksLaunched', {}, outcome.tasks.length);
@@ -89,7 +101,7 @@ export async function accept(
   if (plan.operationErrors.length > 0)
     deps.metrics.count('OperationsDropped', {}, plan.operationErrors.length);
   if (plan.filter) await setFilters(deps, fw, [plan.filter], plan.filter.seconds);
-  await nudgeAllocator(deps, `accept on ${agentId}`);
+  await nudgeAllocator(deps, `accept on ${agentId}`, shards);
 }
 
 /** The change an ACCEPT makes on the agent its offers name, with the rows it reads besides. */
@@ -211,4 +223,23 @@ function acceptOperations(call: CallOf<'ACCEPT'>): AcceptOperation[] {
     }
     return { type: op.type, resources: fromWire(op.resources) };
   });
+}
+
+/**
+ * What an ACCEPT asks the ACLs: each role it reserves or unreserves in, and each user a task runs
+ * as (its command's user, else its framework's; a task naming neither runs as the agent's default
+ * task user, `nobody`).
+ */
+function aclAsks(fw: FrameworkRecord, call: CallOf<'ACCEPT'>): AclAsk[] {
+  const asks = new Map<string, AclAsk>();
+  const ask = (a: AclAsk) => asks.set(`${a.action}\u0000${a.object}`, a);
+  for (const op of call.operations) {
+    if (op.type === 'LAUNCH') {
+      for (const t of op.tasks) ask({ action: 'run_tasks', object: t.command?.user ?? fw.user ?? 'nobody' });
+      continue;
+    }
+    const action = op.type === 'RESERVE' ? 'reserve_resources' : 'unreserve_resources';
+    for (const role of Object.keys(op.resources.reserved ?? {})) ask({ action, object: role });
+  }
+  return [...asks.values()];
 }

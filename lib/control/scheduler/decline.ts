@@ -8,7 +8,7 @@ import { agentOfOffer } from '../../core/offer-id.ts';
 import type { Resources } from '../../core/resources.ts';
 import type { CallOf } from '../../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
-import { nudgeAllocator } from '../emit.ts';
+import { nudgeAllocator, shardsOf } from '../emit.ts';
 import { takeAgentOffers } from '../records/agents.ts';
 import { refuseSeconds, setFilters } from './filters.ts';
 
@@ -34,5 +34,13 @@ export async function decline(
     if (taken.length > 0) declined.push({ agentId, resources: offered(taken) });
   }
   await setFilters(deps, fw, declined, refuseSeconds(deps, call.filters?.refuseSeconds));
-  if (declined.length > 0) await nudgeAllocator(deps, `decline by ${fw.frameworkId}`);
+  if (declined.length > 0)
+    await nudgeAllocator(
+      deps,
+      `decline by ${fw.frameworkId}`,
+      shardsOf(
+        deps,
+        declined.map((d) => d.agentId),
+      ),
+    );
 }

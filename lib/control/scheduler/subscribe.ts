@@ -8,15 +8,17 @@ import type { FrameworkRecord } from '../../core/model.ts';
 import { fromWire, type Resources } from '../../core/resources.ts';
 import type { Item } from '../../ports/store.ts';
 import type { CallOf, SchedulerEvent } from '../../protocol/index.ts';
+import { aclRefusal, forbidden } from '../authorize.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToFramework } from '../emit.ts';
 import { resendState } from '../failover.ts';
+import { claimId } from '../id-quota.ts';
 import { identityProblem } from '../identity.ts';
 import { flushOutbox, type OutboxItem, outboxWrites, toFramework } from '../outbox.ts';
 import { updateFramework } from '../records/frameworks.ts';
 import { forgetRoute } from '../records/routes.ts';
 import type { Change } from '../records/transact.ts';
-import { ownQueueProblem, type Rejection, reject } from '../reject.ts';
+import { ownQueueUrlProblem, type Rejection, reject } from '../reject.ts';
 
 /** The longest interval between an agent's resends of a status update (Mesos: 10 minutes). */
 const MAX_STATUS_RETRY_MS = 10 * 60_000;
@@ -33,11 +35,25 @@ export async function subscribe(
   call: CallOf<'SUBSCRIBE'>,
 ): Promise<void> {
   const info = call.framework;
-  const badQueue = ownQueueProblem(deps.config.prefix, 'framework', info.queueUrl);
+  // Only the queue derived from the id: never another framework's, agent's or host's (a confused deputy).
+  const badQueue = ownQueueUrlProblem(deps.config, 'framework', info.queueUrl, info.frameworkId);
   if (badQueue)
     return reject(deps, 'scheduler-calls', record, { code: 'INVALID', message: badQueue, call: 'SUBSCRIBE' });
-  const outcome = await updateFramework(deps.store, info.frameworkId, (existing) =>
-    subscription(deps, record, info, existing),
+  // Which roles this principal may register in (ACL register_frameworks), decided before any write.
+  const refused = await aclRefusal(
+    deps,
+    record.senderId,
+    info.roles.map((role) => ({ action: 'register_frameworks' as const, object: role })),
+  );
+  const outcome = await updateFramework(deps.store, info.frameworkId, async (existing) =>
+    subscription(
+      deps,
+      record,
+      info,
+      existing,
+      refused,
+      existing ? undefined : await claimId(deps.store, deps.config, 'framework', record.senderId),
+    ),
   );
   if ('code' in outcome) return reject(deps, 'scheduler-calls', record, outcome);
   forgetRoute('framework', info.frameworkId); // its queue may have changed (failover)
@@ -55,14 +71,16 @@ export async function subscribe(
   deps.metrics.count('FrameworksSubscribed');
   const { failover } = outcome;
   if (failover) {
-    // Its old offers are rescinded (new ones follow), its tasks' latest states sent again.
+    // Its old offers are rescinded (new ones follow), its tasks' latest states sent again. The
+    // queue is derived from the id, so the new process reads the one the old one read: offers the
+    // old process took off it are never seen by the new one, hence rescinded on every return.
     await flushOutbox(deps, failover.items);
     const resent = await resendState(
       deps,
       outcome.framework,
       `resubscribed.${record.messageId}`,
       failover.since,
-      { rescindOffers: failover.newQueue },
+      { rescindOffers: true },
     );
     deps.log.info('framework re-subscribed', { frameworkId: info.frameworkId, ...resent });
     deps.metrics.count('FrameworksResubscribed');
@@ -76,6 +94,8 @@ function subscription(
   record: InboundRecord,
   info: CallOf<'SUBSCRIBE'>['framework'],
   existing: FrameworkRecord | undefined,
+  refused: string | undefined,
+  claim: Awaited<ReturnType<typeof claimId>> | undefined,
 ): Change<Rejection | Subscribed> {
   const replyTo = { kind: 'framework' as const, queueUrl: info.queueUrl };
   const denied = identityProblem('framework', info.frameworkId, existing, record, 'SUBSCRIBE', {
@@ -83,6 +103,8 @@ function subscription(
     replyTo,
   });
   if (denied) return { result: denied };
+  // After the identity check: the ERROR goes to the queue only of an id the sender may claim.
+  if (refused) return { result: forbidden(refused, 'SUBSCRIBE', replyTo) };
   if (existing?.status === 'TORN_DOWN') {
     return {
       result: {
@@ -111,9 +133,22 @@ function subscription(
     disconnectedAt: null,
     version: existing?.version ?? 0,
   };
-  if (!existing) return { put: next as unknown as Item, result: { framework: next } };
+  if (!existing) {
+    if (!claim || 'problem' in claim)
+      return {
+        result: {
+          code: 'TOO_MANY_IDS',
+          message: claim?.problem ?? 'no id claimed',
+          call: 'SUBSCRIBE',
+          replyTo,
+        },
+      };
+    return { put: next as unknown as Item, also: [claim.write], result: { framework: next } };
+  }
   // Mesos tells the old scheduler "Framework failed over"; its queue gets the ERROR, in the
-  // outbox with the change so it is sent even if this handler dies now.
+  // outbox with the change so it is sent even if this handler dies now. Only a record stored with
+  // another queue URL (the deployment's origin or account changed) has one: the queue is derived
+  // from the id, and an ERROR on the shared queue would reach the new process.
   const newQueue = existing.queueUrl !== info.queueUrl;
   const failedOver: SchedulerEvent = {
     v: 1,

@@ -18,6 +18,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { aclsFromJson } from '../../core/acl.ts';
 import { ENV, ENV_DEFAULTS } from '../../definition/env.ts';
 import {
   DEFAULT_PREFIX,
@@ -355,6 +356,16 @@ export class MesoControlPlane extends Construct {
       [ENV.metricsNamespace]: ENV_DEFAULTS.metricsNamespace,
       NODE_OPTIONS: '--enable-source-maps',
     };
+    // ACLs while an operator has stored none: closed but for the deployer's grants, the context
+    // values `acl` (Mesos's ACL JSON) and `aclPermissive` (true: open, as a dev stack).
+    const acl: unknown = this.node.tryGetContext('acl');
+    const aclPermissive: unknown = this.node.tryGetContext('aclPermissive');
+    environment[ENV.aclPermissive] = String(aclPermissive === true || aclPermissive === 'true');
+    if (acl !== undefined) {
+      const json = typeof acl === 'string' ? acl : JSON.stringify(acl);
+      aclsFromJson(JSON.parse(json)); // a bad document fails the synth, not every call
+      environment[ENV.acl] = json;
+    }
     for (const key of keys(TABLES)) environment[ENV.tables(key)] = this.tables[key].tableName;
     for (const key of keys(QUEUES)) environment[ENV.queues(key)] = this.queues[key].queueUrl;
 

@@ -1,0 +1,78 @@
+/**
+ * The cap on ids one identity may create, through the real handlers over the emulators: past it,
+ * a SUBSCRIBE or REGISTER of a new id is answered TOO_MANY_IDS, counted, not retried, and stores
+ * nothing; ids it already holds keep working.
+ */
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueHome, rejectedCounterKey } from '../../lib/control/reject.ts';
+import type { Item } from '../../lib/ports/store.ts';
+import { ownQueueUrl } from '../../lib/protocol/queues.ts';
+import { eventually, type Harness, startHarness } from './harness.ts';
+
+describe('ids per identity', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // Every sender here is the emulator's one SenderId: the harness's agent is its first agent id.
+    h = await startHarness({ agents: 1, control: { maxIdsPerIdentity: 2 } });
+  });
+  afterAll(async () => h?.stop());
+
+  const counter = async (queue: 'scheduler-calls' | 'agent-calls') =>
+    Number(
+      (await h.controlPlane.deps.store.get<Item>('meta', { key: rejectedCounterKey(queue, 'TOO_MANY_IDS') }))
+        ?.count ?? 0,
+    );
+
+  it('a third framework id from one identity is refused; its first two keep working', async () => {
+    const { s: first } = await h.framework({ name: 'one' });
+    await h.framework({ name: 'two' });
+    const n = await counter('scheduler-calls');
+    const third = h.scheduler({ name: 'three' });
+    await expect(third.subscribe({ timeoutMs: 20_000 })).rejects.toMatchObject({
+      code: 'TOO_MANY_IDS',
+      message: expect.stringMatching(/created 2 framework ids, the most one identity may \(2\)/),
+    });
+    expect(await counter('scheduler-calls')).toBe(n + 1);
+    expect(
+      await h.controlPlane.deps.store.get('frameworks', { frameworkId: third.frameworkId }),
+    ).toBeUndefined();
+    await third.close({ deleteQueue: true });
+    // An id it holds subscribes again (a failover) without counting.
+    const again = h.scheduler({ name: 'one', frameworkId: first.frameworkId });
+    await again.subscribe({ timeoutMs: 20_000 });
+    // A removed framework gives its id back: `meso run`, a framework per command, never runs out.
+    await again.teardown();
+    await eventually(
+      async () =>
+        (await h.controlPlane.deps.store.get<Item>('frameworks', { frameworkId: first.frameworkId }))
+          ?.status === 'TORN_DOWN',
+      'the teardown',
+    );
+    await h.framework({ name: 'four' });
+  });
+
+  it('a third agent id from one identity is refused and stores nothing', async () => {
+    await h.startAgent();
+    const n = await counter('agent-calls');
+    const register = (agentId: string) =>
+      h.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: h.cluster.queues.agentCalls,
+          MessageBody: JSON.stringify({
+            v: 1,
+            type: 'REGISTER',
+            agentId,
+            hostname: 'third',
+            resources: { cpus: 1, mem: 64 },
+            queueUrl: ownQueueUrl(queueHome(h.controlPlane.deps.config), 'agent', agentId),
+          }),
+          MessageGroupId: agentId,
+          MessageDeduplicationId: `${agentId}-register`,
+        }),
+      );
+    await register('third-agent');
+    await eventually(async () => (await counter('agent-calls')) === n + 1, 'the REGISTER to be refused');
+    expect(await h.controlPlane.deps.store.get('agents', { agentId: 'third-agent' })).toBeUndefined();
+  });
+});
