@@ -105,8 +105,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const startAgent = async (o: Partial<AgentOptions> = {}) => {
     const workDir = o.workDir ?? (await mkdtemp(join(tmpdir(), 'meso-agent-')));
     if (!o.workDir) workDirs.push(workDir);
-    let key = agentKeys.get(workDir);
-    if (!key) agentKeys.set(workDir, (key = `mesoagent${agentKeys.size}`));
+    const key = agentKeys.get(workDir) ?? `mesoagent${agentKeys.size}`;
+    agentKeys.set(workDir, key);
     const agent = new Agent({
       sqs: o.sqs ?? agentClient(key),
       agentCallsQueueUrl: cluster.queues.agentCalls,
