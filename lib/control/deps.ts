@@ -47,6 +47,11 @@ export interface ControlConfig {
   readonly frameworkPingTimeouts: number;
   /** The sweep's period (default 60 s): liveness deadlines before the next sweep get a timer. */
   readonly sweepIntervalSeconds: number;
+  /**
+   * Seconds an ended task's row is kept before DynamoDB's TTL purges it (default 7 days; at least
+   * an hour): see lib/core/task-retention.ts.
+   */
+  readonly taskRetentionSeconds: number;
 }
 
 export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
@@ -61,6 +66,7 @@ export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
   agentUnreachableTimeoutSeconds: 14 * 86_400,
   frameworkPingTimeouts: 3,
   sweepIntervalSeconds: 60,
+  taskRetentionSeconds: ENV_DEFAULTS.taskRetentionSeconds,
 };
 
 export interface ControlDeps {

@@ -16,6 +16,8 @@ export const ENV = {
   heartbeatIntervalSeconds: 'MESO_HEARTBEAT_INTERVAL_SECONDS',
   /** Allocator shards (agents partitioned by id; one FIFO message group each). */
   allocatorShards: 'MESO_ALLOCATOR_SHARDS',
+  /** Seconds a task's row is kept after the task ended (its `purgeAt`, lib/core/task-retention.ts). */
+  taskRetentionSeconds: 'MESO_TASK_RETENTION_SECONDS',
   /** CloudWatch namespace of the functions' Powertools metrics. */
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
 } as const;
@@ -27,5 +29,7 @@ export const ENV_DEFAULTS = {
   /** ≈ $0.19 per agent-month through FIFO SQS (docs/architecture.md). */
   heartbeatIntervalSeconds: 15,
   allocatorShards: 1,
+  /** 7 days. */
+  taskRetentionSeconds: 7 * 86_400,
   metricsNamespace: 'Meso',
 } as const;

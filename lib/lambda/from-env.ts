@@ -62,6 +62,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
         DEFAULT_CONTROL_CONFIG.heartbeatIntervalSeconds,
       ),
       shards: num(env[ENV.allocatorShards], DEFAULT_CONTROL_CONFIG.shards),
+      taskRetentionSeconds: num(env[ENV.taskRetentionSeconds], DEFAULT_CONTROL_CONFIG.taskRetentionSeconds),
     },
     flush: () => pm.publishStoredMetrics(),
   };

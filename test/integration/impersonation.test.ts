@@ -91,7 +91,7 @@ describe('impersonation with another access key', () => {
    */
   async function refused(
     queue: 'schedulerCalls' | 'agentCalls',
-    body: { type: string },
+    body: { type: string; [k: string]: unknown },
     group: string,
     codes: readonly RejectCode[] = ['FORBIDDEN'],
   ) {

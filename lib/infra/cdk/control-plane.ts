@@ -18,6 +18,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { MIN_TASK_RETENTION_SECONDS } from '../../core/task-retention.ts';
 import { ENV, ENV_DEFAULTS } from '../../definition/env.ts';
 import {
   DEFAULT_PREFIX,
@@ -254,6 +255,14 @@ export interface MesoControlPlaneProps {
   readonly offerTimeoutSeconds?: number;
 
   /**
+   * Seconds an ended task's row is kept before the tasks table's TTL (`purgeAt`) removes it;
+   * passed to the functions as `MESO_TASK_RETENTION_SECONDS`. An integer, at least 3600.
+   *
+   * @default 604800 (7 days)
+   */
+  readonly taskRetentionSeconds?: number;
+
+  /**
    * Seconds between agent heartbeats; passed to the functions as
    * `MESO_HEARTBEAT_INTERVAL_SECONDS`. A positive integer.
    *
@@ -307,6 +316,14 @@ export class MesoControlPlane extends Construct {
       'offerTimeoutSeconds',
       props.offerTimeoutSeconds ?? ENV_DEFAULTS.offerTimeoutSeconds,
     );
+    const taskRetentionSeconds = positiveInteger(
+      'taskRetentionSeconds',
+      props.taskRetentionSeconds ?? ENV_DEFAULTS.taskRetentionSeconds,
+    );
+    if (taskRetentionSeconds < MIN_TASK_RETENTION_SECONDS)
+      throw new Error(
+        `MesoControlPlane: taskRetentionSeconds must be at least ${MIN_TASK_RETENTION_SECONDS}`,
+      );
     const heartbeatIntervalSeconds = positiveInteger(
       'heartbeatIntervalSeconds',
       props.heartbeatIntervalSeconds ?? ENV_DEFAULTS.heartbeatIntervalSeconds,
@@ -352,6 +369,7 @@ export class MesoControlPlane extends Construct {
       [ENV.prefix]: prefix,
       [ENV.offerTimeoutSeconds]: String(offerTimeoutSeconds),
       [ENV.heartbeatIntervalSeconds]: String(heartbeatIntervalSeconds),
+      [ENV.taskRetentionSeconds]: String(taskRetentionSeconds),
       [ENV.metricsNamespace]: ENV_DEFAULTS.metricsNamespace,
       NODE_OPTIONS: '--enable-source-maps',
     };
