@@ -33,6 +33,7 @@ import {
   type TableName,
   tableName,
 } from '../../definition/tables-queues.ts';
+import { instanceQueueStatements } from './fleet-identity.ts';
 import { acknowledge, wildcardResourceFinding } from './nag.ts';
 
 /** Every Lambda function of the control plane: the queue consumers plus the scheduled sweep. */
@@ -105,13 +106,16 @@ function denyInsecureTransport(actions: readonly string[]): iam.PolicyStatement 
  */
 export function agentStatements(
   agentCallsArn: string,
-  own: { readonly sid: string; readonly arn: string },
+  own: { readonly sid: string; readonly arn: string; readonly byInstanceTag?: boolean },
 ): iam.PolicyStatement[] {
   const send = ['sqs:SendMessage', 'sqs:GetQueueUrl'];
   return [
     new iam.PolicyStatement({ sid: 'SendAgentCalls', actions: send, resources: [agentCallsArn] }),
-    new iam.PolicyStatement({ sid: own.sid, actions: [...AGENT_QUEUE_ACTIONS], resources: [own.arn] }),
-    denyInsecureTransport([...send, ...AGENT_QUEUE_ACTIONS]),
+    // The fleet's instances: only the queues tagged with their own instance ARN (fleet-identity.ts).
+    ...(own.byInstanceTag
+      ? instanceQueueStatements(own.sid, own.arn)
+      : [new iam.PolicyStatement({ sid: own.sid, actions: [...AGENT_QUEUE_ACTIONS], resources: [own.arn] })]),
+    denyInsecureTransport([...send, ...AGENT_QUEUE_ACTIONS, ...(own.byInstanceTag ? ['sqs:TagQueue'] : [])]),
   ];
 }
 
@@ -449,16 +453,17 @@ export class MesoControlPlane extends Construct {
     });
     const instanceQueues = Arn.format({ service: 'sqs', resource: `${prefix}-agent-i-*` }, Stack.of(this));
     this.agentPolicy = new iam.ManagedPolicy(this, 'MesoAgentPolicy', {
-      description: `Meso agent fleet (${prefix}): send agent calls, own <prefix>-agent-i-* (instance id) command queues`,
+      description: `Meso agent fleet (${prefix}): send agent calls, own <prefix>-agent-i-* (instance id) command queue tagged with the instance's ARN`,
       statements: agentStatements(this.queues.agentCalls.queueArn, {
         sid: 'OwnInstanceCommandQueues',
         arn: instanceQueues,
+        byInstanceTag: true,
       }),
     });
     acknowledge(
       this.agentPolicy,
       wildcardResourceFinding(this, instanceQueues),
-      "The fleet's instances share one role and name their queues after their instance ids, unknown at synthesis; no policy variable carries the instance id alone (docs/security.md, In AWS)",
+      "The fleet's instances share one role and name their queues after their instance ids, unknown at synthesis; each may use only the queues tagged with its own instance ARN (ec2:SourceInstanceARN, fleet-identity.ts; docs/security.md, In AWS)",
     );
   }
 
