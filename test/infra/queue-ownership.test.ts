@@ -149,10 +149,10 @@ const fleetInstance = (id = INSTANCE_A): Caller => ({
   context: { 'ec2:SourceInstanceARN': instanceArn(id) },
 });
 /** The request context of a queue tagged as `owner`'s (or untagged). */
-const taggedAs = (owner?: string) =>
+const taggedAs = (owner?: string): Record<string, string> =>
   owner ? { [`aws:ResourceTag/${INSTANCE_QUEUE_TAG}`]: instanceArn(owner) } : {};
 /** The request context of a CreateQueue / TagQueue with `tags`. */
-const tagging = (tags: Record<string, string>) => ({
+const tagging = (tags: Record<string, string>): Record<string, string | string[]> => ({
   ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:RequestTag/${k}`, v])),
   'aws:TagKeys': Object.keys(tags),
 });
