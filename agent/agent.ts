@@ -61,6 +61,11 @@ export interface AgentOptions {
   readonly resources?: Resources | string;
   /** Default: none. */
   readonly attributes?: Readonly<Record<string, string>>;
+  /**
+   * Tags the agent's command queue is created with. A fleet instance tags it with its own ARN
+   * (`INSTANCE_QUEUE_TAG`), the only queues its role lets it use. Default: none.
+   */
+  readonly queueTags?: Readonly<Record<string, string>>;
   /** Default: os.hostname(). */
   readonly hostname?: string;
   /** Upper bound on the heartbeat interval; REGISTERED's interval is used when shorter. Default: REGISTERED's (15 s if it names none). */
@@ -243,7 +248,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#session = session;
     // Isolation probes (unshare, `docker info`) run while the queue is created.
     const [queueUrl, isolation] = await Promise.all([
-      session.openQueue(agentQueueName(o.prefix, agentId)),
+      session.openQueue(agentQueueName(o.prefix, agentId), o.queueTags),
       o.isolation instanceof Isolation
         ? o.isolation
         : o.isolation === undefined

@@ -56,6 +56,8 @@ export const AGENT_ENV = {
   ec2Metadata: 'MESO_AGENT_EC2_METADATA',
   heartbeatSeconds: 'MESO_AGENT_HEARTBEAT_SECONDS',
   agentId: 'MESO_AGENT_ID',
+  /** A fleet instance's own ARN: its command queue is tagged with it (INSTANCE_QUEUE_TAG). */
+  instanceArn: 'MESO_AGENT_INSTANCE_ARN',
   logLevel: 'MESO_AGENT_LOG_LEVEL',
 } as const;
 
@@ -79,6 +81,8 @@ export interface InstallOptions {
   readonly isolation?: string;
   readonly containers?: string;
   readonly agentId?: string;
+  /** The EC2 instance's ARN, on the fleet: the agent tags its command queue with it. */
+  readonly instanceArn?: string;
   /** Default /var/lib/meso-agent. */
   readonly workDir?: string;
   readonly unitName?: string;
@@ -176,6 +180,7 @@ export function renderEnv(o: InstallOptions, now = new Date()): string {
     [AGENT_ENV.isolation, o.isolation],
     [AGENT_ENV.containers, o.containers],
     [AGENT_ENV.agentId, o.agentId],
+    [AGENT_ENV.instanceArn, o.instanceArn],
   ];
   return [
     `# Meso agent configuration, written by \`meso-agent install\` on ${now.toISOString()}.`,

@@ -17,6 +17,7 @@ import { credentialOrigin } from '../lib/adapters/credentials.ts';
 import { createSqsHttpClient, signsWithLocalCredentials } from '../lib/adapters/sqs-http.ts';
 import { loadClusterConfig } from '../lib/config/cluster.ts';
 import { EMPTY, format, ResourceError } from '../lib/core/resources.ts';
+import { INSTANCE_QUEUE_TAG } from '../lib/definition/agent-runtime.ts';
 import { DEFAULT_PREFIX } from '../lib/definition/tables-queues.ts';
 import { AGENT_VERSION, Agent } from './agent.ts';
 import { ec2Attributes, looksLikeEc2 } from './ec2.ts';
@@ -199,6 +200,9 @@ export async function runAgent(rawOpts: RunOptions, log?: Log): Promise<number> 
     ...(opts.monitorIntervalMs !== undefined ? { monitorIntervalMs: opts.monitorIntervalMs } : {}),
     ...(opts.pollWaitSeconds !== undefined ? { pollWaitSeconds: opts.pollWaitSeconds } : {}),
     ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
+    ...(process.env[AGENT_ENV.instanceArn]
+      ? { queueTags: { [INSTANCE_QUEUE_TAG]: process.env[AGENT_ENV.instanceArn]! } }
+      : {}),
     log,
   });
   log('info', `meso-agent ${AGENT_VERSION} on ${os.hostname()}: cluster from ${config.source}`, {
@@ -245,6 +249,7 @@ interface InstallCliOptions {
   isolation?: string;
   containers?: string;
   agentId?: string;
+  instanceArn?: string;
   workDir?: string;
   unitDir?: string;
   configDir?: string;
@@ -275,6 +280,7 @@ function installCommand(o: InstallCliOptions, out: (s: string) => void): number 
     ...(o.isolation ? { isolation: o.isolation } : {}),
     ...(o.containers ? { containers: o.containers } : {}),
     ...(o.agentId ? { agentId: o.agentId } : {}),
+    ...(o.instanceArn ? { instanceArn: o.instanceArn } : {}),
     ...(o.workDir ? { workDir: resolve(o.workDir) } : {}),
     ...(o.unitDir ? { unitDir: o.unitDir } : {}),
     ...(o.configDir ? { configDir: o.configDir } : {}),
@@ -378,6 +384,7 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
     .option('--isolation <mode>', 'auto, cgroups-v2, cgroups-v1, process-tree or none')
     .option('--containers <engine>', 'auto, docker, podman or none')
     .option('--agent-id <id>', 'use this agent id (e.g. the instance id) instead of a random one')
+    .option('--instance-arn <arn>', "on the EC2 fleet: this instance's ARN, the tag its command queue needs")
     .option('--work-dir <dir>', `the agent's work directory (default ${DEFAULT_INSTALL_WORK_DIR})`)
     .option('--unit-dir <dir>', `where the systemd unit goes (default ${DEFAULT_UNIT_DIR})`)
     .option('--config-dir <dir>', `where the configuration goes (default ${DEFAULT_CONFIG_DIR})`)

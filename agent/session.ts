@@ -136,7 +136,7 @@ export class ControlPlaneSession {
   }
 
   /** Creates the command queue (or finds it). */
-  async openQueue(name: string): Promise<string> {
+  async openQueue(name: string, tags?: Readonly<Record<string, string>>): Promise<string> {
     const { sqs } = this.#opts;
     try {
       const res = await sqs.call('CreateQueue', {
@@ -145,6 +145,7 @@ export class ControlPlaneSession {
           FifoQueue: 'true',
           VisibilityTimeout: String(COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS),
         },
+        ...(tags ? { tags: { ...tags } } : {}),
       });
       if (!res.QueueUrl) throw new Error(`CreateQueue ${name} returned no URL`);
       this.#queueUrl = res.QueueUrl;

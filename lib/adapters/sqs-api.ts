@@ -57,7 +57,7 @@ export interface SqsOps {
     output: { Failed?: SqsBatchError[] };
   };
   CreateQueue: {
-    input: { QueueName: string; Attributes?: Record<string, string> };
+    input: { QueueName: string; Attributes?: Record<string, string>; tags?: Record<string, string> };
     output: { QueueUrl?: string };
   };
   GetQueueUrl: { input: { QueueName: string }; output: { QueueUrl?: string } };

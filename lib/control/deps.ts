@@ -56,6 +56,10 @@ export interface ControlConfig {
   readonly acls?: Acls;
   /** Framework ids, and agent ids, one identity may create (default 100; lib/control/id-quota.ts). */
   readonly maxIdsPerIdentity?: number;
+   * Seconds an ended task's row is kept before DynamoDB's TTL purges it (default 7 days; at least
+   * an hour): see lib/core/task-retention.ts.
+   */
+  readonly taskRetentionSeconds: number;
 }
 
 export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
@@ -70,6 +74,7 @@ export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
   agentUnreachableTimeoutSeconds: 14 * 86_400,
   frameworkPingTimeouts: 3,
   sweepIntervalSeconds: 60,
+  taskRetentionSeconds: ENV_DEFAULTS.taskRetentionSeconds,
 };
 
 export interface ControlDeps {

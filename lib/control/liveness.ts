@@ -337,6 +337,7 @@ async function transitionStep(
       masterChange(state.row, status, now),
       fw,
       `${kind.toLowerCase()}.${agentId}.${at}.${row.taskId}`,
+      deps.config.taskRetentionSeconds,
     );
     writes.push(change.write);
     if (change.message) messages.push(change.message);

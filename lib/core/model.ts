@@ -121,6 +121,11 @@ export interface TaskRecord {
   readonly seenUuids: readonly string[];
   /** The framework asked to kill it while its agent was unreachable: kill it when the agent returns. */
   readonly killRequested?: boolean;
+  /**
+   * When DynamoDB may purge the row (epoch seconds, the table's TTL attribute): set when the task
+   * ends (lib/core/task-retention.ts); absent while it has not.
+   */
+  readonly purgeAt?: number;
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly version: number;

@@ -13,4 +13,11 @@ export const NODE_FLAGS = ['--optimize-for-size'] as const;
  * of the agent's idle RSS (docs/benchmarks.md). Tasks do not inherit it: their environment is
  * built from scratch.
  */
+/**
+ * The tag a fleet instance's command queue carries: the ARN of the instance that owns it. The
+ * fleet's role lets an instance use only the queues tagged with its own ARN
+ * (lib/infra/cdk/fleet-identity.ts).
+ */
+export const INSTANCE_QUEUE_TAG = 'meso:instance';
+
 export const AGENT_ENV_VARS = { MALLOC_MMAP_THRESHOLD_: '131072' } as const;

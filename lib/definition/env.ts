@@ -22,6 +22,8 @@ export const ENV = {
   acl: 'MESO_ACL',
   /** Framework ids, and agent ids, one identity (SQS SenderId) may create (default 100). */
   maxIdsPerIdentity: 'MESO_MAX_IDS_PER_IDENTITY',
+  /** Seconds a task's row is kept after the task ended (its `purgeAt`, lib/core/task-retention.ts). */
+  taskRetentionSeconds: 'MESO_TASK_RETENTION_SECONDS',
   /** CloudWatch namespace of the functions' Powertools metrics. */
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
 } as const;
@@ -33,5 +35,7 @@ export const ENV_DEFAULTS = {
   /** ≈ $0.19 per agent-month through FIFO SQS (docs/architecture.md). */
   heartbeatIntervalSeconds: 15,
   allocatorShards: 1,
+  /** 7 days. */
+  taskRetentionSeconds: 7 * 86_400,
   metricsNamespace: 'Meso',
 } as const;

@@ -66,6 +66,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
       // Closed unless MESO_ACL_PERMISSIVE=true, but for the grants in MESO_ACL.
       acls: aclDefaultFromEnv(env),
       ...(env[ENV.maxIdsPerIdentity] ? { maxIdsPerIdentity: num(env[ENV.maxIdsPerIdentity], 100) } : {}),
+      taskRetentionSeconds: num(env[ENV.taskRetentionSeconds], DEFAULT_CONTROL_CONFIG.taskRetentionSeconds),
     },
     flush: () => pm.publishStoredMetrics(),
   };

@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { awsConfigFromEnv } from '../adapters/aws-config.ts';
+import { awsConfigFromEnv, LOCAL_CREDENTIALS } from '../adapters/aws-config.ts';
 import { type ClusterConfig, configToEnv, DEV_FILE, type DevFile } from '../config/cluster.ts';
 import type { Logger } from '../control/deps.ts';
 import { DEFAULT_PREFIX } from '../definition/tables-queues.ts';
@@ -45,6 +45,18 @@ const devLogger = (verbose: boolean): Logger => ({
   error: (m, e) => console.error(`[control] ERROR ${m}`, e ? JSON.stringify(e) : ''),
 });
 
+/**
+ * On the embedded emulators each agent signs with its own access key (the local secret), so the
+ * identity gateway gives it its own SenderId, as each node has its own session in AWS: one node
+ * cannot pass for another. The CLI and the control plane keep the default local key.
+ */
+export function agentKey(index: number): { AWS_ACCESS_KEY_ID: string; AWS_SECRET_ACCESS_KEY: string } {
+  return {
+    AWS_ACCESS_KEY_ID: `mesoagent${index}`,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+  };
+}
+
 export async function runDev(opts: DevOptions = {}): Promise<void> {
   const cwd = process.cwd();
   const mesoDir = join(cwd, '.meso');
@@ -58,7 +70,11 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     say(`Using AWS_ENDPOINT_URL=${external.endpoint} (no emulators started).`);
   } else {
     say('Starting DynamoDB Local and the SQS emulator…');
-    emulators = await startEmulators({ ...(opts.persist ? { dataDir: join(mesoDir, 'data') } : {}) });
+    // SQS behind the identity gateway: each access key its own SenderId, as in AWS.
+    emulators = await startEmulators({
+      identityGateway: true,
+      ...(opts.persist ? { dataDir: join(mesoDir, 'data') } : {}),
+    });
   }
   const aws = emulators
     ? {
@@ -113,7 +129,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     if (opts.resources) args.push('--resources', opts.resources);
     const child = spawn(process.execPath, args, {
       cwd,
-      env: { ...process.env, ...configToEnv(cluster) },
+      env: { ...process.env, ...configToEnv(cluster), ...(emulators ? agentKey(i) : {}) },
       stdio: ['ignore', 'inherit', 'pipe'],
     });
     registered.push(

@@ -57,6 +57,8 @@ describe('meso-agent install', () => {
       'rack:r1;zone:a',
       '--agent-id',
       'node-17',
+      '--instance-arn',
+      'arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0',
       '--unit-dir',
       unitDir,
     ]);
@@ -74,6 +76,7 @@ describe('meso-agent install', () => {
       'MESO_AGENT_TASK_USER="nobody"',
       'MESO_AGENT_WORK_DIR="/var/lib/meso-agent"',
       'MESO_AGENT_ID="node-17"',
+      'MESO_AGENT_INSTANCE_ARN="arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0"',
     ]) {
       expect(out.split('\n')).toContain(line);
     }

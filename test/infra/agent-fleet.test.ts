@@ -123,8 +123,11 @@ describe('MesoAgentFleet', () => {
     expect(userData).toContain(
       'node-22 --optimize-for-size /opt/meso-agent/meso-agent.mjs install --queue-url ',
     );
+    expect(userData).toContain('--agent-id \\"$INSTANCE_ID\\" --instance-arn \\"arn:');
+    // Its own ARN, the tag its command queue must carry (lib/infra/cdk/fleet-identity.ts).
+    expect(userData).toContain('{"Ref":"AWS::Partition"}');
     expect(userData).toContain(
-      "--agent-id \\\"$INSTANCE_ID\\\" --task-user 'nobody' --attributes 'pool:batch'",
+      ":ec2:eu-west-1:123456789012:instance/$INSTANCE_ID\\\" --task-user 'nobody' --attributes 'pool:batch'",
     );
   });
 

@@ -462,10 +462,13 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       const policy = findManagedPolicy(template, 'MesoAgentPolicy');
       expect(allowedOn(policy, callsId)).toContain('sqs:SendMessage');
       expect(allowedOn(policy, callsId)).not.toContain('sqs:ReceiveMessage');
-      const own = policy.find((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-agent-i-*"`));
-      expect(actionsOf(own!)).toEqual(
+      const own = policy.filter((s) => JSON.stringify(s.Resource).includes(`:${DEFAULT_PREFIX}-agent-i-*"`));
+      expect(own.flatMap(actionsOf)).toEqual(
         expect.arrayContaining(['sqs:CreateQueue', 'sqs:ReceiveMessage', 'sqs:DeleteMessage']),
       );
+      // Each only on the queues tagged with the caller's own instance ARN (fleet-identity.ts;
+      // evaluated in test/infra/queue-ownership.test.ts).
+      for (const s of own) expect(JSON.stringify(s)).toContain('{ec2:SourceInstanceARN}');
     });
   });
 

@@ -1,8 +1,9 @@
 /**
  * Bad input on each inbound queue gets a clear answer where the sender is known, is counted, is
- * not retried, crashes nothing and changes no state. Calls on behalf of someone else are made by
- * handing the registry handler records with another SenderId (the SQS emulator reports one
- * sender for everybody).
+ * not retried, crashes nothing and changes no state. Bad agent calls are sent with the agent's own
+ * key (the identity gateway makes it the agent's SenderId); calls on behalf of someone else are
+ * made here by handing the registry handler records with another SenderId (test/integration/
+ * impersonation.test.ts sends them through SQS with other keys).
  */
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
@@ -64,8 +65,9 @@ describe('bad input', () => {
     };
   }
 
+  /** Sent as the framework's principal, or on agent-calls as the agent's. */
   const send = (queue: 'schedulerCalls' | 'agentCalls', body: string, group: string) =>
-    h.sqs.send(
+    (queue === 'agentCalls' ? h.as(h.principalOf(agent)) : h.sqs).send(
       new SendMessageCommand({
         QueueUrl: h.cluster.queues[queue],
         MessageBody: body,

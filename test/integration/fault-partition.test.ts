@@ -131,11 +131,13 @@ describe('partitioned agents', () => {
     const { s, r } = await framework(h, 'completed', false);
     await launch(s, await r.takeOffer(agent.agentId), 'c1', 'sleep 6');
     await r.update('c1', 'TASK_RUNNING');
-    await quietCut(agent, net);
-    await r.update('c1', 'TASK_LOST');
-    await new Promise<void>((resolve) =>
+    // Listened for before the cut: the task may end before Meso has declared it lost.
+    const ended = new Promise<void>((resolve) =>
       agent.on('taskTerminated', (_fw, taskId) => taskId === 'c1' && resolve()),
     );
+    await quietCut(agent, net);
+    await r.update('c1', 'TASK_LOST');
+    await ended;
     net.heal();
     const finished = await r.update('c1', 'TASK_FINISHED');
     expect(finished.source).not.toBe('SOURCE_MASTER');

@@ -6,11 +6,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SQSClient } from '@aws-sdk/client-sqs';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { Agent, type AgentOptions } from '../../agent/agent.ts';
 import { silentLog, stderrLog } from '../../agent/log.ts';
+import { clientOptions } from '../../lib/adapters/aws-config.ts';
+import { staticCredentials } from '../../lib/adapters/credentials.ts';
 import { createSqsClient } from '../../lib/adapters/sqs.ts';
-import { createSqsHttpClient } from '../../lib/adapters/sqs-http.ts';
+import { SqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import type { ClusterConfig } from '../../lib/config/cluster.ts';
 import type { ControlConfig } from '../../lib/control/deps.ts';
 import { isTerminal } from '../../lib/core/task-state.ts';
@@ -23,13 +25,21 @@ import type { Offer, TaskStatus } from '../../lib/protocol/index.ts';
 import { MesoScheduler } from '../../lib/sdk/scheduler.ts';
 import type { SchedulerSettings } from '../../lib/sdk/types.ts';
 import { checkingStore } from '../../lib/testing/invariants.ts';
-import { createTestCluster } from '../setup/cluster.ts';
+import { createTestCluster, testCredentials } from '../setup/cluster.ts';
 
 export interface Harness {
   readonly cluster: ClusterConfig;
   readonly controlPlane: LocalControlPlane;
+  /** The SDK client of the test's default principal; the frameworks' unless they pick another. */
   readonly sqs: SQSClient;
   readonly agents: Agent[];
+  /**
+   * An SDK client signing as the principal `name` (its own access key id, so its own SenderId).
+   * Destroyed by `stop()`.
+   */
+  as(name: string): SQSClient;
+  /** The access key id (= SenderId) an agent started without its own `sqs` client signs with. */
+  principalOf(agent: Agent): string;
   /** Accounting violations seen after any write to an agent record (must stay empty; see lib/testing/invariants.ts). */
   readonly violations: string[];
   startAgent(opts?: Partial<AgentOptions>): Promise<Agent>;
@@ -63,17 +73,42 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
   });
   const sqs = createSqsClient(cluster.aws);
-  // Agents use the agent's own client, as deployed.
-  const agentSqs = createSqsHttpClient(cluster.aws);
+  const clients: SQSClient[] = [];
+  const as = (name: string) => {
+    const c = new SQSClient({
+      ...clientOptions(cluster.aws, cluster.aws.sqsEndpoint),
+      credentials: testCredentials(name),
+      useQueueUrlAsEndpoint: false,
+    });
+    clients.push(c);
+    return c;
+  };
+  // Agents use the agent's own client, as deployed, and each work dir (one node) its own access
+  // key: one node is not another's principal, as each EC2 instance has its own session. A
+  // restarted agent (the same work dir) signs with the same key again.
+  const agentKeys = new Map<string, string>();
+  const agentClients: SqsHttpClient[] = [];
+  const agentPrincipal = new Map<Agent, string>();
+  const agentClient = (key: string) => {
+    const c = new SqsHttpClient({
+      region: cluster.aws.region,
+      ...(cluster.aws.sqsEndpoint ? { endpoint: cluster.aws.sqsEndpoint } : {}),
+      credentials: staticCredentials(testCredentials(key)),
+    });
+    agentClients.push(c);
+    return c;
+  };
   const agents: Agent[] = [];
   const schedulers: MesoScheduler[] = [];
   const workDirs: string[] = [];
 
   const startAgent = async (o: Partial<AgentOptions> = {}) => {
-    const workDir = await mkdtemp(join(tmpdir(), 'meso-agent-'));
-    workDirs.push(workDir);
+    const workDir = o.workDir ?? (await mkdtemp(join(tmpdir(), 'meso-agent-')));
+    if (!o.workDir) workDirs.push(workDir);
+    const key = agentKeys.get(workDir) ?? `mesoagent${agentKeys.size}`;
+    agentKeys.set(workDir, key);
     const agent = new Agent({
-      sqs: agentSqs,
+      sqs: o.sqs ?? agentClient(key),
       agentCallsQueueUrl: cluster.queues.agentCalls,
       prefix: cluster.prefix,
       workDir,
@@ -90,6 +125,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     await agent.start();
     await registered;
     agents.push(agent);
+    if (!o.sqs) agentPrincipal.set(agent, key);
     return agent;
   };
   for (let i = 0; i < (opts.agents ?? 1); i++) await startAgent();
@@ -113,6 +149,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     sqs,
     agents,
     violations,
+    as,
+    principalOf: (agent) => agentPrincipal.get(agent) ?? 'unknown',
     startAgent,
     scheduler,
     async framework(o = {}) {
@@ -126,7 +164,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       await Promise.all(agents.map((a) => a.stop({ killTasks: true }).catch(() => {})));
       await controlPlane.stop();
       sqs.destroy();
-      agentSqs.close();
+      for (const c of clients) c.destroy();
+      for (const c of agentClients) c.close();
       await Promise.all(workDirs.map((d) => rm(d, { recursive: true, force: true })));
     },
   };

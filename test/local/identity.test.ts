@@ -20,7 +20,7 @@ import { type LocalControlPlane, startLocalControlPlane } from '../../lib/local/
 import { type SqsGateway, startSqsGateway } from '../../lib/local/sqs-gateway.ts';
 import type { Item } from '../../lib/ports/store.ts';
 import { eventually } from '../integration/harness.ts';
-import { createTestCluster, type TestCluster } from '../setup/cluster.ts';
+import { createTestCluster, sqsEmulatorEndpoint, type TestCluster } from '../setup/cluster.ts';
 
 let cluster: TestCluster;
 let gateway: SqsGateway;
@@ -41,7 +41,7 @@ const as = (accessKeyId: string) => {
 
 beforeAll(async () => {
   cluster = await createTestCluster();
-  gateway = await startSqsGateway({ upstream: cluster.config.aws.sqsEndpoint! });
+  gateway = await startSqsGateway({ upstream: sqsEmulatorEndpoint() });
   cp = startLocalControlPlane({
     cluster: { ...cluster.config, aws: { ...cluster.config.aws, sqsEndpoint: gateway.endpoint } },
     sweepIntervalMs: 0,

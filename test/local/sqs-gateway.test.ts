@@ -18,7 +18,7 @@ import { staticCredentials } from '../../lib/adapters/credentials.ts';
 import { SqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import { startEventSource } from '../../lib/local/esm-runner.ts';
 import { checkSigV4, type SqsGateway, startSqsGateway } from '../../lib/local/sqs-gateway.ts';
-import { testAwsConfig, uniquePrefix } from '../setup/cluster.ts';
+import { sqsEmulatorEndpoint, testAwsConfig, uniquePrefix } from '../setup/cluster.ts';
 import { deferred } from './helpers.ts';
 
 const SECRETS: Record<string, string> = { alice: 'alice-secret', bob: 'bob-secret' };
@@ -41,7 +41,8 @@ const client = (accessKeyId: string, secretAccessKey: string, endpoint = gateway
 beforeAll(async () => {
   const aws = testAwsConfig();
   region = aws.region;
-  gateway = await startSqsGateway({ upstream: aws.sqsEndpoint!, secretFor: (k) => SECRETS[k] });
+  // In front of the emulator itself (the run's own gateway knows other secrets).
+  gateway = await startSqsGateway({ upstream: sqsEmulatorEndpoint(), secretFor: (k) => SECRETS[k] });
 });
 afterAll(async () => {
   for (const c of clients) c.destroy();
@@ -156,7 +157,7 @@ describe('the local SQS gateway', () => {
     const direct = client(
       LOCAL_CREDENTIALS.accessKeyId,
       LOCAL_CREDENTIALS.secretAccessKey,
-      testAwsConfig().sqsEndpoint,
+      sqsEmulatorEndpoint(),
     );
     await direct.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'around', MessageGroupId: 'g' }));
     const r = await alice.send(

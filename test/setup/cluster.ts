@@ -13,12 +13,12 @@
 import { randomBytes } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { inject } from 'vitest';
-import type { AwsConfig } from '../../lib/adapters/aws-config.ts';
+import { type AwsConfig, LOCAL_CREDENTIALS } from '../../lib/adapters/aws-config.ts';
 import { createSqsClient } from '../../lib/adapters/sqs.ts';
 import type { ClusterConfig } from '../../lib/config/cluster.ts';
 import type { QueueName } from '../../lib/definition/tables-queues.ts';
 import { deprovision, provision } from '../../lib/local/provision.ts';
-import './provided.ts';
+import { TEST_CREDENTIALS } from './provided.ts';
 
 export interface TestCluster {
   readonly config: ClusterConfig;
@@ -36,13 +36,28 @@ export function testAwsConfig(): AwsConfig {
   if (!endpoints) {
     throw new Error('No emulators in this run (MESO_TEST_EMULATORS=0): this test needs DynamoDB and SQS.');
   }
-  const { embedded: _embedded, ...aws } = endpoints;
+  const { embedded: _embedded, sqsEmulatorEndpoint: _emulator, ...aws } = endpoints;
   if (endpoints.embedded && !process.env.AWS_ACCESS_KEY_ID) {
-    // DynamoDB Local ≥ 1.23 refuses access key ids that are not purely alphanumeric.
-    process.env.AWS_ACCESS_KEY_ID = 'mesotest';
-    process.env.AWS_SECRET_ACCESS_KEY = 'mesotest';
+    process.env.AWS_ACCESS_KEY_ID = TEST_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = TEST_CREDENTIALS.secretAccessKey;
   }
   return aws;
+}
+
+/**
+ * Credentials of another principal: an access key id of its own, signed with the local secret,
+ * which the identity gateway accepts for any key id (alphanumeric, so DynamoDB Local takes it
+ * too). Each `name` is its own SenderId to the control plane.
+ */
+export function testCredentials(name: string): { accessKeyId: string; secretAccessKey: string } {
+  if (!/^[A-Za-z0-9]+$/.test(name)) throw new Error(`a test key id is alphanumeric: ${name}`);
+  return { accessKeyId: name, secretAccessKey: LOCAL_CREDENTIALS.secretAccessKey };
+}
+
+/** The SQS emulator itself, without the identity gateway in front (else the run's SQS endpoint). */
+export function sqsEmulatorEndpoint(): string {
+  const aws = testAwsConfig();
+  return inject('emulators')?.sqsEmulatorEndpoint ?? aws.sqsEndpoint ?? aws.endpoint!;
 }
 
 /** A fresh, unique prefix: `t` and 8 hex digits. */

@@ -7,6 +7,11 @@ import type { AwsConfig } from '../../lib/adapters/aws-config.ts';
 
 export interface TestEndpoints extends AwsConfig {
   readonly embedded: boolean;
+  /**
+   * The SQS emulator itself, behind the identity gateway that `sqsEndpoint` names (embedded
+   * emulators only): for the gateway's own tests, and for sending around it.
+   */
+  readonly sqsEmulatorEndpoint?: string;
 }
 
 declare module 'vitest' {
@@ -14,3 +19,9 @@ declare module 'vitest' {
     emulators: TestEndpoints | undefined;
   }
 }
+
+/**
+ * What test clients sign with when no keys are set (DynamoDB Local ≥ 1.23 refuses access key ids
+ * that are not purely alphanumeric).
+ */
+export const TEST_CREDENTIALS = { accessKeyId: 'mesotest', secretAccessKey: 'mesotest' } as const;

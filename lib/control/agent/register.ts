@@ -247,6 +247,7 @@ async function reviveTasks(
           masterChange(r.state, status, now),
           fw,
           `reregistered.${agentId}.${row.updatedAt}.${r.taskId}`,
+          deps.config.taskRetentionSeconds,
         );
         writes.push(change.write);
         if (change.message) messages.push(change.message);

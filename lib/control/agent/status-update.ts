@@ -15,7 +15,7 @@ import { nudgeAllocator, sendToAgent, sendToFramework } from '../emit.ts';
 import { followUpReordered } from '../order.ts';
 import { getAgent, releaseTaskWrite } from '../records/agents.ts';
 import { type AgentRoute, frameworkRoute } from '../records/routes.ts';
-import { updateTask } from '../records/tasks.ts';
+import { statusSet, updateTask } from '../records/tasks.ts';
 import type { Change } from '../records/transact.ts';
 import { type Rejection, reject } from '../reject.ts';
 
@@ -89,7 +89,7 @@ async function applyUpdate(
   // An ended task leaves its agent's ledger in the same transaction (a commutative release).
   const holds = change.terminal && !!(await getAgent(deps.store, agent.agentId))?.tasks[task.taskId];
   return {
-    set: change.set as unknown as Item,
+    set: statusSet(change.set, deps.config.taskRetentionSeconds) as unknown as Item,
     ...(holds ? { also: [releaseTaskWrite(agent.agentId, task.taskId)] } : {}),
     result: { kind: 'forward', task, freed: holds },
   };

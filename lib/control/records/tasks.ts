@@ -1,10 +1,12 @@
 /**
  * Task rows: read one, change one (conditional on the version read, retried on a lost race), and
  * a status Meso decides for a row together with the UPDATE its framework must hear, for the
- * outbox of the same transaction.
+ * outbox of the same transaction. Every status change goes through {@link statusSet}, which gives
+ * a row that ends its `purgeAt` (lib/core/task-retention.ts).
  */
 import type { FrameworkRecord, TaskRecord } from '../../core/model.ts';
 import type { StatusSet } from '../../core/task-change.ts';
+import { withPurgeAt } from '../../core/task-retention.ts';
 import type { Item, Store, WriteOp } from '../../ports/store.ts';
 import { type OutboxMessage, toFramework } from '../outbox.ts';
 import { type Decide, updateRecord } from './transact.ts';
@@ -21,6 +23,13 @@ export const updateTask = <R>(
 ): Promise<R> => updateRecord(s, 'tasks', { frameworkId, taskId }, decide);
 
 /**
+ * The attributes a status change sets on a task row: `set`, and when it ends the task the row's
+ * `purgeAt`, `retentionSeconds` (the deployment's `taskRetentionSeconds`) after it ended.
+ */
+export const statusSet = (set: StatusSet, retentionSeconds: number): StatusSet & { purgeAt?: number } =>
+  withPurgeAt(set, retentionSeconds);
+
+/**
  * A status change of a row read at `row.version`, and — when its framework is connected — the
  * UPDATE it hears, watched so that a newer change overtaking it is followed up (lib/control/order.ts).
  */
@@ -29,13 +38,14 @@ export function statusChange(
   set: StatusSet,
   fw: Pick<FrameworkRecord, 'status' | 'queueUrl'> | undefined,
   dedupId: string,
+  retentionSeconds: number,
 ): { write: WriteOp; message?: OutboxMessage } {
   const { frameworkId, taskId } = row;
   const write: WriteOp = {
     kind: 'patch',
     table: 'tasks',
     key: { frameworkId, taskId },
-    set: set as unknown as Item,
+    set: statusSet(set, retentionSeconds) as unknown as Item,
     expect: row.version,
   };
   if (fw?.status !== 'ACTIVE') return { write };

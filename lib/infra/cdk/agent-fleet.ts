@@ -193,6 +193,9 @@ export class MesoAgentFleet extends Construct {
       controlPlane.prefix,
       '--agent-id',
       '"$INSTANCE_ID"',
+      // Its own ARN: the tag its command queue needs (fleet-identity.ts).
+      '--instance-arn',
+      `"arn:${Stack.of(this).partition}:ec2:${region}:${Stack.of(this).account}:instance/$INSTANCE_ID"`,
       '--task-user',
       shellQuote(props.taskUser ?? 'nobody'),
       ...(props.resources ? ['--resources', shellQuote(props.resources)] : []),

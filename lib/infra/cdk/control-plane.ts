@@ -19,6 +19,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { aclsFromJson } from '../../core/acl.ts';
+import { MIN_TASK_RETENTION_SECONDS } from '../../core/task-retention.ts';
 import { ENV, ENV_DEFAULTS } from '../../definition/env.ts';
 import {
   DEFAULT_PREFIX,
@@ -33,6 +34,7 @@ import {
   type TableName,
   tableName,
 } from '../../definition/tables-queues.ts';
+import { instanceQueueStatements } from './fleet-identity.ts';
 import { acknowledge, wildcardResourceFinding } from './nag.ts';
 
 /** Every Lambda function of the control plane: the queue consumers plus the scheduled sweep. */
@@ -105,13 +107,16 @@ function denyInsecureTransport(actions: readonly string[]): iam.PolicyStatement 
  */
 export function agentStatements(
   agentCallsArn: string,
-  own: { readonly sid: string; readonly arn: string },
+  own: { readonly sid: string; readonly arn: string; readonly byInstanceTag?: boolean },
 ): iam.PolicyStatement[] {
   const send = ['sqs:SendMessage', 'sqs:GetQueueUrl'];
   return [
     new iam.PolicyStatement({ sid: 'SendAgentCalls', actions: send, resources: [agentCallsArn] }),
-    new iam.PolicyStatement({ sid: own.sid, actions: [...AGENT_QUEUE_ACTIONS], resources: [own.arn] }),
-    denyInsecureTransport([...send, ...AGENT_QUEUE_ACTIONS]),
+    // The fleet's instances: only the queues tagged with their own instance ARN (fleet-identity.ts).
+    ...(own.byInstanceTag
+      ? instanceQueueStatements(own.sid, own.arn)
+      : [new iam.PolicyStatement({ sid: own.sid, actions: [...AGENT_QUEUE_ACTIONS], resources: [own.arn] })]),
+    denyInsecureTransport([...send, ...AGENT_QUEUE_ACTIONS, ...(own.byInstanceTag ? ['sqs:TagQueue'] : [])]),
   ];
 }
 
@@ -255,6 +260,14 @@ export interface MesoControlPlaneProps {
   readonly offerTimeoutSeconds?: number;
 
   /**
+   * Seconds an ended task's row is kept before the tasks table's TTL (`purgeAt`) removes it;
+   * passed to the functions as `MESO_TASK_RETENTION_SECONDS`. An integer, at least 3600.
+   *
+   * @default 604800 (7 days)
+   */
+  readonly taskRetentionSeconds?: number;
+
+  /**
    * Seconds between agent heartbeats; passed to the functions as
    * `MESO_HEARTBEAT_INTERVAL_SECONDS`. A positive integer.
    *
@@ -308,6 +321,14 @@ export class MesoControlPlane extends Construct {
       'offerTimeoutSeconds',
       props.offerTimeoutSeconds ?? ENV_DEFAULTS.offerTimeoutSeconds,
     );
+    const taskRetentionSeconds = positiveInteger(
+      'taskRetentionSeconds',
+      props.taskRetentionSeconds ?? ENV_DEFAULTS.taskRetentionSeconds,
+    );
+    if (taskRetentionSeconds < MIN_TASK_RETENTION_SECONDS)
+      throw new Error(
+        `MesoControlPlane: taskRetentionSeconds must be at least ${MIN_TASK_RETENTION_SECONDS}`,
+      );
     const heartbeatIntervalSeconds = positiveInteger(
       'heartbeatIntervalSeconds',
       props.heartbeatIntervalSeconds ?? ENV_DEFAULTS.heartbeatIntervalSeconds,
@@ -353,6 +374,7 @@ export class MesoControlPlane extends Construct {
       [ENV.prefix]: prefix,
       [ENV.offerTimeoutSeconds]: String(offerTimeoutSeconds),
       [ENV.heartbeatIntervalSeconds]: String(heartbeatIntervalSeconds),
+      [ENV.taskRetentionSeconds]: String(taskRetentionSeconds),
       [ENV.metricsNamespace]: ENV_DEFAULTS.metricsNamespace,
       NODE_OPTIONS: '--enable-source-maps',
     };
@@ -442,16 +464,17 @@ export class MesoControlPlane extends Construct {
     });
     const instanceQueues = Arn.format({ service: 'sqs', resource: `${prefix}-agent-i-*` }, Stack.of(this));
     this.agentPolicy = new iam.ManagedPolicy(this, 'MesoAgentPolicy', {
-      description: `Meso agent fleet (${prefix}): send agent calls, own <prefix>-agent-i-* (instance id) command queues`,
+      description: `Meso agent fleet (${prefix}): send agent calls, own <prefix>-agent-i-* (instance id) command queue tagged with the instance's ARN`,
       statements: agentStatements(this.queues.agentCalls.queueArn, {
         sid: 'OwnInstanceCommandQueues',
         arn: instanceQueues,
+        byInstanceTag: true,
       }),
     });
     acknowledge(
       this.agentPolicy,
       wildcardResourceFinding(this, instanceQueues),
-      "The fleet's instances share one role and name their queues after their instance ids, unknown at synthesis; no policy variable carries the instance id alone (docs/security.md, In AWS)",
+      "The fleet's instances share one role and name their queues after their instance ids, unknown at synthesis; each may use only the queues tagged with its own instance ARN (ec2:SourceInstanceARN, fleet-identity.ts; docs/security.md, In AWS)",
     );
   }
 
