@@ -20,6 +20,7 @@ import type { ClusterConfig } from '../lib/config/cluster.ts';
 import { startLocalControlPlane } from '../lib/local/control-plane.ts';
 import { provision } from '../lib/local/provision.ts';
 import type { TaskStatus } from '../lib/protocol/index.ts';
+import { LIMITS } from '../lib/protocol/limits.ts';
 import { MesoScheduler } from '../lib/sdk/scheduler.ts';
 import { percentile, startBenchEmulators } from './common.ts';
 
@@ -107,8 +108,8 @@ async function main() {
         };
       });
       const now = performance.now();
-      for (let i = 0; i < tasks.length; i += 100) {
-        const chunk = tasks.slice(i, i + 100);
+      for (let i = 0; i < tasks.length; i += LIMITS.tasksPerAccept) {
+        const chunk = tasks.slice(i, i + LIMITS.tasksPerAccept);
         for (const t of chunk) acceptedAt.set(t.taskId, now);
         await s.accept([offer.offerId], chunk, { refuseSeconds: 0 });
       }

@@ -16,6 +16,8 @@ export const ENV = {
   heartbeatIntervalSeconds: 'MESO_HEARTBEAT_INTERVAL_SECONDS',
   /** Allocator shards (agents partitioned by id; one FIFO message group each). */
   allocatorShards: 'MESO_ALLOCATOR_SHARDS',
+  /** Seconds between allocation cycles of a shard (Mesos `--allocation_interval`). */
+  allocationIntervalSeconds: 'MESO_ALLOCATION_INTERVAL_SECONDS',
   /** CloudWatch namespace of the functions' Powertools metrics. */
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
 } as const;
@@ -27,5 +29,6 @@ export const ENV_DEFAULTS = {
   /** ≈ $0.19 per agent-month through FIFO SQS (docs/architecture.md). */
   heartbeatIntervalSeconds: 15,
   allocatorShards: 1,
+  allocationIntervalSeconds: 1,
   metricsNamespace: 'Meso',
 } as const;

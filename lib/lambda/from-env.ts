@@ -62,6 +62,10 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
         DEFAULT_CONTROL_CONFIG.heartbeatIntervalSeconds,
       ),
       shards: num(env[ENV.allocatorShards], DEFAULT_CONTROL_CONFIG.shards),
+      allocationIntervalSeconds: num(
+        env[ENV.allocationIntervalSeconds],
+        DEFAULT_CONTROL_CONFIG.allocationIntervalSeconds,
+      ),
     },
     flush: () => pm.publishStoredMetrics(),
   };
