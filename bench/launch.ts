@@ -5,7 +5,7 @@
  *
  * - `calibration`: the emulators' raw ceiling, measured after the run against the same (warm)
  *   emulator processes — SQS calls/s (send, receive, delete round trips) and DynamoDB calls/s (a
- *   conditional put and a consistent get), each with 8 callers for `--calibrate` seconds;
+ *   put and a consistent get), each with 32 callers for `--calibrate` seconds;
  * - `burst`: `--tasks` trivial tasks (`true`, 0.1 cpu, 32 MB) launched into offers as they come
  *   (one ACCEPT per offer, at most 64 tasks, the rest left with refuseSeconds 0): tasks/s and
  *   ACCEPT → RUNNING, and each stage (ACCEPT → STARTING → RUNNING → FINISHED) p50/p99;
@@ -86,7 +86,11 @@ const ms = (sorted: number[], ...ps: number[]) =>
 const asc = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const round = (x: number, d = 2) => Number(x.toFixed(d));
 
-/** The emulators' raw ceiling: calls/s with 8 callers, per service. */
+/**
+ * The emulators' raw ceiling: calls/s per service with CALLERS callers at once (the run itself
+ * has dozens of calls in flight; with few callers a loaded machine measures latency, not capacity).
+ */
+const CALLERS = 32;
 async function calibrate(cluster: ClusterConfig, prefix: string) {
   const sqs = createSqsClient(cluster.aws);
   const { QueueUrl } = await sqs.send(
@@ -102,13 +106,14 @@ async function calibrate(cluster: ClusterConfig, prefix: string) {
     let calls = 0;
     const t0 = performance.now();
     await Promise.all(
-      Array.from({ length: 8 }, async (_, w) => {
+      Array.from({ length: CALLERS }, async (_, w) => {
         for (let i = 0; performance.now() < until; i++) calls += await work(w, i);
       }),
     );
     return round(calls / ((performance.now() - t0) / 1000), 0);
   };
   const sqsCallsPerSecond = await run(async (w, i) => {
+    // Send, receive, delete: a FIFO receive returns at most one message per group here.
     await sqs.send(
       new SendMessageBatchCommand({
         QueueUrl,
@@ -280,6 +285,7 @@ async function main() {
   const launchSteady = async () => {
     while (pending.length > 0 && held.length > 0) {
       const offer = held.shift()!;
+      if (offer.expiresAt !== undefined && offer.expiresAt < Date.now() + 2000) continue; // about to expire
       const t = pending.shift()!;
       at.set(t.taskId, { arrived: t.arrived, accepted: performance.now() });
       await s.accept(
@@ -397,7 +403,14 @@ async function main() {
     pending.push({ taskId: `s${i}`, arrived: performance.now() });
     void launchSteady();
   }
-  await Promise.race([allEnded(steadyFrom + steadyTasks), sleep(120_000)]);
+  let cap: NodeJS.Timeout | undefined;
+  await Promise.race([
+    allEnded(steadyFrom + steadyTasks),
+    new Promise<void>((r) => {
+      cap = setTimeout(r, 120_000);
+    }),
+  ]);
+  clearTimeout(cap);
   for (const [id, t] of at)
     if (id.startsWith('s') && t.running !== undefined && t.arrived !== undefined)
       arrivalToRunning.push(t.running - t.arrived);
