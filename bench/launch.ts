@@ -120,7 +120,9 @@ async function calibrate(cluster: ClusterConfig, prefix: string) {
         Entries: [{ Id: '0', MessageBody: `${w}.${i}`, MessageGroupId: `g${w}` }],
       }),
     );
-    const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 1 }));
+    const r = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 0 }),
+    );
     const got = r.Messages ?? [];
     if (got.length === 0) return 2;
     await sqs.send(
