@@ -54,19 +54,33 @@ export class BatchingBus implements Bus {
     const held = this.held;
     this.held = [];
     this.once.clear();
-    this.flushing = this.flushing.then(() => this.sendHeld(held));
-    return this.flushing;
+    const next = this.flushing.then(() => this.sendHeld(held));
+    this.flushing = next.catch(() => {});
+    return next;
   }
 
-  /** Sends everything held and runs what waited for it, until nothing is left. */
+  /**
+   * Sends everything held and runs what waited for it, until nothing is left. The waiting work
+   * runs even when a send failed (some messages may have got out): it only re-reads and sends
+   * what is current, and a redelivered record may not do it again. The first failure is thrown.
+   */
   async finish(): Promise<void> {
-    await this.flush();
+    let failure: unknown;
+    const attempt = async (f: () => Promise<void>) => {
+      try {
+        await f();
+      } catch (e) {
+        failure ??= e;
+      }
+    };
+    await attempt(() => this.flush());
     while (this.after.length > 0) {
       const fns = this.after;
       this.after = [];
-      for (const fn of fns) await fn();
-      await this.flush();
+      for (const fn of fns) await attempt(fn);
+      await attempt(() => this.flush());
     }
+    if (failure !== undefined) throw failure;
   }
 
   private async sendHeld(held: readonly { queueUrl: string; messages: readonly OutboundMessage[] }[]) {

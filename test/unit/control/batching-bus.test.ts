@@ -77,4 +77,18 @@ describe('BatchingBus', () => {
     b.defer('broken', [m('d')]);
     await expect(b.finish()).rejects.toThrow('throttled');
   });
+
+  it('still runs afterFlush work when a send failed, then reports the failure', async () => {
+    const { bus, calls } = recordingBus({ fail: ['broken'] });
+    const b = new BatchingBus(bus, () => {});
+    let ran = false;
+    b.defer('broken', [m('update')]);
+    b.afterFlush(async () => {
+      ran = true;
+      b.defer('ok', [m('follow-up')]);
+    });
+    await expect(b.finish()).rejects.toThrow('throttled');
+    expect(ran).toBe(true);
+    expect(calls).toEqual([{ queueUrl: 'ok', bodies: ['follow-up'] }]);
+  });
 });
