@@ -1,197 +1,496 @@
 /**
- * Launch benchmark: 1,000 trivial tasks through the local stack (DynamoDB Local + fauxqs, the
- * control plane's handlers behind the local event-source mappings) on 4 in-process agents that
- * run real processes, driven by one framework through the SDK.
+ * Launch benchmark: tasks through the local stack (DynamoDB Local + fauxqs, the control plane's
+ * real handlers behind the local event-source mappings), agents that run real processes, one
+ * framework through the SDK. Prints one JSON object, so runs can be compared line by line:
  *
- * Reports tasks per second, ACCEPT→RUNNING p50/p99, and AWS API calls per task by service and
- * operation, counted at the clients (every client in this process: control plane, agents,
- * framework). Run: `npm run bench:launch` (options: --tasks N --agents N).
+ * - `calibration`: the emulators' raw ceiling, measured after the run against the same (warm)
+ *   emulator processes — SQS calls/s (send, receive, delete round trips) and DynamoDB calls/s (a
+ *   put and a consistent get), each with 32 callers for `--calibrate` seconds;
+ * - `burst`: `--tasks` trivial tasks (`true`, 0.1 cpu, 32 MB) launched into offers as they come
+ *   (one ACCEPT per offer, at most 64 tasks, the rest left with refuseSeconds 0): tasks/s and
+ *   ACCEPT → RUNNING, and each stage (ACCEPT → STARTING → RUNNING → FINISHED) p50/p99;
+ * - `steady`: `--rate` tasks a second for `--steady` seconds, one task per ACCEPT into an offer
+ *   the framework holds: ACCEPT → RUNNING and arrival → RUNNING percentiles;
+ * - `callsPerTask` (burst): AWS calls by operation, counted at every client (control plane,
+ *   framework, and the agents — in their own processes too);
+ * - `lambda` (burst): invocations and handler time per task, per function;
+ * - `usdPerMillionTasks` (burst) from list prices: FIFO SQS $0.50/M requests, DynamoDB on-demand
+ *   $0.625/M write units (a transaction's item counts twice) and $0.125/M read units (a strongly
+ *   consistent get, one scanned item each), Lambda $0.20/M invocations plus $0.0000166667 per
+ *   GB-second at the memory the CDK stack configures;
+ * - `ceilingTasksPerSecond` and `shareOfCeiling`: what the calibrated emulators allow for this
+ *   run's calls per task (SQS and DynamoDB time added: they share the machine), and the burst's
+ *   share of it.
+ *
+ * Agents run as their own processes (`bench/launch-agent.ts`) unless `--in-process`.
+ * Run: `npm run bench:launch [-- --tasks N --agents N --rate N --steady S --interval S]`.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  DeleteQueueCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+} from '@aws-sdk/client-sqs';
 import { Agent } from '../agent/agent.ts';
 import { silentLog } from '../agent/log.ts';
-import { apiCalls, snapshotCalls } from '../lib/adapters/api-calls.ts';
+import { apiCalls, apiUnits, snapshotCalls } from '../lib/adapters/api-calls.ts';
+import { createDynamoClient, DynamoStore } from '../lib/adapters/dynamo-store.ts';
 import { createSqsClient } from '../lib/adapters/sqs.ts';
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
-import type { ClusterConfig } from '../lib/config/cluster.ts';
+import { type ClusterConfig, configToEnv } from '../lib/config/cluster.ts';
+import { QUEUES, type QueueName } from '../lib/definition/tables-queues.ts';
+import { MEMORY_MB } from '../lib/infra/cdk/control-plane.ts';
 import { startLocalControlPlane } from '../lib/local/control-plane.ts';
 import { provision } from '../lib/local/provision.ts';
-import type { TaskStatus } from '../lib/protocol/index.ts';
+import type { Item } from '../lib/ports/store.ts';
+import type { Offer, TaskStatus } from '../lib/protocol/index.ts';
+import { LIMITS } from '../lib/protocol/limits.ts';
 import { MesoScheduler } from '../lib/sdk/scheduler.ts';
-import { percentile, startBenchEmulators } from './common.ts';
+import { percentile, sleep, startBenchEmulators } from './common.ts';
 
 const { values } = parseArgs({
-  options: { tasks: { type: 'string', default: '1000' }, agents: { type: 'string', default: '4' } },
+  options: {
+    tasks: { type: 'string', default: '1000' },
+    agents: { type: 'string', default: '4' },
+    'in-process': { type: 'boolean', default: false },
+    rate: { type: 'string', default: '10' },
+    steady: { type: 'string', default: '20' },
+    calibrate: { type: 'string', default: '3' },
+    interval: { type: 'string' },
+  },
 });
 const TASKS = Number(values.tasks);
 const AGENTS = Number(values.agents);
+const IN_PROCESS = values['in-process'];
+const RATE = Number(values.rate);
+const STEADY_S = Number(values.steady);
+const CALIBRATE_S = Number(values.calibrate);
 const CPUS_PER_TASK = 0.1;
 const MEM_PER_TASK = 32;
+const AGENT_RESOURCES = 'cpus:8;mem:8192;disk:1024';
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PRICE = { sqs: 0.5, write: 0.625, read: 0.125, invocation: 0.2, gbSecond: 0.0000166667 * 1e6 };
+const TERMINAL = ['TASK_FINISHED', 'TASK_FAILED', 'TASK_ERROR', 'TASK_DROPPED', 'TASK_LOST', 'TASK_KILLED'];
+
+const loadavg = async () => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).map(Number);
+const ms = (sorted: number[], ...ps: number[]) =>
+  Object.fromEntries(ps.map((p) => [`p${p}`, sorted.length ? Math.round(percentile(sorted, p)) : null]));
+const asc = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const round = (x: number, d = 2) => Number(x.toFixed(d));
+
+/**
+ * The emulators' raw ceiling: calls/s per service with CALLERS callers at once (the run itself
+ * has dozens of calls in flight; with few callers a loaded machine measures latency, not capacity).
+ */
+const CALLERS = 32;
+async function calibrate(cluster: ClusterConfig, prefix: string) {
+  const sqs = createSqsClient(cluster.aws);
+  const { QueueUrl } = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: `${prefix}-calibrate.fifo`,
+      Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' },
+    }),
+  );
+  const store = new DynamoStore(createDynamoClient(cluster.aws), cluster.tables);
+  const run = async (work: (w: number, i: number) => Promise<number>) => {
+    for (let i = 0; i < 20; i++) await work(0, i); // warm-up
+    const until = performance.now() + CALIBRATE_S * 1000;
+    let calls = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: CALLERS }, async (_, w) => {
+        for (let i = 0; performance.now() < until; i++) calls += await work(w, i);
+      }),
+    );
+    return round(calls / ((performance.now() - t0) / 1000), 0);
+  };
+  const sqsCallsPerSecond = await run(async (w, i) => {
+    // Send, receive, delete: a FIFO receive returns at most one message per group here.
+    await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl,
+        Entries: [{ Id: '0', MessageBody: `${w}.${i}`, MessageGroupId: `g${w}` }],
+      }),
+    );
+    const r = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 0 }),
+    );
+    const got = r.Messages ?? [];
+    if (got.length === 0) return 2;
+    await sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl,
+        Entries: got.map((m, k) => ({ Id: String(k), ReceiptHandle: m.ReceiptHandle! })),
+      }),
+    );
+    return 3;
+  });
+  const dynamodbCallsPerSecond = await run(async (w, i) => {
+    const key = `calibrate-${w}-${i % 50}`;
+    await store.write([{ kind: 'put', table: 'meta', item: { key, n: i } as Item, expect: 'any' }]);
+    await store.get('meta', { key });
+    return 2;
+  });
+  await sqs.send(new DeleteQueueCommand({ QueueUrl }));
+  sqs.destroy();
+  return { sqsCallsPerSecond, dynamodbCallsPerSecond };
+}
+
+/** An agent: in this process, or its own (bench/launch-agent.ts), answering on stdout. */
+interface BenchAgent {
+  calls(): Promise<Record<string, number>>;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+async function startAgents(
+  cluster: ClusterConfig,
+  dirs: string[],
+): Promise<{ agents: BenchAgent[]; close: () => void }> {
+  const agentSqs = IN_PROCESS ? createSqsHttpClient(cluster.aws) : undefined;
+  const started = Array.from({ length: AGENTS }, async (): Promise<BenchAgent> => {
+    const workDir = await mkdtemp(join(tmpdir(), 'meso-bench-'));
+    dirs.push(workDir);
+    if (agentSqs) {
+      const agent = new Agent({
+        sqs: agentSqs,
+        agentCallsQueueUrl: cluster.queues.agentCalls,
+        prefix: cluster.prefix,
+        workDir,
+        resources: AGENT_RESOURCES,
+        log: silentLog,
+      });
+      const registered = new Promise<void>((r) => agent.once('registered', () => r()));
+      await agent.start();
+      await registered;
+      // In-process agents count into this process's tally with everyone else.
+      return { calls: async () => ({}), reset: () => {}, stop: () => agent.stop({ killTasks: true }) };
+    }
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'node_modules/tsx/dist/cli.mjs'),
+        join(ROOT, 'bench/launch-agent.ts'),
+        cluster.queues.agentCalls,
+        cluster.prefix,
+        workDir,
+        AGENT_RESOURCES,
+      ],
+      { env: { ...process.env, ...configToEnv(cluster) }, stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    const waiting: ((line: Record<string, unknown>) => boolean)[] = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let msg: Record<string, unknown>;
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        return;
+      }
+      const i = waiting.findIndex((w) => w(msg));
+      if (i >= 0) waiting.splice(i, 1);
+    });
+    const ask = <T>(command: string | undefined, pick: (m: Record<string, unknown>) => T | undefined) =>
+      new Promise<T>((resolve) => {
+        waiting.push((m) => {
+          const v = pick(m);
+          if (v === undefined) return false;
+          resolve(v);
+          return true;
+        });
+        if (command) child.stdin!.write(`${command}\n`);
+      });
+    await ask(undefined, (m) => (m.registered ? true : undefined));
+    return {
+      calls: () => ask('calls', (m) => m.calls as Record<string, number> | undefined),
+      reset: () => child.stdin!.write('reset\n'),
+      stop: async () => {
+        const exited = new Promise<void>((r) => child.once('exit', () => r()));
+        await ask('stop', (m) => (m.stopped ? true : undefined));
+        await exited;
+      },
+    };
+  });
+  const agents = await Promise.all(started);
+  return { agents, close: () => agentSqs?.close() };
+}
 
 async function main() {
+  const load = { start: await loadavg(), end: [] as number[] };
   const { emulators, aws } = await startBenchEmulators('mesobench');
   const prefix = 'bench';
   const p = await provision({ aws, prefix });
   const cluster: ClusterConfig = { aws, prefix, queues: p.queues, tables: p.tables, source: 'bench' };
+
+  // Lambda invocations and handler time per function, at the event-source mappings.
+  const lambda = new Map<string, { invocations: number; ms: number }>();
   const cp = startLocalControlPlane({
     cluster,
     dlqs: p.dlqs,
     sweepIntervalMs: 0,
+    ...(values.interval !== undefined
+      ? { config: { allocationIntervalSeconds: Number(values.interval) } }
+      : {}),
     log: {
       info: () => {},
       warn: () => {},
       error: (m, e) => console.error('[control]', m, JSON.stringify(e)),
     },
+    wrapHandlers: (q: QueueName, h) => async (event, context) => {
+      const fn = QUEUES[q].consumer;
+      const t0 = performance.now();
+      try {
+        return await h(event, context);
+      } finally {
+        const l = lambda.get(fn) ?? { invocations: 0, ms: 0 };
+        l.invocations++;
+        l.ms += performance.now() - t0;
+        lambda.set(fn, l);
+      }
+    },
   });
   const sqs = createSqsClient(aws);
-  const agentSqs = createSqsHttpClient(aws);
   const dirs: string[] = [];
-  const agents: Agent[] = [];
-  for (let i = 0; i < AGENTS; i++) {
-    const workDir = await mkdtemp(join(tmpdir(), 'meso-bench-'));
-    dirs.push(workDir);
-    const agent = new Agent({
-      sqs: agentSqs,
-      agentCallsQueueUrl: cluster.queues.agentCalls,
-      prefix,
-      workDir,
-      resources: 'cpus:8;mem:8192;disk:1024',
-      log: silentLog,
-    });
-    const registered = new Promise<void>((r) => agent.once('registered', () => r()));
-    await agent.start();
-    await registered;
-    agents.push(agent);
-  }
+  const { agents, close: closeAgentClient } = await startAgents(cluster, dirs);
 
   apiCalls.clear();
+  apiUnits.clear();
+  lambda.clear();
+  for (const a of agents) a.reset();
   const s = new MesoScheduler({
     sqs,
     schedulerCallsQueueUrl: cluster.queues.schedulerCalls,
     prefix,
     name: 'bench',
   });
-  let next = 0;
-  const acceptedAt = new Map<string, number>();
-  const toRunning: number[] = [];
-  const toStarting: number[] = [];
-  const startingToRunning: number[] = [];
-  const startingAt = new Map<string, number>();
-  let finished = 0;
-  let failed = 0;
+
+  // Per task: when it was accepted (or arrived, steady) and when each update came.
+  const at = new Map<string, { arrived?: number; accepted: number; starting?: number; running?: number }>();
+  const stage = { toStarting: [] as number[], toRunning: [] as number[], startToRun: [] as number[] };
+  const runToEnd: number[] = [];
   const failures = new Map<string, number>();
-  const seen = new Set<string>();
+  let mode: 'burst' | 'steady' = 'burst';
+  let next = 0;
+  let ended = 0;
+  let failed = 0;
+  let onEnded = () => {};
+  const held: Offer[] = [];
+  const pending: { taskId: string; arrived: number }[] = [];
+
+  const launchSteady = async () => {
+    while (pending.length > 0 && held.length > 0) {
+      const offer = held.shift()!;
+      if (offer.expiresAt !== undefined && offer.expiresAt < Date.now() + 2000) continue; // about to expire
+      const t = pending.shift()!;
+      at.set(t.taskId, { arrived: t.arrived, accepted: performance.now() });
+      await s.accept(
+        [offer.offerId],
+        [
+          {
+            taskId: t.taskId,
+            agentId: offer.agentId,
+            resources: { cpus: CPUS_PER_TASK, mem: MEM_PER_TASK },
+            command: { value: 'true' },
+          },
+        ],
+        { refuseSeconds: 0 },
+      );
+    }
+  };
+  s.on('rescind', (id) => {
+    const i = held.findIndex((o) => o.offerId === id);
+    if (i >= 0) held.splice(i, 1);
+  });
   s.on('offers', async (offers) => {
     for (const offer of offers) {
-      if (seen.has(offer.offerId)) continue;
-      seen.add(offer.offerId);
+      if (mode === 'steady') {
+        held.push(offer);
+        continue;
+      }
       const fit = Math.min(
         Math.floor((offer.resources.cpus ?? 0) / CPUS_PER_TASK + 1e-9),
         Math.floor((offer.resources.mem ?? 0) / MEM_PER_TASK),
         TASKS - next,
+        LIMITS.tasksPerAccept,
       );
       if (fit <= 0) {
-        await s.decline([offer.offerId], 1);
+        held.push(offer); // kept for the steady phase
         continue;
       }
-      const tasks = Array.from({ length: fit }, () => {
-        const taskId = `b${next++}`;
-        return {
-          taskId,
-          agentId: offer.agentId,
-          resources: { cpus: CPUS_PER_TASK, mem: MEM_PER_TASK },
-          command: { value: 'true' },
-        };
-      });
+      const tasks = Array.from({ length: fit }, () => ({
+        taskId: `b${next++}`,
+        agentId: offer.agentId,
+        resources: { cpus: CPUS_PER_TASK, mem: MEM_PER_TASK },
+        command: { value: 'true' },
+      }));
       const now = performance.now();
-      for (let i = 0; i < tasks.length; i += 100) {
-        const chunk = tasks.slice(i, i + 100);
-        for (const t of chunk) acceptedAt.set(t.taskId, now);
-        await s.accept([offer.offerId], chunk, { refuseSeconds: 0 });
-      }
+      for (const t of tasks) at.set(t.taskId, { accepted: now });
+      await s.accept([offer.offerId], tasks, { refuseSeconds: 0 });
     }
+    if (mode === 'steady') await launchSteady();
   });
-  const done = new Promise<void>((resolve) => {
-    s.on('update', (u: TaskStatus) => {
-      if (u.state === 'TASK_STARTING') {
-        const t0 = acceptedAt.get(u.taskId);
-        if (t0 !== undefined) {
-          toStarting.push(performance.now() - t0);
-          startingAt.set(u.taskId, performance.now());
-        }
-      }
-      if (u.state === 'TASK_RUNNING') {
-        const t1 = startingAt.get(u.taskId);
-        if (t1 !== undefined) startingToRunning.push(performance.now() - t1);
-        const t0 = acceptedAt.get(u.taskId);
-        if (t0 !== undefined) toRunning.push(performance.now() - t0);
-      }
-      if (u.state === 'TASK_FINISHED') finished++;
-      else if (['TASK_FAILED', 'TASK_ERROR', 'TASK_DROPPED', 'TASK_LOST', 'TASK_KILLED'].includes(u.state)) {
+  s.on('update', (u: TaskStatus) => {
+    const t = at.get(u.taskId);
+    if (!t) return;
+    const now = performance.now();
+    if (u.state === 'TASK_STARTING' && t.starting === undefined) {
+      t.starting = now;
+      stage.toStarting.push(now - t.accepted);
+    }
+    if (u.state === 'TASK_RUNNING' && t.running === undefined) {
+      t.running = now;
+      stage.toRunning.push(now - t.accepted);
+      if (t.starting !== undefined) stage.startToRun.push(now - t.starting);
+    }
+    if (TERMINAL.includes(u.state)) {
+      if (t.running !== undefined) runToEnd.push(now - t.running);
+      if (u.state !== 'TASK_FINISHED') {
         failed++;
-        const key = `${u.state} ${u.reason ?? ''} ${(u.message ?? '').slice(0, 80)}`;
+        const key = `${u.state} ${u.reason ?? ''} ${(u.message ?? '').slice(0, 60)}`;
         failures.set(key, (failures.get(key) ?? 0) + 1);
       }
-      if (finished + failed >= TASKS) resolve();
-    });
+      ended++;
+      onEnded();
+    }
   });
+  const allEnded = (n: number) =>
+    new Promise<void>((resolve) => {
+      onEnded = () => ended >= n && resolve();
+      onEnded();
+    });
+
+  // Burst.
   const start = performance.now();
   await s.subscribe();
-  await done;
+  await allEnded(TASKS);
   const seconds = (performance.now() - start) / 1000;
-  const calls = snapshotCalls();
-
-  toRunning.sort((a, b) => a - b);
-  const byService = new Map<string, number>();
-  for (const [k, v] of Object.entries(calls))
-    byService.set(k.split('.')[0]!, (byService.get(k.split('.')[0]!) ?? 0) + v);
-  const report = {
-    date: new Date().toISOString().slice(0, 10),
-    machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  const calls = new Map(Object.entries(snapshotCalls()));
+  for (const a of agents)
+    for (const [k, v] of Object.entries(await a.calls())) calls.set(k, (calls.get(k) ?? 0) + v);
+  const units = new Map(apiUnits);
+  const lambdaBurst = new Map([...lambda].map(([k, v]) => [k, { ...v }]));
+  const burst = {
     tasks: TASKS,
-    agents: AGENTS,
-    finished,
+    finished: TASKS - failed,
     failed,
     ...(failures.size ? { failures: Object.fromEntries(failures) } : {}),
-    seconds: Number(seconds.toFixed(2)),
-    tasksPerSecond: Number((TASKS / seconds).toFixed(1)),
-    acceptToRunningMs: {
-      p50: Math.round(percentile(toRunning, 50)),
-      p99: Math.round(percentile(toRunning, 99)),
+    seconds: round(seconds),
+    tasksPerSecond: round(TASKS / seconds, 1),
+    acceptToRunningMs: ms(asc(stage.toRunning), 50, 99),
+    stagesMs: {
+      acceptToStarting: ms(asc(stage.toStarting), 50, 99),
+      startingToRunning: ms(asc(stage.startToRun), 50, 99),
+      runningToFinished: ms(asc(runToEnd), 50, 99),
     },
-    acceptToStartingMs: {
-      p50: Math.round(
-        percentile(
-          toStarting.sort((a, b) => a - b),
-          50,
-        ),
-      ),
+  };
+
+  // Steady load: one task per ACCEPT, arriving at RATE a second.
+  mode = 'steady';
+  stage.toRunning.length = 0;
+  const arrivalToRunning: number[] = [];
+  const steadyTasks = Math.round(RATE * STEADY_S);
+  const steadyFrom = ended;
+  const steadyStart = performance.now();
+  for (let i = 0; i < steadyTasks; i++) {
+    const due = steadyStart + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    pending.push({ taskId: `s${i}`, arrived: performance.now() });
+    void launchSteady();
+  }
+  let cap: NodeJS.Timeout | undefined;
+  await Promise.race([
+    allEnded(steadyFrom + steadyTasks),
+    new Promise<void>((r) => {
+      cap = setTimeout(r, 120_000);
+    }),
+  ]);
+  clearTimeout(cap);
+  for (const [id, t] of at)
+    if (id.startsWith('s') && t.running !== undefined && t.arrived !== undefined)
+      arrivalToRunning.push(t.running - t.arrived);
+  const steadyAccept = [...at]
+    .filter(([id, t]) => id.startsWith('s') && t.running !== undefined)
+    .map(([, t]) => t.running! - t.accepted);
+  const steady = {
+    ratePerSecond: RATE,
+    seconds: STEADY_S,
+    tasks: steadyTasks,
+    running: arrivalToRunning.length,
+    acceptToRunningMs: ms(asc(steadyAccept), 50, 90, 99),
+    arrivalToRunningMs: ms(asc(arrivalToRunning), 50, 90, 99),
+  };
+
+  // Calls, cost and ceiling, per burst task.
+  const per = (n: number) => n / TASKS;
+  const byService = new Map<string, number>();
+  for (const [k, v] of calls) byService.set(k.split('.')[0]!, (byService.get(k.split('.')[0]!) ?? 0) + v);
+  const sqsCalls = byService.get('SQS') ?? 0;
+  const ddbCalls = byService.get('DynamoDB') ?? 0;
+  const c = (op: string) => calls.get(`DynamoDB.${op}`) ?? 0;
+  const writeUnits =
+    c('PutItem') + c('UpdateItem') + c('DeleteItem') + 2 * (units.get('DynamoDB.TransactWriteItems') ?? 0);
+  const readUnits = c('GetItem') + (units.get('DynamoDB.Scan') ?? 0);
+  let invocations = 0;
+  let gbSeconds = 0;
+  const lambdaReport: Record<string, unknown> = {};
+  for (const [fn, l] of lambdaBurst) {
+    const memoryMb = MEMORY_MB[fn as keyof typeof MEMORY_MB];
+    invocations += l.invocations;
+    gbSeconds += (l.ms / 1000) * (memoryMb / 1024);
+    lambdaReport[fn] = {
+      invocationsPerTask: round(per(l.invocations), 3),
+      msPerInvocation: round(l.ms / Math.max(1, l.invocations), 1),
+      memoryMb,
+    };
+  }
+  const usd = {
+    sqs: per(sqsCalls) * PRICE.sqs,
+    dynamodb: per(writeUnits) * PRICE.write + per(readUnits) * PRICE.read,
+    lambda: per(invocations) * PRICE.invocation + per(gbSeconds) * PRICE.gbSecond,
+  };
+  // The emulators' ceiling, measured now that they are warm (its items land in `meta` only now).
+  const calibration = await calibrate(cluster, prefix);
+  const ceilingTasksPerSecond =
+    1 / (per(sqsCalls) / calibration.sqsCallsPerSecond + per(ddbCalls) / calibration.dynamodbCallsPerSecond);
+  load.end = await loadavg();
+  const report = {
+    date: new Date().toISOString(),
+    machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    loadavg: load,
+    agents: AGENTS,
+    agentProcesses: !IN_PROCESS,
+    allocationIntervalSeconds: cp.deps.config.allocationIntervalSeconds,
+    burst,
+    steady,
+    callsPerTask: Object.fromEntries([...calls].sort().map(([k, v]) => [k, round(per(v))])),
+    callsPerTaskByService: Object.fromEntries([...byService].map(([k, v]) => [k, round(per(v))])),
+    dynamodbUnitsPerTask: { write: round(per(writeUnits)), read: round(per(readUnits)) },
+    lambda: lambdaReport,
+    usdPerMillionTasks: {
+      sqs: round(usd.sqs),
+      dynamodb: round(usd.dynamodb),
+      lambda: round(usd.lambda),
+      total: round(usd.sqs + usd.dynamodb + usd.lambda),
     },
-    startingToRunningMs: {
-      p50: Math.round(
-        percentile(
-          startingToRunning.sort((a, b) => a - b),
-          50,
-        ),
-      ),
-    },
-    callsPerTask: Object.fromEntries(
-      Object.entries(calls).map(([k, v]) => [k, Number((v / TASKS).toFixed(2))]),
-    ),
-    callsPerTaskByService: Object.fromEntries(
-      [...byService].map(([k, v]) => [k, Number((v / TASKS).toFixed(2))]),
-    ),
+    calibration,
+    ceilingTasksPerSecond: round(ceilingTasksPerSecond, 1),
+    shareOfCeiling: round(burst.tasksPerSecond / ceilingTasksPerSecond, 3),
   };
   console.log(JSON.stringify(report, null, 2));
 
   await s.close({ teardown: true, deleteQueue: true });
-  await Promise.all(agents.map((a) => a.stop({ killTasks: true })));
+  await Promise.all(agents.map((a) => a.stop()));
+  closeAgentClient();
   await cp.stop();
   sqs.destroy();
-  agentSqs.close();
   await emulators.stop();
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 }

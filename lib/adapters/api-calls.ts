@@ -8,9 +8,15 @@ export type CallTally = Map<string, number>;
 
 export const apiCalls: CallTally = new Map();
 
+/**
+ * What the calls carried that is billed by the unit, by `<service>.<operation>`: DynamoDB items
+ * written in transactions (each billed as two writes) and items a Scan read.
+ */
+export const apiUnits: CallTally = new Map();
+
 /** Adds one call of `key` (`<service>.<operation>`) to the tally. */
-export function countCall(key: string, tally: CallTally = apiCalls): void {
-  tally.set(key, (tally.get(key) ?? 0) + 1);
+export function countCall(key: string, tally: CallTally = apiCalls, n = 1): void {
+  tally.set(key, (tally.get(key) ?? 0) + n);
 }
 
 export function countCalls(
@@ -20,8 +26,14 @@ export function countCalls(
 ): void {
   stack.add(
     (next, context) => async (args) => {
-      countCall(`${service}.${String(context.commandName ?? 'unknown').replace(/Command$/, '')}`, tally);
-      return next(args);
+      const key = `${service}.${String(context.commandName ?? 'unknown').replace(/Command$/, '')}`;
+      countCall(key, tally);
+      const input = args.input as { TransactItems?: unknown[] } | undefined;
+      if (Array.isArray(input?.TransactItems)) countCall(key, apiUnits, input.TransactItems.length);
+      const result = await next(args);
+      const scanned = (result.output as { ScannedCount?: unknown } | undefined)?.ScannedCount;
+      if (typeof scanned === 'number') countCall(key, apiUnits, scanned);
+      return result;
     },
     { step: 'initialize', name: 'mesoCallCounter' },
   );

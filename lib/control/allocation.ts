@@ -4,8 +4,8 @@
  * hierarchical DRF with weights, quotas, reservations and filters) who gets what, then spends
  * each agent's offers with one conditional write on the agent's version — a write that loses a
  * race is simply skipped (the next cycle sees the new state), so no two decisions (nor two
- * shards) ever spend the same resources. Offers go out batched per framework, each with an
- * expiry timer.
+ * shards) ever spend the same resources. Offers go out batched per framework, with one expiry
+ * timer per cycle.
  *
  * Shards: agents are partitioned by id (`shardOf`, lib/control/emit.ts) and each shard's cycle
  * runs in its own FIFO message group, one at a time. A shard offers only its own agents but
@@ -246,18 +246,16 @@ export async function runAllocationCycle(
       ]);
     }),
   );
-  await startTimers(
-    deps,
-    made.map(({ offer, agent }) => ({
-      message: {
-        v: 1,
-        type: 'OFFER_TIMEOUT',
-        agentId: agent.agentId,
-        offerId: offer.offerId,
-      } satisfies TimerMessage,
-      delaySeconds: deps.config.offerTimeoutSeconds,
-    })),
-  );
+  // One expiry timer for the cycle, not one per offer: its offers share one deadline, and the
+  // cycle the timer nudges rescinds every offer past its deadline (`rescindExpired`).
+  if (made.length > 0) {
+    await startTimers(deps, [
+      {
+        message: { v: 1, type: 'OFFERS_EXPIRE', shard } satisfies TimerMessage,
+        delaySeconds: deps.config.offerTimeoutSeconds,
+      },
+    ]);
+  }
   deps.metrics.count('OffersMade', {}, made.length);
   if (conflicts > 0) deps.metrics.count('OfferConflicts', {}, conflicts);
   if (failure !== undefined) throw failure;

@@ -35,6 +35,11 @@ export interface ControlConfig {
   /** Allocator shards (agents partitioned by id; one FIFO group each). */
   readonly shards: number;
   /**
+   * Seconds between two allocation cycles of a shard (Mesos `--allocation_interval`, 1 s): nudges
+   * within it make one cycle (lib/control/allocation-interval.ts). 0: every batch of nudges runs one.
+   */
+  readonly allocationIntervalSeconds: number;
+  /**
    * Heartbeat intervals an agent may miss before it is UNREACHABLE (Mesos
    * `--max_agent_ping_timeouts`, 5): 5 × 15 s = 75 s.
    */
@@ -70,6 +75,7 @@ export const DEFAULT_CONTROL_CONFIG: Omit<ControlConfig, 'queues'> = {
   defaultRefuseSeconds: 5,
   maxRefuseSeconds: 31_536_000,
   shards: ENV_DEFAULTS.allocatorShards,
+  allocationIntervalSeconds: ENV_DEFAULTS.allocationIntervalSeconds,
   agentPingTimeouts: 5,
   agentUnreachableTimeoutSeconds: 14 * 86_400,
   frameworkPingTimeouts: 3,

@@ -4,9 +4,20 @@
  * redelivered inbound message re-sends the same ids and FIFO queues drop the copies.
  */
 
-import { QueueGoneError } from '../ports/bus.ts';
+import { type OutboundMessage, QueueGoneError } from '../ports/bus.ts';
 import type { AgentCommand, AllocatorMessage, SchedulerEvent, TimerMessage } from '../protocol/index.ts';
+import { isBatching } from './batching-bus.ts';
 import type { ControlDeps } from './deps.ts';
+
+/**
+ * Sends now, or — inside a handler invocation that batches its sends (lib/control/batching-bus.ts)
+ * — with the invocation's other sends when it ends. Returns whether it was held.
+ */
+function held(deps: ControlDeps, queueUrl: string, messages: OutboundMessage[], onceKey?: string): boolean {
+  if (!isBatching(deps.bus)) return false;
+  deps.bus.defer(queueUrl, messages, onceKey);
+  return true;
+}
 
 export interface Outgoing<T> {
   readonly message: T;
@@ -28,15 +39,14 @@ export async function sendToFramework(
   events: readonly { event: SchedulerEvent; dedupId: string }[],
 ): Promise<void> {
   if (events.length === 0) return;
+  const messages = events.map(({ event, dedupId }) => ({
+    body: JSON.stringify(event),
+    groupId: eventGroup(event),
+    dedupId,
+  }));
+  if (held(deps, queueUrl, messages)) return;
   try {
-    await deps.bus.send(
-      queueUrl,
-      events.map(({ event, dedupId }) => ({
-        body: JSON.stringify(event),
-        groupId: eventGroup(event),
-        dedupId,
-      })),
-    );
+    await deps.bus.send(queueUrl, messages);
   } catch (e) {
     if (!(e instanceof QueueGoneError)) throw e;
     deps.log.warn('framework queue is gone; events dropped', { queueUrl, count: events.length });
@@ -58,15 +68,14 @@ export async function sendToAgent(
   commands: readonly { command: AgentCommand; dedupId: string }[],
 ): Promise<void> {
   if (commands.length === 0) return;
+  const messages = commands.map(({ command, dedupId }) => ({
+    body: JSON.stringify(command),
+    groupId: agentGroup(command),
+    dedupId,
+  }));
+  if (held(deps, queueUrl, messages)) return;
   try {
-    await deps.bus.send(
-      queueUrl,
-      commands.map(({ command, dedupId }) => ({
-        body: JSON.stringify(command),
-        groupId: agentGroup(command),
-        dedupId,
-      })),
-    );
+    await deps.bus.send(queueUrl, messages);
   } catch (e) {
     if (!(e instanceof QueueGoneError)) throw e;
     deps.log.warn('agent queue is gone; commands dropped', { queueUrl, count: commands.length });
@@ -75,9 +84,10 @@ export async function sendToAgent(
 }
 
 /**
- * Asks the allocator shard(s) to run a cycle. Nudges are cheap and coalesce into one cycle per
- * batch. A call about resources on known agents nudges only their shards ({@link shardsOf}); only
- * what may change offers anywhere (a SUBSCRIBE, a REVIVE, a role change, the sweep) nudges all.
+ * Asks the allocator shard(s) to run a cycle. A call about resources on known agents nudges only
+ * their shards ({@link shardsOf}); only what may change offers anywhere (a SUBSCRIBE, a REVIVE, a
+ * role change, the sweep) nudges all. Nudges coalesce: one per shard per invocation that batches
+ * its sends, and one cycle per allocation interval (lib/control/allocation-interval.ts).
  */
 export async function nudgeAllocator(
   deps: ControlDeps,
@@ -88,9 +98,9 @@ export async function nudgeAllocator(
   await Promise.all(
     list.map((shard) => {
       const message: AllocatorMessage = { v: 1, type: 'ALLOCATE', shard, reason };
-      return deps.bus.send(deps.config.queues.allocator, [
-        { body: JSON.stringify(message), groupId: `shard-${shard}`, dedupId: deps.ids.next() },
-      ]);
+      const out = [{ body: JSON.stringify(message), groupId: `shard-${shard}`, dedupId: deps.ids.next() }];
+      if (held(deps, deps.config.queues.allocator, out, `allocate.${shard}`)) return Promise.resolve();
+      return deps.bus.send(deps.config.queues.allocator, out);
     }),
   );
 }
@@ -100,13 +110,12 @@ export async function startTimers(
   timers: readonly { message: TimerMessage; delaySeconds: number }[],
 ): Promise<void> {
   if (timers.length === 0) return;
-  await deps.bus.send(
-    deps.config.queues.timers,
-    timers.map((t) => ({
-      body: JSON.stringify(t.message),
-      delaySeconds: Math.min(900, Math.max(0, t.delaySeconds)),
-    })),
-  );
+  const messages = timers.map((t) => ({
+    body: JSON.stringify(t.message),
+    delaySeconds: Math.min(900, Math.max(0, t.delaySeconds)),
+  }));
+  if (held(deps, deps.config.queues.timers, messages)) return;
+  await deps.bus.send(deps.config.queues.timers, messages);
 }
 
 export function shardOf(agentId: string, shards: number): number {

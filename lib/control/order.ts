@@ -20,12 +20,21 @@
  */
 import type { TaskRecord } from '../core/model.ts';
 import type { Item } from '../ports/store.ts';
+import { isBatching } from './batching-bus.ts';
 import type { ControlDeps } from './deps.ts';
 import { sendToFramework } from './emit.ts';
 import { reconciledStatus, type SentUpdate } from './statuses.ts';
 
 /** After sending `sent`, sends the current status of each task whose row has moved on since. */
 export async function followUpReordered(deps: ControlDeps, sent: readonly SentUpdate[]): Promise<number> {
+  // Held sends are not out yet: the re-read waits until they are (lib/control/batching-bus.ts).
+  const bus = deps.bus;
+  if (sent.length > 0 && isBatching(bus)) {
+    bus.afterFlush(async () => {
+      await followUpReordered({ ...deps, bus: bus.base }, sent);
+    });
+    return 0;
+  }
   let n = 0;
   for (const s of sent) {
     // Read here rather than through records/tasks.ts, which imports the outbox that imports this.

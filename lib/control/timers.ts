@@ -1,5 +1,6 @@
 /**
- * Timers arrive as delayed messages on the `timers` queue: offer expiry, refusal-filter expiry, an
+ * Timers arrive as delayed messages on the `timers` queue: offer expiry (one per allocation cycle
+ * that made offers, OFFERS_EXPIRE; older ones per offer, OFFER_TIMEOUT), refusal-filter expiry, an
  * agent's ping deadline (AGENT_CHECK, lib/control/liveness.ts) and a disconnected framework's
  * failover deadline (FAILOVER_TIMEOUT, lib/control/failover.ts). Every timer re-reads the state it
  * is about and acts only if its deadline still holds, so a redelivered, early or stale timer
@@ -12,7 +13,13 @@ import { nudgeAllocator, shardsOf } from './emit.ts';
 import { onFailoverTimeout } from './failover.ts';
 import { checkAgent } from './liveness.ts';
 
-const TIMER_TYPES = ['OFFER_TIMEOUT', 'FILTER_EXPIRED', 'AGENT_CHECK', 'FAILOVER_TIMEOUT'] as const;
+const TIMER_TYPES = [
+  'OFFER_TIMEOUT',
+  'OFFERS_EXPIRE',
+  'FILTER_EXPIRED',
+  'AGENT_CHECK',
+  'FAILOVER_TIMEOUT',
+] as const;
 
 export async function handleTimer(deps: ControlDeps, record: InboundRecord): Promise<void> {
   const parsed = parseMessage(TimerMessageSchema, record.body, TIMER_TYPES);
@@ -26,6 +33,10 @@ export async function handleTimer(deps: ControlDeps, record: InboundRecord): Pro
     case 'OFFER_TIMEOUT':
       if (await rescindOffer(deps, m.agentId, m.offerId))
         await nudgeAllocator(deps, `offer ${m.offerId} expired`, shardsOf(deps, [m.agentId]));
+      return;
+    case 'OFFERS_EXPIRE':
+      // The cycle rescinds every offer past its expiry before it decides (lib/control/allocation.ts).
+      await nudgeAllocator(deps, 'offers expired', [m.shard]);
       return;
     case 'FILTER_EXPIRED':
       await nudgeAllocator(

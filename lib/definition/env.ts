@@ -24,6 +24,8 @@ export const ENV = {
   maxIdsPerIdentity: 'MESO_MAX_IDS_PER_IDENTITY',
   /** Seconds a task's row is kept after the task ended (its `purgeAt`, lib/core/task-retention.ts). */
   taskRetentionSeconds: 'MESO_TASK_RETENTION_SECONDS',
+  /** Seconds between allocation cycles of a shard (Mesos `--allocation_interval`). */
+  allocationIntervalSeconds: 'MESO_ALLOCATION_INTERVAL_SECONDS',
   /** CloudWatch namespace of the functions' Powertools metrics. */
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
 } as const;
@@ -37,5 +39,6 @@ export const ENV_DEFAULTS = {
   allocatorShards: 1,
   /** 7 days. */
   taskRetentionSeconds: 7 * 86_400,
+  allocationIntervalSeconds: 1,
   metricsNamespace: 'Meso',
 } as const;

@@ -67,6 +67,10 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
       acls: aclDefaultFromEnv(env),
       ...(env[ENV.maxIdsPerIdentity] ? { maxIdsPerIdentity: num(env[ENV.maxIdsPerIdentity], 100) } : {}),
       taskRetentionSeconds: num(env[ENV.taskRetentionSeconds], DEFAULT_CONTROL_CONFIG.taskRetentionSeconds),
+      allocationIntervalSeconds: num(
+        env[ENV.allocationIntervalSeconds],
+        DEFAULT_CONTROL_CONFIG.allocationIntervalSeconds,
+      ),
     },
     flush: () => pm.publishStoredMetrics(),
   };

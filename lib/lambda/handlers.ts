@@ -6,6 +6,7 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { handleAgentCall } from '../control/agent-calls.ts';
 import { runAllocationCycle } from '../control/allocation.ts';
+import { AllocationPacer } from '../control/allocation-interval.ts';
 import type { ControlDeps } from '../control/deps.ts';
 import { resilientStore } from '../control/retry.ts';
 import { handleSchedulerCall } from '../control/scheduler-calls.ts';
@@ -46,20 +47,39 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
     afterEach,
   );
 
+  // Nudges within one allocation interval make one cycle per shard (lib/control/allocation-interval.ts).
+  let pacer: AllocationPacer | undefined;
   const allocator = async (event: SQSEvent, _context: Context): Promise<SQSBatchResponse> => {
     const d = deps();
+    pacer ??= new AllocationPacer({
+      intervalMs: d.config.allocationIntervalSeconds * 1000,
+      now: () => d.clock.now(),
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    });
     try {
-      const shards = new Set<number>();
+      const newest = new Map<number, number>();
       for (const r of event.Records) {
         const parsed = parseMessage(AllocatorMessageSchema, r.body, ['ALLOCATE']);
-        if (parsed.ok) shards.add(parsed.message.shard);
-        else d.log.error('bad allocator message dropped', { error: parsed.error });
+        if (!parsed.ok) {
+          d.log.error('bad allocator message dropped', { error: parsed.error });
+          continue;
+        }
+        const sent = Number(r.attributes.SentTimestamp);
+        const at = Number.isFinite(sent) && sent > 0 ? sent : Number.POSITIVE_INFINITY;
+        const { shard } = parsed.message;
+        newest.set(shard, Math.max(newest.get(shard) ?? 0, at));
       }
       // A batch seen before means the last cycle died, perhaps after writing offers it never
       // sent: this one announces the outstanding offers again (lib/control/allocation.ts).
       const reannounce = event.Records.some((r) => Number(r.attributes.ApproximateReceiveCount ?? '1') > 1);
-      for (const shard of shards) {
+      for (const [shard, sentAt] of newest) {
+        const start = await pacer.admit(shard, sentAt, reannounce);
+        if (start === undefined) {
+          d.metrics.count('AllocationNudgesCoalesced');
+          continue;
+        }
         const report = await runAllocationCycle(d, shard, { reannounce });
+        pacer.completed(shard, start);
         d.log.info('allocation cycle', { shard, ...report });
       }
       return { batchItemFailures: [] };

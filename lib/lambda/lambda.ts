@@ -11,6 +11,7 @@
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { BatchingBus } from '../control/batching-bus.ts';
 import type { ControlDeps, InboundRecord } from '../control/deps.ts';
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
@@ -58,25 +59,40 @@ export async function processFifoBatch(
   return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
 }
 
-/** A handler that processes each record on its own and reports the ones that failed. */
+/**
+ * A handler that processes each record on its own and reports the ones that failed. The records'
+ * sends travel together at the end of the batch (lib/control/batching-bus.ts); if they cannot all
+ * be sent, every record is reported failed, to be redelivered and handled again.
+ */
 export function perRecordHandler(
   deps: () => ControlDeps,
   handle: (deps: ControlDeps, record: InboundRecord) => Promise<void>,
   after?: () => void,
 ): SqsHandler {
   return async (event, context) => {
-    const d = deps();
+    const base = deps();
+    const bus = new BatchingBus(base.bus, (queueUrl, count) => {
+      base.log.warn('queue is gone; messages dropped', { queueUrl, count });
+      base.metrics.count('EventsToGoneQueue', { kind: 'batch' }, count);
+    });
+    const d: ControlDeps = { ...base, bus };
     const recordHandler = (r: SQSRecord) => handle(d, toInbound(r));
     try {
-      if (isFifoEvent(event)) {
-        return await processFifoBatch(event.Records, recordHandler, (r, e) =>
-          d.log.error('record failed; it will be retried', { messageId: r.messageId, error: String(e) }),
-        );
+      const response = isFifoEvent(event)
+        ? await processFifoBatch(event.Records, recordHandler, (r, e) =>
+            d.log.error('record failed; it will be retried', { messageId: r.messageId, error: String(e) }),
+          )
+        : await processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
+            context,
+            throwOnFullBatchFailure: false,
+          });
+      try {
+        await bus.finish();
+      } catch (e) {
+        d.log.error('sends of the batch failed; every record will be retried', { error: String(e) });
+        return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
       }
-      return await processPartialResponse(event, recordHandler, new BatchProcessor(EventType.SQS), {
-        context,
-        throwOnFullBatchFailure: false,
-      });
+      return response;
     } finally {
       after?.();
     }

@@ -15,7 +15,10 @@ export const AllocatorMessageSchema = z.discriminatedUnion('type', [
 ]);
 
 export const TimerMessageSchema = z.discriminatedUnion('type', [
+  /** One offer's expiry (timers sent before cycles set one timer each: still honoured). */
   z.object({ v, type: z.literal('OFFER_TIMEOUT'), agentId: Id, offerId: Id }).strict(),
+  /** The offers a cycle of `shard` made expire: the cycle it nudges rescinds every expired offer. */
+  z.object({ v, type: z.literal('OFFERS_EXPIRE'), shard: z.number().int().nonnegative() }).strict(),
   z.object({ v, type: z.literal('FILTER_EXPIRED'), frameworkId: Id, agentId: Id }).strict(),
   /** An agent's ping deadline: mark it unreachable if it has stayed silent (lib/control/liveness.ts). */
   z.object({ v, type: z.literal('AGENT_CHECK'), agentId: Id }).strict(),

@@ -155,7 +155,7 @@ export const CONCURRENCY: Readonly<Record<ControlPlaneFunction, { reserved: numb
 };
 
 /** Memory per function, MB. The allocator sorts and bin-packs whole shards, so it gets more (and more CPU). */
-const MEMORY_MB: Readonly<Record<ControlPlaneFunction, number>> = {
+export const MEMORY_MB: Readonly<Record<ControlPlaneFunction, number>> = {
   registry: 512,
   allocator: 1024,
   timers: 512,
