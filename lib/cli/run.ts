@@ -56,11 +56,21 @@ export function formatTransition(
   return `meso: ${time} ${status.taskId} ${from}${shortState(status.state)}${details.length > 0 ? ` (${details.join(', ')})` : ''}\n`;
 }
 
+/** The marker after which an agent's failure message quotes the task's stderr. */
+const QUOTED_STDERR = '\n--- last lines of stderr ---';
+
+/** A status message without the stderr an agent quotes in it (`meso run` prints the stderr tail itself). */
+export function messageWithoutStderr(message: string): string {
+  const at = message.indexOf(QUOTED_STDERR);
+  return at >= 0 ? message.slice(0, at) : message;
+}
+
 /** The summary of a task that did not finish: state, reason, message, exit code. */
 export function formatFailure(status: TaskStatus): string {
   let text = `meso: task ${status.taskId} ended ${status.state}`;
   if (status.reason !== undefined) text += ` (${status.reason})`;
-  if (status.message) text += `: ${status.message}`;
+  const message = status.message ? messageWithoutStderr(status.message) : '';
+  if (message) text += `: ${message}`;
   if (status.exitCode !== undefined) text += `; exit code ${status.exitCode}`;
   return `${text}\n`;
 }

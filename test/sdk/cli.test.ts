@@ -246,6 +246,24 @@ describe('meso (program)', () => {
     );
   });
 
+  it('prints the stderr an agent quotes in its failure message once, on lines of its own', async () => {
+    const r = await meso(
+      ['run', 'echo oops >&2; exit 3'],
+      [
+        status('TASK_FAILED', {
+          message: 'exited with code 3\n--- last lines of stderr ---\noops',
+          exitCode: 3,
+          stderrTail: 'oops\n',
+        }),
+      ],
+    );
+    expect(r.code).toBe(1);
+    expect(r.err.split('oops').length - 1).toBe(1);
+    expect(r.err).toContain('meso: last lines of stderr:\noops\n');
+    expect(r.err).toContain('meso: task t1 ended TASK_FAILED: exited with code 3; exit code 3\n');
+    expect(r.err).not.toContain('--- last lines of stderr ---');
+  });
+
   it('exits 2 on usage and configuration errors', async () => {
     expect((await meso(['run'], [])).code).toBe(2);
     expect((await meso(['run', '--cpus', 'lots', 'true'], [])).code).toBe(2);
