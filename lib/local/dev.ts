@@ -15,6 +15,7 @@ import { type ClusterConfig, configToEnv, DEV_FILE, type DevFile } from '../conf
 import type { Logger } from '../control/deps.ts';
 import { DEFAULT_PREFIX } from '../definition/tables-queues.ts';
 import { startLocalControlPlane } from './control-plane.ts';
+import { formatControlLine } from './dev-log.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
 import { provision } from './provision.ts';
 
@@ -40,9 +41,9 @@ function say(line: string): void {
 }
 
 const devLogger = (verbose: boolean): Logger => ({
-  info: (m, e) => verbose && console.error(`[control] ${m}`, e ? JSON.stringify(e) : ''),
-  warn: (m, e) => console.error(`[control] WARN ${m}`, e ? JSON.stringify(e) : ''),
-  error: (m, e) => console.error(`[control] ERROR ${m}`, e ? JSON.stringify(e) : ''),
+  info: (m, e) => verbose && console.error(formatControlLine('INFO', m, e)),
+  warn: (m, e) => console.error(formatControlLine('WARN', m, e)),
+  error: (m, e) => console.error(formatControlLine('ERROR', m, e)),
 });
 
 export async function runDev(opts: DevOptions = {}): Promise<void> {

@@ -38,7 +38,7 @@ it('`npx meso --version` on the system Node prints the version and no EBADENGINE
     .split(delimiter)
     .filter((d) => !d.includes('node_modules'))
     .join(delimiter);
-  const env = { ...process.env, PATH: path };
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: path };
   for (const k of Object.keys(env)) if (k.startsWith('npm_')) delete env[k];
   const node = spawnSync('node', ['--version'], { env, encoding: 'utf8' });
   const npx = spawnSync('npx', ['--no-install', 'meso', '--version'], {
