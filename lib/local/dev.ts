@@ -17,6 +17,7 @@ import { DEFAULT_PREFIX } from '../definition/tables-queues.ts';
 import { startLocalControlPlane } from './control-plane.ts';
 import { formatControlLine } from './dev-log.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
+import { waitForEndpoints } from './endpoints.ts';
 import { provision } from './provision.ts';
 
 export interface DevOptions {
@@ -57,6 +58,10 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   const external = awsConfigFromEnv();
   if (external.endpoint) {
     say(`Using AWS_ENDPOINT_URL=${external.endpoint} (no emulators started).`);
+    await waitForEndpoints(external, {
+      onWaiting: (service, endpoint, problem) =>
+        say(`Waiting for ${service} at ${endpoint} to answer (${problem})…`),
+    });
   } else {
     say('Starting DynamoDB Local and the SQS emulator…');
     emulators = await startEmulators({ ...(opts.persist ? { dataDir: join(mesoDir, 'data') } : {}) });
