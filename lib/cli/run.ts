@@ -8,14 +8,16 @@ import type { Command } from 'commander';
 import type { AwsConfig } from '../adapters/aws-config.ts';
 import { type ClusterConfig, ConfigError } from '../config/cluster.ts';
 import { ResourceError } from '../core/resources.ts';
+import type { AgentRecord } from '../core/model.ts';
 import type { TaskState, TaskStatus } from '../protocol/common.ts';
 import type { Offer } from '../protocol/scheduler.ts';
 import { InvalidCallError, MesoSdkError } from '../sdk/errors.ts';
-import { formatWire, requestedWire } from '../sdk/offers.ts';
+import { formatWire, requestedResources, requestedWire } from '../sdk/offers.ts';
 import type { RunTaskOptions, RunTaskResult } from '../sdk/run-task.ts';
 import { shortState } from '../sdk/task-state.ts';
 import { collect, commandFromArgs, parseAmount, parseEnvPairs, parseSeconds } from './args.ts';
 import { type CliIo, EXIT, line, UsageError } from './io.ts';
+import { neverFits } from './run-fit.ts';
 
 export interface RunCliOptions {
   cpus: number;
@@ -30,6 +32,8 @@ export interface RunCliOptions {
   /** false with `--no-shell`. */
   shell: boolean;
   subscribeTimeout?: number;
+  /** Seconds to wait for an offer that fits before giving up (default: no limit). */
+  timeout?: number;
 }
 
 export interface RunDeps {
@@ -37,6 +41,8 @@ export interface RunDeps {
   loadConfig: () => ClusterConfig;
   createSqsClient: (aws: AwsConfig) => SQSClient;
   runTask: (opts: RunTaskOptions) => Promise<RunTaskResult>;
+  /** The cluster's agents, to tell at once a request no agent could hold (undefined: cannot tell). */
+  listAgents?: (config: ClusterConfig) => Promise<readonly AgentRecord[] | undefined>;
   now?: () => number;
 }
 
@@ -137,6 +143,38 @@ export async function runCommand(
     }
   });
 
+  // Why the run gave up before a launch (no agent could hold it, or --timeout), if it did.
+  let gaveUp: string | undefined;
+  const giveUp = (why: string) => {
+    if (launchedTaskId !== undefined || controller.signal.aborted) return;
+    gaveUp = why;
+    controller.abort();
+  };
+  const offerTimer =
+    options.timeout !== undefined
+      ? setTimeout(
+          () => giveUp(`no offer held ${wanted()} within ${options.timeout} s (--timeout); giving up`),
+          options.timeout * 1000,
+        )
+      : undefined;
+  // Alongside the subscription, not before it: the look at the registry costs the run no time.
+  if (deps.listAgents) {
+    let asked: ReturnType<typeof requestedResources> | undefined;
+    try {
+      asked = requestedResources(options);
+    } catch {
+      // A bad amount is refused by runTask, with its own message.
+    }
+    if (asked)
+      void deps
+        .listAgents(config)
+        .then((agents) => {
+          const why = agents && neverFits(agents, asked);
+          if (why) giveUp(why);
+        })
+        .catch(() => {});
+  }
+
   const start = now();
   let previous: TaskState | undefined;
   let toldNoFit = false;
@@ -198,6 +236,10 @@ export async function runCommand(
     }
     return code;
   } catch (e) {
+    if (e instanceof MesoSdkError && e.code === 'ABORTED' && gaveUp !== undefined) {
+      io.stderr.write(line(`meso: ${gaveUp}`));
+      return EXIT.FAILED;
+    }
     if (e instanceof MesoSdkError && e.code === 'ABORTED') {
       io.stderr.write('meso: interrupted before the task was launched\n');
       return EXIT.INTERRUPTED;
@@ -209,6 +251,7 @@ export async function runCommand(
     io.stderr.write(line(`meso: ${e instanceof Error ? e.message : String(e)}`));
     return EXIT.FAILED;
   } finally {
+    clearTimeout(offerTimer);
     stopListening();
     sqs.destroy();
   }
@@ -245,6 +288,11 @@ export function registerRunCommand(
     .option(
       '--subscribe-timeout <seconds>',
       'give up when the cluster does not answer (default 60)',
+      parseSeconds,
+    )
+    .option(
+      '--timeout <seconds>',
+      'give up when no offer fits within this many seconds (default: wait until Ctrl-C)',
       parseSeconds,
     )
     .option('--no-shell', 'run a single argument as an executable, not through sh -c')

@@ -176,6 +176,7 @@ async function meso(argv: string[], states: TaskStatus[], h = harness()) {
   const code = await runProgram(argv, {
     io: h.io,
     run: {
+      listAgents: async () => undefined,
       loadConfig: () => CLUSTER,
       createSqsClient: fakeSqs(h),
       runTask: fakeRunTask(states, seen),
@@ -273,6 +274,7 @@ describe('meso (program)', () => {
     const code = await runProgram(['run', 'true'], {
       io: h.io,
       run: {
+        listAgents: async () => undefined,
         loadConfig: () => {
           throw new ConfigError('No Meso cluster configured.');
         },
@@ -286,7 +288,7 @@ describe('meso (program)', () => {
     const h = harness();
     const code = await runProgram(['run', '--task-id', 'bad id', 'true'], {
       io: h.io,
-      run: { loadConfig: () => CLUSTER, createSqsClient: fakeSqs(h) },
+      run: { listAgents: async () => undefined, loadConfig: () => CLUSTER, createSqsClient: fakeSqs(h) },
     });
     expect(code).toBe(2);
     expect(h.err.join('')).toMatch(/invalid task: taskId/);
@@ -295,6 +297,7 @@ describe('meso (program)', () => {
     const code2 = await runProgram(['run', 'true'], {
       io: h2.io,
       run: {
+        listAgents: async () => undefined,
         loadConfig: () => CLUSTER,
         createSqsClient: fakeSqs(h2),
         runTask: async () => {
@@ -319,6 +322,7 @@ describe('meso (program)', () => {
     const code = await runProgram(['run', 'sleep 100'], {
       io: h.io,
       run: {
+        listAgents: async () => undefined,
         loadConfig: () => CLUSTER,
         createSqsClient: fakeSqs(h),
         runTask: async (opts) => {
@@ -346,6 +350,7 @@ describe('meso (program)', () => {
     const code = await runProgram(['run', 'true'], {
       io: h.io,
       run: {
+        listAgents: async () => undefined,
         loadConfig: () => CLUSTER,
         createSqsClient: fakeSqs(h),
         runTask: async () => {
