@@ -117,6 +117,8 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       workDir,
     ];
     if (opts.resources) args.push('--resources', opts.resources);
+    // Several agents on one machine share it: each offers its part, and its own ports.
+    if (workDirs.length > 1) args.push('--share', `${i + 1}/${workDirs.length}`);
     const child = spawn(process.execPath, args, {
       cwd,
       env: { ...process.env, ...configToEnv(cluster) },
