@@ -126,13 +126,14 @@ export async function runCommand(
   const controller = new AbortController();
   let launchedTaskId: string | undefined;
   let interrupts = 0;
-  const stopListening = io.onInterrupt(() => {
+  const stopListening = io.onInterrupt((signal) => {
     interrupts += 1;
+    const by = signal && signal !== 'SIGINT' ? ` (${signal})` : '';
     if (interrupts === 1) {
       io.stderr.write(
         launchedTaskId !== undefined
-          ? `\nmeso: killing ${launchedTaskId} and waiting for it to end (Ctrl-C again to quit without waiting)\n`
-          : '\nmeso: stopping\n',
+          ? `\nmeso: killing ${launchedTaskId} and waiting for it to end${by} (Ctrl-C again to quit without waiting)\n`
+          : `\nmeso: stopping${by}\n`,
       );
       controller.abort();
     } else {
@@ -299,7 +300,7 @@ export function registerRunCommand(
     .addHelpText(
       'after',
       '\nExit status: 0 when the task finished, 1 when it failed, was killed or was refused, ' +
-        '2 for usage or configuration errors.\nCtrl-C kills the task and waits for TASK_KILLED; a second Ctrl-C quits at once.',
+        '2 for usage or configuration errors.\nCtrl-C (or SIGTERM, SIGHUP) kills the task and waits for TASK_KILLED; a second one quits at once.',
     )
     .action(async (args: string[], options: RunCliOptions) => {
       done(await runCommand(args, options, deps()));

@@ -103,7 +103,7 @@ interface Harness {
   io: CliIo;
   out: string[];
   err: string[];
-  interrupt: () => void;
+  interrupt: (signal?: NodeJS.Signals) => void;
   exited: number[];
   destroyed: number;
 }
@@ -119,7 +119,7 @@ function harness(): Harness {
       stdout: { write: (t: string) => h.out.push(t) },
       stderr: { write: (t: string) => h.err.push(t) },
       onInterrupt: (handler) => {
-        h.interrupt = handler;
+        h.interrupt = (signal = 'SIGINT') => handler(signal);
         return () => {
           h.interrupt = () => {};
         };
