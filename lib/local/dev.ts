@@ -6,7 +6,7 @@
  * this machine's real resources, and writes `.meso/dev.json` so the CLI finds it all. Ctrl-C
  * stops everything and removes the file.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { awsConfigFromEnv } from '../adapters/aws-config.ts';
 import { type ClusterConfig, configToEnv, DEV_FILE, type DevFile } from '../config/cluster.ts';
 import type { Logger } from '../control/deps.ts';
 import { DEFAULT_PREFIX } from '../definition/tables-queues.ts';
+import { KeptAgent } from './agent-keeper.ts';
 import { startLocalControlPlane } from './control-plane.ts';
 import { formatControlLine } from './dev-log.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
@@ -106,8 +107,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   };
   writeFileSync(devFile, `${JSON.stringify(dev, null, 2)}\n`);
 
-  const agents: ChildProcess[] = [];
-  const registered: Promise<void>[] = [];
+  const agents: KeptAgent[] = [];
   for (const [i, workDir] of workDirs.entries()) {
     const args = [
       join(ROOT, 'node_modules/tsx/dist/cli.mjs'),
@@ -119,23 +119,21 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     if (opts.resources) args.push('--resources', opts.resources);
     // Several agents on one machine share it: each offers its part, and its own ports.
     if (workDirs.length > 1) args.push('--share', `${i + 1}/${workDirs.length}`);
-    const child = spawn(process.execPath, args, {
-      cwd,
-      env: { ...process.env, ...configToEnv(cluster) },
-      stdio: ['ignore', 'inherit', 'pipe'],
-    });
-    registered.push(
-      new Promise((done) => {
-        child.stderr?.on('data', (chunk: Buffer) => {
-          const text = chunk.toString();
-          process.stderr.write(text.replace(/^(?=.)/gm, `[agent-${i}] `));
-          if (/registered/i.test(text)) done();
-        });
-        child.once('exit', () => done());
+    // Kept running: one that dies is said so and started again (lib/local/agent-keeper.ts).
+    agents.push(
+      new KeptAgent({
+        name: `agent-${i}`,
+        say,
+        spawn: () =>
+          spawn(process.execPath, args, {
+            cwd,
+            env: { ...process.env, ...configToEnv(cluster) },
+            stdio: ['ignore', 'inherit', 'pipe'],
+          }),
       }),
     );
-    agents.push(child);
   }
+  const registered = agents.map((a) => a.firstRegistration);
   let giveUp: NodeJS.Timeout | undefined;
   await Promise.race([Promise.all(registered), new Promise((r) => (giveUp = setTimeout(r, 30_000)))]);
   clearTimeout(giveUp);
@@ -158,17 +156,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       say(`\n${signal}: stopping Meso…`);
       // The file goes first: whatever happens next, no client should find a stack that is going.
       rmSync(devFile, { force: true });
-      await Promise.all(
-        agents.map(
-          (a) =>
-            new Promise<void>((exited) => {
-              if (a.exitCode !== null || a.signalCode !== null) return exited();
-              a.once('exit', () => exited());
-              a.kill('SIGTERM');
-              setTimeout(() => a.kill('SIGKILL'), 10_000).unref();
-            }),
-        ),
-      );
+      await Promise.all(agents.map((a) => a.stop()));
       // Ctrl-C in a terminal signals the whole process group, emulators included: stopping what
       // is already gone must not keep the rest from stopping.
       await controlPlane.stop().catch(() => {});
@@ -176,7 +164,10 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       say('Stopped.');
       done();
     };
-    process.once('SIGINT', () => void stop('SIGINT'));
-    process.once('SIGTERM', () => void stop('SIGTERM'));
+    // `on`, not `once`: under `npm start` a Ctrl-C reaches this process twice (from the terminal
+    // and relayed by tsx), and a second SIGINT with no listener would kill it mid-cleanup.
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGHUP', () => void stop('SIGHUP'));
   });
 }

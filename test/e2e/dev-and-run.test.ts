@@ -87,10 +87,20 @@ describe('meso dev + meso run', () => {
     expect(r.stderr).toContain('it broke');
   });
 
-  it('Ctrl-C stops everything and removes .meso/dev.json', async () => {
+  it('Ctrl-C stops everything and removes .meso/dev.json, even when it arrives twice', async () => {
     const exited = new Promise<number | null>((r) => dev.once('exit', r));
+    const stopping = new Promise<void>((r) => {
+      const seen = () => devOut.includes('stopping Meso');
+      dev.stdout?.on('data', () => seen() && r());
+      if (seen()) r();
+    });
+    dev.kill('SIGINT');
+    // Under `npm start` the terminal's Ctrl-C reaches meso dev twice (tsx relays it): the second
+    // one, mid-cleanup, must not cut the cleanup short.
+    await stopping;
     dev.kill('SIGINT');
     expect(await exited).toBe(0);
+    expect(devOut).toContain('Stopped.');
     expect(existsSync(join(dir, '.meso/dev.json'))).toBe(false);
   });
 });
