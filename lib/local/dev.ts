@@ -19,6 +19,7 @@ import { startLocalControlPlane } from './control-plane.ts';
 import { formatControlLine } from './dev-log.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
 import { waitForEndpoints } from './endpoints.ts';
+import { readStackPorts, recordStackPorts } from './persist-ports.ts';
 import { provision } from './provision.ts';
 
 export interface DevOptions {
@@ -65,7 +66,11 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     });
   } else {
     say('Starting DynamoDB Local and the SQS emulator…');
-    emulators = await startEmulators({ ...(opts.persist ? { dataDir: join(mesoDir, 'data') } : {}) });
+    const dataDir = opts.persist ? join(mesoDir, 'data') : undefined;
+    // With --persist the stack comes back on the ports it had (lib/local/persist-ports.ts).
+    const preferPorts = dataDir ? readStackPorts(dataDir) : {};
+    emulators = await startEmulators({ ...(dataDir ? { dataDir, preferPorts } : {}) });
+    if (dataDir) for (const moved of recordStackPorts(dataDir, preferPorts, emulators)) say(moved);
   }
   const aws = emulators
     ? {

@@ -53,8 +53,15 @@ describe('emulators', () => {
       db1.destroy();
       mq1.destroy();
 
-      const second = await startEmulators({ dataDir });
+      // Restarted where it was (a `--persist` stack after a crash), so connected clients reconnect.
+      const port = (e: string) => Number(new URL(e).port);
+      const second = await startEmulators({
+        dataDir,
+        preferPorts: { dynamo: port(first.dynamoEndpoint), sqs: port(first.sqsEndpoint) },
+      });
       try {
+        expect(second.dynamoEndpoint).toBe(first.dynamoEndpoint);
+        expect(second.sqsEndpoint).toBe(first.sqsEndpoint);
         const db2 = new DynamoDBClient({
           region: second.region,
           endpoint: second.dynamoEndpoint,
