@@ -3,7 +3,7 @@
  * (Mesos's src/tests/partition_tests.cpp). Liveness is scaled down: agents heartbeat every second
  * and are UNREACHABLE after 5 missed heartbeats; the sweep runs every second.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { runProgram } from '../../lib/cli/program.ts';
 import type { AgentRecord, TaskRecord } from '../../lib/core/model.ts';
 import type { Item } from '../../lib/ports/store.ts';
@@ -71,6 +71,8 @@ describe('partitioned agents', { timeout: 180_000 }, () => {
 
   it('PartitionedSlave + ReregisterSlavePartitionAware: TASK_UNREACHABLE and FAILURE, then RUNNING again when it returns', async () => {
     const net = partitionable(h.cluster.aws);
+    // A failing test must not leave its agent cut off for the tests after it.
+    onTestFinished(() => net.heal());
     const agent = await h.startAgent({ sqs: net.client });
     const { s, r, failures } = await framework(h, 'aware', true);
     await launch(s, await r.takeOffer(agent.agentId), 'p1');
@@ -113,6 +115,8 @@ describe('partitioned agents', { timeout: 180_000 }, () => {
 
   it('ReregisterSlaveNotPartitionAware: TASK_LOST while away, TASK_RUNNING again when it returns', async () => {
     const net = partitionable(h.cluster.aws);
+    // A failing test must not leave its agent cut off for the tests after it.
+    onTestFinished(() => net.heal());
     const agent = await h.startAgent({ sqs: net.client });
     const { s, r } = await framework(h, 'plain', false);
     await launch(s, await r.takeOffer(agent.agentId), 'n1');
@@ -130,6 +134,8 @@ describe('partitioned agents', { timeout: 180_000 }, () => {
 
   it('TaskCompletedOnPartitionedAgent: a task that ends while its agent is away is reported when it returns', async () => {
     const net = partitionable(h.cluster.aws);
+    // A failing test must not leave its agent cut off for the tests after it.
+    onTestFinished(() => net.heal());
     const agent = await h.startAgent({ sqs: net.client });
     const { s, r } = await framework(h, 'completed', false);
     // Listened for before anything can end it: under load the task's 6 s may run out before
@@ -218,6 +224,8 @@ describe('an agent unreachable for too long', () => {
 
   it('is GONE after the unreachable timeout and its tasks TASK_GONE; it cannot register again', async () => {
     const net = partitionable(h.cluster.aws);
+    // A failing test must not leave its agent cut off for the tests after it.
+    onTestFinished(() => net.heal());
     const agent = await h.startAgent({ sqs: net.client });
     const { s, r } = await framework(h, 'timeout', true);
     await launch(s, await r.takeOffer(agent.agentId), 'u1');
