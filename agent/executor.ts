@@ -426,6 +426,8 @@ export class TaskRun {
   #pid: number | undefined;
   #startTime: number | undefined;
   #recovered = false;
+  /** A recovered run whose command had already ended when this agent process picked it up. */
+  #endedWhileDown = false;
   #spec: SpawnSpec | undefined;
   #done = false;
   #exiting = false;
@@ -746,6 +748,13 @@ export class TaskRun {
       this.#killRequested = true;
       this.#graceMs = killed.gracePeriodMs;
     }
+    // Only an end that came before this agent process is an end "while the agent was down"; one
+    // that comes later is seen by the restarted agent like any other.
+    this.#endedWhileDown =
+      parseStatusFile(readText(this.files.exitFile)) !== undefined ||
+      rec.pid === undefined ||
+      rec.startTime === undefined ||
+      !isSameLiveProcess(rec.pid, rec.startTime);
     if (rec.pid === undefined || rec.startTime === undefined) {
       // The agent went down between checkpointing the task and recording its process.
       void this.#ended(undefined, undefined);
@@ -897,7 +906,7 @@ export class TaskRun {
         : exit?.kind === 'signaled'
           ? `killed by signal ${exit.signal}`
           : 'exit status unknown';
-    const restarted = this.#recovered ? ' while the agent was down' : '';
+    const restarted = this.#endedWhileDown ? ' while the agent was down' : '';
     if (this.#limitation) {
       await this.#finish(
         {
@@ -936,7 +945,7 @@ export class TaskRun {
         {
           state: 'TASK_FAILED',
           reason: 'REASON_AGENT_RESTARTED',
-          message: this.#recovered
+          message: this.#endedWhileDown
             ? 'the task ended while the agent was down and left no exit status'
             : 'the task ended without an exit status',
         },

@@ -33,7 +33,7 @@ import {
 } from './install.ts';
 import { detectIsolation, type IsolationMode, type IsolationOptions } from './isolation/index.ts';
 import { errorMessage, type Log, type LogLevel, stderrLog } from './log.ts';
-import { parseAttributes, withOverrides } from './resources.ts';
+import { agentResources, parseAttributes, parseShare, shareOf, withOverrides } from './resources.ts';
 
 export interface RunOptions {
   workDir?: string;
@@ -57,6 +57,8 @@ export interface RunOptions {
   pollWaitSeconds?: number;
   /** The name the agent registers with. Default: the machine's hostname. */
   hostname?: string;
+  /** `i/n`: offer the i-th of n equal shares of the resources (n agents on one machine). */
+  share?: string;
 }
 
 /** What the agent needs of a cluster: where to send its calls. */
@@ -174,6 +176,7 @@ export async function runAgent(rawOpts: RunOptions, log?: Log): Promise<number> 
   // Bad flags are reported before anything else is looked at.
   const given = parseAttributes(opts.attributes);
   withOverrides(EMPTY, opts.resources);
+  const share = opts.share !== undefined ? parseShare(opts.share) : undefined;
   const config = agentClusterConfig();
   const workDir = resolve(opts.workDir ?? defaultWorkDir(config));
   // Detected before the agent starts, so a bad --task-user or --isolation stops it at once.
@@ -188,12 +191,18 @@ export async function runAgent(rawOpts: RunOptions, log?: Log): Promise<number> 
     const file = resolve(workDir, 'agent-id');
     if (!existsSync(file)) writeFileSync(file, `${agentId}\n`);
   }
+  // Disk is measured where the work directory lives: it must exist first.
+  if (share !== undefined) mkdirSync(workDir, { recursive: true });
   const agent = new Agent({
     sqs: createSqsHttpClient(config.aws),
     agentCallsQueueUrl: config.agentCallsQueueUrl,
     prefix: config.prefix,
     workDir,
-    ...(opts.resources !== undefined ? { resources: opts.resources } : {}),
+    ...(share !== undefined
+      ? { resources: shareOf(agentResources(workDir, opts.resources), share.index, share.count) }
+      : opts.resources !== undefined
+        ? { resources: opts.resources }
+        : {}),
     attributes,
     ...(opts.heartbeatSeconds !== undefined ? { heartbeatIntervalMs: opts.heartbeatSeconds * 1000 } : {}),
     isolation,
@@ -308,6 +317,10 @@ export function buildProgram(out: (s: string) => void = (s) => process.stdout.wr
     .option(
       '--resources <spec>',
       'override detected resources, Mesos syntax: "cpus:4;mem:8192;disk:10000;ports:[31000-32000]"',
+    )
+    .option(
+      '--share <i/n>',
+      'offer the i-th of n equal shares of the resources, ports included (n agents on one machine)',
     )
     .option('--attributes <spec>', 'node attributes, "rack:r1;zone:a"')
     .option('--hostname <name>', "the name to register with (default: the machine's hostname)")

@@ -128,3 +128,65 @@ export function parseAttributes(spec: string | undefined): Record<string, string
   // fromEntries defines own properties, so a name like `__proto__` cannot reach the prototype.
   return Object.fromEntries(out);
 }
+
+/** `--share 2/3` → the 2nd of 3 shares (1-based). Throws ResourceError on anything else. */
+export function parseShare(text: string): { index: number; count: number } {
+  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
+  const index = Number(m?.[1]);
+  const count = Number(m?.[2]);
+  if (!m || count < 1 || count > 1000 || index < 1 || index > count) {
+    throw new ResourceError(`expected --share i/n with 1 <= i <= n <= 1000, got "${text}"`);
+  }
+  return { index, count };
+}
+
+/** The `index`-th (1-based) of `count` contiguous, equal slices of the ports; what does not divide is left out. */
+function portSlice(ranges: readonly Range[], index: number, count: number): Range[] {
+  let total = 0;
+  for (const [b, e] of ranges) total += e - b + 1;
+  const per = Math.floor(total / count);
+  let skip = (index - 1) * per;
+  let left = per;
+  const out: Range[] = [];
+  for (const [b, e] of ranges) {
+    const size = e - b + 1;
+    if (skip >= size) {
+      skip -= size;
+      continue;
+    }
+    const from = b + skip;
+    skip = 0;
+    const n = Math.min(left, e - from + 1);
+    if (n > 0) out.push([from, from + n - 1]);
+    left -= n;
+    if (left === 0) break;
+  }
+  return out;
+}
+
+function partShare<P extends Omit<Resources, 'reserved'>>(p: P, index: number, count: number) {
+  // cpus keep three decimals; memory and disk are whole MB.
+  const whole = (v: number) => Math.floor(v / count / SCALE) * SCALE;
+  return {
+    cpus: Math.floor(p.cpus / count),
+    mem: whole(p.mem),
+    disk: whole(p.disk),
+    gpus: whole(p.gpus),
+    ports: portSlice(p.ports, index, count),
+  };
+}
+
+/**
+ * One of `count` agents on one machine offers the `index`-th share of it: each scalar divided by
+ * `count` (rounded down) and its own slice of the ports, so the agents together claim the machine
+ * once, and no port is offered twice (`meso dev --agents N`).
+ *
+ * @example
+ * shareOf(parse('cpus:2;mem:2048;ports:[31000-32000]'), 2, 2); // cpus:1;mem:1024;ports:[31500-31999]
+ */
+export function shareOf(r: Resources, index: number, count: number): Resources {
+  const reserved = r.reserved
+    ? Object.fromEntries(Object.entries(r.reserved).map(([role, p]) => [role, partShare(p, index, count)]))
+    : undefined;
+  return makeResources({ ...partShare(r, index, count), ...(reserved ? { reserved } : {}) });
+}

@@ -1,4 +1,4 @@
-// Meso runs on Node 22 (see package.json `engines`). `npm ci` puts a pinned Node 22 in
+// Meso runs on Node 22 (the `node` devDependency). `npm ci` puts that pinned Node 22 in
 // node_modules, and npm scripts and `npx` use it; when a bin is started directly by an older
 // system Node, re-run it under the pinned one so it behaves the same everywhere.
 import { spawnSync } from 'node:child_process';

@@ -67,7 +67,11 @@ export function registerDevCommand(
       'Start a local Meso cluster (DynamoDB Local, an SQS emulator, the control plane and agents) and keep ' +
         'it running until Ctrl-C; other terminals find it through .meso/dev.json.',
     )
-    .option('--agents <n>', 'how many local agents to start (default 1)', parseCount)
+    .option(
+      '--agents <n>',
+      "how many local agents to start (default 1); they share the machine's (or --resources') resources and ports",
+      parseCount,
+    )
     .option('--work-dir <dir>', "where agents keep their ids and tasks' sandboxes (default .meso/agent-<n>)")
     .option(
       '--resources <spec>',

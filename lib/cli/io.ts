@@ -9,18 +9,26 @@ export interface CliIo {
   readonly stdout: { write(text: string): unknown };
   /** Progress and diagnostics. */
   readonly stderr: { write(text: string): unknown };
-  /** Calls `handler` on each Ctrl-C until the returned function is called. */
-  onInterrupt(handler: () => void): () => void;
+  /**
+   * Calls `handler` on each Ctrl-C, and on each SIGTERM or SIGHUP (a process manager stopping
+   * the command, a terminal closing), until the returned function is called.
+   */
+  onInterrupt(handler: (signal: NodeJS.Signals) => void): () => void;
   /** Ends the process at once (a second Ctrl-C). */
   exit(code: number): never;
 }
+
+/** The signals that stop a command the way Ctrl-C does (it cleans up before it exits). */
+export const INTERRUPTS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export const processIo: CliIo = {
   stdout: process.stdout,
   stderr: process.stderr,
   onInterrupt(handler) {
-    process.on('SIGINT', handler);
-    return () => process.off('SIGINT', handler);
+    for (const signal of INTERRUPTS) process.on(signal, handler);
+    return () => {
+      for (const signal of INTERRUPTS) process.off(signal, handler);
+    };
   },
   exit: (code) => process.exit(code),
 };

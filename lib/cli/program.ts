@@ -15,6 +15,7 @@ import { type CliIo, EXIT, processIo } from './io.ts';
 import { type LogsDeps, localWorkDirs, registerLogsCommand } from './logs.ts';
 import { connectToCluster, type OperatorCliDeps, registerOperatorCommands } from './operator.ts';
 import { type RunDeps, registerRunCommand } from './run.ts';
+import { readableAgents } from './run-fit.ts';
 import { registerTaskCommand } from './task.ts';
 
 export interface ProgramDeps {
@@ -48,7 +49,14 @@ export function buildProgram(deps: ProgramDeps = {}, done: (code: number) => voi
     .exitOverride();
   registerRunCommand(
     program,
-    () => ({ io, loadConfig: () => loadClusterConfig(), createSqsClient, runTask, ...deps.run }),
+    () => ({
+      io,
+      loadConfig: () => loadClusterConfig(),
+      createSqsClient,
+      runTask,
+      listAgents: readableAgents,
+      ...deps.run,
+    }),
     done,
   );
   registerDevCommand(program, () => ({ io, loadDevModule: () => loadDevModule(), ...deps.dev }), done);

@@ -7,15 +7,17 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
 import type { AwsConfig } from '../adapters/aws-config.ts';
 import { type ClusterConfig, ConfigError } from '../config/cluster.ts';
+import type { AgentRecord } from '../core/model.ts';
 import { ResourceError } from '../core/resources.ts';
 import type { TaskState, TaskStatus } from '../protocol/common.ts';
 import type { Offer } from '../protocol/scheduler.ts';
 import { InvalidCallError, MesoSdkError } from '../sdk/errors.ts';
-import { formatWire, requestedWire } from '../sdk/offers.ts';
+import { formatWire, requestedResources, requestedWire } from '../sdk/offers.ts';
 import type { RunTaskOptions, RunTaskResult } from '../sdk/run-task.ts';
 import { shortState } from '../sdk/task-state.ts';
 import { collect, commandFromArgs, parseAmount, parseEnvPairs, parseSeconds } from './args.ts';
 import { type CliIo, EXIT, line, UsageError } from './io.ts';
+import { neverFits } from './run-fit.ts';
 
 export interface RunCliOptions {
   cpus: number;
@@ -30,6 +32,8 @@ export interface RunCliOptions {
   /** false with `--no-shell`. */
   shell: boolean;
   subscribeTimeout?: number;
+  /** Seconds to wait for an offer that fits before giving up (default: no limit). */
+  timeout?: number;
 }
 
 export interface RunDeps {
@@ -37,6 +41,8 @@ export interface RunDeps {
   loadConfig: () => ClusterConfig;
   createSqsClient: (aws: AwsConfig) => SQSClient;
   runTask: (opts: RunTaskOptions) => Promise<RunTaskResult>;
+  /** The cluster's agents, to tell at once a request no agent could hold (undefined: cannot tell). */
+  listAgents?: (config: ClusterConfig) => Promise<readonly AgentRecord[] | undefined>;
   now?: () => number;
 }
 
@@ -56,11 +62,21 @@ export function formatTransition(
   return `meso: ${time} ${status.taskId} ${from}${shortState(status.state)}${details.length > 0 ? ` (${details.join(', ')})` : ''}\n`;
 }
 
+/** The marker after which an agent's failure message quotes the task's stderr. */
+const QUOTED_STDERR = '\n--- last lines of stderr ---';
+
+/** A status message without the stderr an agent quotes in it (`meso run` prints the stderr tail itself). */
+export function messageWithoutStderr(message: string): string {
+  const at = message.indexOf(QUOTED_STDERR);
+  return at >= 0 ? message.slice(0, at) : message;
+}
+
 /** The summary of a task that did not finish: state, reason, message, exit code. */
 export function formatFailure(status: TaskStatus): string {
   let text = `meso: task ${status.taskId} ended ${status.state}`;
   if (status.reason !== undefined) text += ` (${status.reason})`;
-  if (status.message) text += `: ${status.message}`;
+  const message = status.message ? messageWithoutStderr(status.message) : '';
+  if (message) text += `: ${message}`;
   if (status.exitCode !== undefined) text += `; exit code ${status.exitCode}`;
   return `${text}\n`;
 }
@@ -110,13 +126,14 @@ export async function runCommand(
   const controller = new AbortController();
   let launchedTaskId: string | undefined;
   let interrupts = 0;
-  const stopListening = io.onInterrupt(() => {
+  const stopListening = io.onInterrupt((signal) => {
     interrupts += 1;
+    const by = signal && signal !== 'SIGINT' ? ` (${signal})` : '';
     if (interrupts === 1) {
       io.stderr.write(
         launchedTaskId !== undefined
-          ? `\nmeso: killing ${launchedTaskId} and waiting for it to end (Ctrl-C again to quit without waiting)\n`
-          : '\nmeso: stopping\n',
+          ? `\nmeso: killing ${launchedTaskId} and waiting for it to end${by} (Ctrl-C again to quit without waiting)\n`
+          : `\nmeso: stopping${by}\n`,
       );
       controller.abort();
     } else {
@@ -126,6 +143,38 @@ export async function runCommand(
       io.exit(EXIT.INTERRUPTED);
     }
   });
+
+  // Why the run gave up before a launch (no agent could hold it, or --timeout), if it did.
+  let gaveUp: string | undefined;
+  const giveUp = (why: string) => {
+    if (launchedTaskId !== undefined || controller.signal.aborted) return;
+    gaveUp = why;
+    controller.abort();
+  };
+  const offerTimer =
+    options.timeout !== undefined
+      ? setTimeout(
+          () => giveUp(`no offer held ${wanted()} within ${options.timeout} s (--timeout); giving up`),
+          options.timeout * 1000,
+        )
+      : undefined;
+  // Alongside the subscription, not before it: the look at the registry costs the run no time.
+  if (deps.listAgents) {
+    let asked: ReturnType<typeof requestedResources> | undefined;
+    try {
+      asked = requestedResources(options);
+    } catch {
+      // A bad amount is refused by runTask, with its own message.
+    }
+    if (asked)
+      void deps
+        .listAgents(config)
+        .then((agents) => {
+          const why = agents && neverFits(agents, asked);
+          if (why) giveUp(why);
+        })
+        .catch(() => {});
+  }
 
   const start = now();
   let previous: TaskState | undefined;
@@ -188,6 +237,10 @@ export async function runCommand(
     }
     return code;
   } catch (e) {
+    if (e instanceof MesoSdkError && e.code === 'ABORTED' && gaveUp !== undefined) {
+      io.stderr.write(line(`meso: ${gaveUp}`));
+      return EXIT.FAILED;
+    }
     if (e instanceof MesoSdkError && e.code === 'ABORTED') {
       io.stderr.write('meso: interrupted before the task was launched\n');
       return EXIT.INTERRUPTED;
@@ -199,6 +252,7 @@ export async function runCommand(
     io.stderr.write(line(`meso: ${e instanceof Error ? e.message : String(e)}`));
     return EXIT.FAILED;
   } finally {
+    clearTimeout(offerTimer);
     stopListening();
     sqs.destroy();
   }
@@ -237,11 +291,16 @@ export function registerRunCommand(
       'give up when the cluster does not answer (default 60)',
       parseSeconds,
     )
+    .option(
+      '--timeout <seconds>',
+      'give up when no offer fits within this many seconds (default: wait until Ctrl-C)',
+      parseSeconds,
+    )
     .option('--no-shell', 'run a single argument as an executable, not through sh -c')
     .addHelpText(
       'after',
       '\nExit status: 0 when the task finished, 1 when it failed, was killed or was refused, ' +
-        '2 for usage or configuration errors.\nCtrl-C kills the task and waits for TASK_KILLED; a second Ctrl-C quits at once.',
+        '2 for usage or configuration errors.\nCtrl-C (or SIGTERM, SIGHUP) kills the task and waits for TASK_KILLED; a second one quits at once.',
     )
     .action(async (args: string[], options: RunCliOptions) => {
       done(await runCommand(args, options, deps()));

@@ -93,7 +93,37 @@ export function loadClusterConfig(env: NodeJS.ProcessEnv = process.env, cwd = pr
     );
   }
   const dev = JSON.parse(readFileSync(file, 'utf8')) as DevFile;
+  const stale = staleDevFile(dev);
+  if (stale) {
+    throw new ConfigError(
+      `${file} is left over from a local stack that is no longer running (${stale}). ` +
+        'Start it again with `npm start` (which replaces the file), or delete the file.',
+    );
+  }
   return configFromDevFile(dev, file);
+}
+
+/**
+ * Why a `.meso/dev.json` is stale (its `meso dev` process is gone, after a kill -9 say), or
+ * undefined when its process still runs. A pid reused by a process that is not Meso's counts as gone.
+ */
+export function staleDevFile(dev: Pick<DevFile, 'pid' | 'startedAt'>): string | undefined {
+  if (typeof dev.pid !== 'number' || !Number.isInteger(dev.pid) || dev.pid <= 0) return undefined;
+  const what = `pid ${dev.pid}${dev.startedAt ? `, started ${dev.startedAt}` : ''}`;
+  try {
+    process.kill(dev.pid, 0);
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return `${what}: no such process`;
+    return undefined;
+  }
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${dev.pid}/cmdline`, 'utf8');
+  } catch {
+    return undefined; // No /proc (not Linux): the pid is all there is to go by.
+  }
+  return /meso/.test(cmdline) ? undefined : `${what}: that pid is now another program`;
 }
 
 /** Environment variables that hand a cluster config to a child process (the agent, a handler). */

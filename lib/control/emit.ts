@@ -5,6 +5,7 @@
  */
 
 import { type OutboundMessage, QueueGoneError } from '../ports/bus.ts';
+import type { Item } from '../ports/store.ts';
 import type { AgentCommand, AllocatorMessage, SchedulerEvent, TimerMessage } from '../protocol/index.ts';
 import { isBatching } from './batching-bus.ts';
 import type { ControlDeps } from './deps.ts';
@@ -49,9 +50,28 @@ export async function sendToFramework(
     await deps.bus.send(queueUrl, messages);
   } catch (e) {
     if (!(e instanceof QueueGoneError)) throw e;
-    deps.log.warn('framework queue is gone; events dropped', { queueUrl, count: events.length });
+    const context = { queueUrl, count: events.length, types: [...new Set(events.map((x) => x.event.type))] };
+    // A framework that tore down and deleted its queue (every `meso run` does) may still be sent
+    // what was on its way: expected, not a warning. A gone queue of a framework still registered is.
+    if (await frameworkLeft(deps, events)) deps.log.info('events to a framework that left dropped', context);
+    else deps.log.warn('framework queue is gone; events dropped', context);
     deps.metrics.count('EventsToGoneQueue', { kind: 'framework' }, events.length);
   }
+}
+
+/** Whether the framework the events are for is torn down or unknown (undefined: cannot tell). */
+async function frameworkLeft(
+  deps: ControlDeps,
+  events: readonly { event: SchedulerEvent }[],
+): Promise<boolean | undefined> {
+  const ids = events.map(({ event: e }) =>
+    e.type === 'UPDATE' ? e.status.frameworkId : e.type === 'OFFERS' ? e.offers[0]?.frameworkId : undefined,
+  );
+  const frameworkId = ids.find((id) => id !== undefined);
+  if (frameworkId === undefined) return undefined;
+  const f = await deps.store.get<{ status: string } & Item>('frameworks', { frameworkId }).catch(() => null);
+  if (f === null) return undefined;
+  return f === undefined || f.status === 'TORN_DOWN';
 }
 
 export function agentGroup(c: AgentCommand): string {

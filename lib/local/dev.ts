@@ -6,7 +6,7 @@
  * this machine's real resources, and writes `.meso/dev.json` so the CLI finds it all. Ctrl-C
  * stops everything and removes the file.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,8 +14,12 @@ import { awsConfigFromEnv, LOCAL_CREDENTIALS } from '../adapters/aws-config.ts';
 import { type ClusterConfig, configToEnv, DEV_FILE, type DevFile } from '../config/cluster.ts';
 import type { Logger } from '../control/deps.ts';
 import { DEFAULT_PREFIX } from '../definition/tables-queues.ts';
+import { KeptAgent } from './agent-keeper.ts';
 import { startLocalControlPlane } from './control-plane.ts';
+import { formatControlLine } from './dev-log.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
+import { waitForEndpoints } from './endpoints.ts';
+import { readStackPorts, recordStackPorts } from './persist-ports.ts';
 import { provision } from './provision.ts';
 
 export interface DevOptions {
@@ -40,9 +44,9 @@ function say(line: string): void {
 }
 
 const devLogger = (verbose: boolean): Logger => ({
-  info: (m, e) => verbose && console.error(`[control] ${m}`, e ? JSON.stringify(e) : ''),
-  warn: (m, e) => console.error(`[control] WARN ${m}`, e ? JSON.stringify(e) : ''),
-  error: (m, e) => console.error(`[control] ERROR ${m}`, e ? JSON.stringify(e) : ''),
+  info: (m, e) => verbose && console.error(formatControlLine('INFO', m, e)),
+  warn: (m, e) => console.error(formatControlLine('WARN', m, e)),
+  error: (m, e) => console.error(formatControlLine('ERROR', m, e)),
 });
 
 /**
@@ -68,13 +72,18 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   const external = awsConfigFromEnv();
   if (external.endpoint) {
     say(`Using AWS_ENDPOINT_URL=${external.endpoint} (no emulators started).`);
+    await waitForEndpoints(external, {
+      onWaiting: (service, endpoint, problem) =>
+        say(`Waiting for ${service} at ${endpoint} to answer (${problem})…`),
+    });
   } else {
     say('Starting DynamoDB Local and the SQS emulator…');
+    const dataDir = opts.persist ? join(mesoDir, 'data') : undefined;
+    // With --persist the stack comes back on the ports it had (lib/local/persist-ports.ts).
+    const preferPorts = dataDir ? readStackPorts(dataDir) : {};
     // SQS behind the identity gateway: each access key its own SenderId, as in AWS.
-    emulators = await startEmulators({
-      identityGateway: true,
-      ...(opts.persist ? { dataDir: join(mesoDir, 'data') } : {}),
-    });
+    emulators = await startEmulators({ identityGateway: true, ...(dataDir ? { dataDir, preferPorts } : {}) });
+    if (dataDir) for (const moved of recordStackPorts(dataDir, preferPorts, emulators)) say(moved);
   }
   const aws = emulators
     ? {
@@ -116,8 +125,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   };
   writeFileSync(devFile, `${JSON.stringify(dev, null, 2)}\n`);
 
-  const agents: ChildProcess[] = [];
-  const registered: Promise<void>[] = [];
+  const agents: KeptAgent[] = [];
   for (const [i, workDir] of workDirs.entries()) {
     const args = [
       join(ROOT, 'node_modules/tsx/dist/cli.mjs'),
@@ -127,23 +135,23 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       workDir,
     ];
     if (opts.resources) args.push('--resources', opts.resources);
-    const child = spawn(process.execPath, args, {
-      cwd,
-      env: { ...process.env, ...configToEnv(cluster), ...(emulators ? agentKey(i) : {}) },
-      stdio: ['ignore', 'inherit', 'pipe'],
-    });
-    registered.push(
-      new Promise((done) => {
-        child.stderr?.on('data', (chunk: Buffer) => {
-          const text = chunk.toString();
-          process.stderr.write(text.replace(/^(?=.)/gm, `[agent-${i}] `));
-          if (/registered/i.test(text)) done();
-        });
-        child.once('exit', () => done());
+    // Several agents on one machine share it: each offers its part, and its own ports.
+    if (workDirs.length > 1) args.push('--share', `${i + 1}/${workDirs.length}`);
+    // Kept running: one that dies is said so and started again (lib/local/agent-keeper.ts).
+    agents.push(
+      new KeptAgent({
+        name: `agent-${i}`,
+        say,
+        spawn: () =>
+          spawn(process.execPath, args, {
+            cwd,
+            env: { ...process.env, ...configToEnv(cluster), ...(emulators ? agentKey(i) : {}) },
+            stdio: ['ignore', 'inherit', 'pipe'],
+          }),
       }),
     );
-    agents.push(child);
   }
+  const registered = agents.map((a) => a.firstRegistration);
   let giveUp: NodeJS.Timeout | undefined;
   await Promise.race([Promise.all(registered), new Promise((r) => (giveUp = setTimeout(r, 30_000)))]);
   clearTimeout(giveUp);
@@ -166,17 +174,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       say(`\n${signal}: stopping Meso…`);
       // The file goes first: whatever happens next, no client should find a stack that is going.
       rmSync(devFile, { force: true });
-      await Promise.all(
-        agents.map(
-          (a) =>
-            new Promise<void>((exited) => {
-              if (a.exitCode !== null || a.signalCode !== null) return exited();
-              a.once('exit', () => exited());
-              a.kill('SIGTERM');
-              setTimeout(() => a.kill('SIGKILL'), 10_000).unref();
-            }),
-        ),
-      );
+      await Promise.all(agents.map((a) => a.stop()));
       // Ctrl-C in a terminal signals the whole process group, emulators included: stopping what
       // is already gone must not keep the rest from stopping.
       await controlPlane.stop().catch(() => {});
@@ -184,7 +182,10 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       say('Stopped.');
       done();
     };
-    process.once('SIGINT', () => void stop('SIGINT'));
-    process.once('SIGTERM', () => void stop('SIGTERM'));
+    // `on`, not `once`: under `npm start` a Ctrl-C reaches this process twice (from the terminal
+    // and relayed by tsx), and a second SIGINT with no listener would kill it mid-cleanup.
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGHUP', () => void stop('SIGHUP'));
   });
 }

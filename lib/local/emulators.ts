@@ -46,6 +46,11 @@ export interface StartEmulatorsOptions {
   readonly log?: (line: string) => void;
   /** Region the endpoints are reported with. Default: `AWS_REGION`, `AWS_DEFAULT_REGION`, us-east-1. */
   readonly region?: string;
+  /**
+   * Ports to come back on (a `--persist` stack restarted where it was, so clients that were
+   * connected reconnect); one that is taken is replaced by a free one.
+   */
+  readonly preferPorts?: { readonly dynamo?: number; readonly sqs?: number };
   /** How long to wait for each emulator to answer. Default 30 000 ms. */
   readonly startTimeoutMs?: number;
   /**
@@ -81,8 +86,8 @@ export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<
   const dataDir = opts.dataDir ? resolve(opts.dataDir) : undefined;
   // Start both at once. If one fails, report it at once (a missing `java` must not wait for
   // fauxqs) and stop the other as soon as it is up; the exit handler covers the gap.
-  const dynamo = startDynamo(region, timeoutMs, dataDir, opts.log);
-  const sqs = startFauxqs(region, timeoutMs, dataDir, opts.log);
+  const dynamo = startDynamo(region, timeoutMs, dataDir, opts.log, opts.preferPorts?.dynamo);
+  const sqs = startFauxqs(region, timeoutMs, dataDir, opts.log, opts.preferPorts?.sqs);
   let started: [Started, Started];
   try {
     started = await Promise.all([dynamo, sqs]);
@@ -199,6 +204,7 @@ async function startDynamo(
   timeoutMs: number,
   dataDir: string | undefined,
   log: ((line: string) => void) | undefined,
+  preferPort?: number,
 ): Promise<Started> {
   const dir = join(findPackageDir('amplify-dynamodb-simulator'), 'emulator');
   const jar = join(dir, 'DynamoDBLocal.jar');
@@ -209,7 +215,7 @@ async function startDynamo(
     mkdirSync(path, { recursive: true });
     storage = ['-dbPath', path];
   }
-  return withPortRetry(async (port) => {
+  return withPortRetry(preferPort, async (port) => {
     const argv = [
       'java',
       `-Djava.library.path=${join(dir, 'DynamoDBLocal_lib')}`,
@@ -281,6 +287,7 @@ async function startFauxqs(
   timeoutMs: number,
   dataDir: string | undefined,
   log: ((line: string) => void) | undefined,
+  preferPort?: number,
 ): Promise<Started> {
   const app = join(findPackageDir('fauxqs'), 'dist', 'app.js');
   if (!existsSync(app)) throw new EmulatorError(`fauxqs not found at ${app}; run npm ci`);
@@ -289,7 +296,7 @@ async function startFauxqs(
     sqsDir = join(dataDir, 'sqs');
     mkdirSync(sqsDir, { recursive: true });
   }
-  return withPortRetry(async (port) => {
+  return withPortRetry(preferPort, async (port) => {
     const child = spawn(
       process.execPath,
       ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', FAUXQS_CHILD],
@@ -348,14 +355,30 @@ async function startFauxqs(
 class PortInUse extends EmulatorError {}
 
 /** A port taken between our probe and the child's bind: try another, a few times. */
-async function withPortRetry<T>(start: (port: number) => Promise<T>): Promise<T> {
+async function withPortRetry<T>(
+  preferPort: number | undefined,
+  start: (port: number) => Promise<T>,
+): Promise<T> {
+  // The preferred port first, when it is free; then ports the kernel hands out.
+  let next = preferPort !== undefined && (await isFree(preferPort)) ? preferPort : undefined;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await start(await freePort());
+      return await start(next ?? (await freePort()));
     } catch (e) {
       if (!(e instanceof PortInUse) || attempt >= 3) throw e;
     }
+    next = undefined;
   }
+}
+
+/** Whether `port` can be bound on loopback now. */
+function isFree(port: number): Promise<boolean> {
+  return new Promise((answer) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => answer(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => answer(true)));
+  });
 }
 
 /** A port the kernel just handed out on loopback; free again once we close it. */

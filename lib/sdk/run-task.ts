@@ -187,6 +187,9 @@ export async function runTask(opts: RunTaskOptions): Promise<RunTaskResult> {
         launch = { agentId: chosen.agentId, sent };
         await sent;
         opts.onLaunched?.(task, chosen);
+        // Nothing more is wanted: no offers, not even of what the task frees when it ends (they
+        // would reach a queue deleted a moment later). After the ACCEPT in the framework's FIFO group.
+        await scheduler.suppress();
       }
       if (rest.length > 0) {
         await scheduler.decline(

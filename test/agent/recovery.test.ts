@@ -209,6 +209,8 @@ describe('agent recovery', () => {
         const s = await nextAcked(t);
         expect(isTerminal(s.state)).toBe(true);
         expect(s).toMatchObject({ state: 'TASK_FINISHED', exitCode: 0, stdoutTail: `done ${t}\n` });
+        // They ended under the restarted agent, not while it was down.
+        expect(s.message).toBe('exited with code 0');
       }
       // Every terminal update acknowledged: the checkpoints are gone, the sandboxes stay.
       for (let i = 0; i < 100 && listRuns(dir.path).length > 0; i++)

@@ -5,10 +5,12 @@ import {
   diskReserveMb,
   memReserveMb,
   parseAttributes,
+  parseShare,
   readMachineFacts,
+  shareOf,
   withOverrides,
 } from '../../agent/resources.ts';
-import { format, ResourceError } from '../../lib/core/resources.ts';
+import { add, format, parse, portCount, ResourceError } from '../../lib/core/resources.ts';
 import { tempDir } from './helpers.ts';
 
 const GB = 1024 ** 3;
@@ -70,6 +72,40 @@ describe('--resources overrides', () => {
     for (const bad of ['cpus', 'cpus:-1', 'cpus:two', 'ports:31000-32000', 'ports:[2-1]', 'bogus:1']) {
       expect(() => withOverrides(detected, bad), bad).toThrow(ResourceError);
     }
+  });
+});
+
+describe('--share i/n (several agents on one machine)', () => {
+  it('splits every scalar and gives each agent its own ports: together they claim the machine once', () => {
+    const machine = detectedResources(facts);
+    const shares = [1, 2, 3].map((i) => shareOf(machine, i, 3));
+    expect(shares.map(format)).toEqual([
+      'cpus:2.666;mem:5120;disk:32426;ports:[31000-31332]',
+      'cpus:2.666;mem:5120;disk:32426;ports:[31333-31665]',
+      'cpus:2.666;mem:5120;disk:32426;ports:[31666-31998]',
+    ]);
+    const together = shares.reduce(add);
+    for (const name of ['cpus', 'mem', 'disk'] as const)
+      expect(together[name]).toBeLessThanOrEqual(machine[name]);
+    // No port in two shares: the sum of the parts has as many ports as the parts together.
+    expect(portCount(together.ports)).toBe(shares.reduce((n, s) => n + portCount(s.ports), 0));
+  });
+
+  it('splits ports across several ranges, and reservations role by role', () => {
+    const r = parse('cpus:2;ports:[100-101,200-203];cpus(eng):1;mem(eng):100');
+    expect(format(shareOf(r, 1, 2))).toBe('cpus:1;ports:[100-101,200-200];cpus(eng):0.5;mem(eng):50');
+    expect(format(shareOf(r, 2, 2))).toBe('cpus:1;ports:[201-203];cpus(eng):0.5;mem(eng):50');
+  });
+
+  it('one share of one is the whole', () => {
+    const machine = detectedResources(facts);
+    expect(format(shareOf(machine, 1, 1))).toBe(format(machine));
+  });
+
+  it('--share must be i/n with 1 <= i <= n', () => {
+    expect(parseShare('2/3')).toEqual({ index: 2, count: 3 });
+    for (const bad of ['0/2', '3/2', '1', '1/0', 'a/b', '-1/2'])
+      expect(() => parseShare(bad)).toThrow(ResourceError);
   });
 });
 

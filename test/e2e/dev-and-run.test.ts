@@ -10,7 +10,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { awsConfigFromEnv } from '../../lib/adapters/aws-config.ts';
+import { deprovision } from '../../lib/local/provision.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const MESO = join(ROOT, 'bin/meso.js');
@@ -30,6 +32,9 @@ function run(args: string[], cwd: string): Promise<{ code: number | null; stdout
   });
 }
 
+const embedded = inject('emulators')?.embedded !== false;
+const prefix = `e2e${process.pid}`;
+
 describe('meso dev + meso run', () => {
   let dir: string;
   let dev: ChildProcess;
@@ -38,10 +43,20 @@ describe('meso dev + meso run', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'meso-e2e-'));
     // The embedded emulators of `meso dev`, not the test run's: unset what the test setup exported.
+    // Against LocalStack (AWS_ENDPOINT_URL, where Java for the embedded ones may be missing)
+    // `meso dev` uses that endpoint instead, as a user's would, under a prefix of its own.
     const env = { ...process.env };
     for (const k of Object.keys(env))
-      if (k.startsWith('AWS_ENDPOINT_URL') || k.startsWith('MESO_QUEUE_')) delete env[k];
-    dev = spawn(process.execPath, [MESO, 'dev', '--resources', 'cpus:2;mem:1024;disk:1024'], {
+      if ((embedded && k.startsWith('AWS_ENDPOINT_URL')) || k.startsWith('MESO_QUEUE_')) delete env[k];
+    if (!embedded)
+      console.warn(`LocalStack mode: meso dev runs against ${env.AWS_ENDPOINT_URL}, not embedded emulators`);
+    const args = [
+      'dev',
+      '--resources',
+      'cpus:2;mem:1024;disk:1024',
+      ...(embedded ? [] : ['--prefix', prefix]),
+    ];
+    dev = spawn(process.execPath, [MESO, ...args], {
       cwd: dir,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -63,6 +78,8 @@ describe('meso dev + meso run', () => {
       await exited;
     }
     if (dir) await rm(dir, { recursive: true, force: true });
+    // LocalStack keeps what meso dev created; the embedded emulators went with it.
+    if (!embedded) await deprovision({ aws: awsConfigFromEnv(), prefix });
   });
 
   it('writes .meso/dev.json when ready', () => {
@@ -87,10 +104,20 @@ describe('meso dev + meso run', () => {
     expect(r.stderr).toContain('it broke');
   });
 
-  it('Ctrl-C stops everything and removes .meso/dev.json', async () => {
+  it('Ctrl-C stops everything and removes .meso/dev.json, even when it arrives twice', async () => {
     const exited = new Promise<number | null>((r) => dev.once('exit', r));
+    const stopping = new Promise<void>((r) => {
+      const seen = () => devOut.includes('stopping Meso');
+      dev.stdout?.on('data', () => seen() && r());
+      if (seen()) r();
+    });
+    dev.kill('SIGINT');
+    // Under `npm start` the terminal's Ctrl-C reaches meso dev twice (tsx relays it): the second
+    // one, mid-cleanup, must not cut the cleanup short.
+    await stopping;
     dev.kill('SIGINT');
     expect(await exited).toBe(0);
+    expect(devOut).toContain('Stopped.');
     expect(existsSync(join(dir, '.meso/dev.json'))).toBe(false);
   });
 });

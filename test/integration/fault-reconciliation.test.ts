@@ -100,13 +100,19 @@ describe('reconciliation', () => {
     s.on('update', async (u) => {
       if (u.state !== 'TASK_FINISHED') await s.acknowledge(u);
     });
+    const agent = h.agents[0]!;
+    // Listened for from the start: a resend that comes before the framework has read the first
+    // send (a loaded machine) must not be missed.
+    const resending = new Promise<TaskStatus>((resolve) =>
+      agent.on(
+        'statusSent',
+        (st, attempt) => st.taskId === 'fin' && st.state === 'TASK_FINISHED' && attempt > 0 && resolve(st),
+      ),
+    );
     await runTask(s, r, 'fin', 'true');
     const finished = await r.update('fin', 'TASK_FINISHED');
-    const agent = h.agents[0]!;
     // Not acknowledged: the agent still holds it and resends it.
-    const resent = await new Promise<TaskStatus>((resolve) =>
-      agent.on('statusSent', (st, attempt) => st.taskId === 'fin' && attempt > 0 && resolve(st)),
-    );
+    const resent = await resending;
     expect(resent.uuid).toBe(finished.uuid);
     // Every update before it was acknowledged (manually), so it is the only one pending.
     await s.acknowledge(finished);

@@ -2,6 +2,7 @@
  * The embedded emulators. The global setup already starts one pair for the whole run; this file
  * starts its own to check what the rest of the suite cannot: `stop()`, persistence, a missing Java.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,15 +13,34 @@ import { JAVA_MISSING, startEmulators } from '../../lib/local/emulators.ts';
 
 const credentials = { accessKeyId: 'mesotest', secretAccessKey: 'mesotest' };
 
+/**
+ * Against LocalStack (`AWS_ENDPOINT_URL`) a machine need not have Java, which the embedded
+ * DynamoDB Local needs: there a check that starts the emulators says in the output that it was
+ * not made, and why, instead of failing.
+ */
+function cannotStartEmulators(what: string): boolean {
+  if (inject('emulators')?.embedded !== false) return false;
+  if (!spawnSync('java', ['-version']).error) return false;
+  console.warn(
+    `LocalStack mode without Java: not checked here: ${what} (the embedded DynamoDB Local needs Java)`,
+  );
+  return true;
+}
+
 describe('emulators', () => {
   it('the run’s emulators answer on loopback', async () => {
     const endpoints = inject('emulators');
-    if (!endpoints?.embedded) return; // AWS_ENDPOINT_URL run: nothing embedded to check
+    if (!endpoints?.embedded) {
+      console.warn('LocalStack mode: the run started no embedded emulators; nothing of theirs to check here');
+      return;
+    }
     expect(endpoints.dynamoEndpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(endpoints.sqsEndpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });
 
   it('persists to dataDir across a restart, and stop() ends both processes', async () => {
+    if (cannotStartEmulators('persistence, restart on the same ports and stop() of the embedded emulators'))
+      return;
     const dataDir = await mkdtemp(join(tmpdir(), 'meso-emulators-'));
     try {
       const first = await startEmulators({ dataDir });
@@ -53,8 +73,15 @@ describe('emulators', () => {
       db1.destroy();
       mq1.destroy();
 
-      const second = await startEmulators({ dataDir });
+      // Restarted where it was (a `--persist` stack after a crash), so connected clients reconnect.
+      const port = (e: string) => Number(new URL(e).port);
+      const second = await startEmulators({
+        dataDir,
+        preferPorts: { dynamo: port(first.dynamoEndpoint), sqs: port(first.sqsEndpoint) },
+      });
       try {
+        expect(second.dynamoEndpoint).toBe(first.dynamoEndpoint);
+        expect(second.sqsEndpoint).toBe(first.sqsEndpoint);
         const db2 = new DynamoDBClient({
           region: second.region,
           endpoint: second.dynamoEndpoint,

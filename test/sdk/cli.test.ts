@@ -103,7 +103,7 @@ interface Harness {
   io: CliIo;
   out: string[];
   err: string[];
-  interrupt: () => void;
+  interrupt: (signal?: NodeJS.Signals) => void;
   exited: number[];
   destroyed: number;
 }
@@ -119,7 +119,7 @@ function harness(): Harness {
       stdout: { write: (t: string) => h.out.push(t) },
       stderr: { write: (t: string) => h.err.push(t) },
       onInterrupt: (handler) => {
-        h.interrupt = handler;
+        h.interrupt = (signal = 'SIGINT') => handler(signal);
         return () => {
           h.interrupt = () => {};
         };
@@ -176,6 +176,7 @@ async function meso(argv: string[], states: TaskStatus[], h = harness()) {
   const code = await runProgram(argv, {
     io: h.io,
     run: {
+      listAgents: async () => undefined,
       loadConfig: () => CLUSTER,
       createSqsClient: fakeSqs(h),
       runTask: fakeRunTask(states, seen),
@@ -246,6 +247,24 @@ describe('meso (program)', () => {
     );
   });
 
+  it('prints the stderr an agent quotes in its failure message once, on lines of its own', async () => {
+    const r = await meso(
+      ['run', 'echo oops >&2; exit 3'],
+      [
+        status('TASK_FAILED', {
+          message: 'exited with code 3\n--- last lines of stderr ---\noops',
+          exitCode: 3,
+          stderrTail: 'oops\n',
+        }),
+      ],
+    );
+    expect(r.code).toBe(1);
+    expect(r.err.split('oops').length - 1).toBe(1);
+    expect(r.err).toContain('meso: last lines of stderr:\noops\n');
+    expect(r.err).toContain('meso: task t1 ended TASK_FAILED: exited with code 3; exit code 3\n');
+    expect(r.err).not.toContain('--- last lines of stderr ---');
+  });
+
   it('exits 2 on usage and configuration errors', async () => {
     expect((await meso(['run'], [])).code).toBe(2);
     expect((await meso(['run', '--cpus', 'lots', 'true'], [])).code).toBe(2);
@@ -255,6 +274,7 @@ describe('meso (program)', () => {
     const code = await runProgram(['run', 'true'], {
       io: h.io,
       run: {
+        listAgents: async () => undefined,
         loadConfig: () => {
           throw new ConfigError('No Meso cluster configured.');
         },
@@ -268,7 +288,7 @@ describe('meso (program)', () => {
     const h = harness();
     const code = await runProgram(['run', '--task-id', 'bad id', 'true'], {
       io: h.io,
-      run: { loadConfig: () => CLUSTER, createSqsClient: fakeSqs(h) },
+      run: { listAgents: async () => undefined, loadConfig: () => CLUSTER, createSqsClient: fakeSqs(h) },
     });
     expect(code).toBe(2);
     expect(h.err.join('')).toMatch(/invalid task: taskId/);
@@ -277,6 +297,7 @@ describe('meso (program)', () => {
     const code2 = await runProgram(['run', 'true'], {
       io: h2.io,
       run: {
+        listAgents: async () => undefined,
         loadConfig: () => CLUSTER,
         createSqsClient: fakeSqs(h2),
         runTask: async () => {
@@ -301,6 +322,7 @@ describe('meso (program)', () => {
     const code = await runProgram(['run', 'sleep 100'], {
       io: h.io,
       run: {
+        listAgents: async () => undefined,
         loadConfig: () => CLUSTER,
         createSqsClient: fakeSqs(h),
         runTask: async (opts) => {
@@ -328,6 +350,7 @@ describe('meso (program)', () => {
     const code = await runProgram(['run', 'true'], {
       io: h.io,
       run: {
+        listAgents: async () => undefined,
         loadConfig: () => CLUSTER,
         createSqsClient: fakeSqs(h),
         runTask: async () => {

@@ -138,6 +138,10 @@ describe('runTask', () => {
         filters: { refuseSeconds: LAUNCHED_REFUSE_SECONDS },
       },
     ]);
+    // Once launched it wants no more offers (they would go to a queue about to be deleted).
+    const sends = fake.log.filter((l) => l.startsWith('send '));
+    expect(fake.callsOf('SUPPRESS')).toHaveLength(1);
+    expect(sends.indexOf('send SUPPRESS')).toBeGreaterThan(sends.indexOf('send ACCEPT'));
     // Every update acknowledged, then TEARDOWN, then the queue it created is deleted.
     expect(fake.callsOf('ACKNOWLEDGE')).toHaveLength(3);
     const order = fake.log.filter((l) => l !== 'poll stopped');
