@@ -15,6 +15,7 @@ import { type CliIo, EXIT, processIo } from './io.ts';
 import { type LogsDeps, localWorkDirs, registerLogsCommand } from './logs.ts';
 import { connectToCluster, type OperatorCliDeps, registerOperatorCommands } from './operator.ts';
 import { type RunDeps, registerRunCommand } from './run.ts';
+import { registerStateCommands } from './state.ts';
 import { registerTaskCommand } from './task.ts';
 
 export interface ProgramDeps {
@@ -67,6 +68,7 @@ export function buildProgram(deps: ProgramDeps = {}, done: (code: number) => voi
     () => ({ io, connect: () => connectToCluster(), ...deps.operator }),
     done,
   );
+  registerStateCommands(program, () => ({ io, connect: () => connectToCluster(), ...deps.operator }), done);
   const storeDeps = () => ({ io, openStore: () => openClusterStore(), ...deps.store });
   registerAgentsCommand(program, storeDeps, done);
   registerTaskCommand(program, storeDeps, done);
