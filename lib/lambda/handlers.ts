@@ -7,6 +7,7 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { handleAgentCall } from '../control/agent-calls.ts';
 import { runAllocationCycle } from '../control/allocation.ts';
 import type { ControlDeps } from '../control/deps.ts';
+import { cycleEntry, recordStats } from '../control/operator-stats.ts';
 import { resilientStore } from '../control/retry.ts';
 import { handleSchedulerCall } from '../control/scheduler-calls.ts';
 import { runSweep } from '../control/sweep.ts';
@@ -59,8 +60,12 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
       // sent: this one announces the outstanding offers again (lib/control/allocation.ts).
       const reannounce = event.Records.some((r) => Number(r.attributes.ApproximateReceiveCount ?? '1') > 1);
       for (const shard of shards) {
+        const t0 = performance.now();
         const report = await runAllocationCycle(d, shard, { reannounce });
+        const durationMs = performance.now() - t0;
         d.log.info('allocation cycle', { shard, ...report });
+        d.metrics.measure?.('CycleDuration', durationMs, 'Milliseconds');
+        await recordStats(d, cycleEntry(shard, report, durationMs));
       }
       return { batchItemFailures: [] };
     } finally {
@@ -73,6 +78,7 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
   const sweep = async () => {
     try {
       await runSweep(deps());
+      await recordStats(deps());
     } finally {
       afterEach?.();
     }
