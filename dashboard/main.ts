@@ -99,7 +99,10 @@ function renderTotals(s: ClusterState, m: OperatorMetrics): void {
 }
 
 function renderAgents(s: ClusterState): void {
-  if (s.agents.length === 0) return put('agents', h('p', { class: 'muted' }, 'no agents have registered'));
+  if (s.agents.length === 0) {
+    put('agents', h('p', { class: 'muted' }, 'no agents have registered'));
+    return;
+  }
   put(
     'agents',
     table(
@@ -124,7 +127,10 @@ function renderAgents(s: ClusterState): void {
 }
 
 function renderRoles(s: ClusterState): void {
-  if (s.roles.length === 0) return put('roles', h('p', { class: 'muted' }, 'no roles yet'));
+  if (s.roles.length === 0) {
+    put('roles', h('p', { class: 'muted' }, 'no roles yet'));
+    return;
+  }
   put(
     'roles',
     table(
@@ -155,7 +161,10 @@ function renderRoles(s: ClusterState): void {
 }
 
 function renderFrameworks(s: ClusterState): void {
-  if (s.frameworks.length === 0) return put('frameworks', h('p', { class: 'muted' }, 'no frameworks'));
+  if (s.frameworks.length === 0) {
+    put('frameworks', h('p', { class: 'muted' }, 'no frameworks'));
+    return;
+  }
   put(
     'frameworks',
     table(
@@ -212,7 +221,10 @@ function taskDetail(t: TaskView): Child {
 
 function renderTasks(s: ClusterState): void {
   const tasks = s.tasks.slice(0, 200);
-  if (tasks.length === 0) return put('tasks', h('p', { class: 'muted' }, 'no tasks'));
+  if (tasks.length === 0) {
+    put('tasks', h('p', { class: 'muted' }, 'no tasks'));
+    return;
+  }
   put(
     'tasks',
     table(
@@ -247,7 +259,10 @@ function renderTasks(s: ClusterState): void {
 
 function renderCycles(cycles: readonly CycleEntry[], m: OperatorMetrics): void {
   const recent = [...cycles].reverse().slice(0, 15);
-  if (recent.length === 0) return put('cycles', h('p', { class: 'muted' }, 'no cycles recorded yet'));
+  if (recent.length === 0) {
+    put('cycles', h('p', { class: 'muted' }, 'no cycles recorded yet'));
+    return;
+  }
   put(
     'cycles',
     h(
@@ -315,7 +330,10 @@ function renderPlot(samples: readonly UtilisationSample[], s: ClusterState): voi
     points.map((p) => 100 * frac(p.used.mem, p.total.mem)),
     points.map((p) => 100 * frac(p.offered.cpus, p.total.cpus)),
   ];
-  if (plot) return plot.setData(data);
+  if (plot) {
+    plot.setData(data);
+    return;
+  }
   const el = $('#plot');
   plot = new uPlot(
     {

@@ -56,9 +56,7 @@ export async function serveLocally(
       return send(refusal(403, 'cross-site request refused'));
     }
     req.resume();
-    handle(requestOf(req, opts.principal)).then(send, (e: unknown) =>
-      send(refusal(500, String(e))),
-    );
+    handle(requestOf(req, opts.principal)).then(send, (e: unknown) => send(refusal(500, String(e))));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
