@@ -17,6 +17,7 @@ import { connectToCluster, type OperatorCliDeps, registerOperatorCommands } from
 import { type RunDeps, registerRunCommand } from './run.ts';
 import { registerStateCommands } from './state.ts';
 import { registerTaskCommand } from './task.ts';
+import { defaultUiDeps, registerUiCommand, type UiDeps } from './ui.ts';
 
 export interface ProgramDeps {
   io?: CliIo;
@@ -28,6 +29,7 @@ export interface ProgramDeps {
   /** `meso agents` and `meso task`. */
   store?: Partial<Omit<ClusterStoreDeps, 'io'>>;
   logs?: Partial<Omit<LogsDeps, 'io'>>;
+  ui?: Partial<Omit<UiDeps, 'io'>>;
 }
 
 const VERSION = '0.1.0';
@@ -74,6 +76,7 @@ export function buildProgram(deps: ProgramDeps = {}, done: (code: number) => voi
   registerTaskCommand(program, storeDeps, done);
   registerAclCommand(program, storeDeps, done);
   registerLogsCommand(program, () => ({ io, workDirs: () => localWorkDirs(), ...deps.logs }), done);
+  registerUiCommand(program, () => ({ ...defaultUiDeps(io), ...deps.ui }), done);
   return program;
 }
 
