@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { type ClusterConfig, loadClusterConfig } from '../config/cluster.ts';
+import { agentView } from '../control/operator-state.ts';
 import type { AgentRecord } from '../core/model.ts';
 import { format } from '../core/resources.ts';
 import type { Store } from '../ports/store.ts';
@@ -85,7 +86,8 @@ export async function agentsCommand(opts: { json?: boolean }, deps: ClusterStore
   return withStore(deps, async (store) => {
     const agents = await store.scan<AgentRecord & Record<string, unknown>>('agents');
     if (opts.json) {
-      deps.io.stdout.write(`${JSON.stringify(agents, null, 2)}\n`);
+      // The table's units (cpus, MB), not the stored thousandths: lib/control/operator-state.ts.
+      deps.io.stdout.write(`${JSON.stringify(agents.map(agentView), null, 2)}\n`);
     } else {
       deps.io.stdout.write(formatAgentsTable(agents, (deps.now ?? Date.now)()));
     }

@@ -16,7 +16,9 @@ import { type LogsDeps, localWorkDirs, registerLogsCommand } from './logs.ts';
 import { connectToCluster, type OperatorCliDeps, registerOperatorCommands } from './operator.ts';
 import { type RunDeps, registerRunCommand } from './run.ts';
 import { readableAgents } from './run-fit.ts';
+import { registerStateCommands } from './state.ts';
 import { registerTaskCommand } from './task.ts';
+import { defaultUiDeps, registerUiCommand, type UiDeps } from './ui.ts';
 
 export interface ProgramDeps {
   io?: CliIo;
@@ -28,6 +30,7 @@ export interface ProgramDeps {
   /** `meso agents` and `meso task`. */
   store?: Partial<Omit<ClusterStoreDeps, 'io'>>;
   logs?: Partial<Omit<LogsDeps, 'io'>>;
+  ui?: Partial<Omit<UiDeps, 'io'>>;
 }
 
 const VERSION = '0.1.0';
@@ -75,11 +78,13 @@ export function buildProgram(deps: ProgramDeps = {}, done: (code: number) => voi
     () => ({ io, connect: () => connectToCluster(), ...deps.operator }),
     done,
   );
+  registerStateCommands(program, () => ({ io, connect: () => connectToCluster(), ...deps.operator }), done);
   const storeDeps = () => ({ io, openStore: () => openClusterStore(), ...deps.store });
   registerAgentsCommand(program, storeDeps, done);
   registerTaskCommand(program, storeDeps, done);
   registerAclCommand(program, storeDeps, done);
   registerLogsCommand(program, () => ({ io, workDirs: () => localWorkDirs(), ...deps.logs }), done);
+  registerUiCommand(program, () => ({ ...defaultUiDeps(io), ...deps.ui }), done);
   return program;
 }
 

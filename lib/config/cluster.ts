@@ -36,6 +36,8 @@ export interface DevFile {
   readonly startedAt: string;
   /** The work directories of the agents `meso dev` started (for `meso logs`). */
   readonly agentWorkDirs?: readonly string[];
+  /** The operator API and dashboard on 127.0.0.1 (for `meso ui`). */
+  readonly apiUrl?: string;
 }
 
 export const DEV_FILE = join('.meso', 'dev.json');

@@ -41,6 +41,13 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
       for (const [k, v] of Object.entries(dimensions)) single.addDimension(k, v);
       single.addMetric(name, MetricUnit.Count, value);
     },
+    measure(name, value, unit, dimensions) {
+      const u = MetricUnit[unit];
+      if (!dimensions || Object.keys(dimensions).length === 0) return pm.addMetric(name, u, value);
+      const single = pm.singleMetric();
+      for (const [k, v] of Object.entries(dimensions)) single.addDimension(k, v);
+      single.addMetric(name, u, value);
+    },
   };
   return {
     store: new DynamoStore(createDynamoClient(), tables),

@@ -8,6 +8,7 @@ import { handleAgentCall } from '../control/agent-calls.ts';
 import { runAllocationCycle } from '../control/allocation.ts';
 import { AllocationPacer } from '../control/allocation-interval.ts';
 import type { ControlDeps } from '../control/deps.ts';
+import { cycleEntry, recordStats } from '../control/operator-stats.ts';
 import { resilientStore } from '../control/retry.ts';
 import { handleSchedulerCall } from '../control/scheduler-calls.ts';
 import { runSweep } from '../control/sweep.ts';
@@ -78,9 +79,13 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
           d.metrics.count('AllocationNudgesCoalesced');
           continue;
         }
+        const t0 = performance.now();
         const report = await runAllocationCycle(d, shard, { reannounce });
+        const durationMs = performance.now() - t0;
         pacer.completed(shard, start);
         d.log.info('allocation cycle', { shard, ...report });
+        d.metrics.measure?.('CycleDuration', durationMs, 'Milliseconds');
+        await recordStats(d, cycleEntry(shard, report, durationMs));
       }
       return { batchItemFailures: [] };
     } finally {
@@ -93,6 +98,7 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
   const sweep = async () => {
     try {
       await runSweep(deps());
+      await recordStats(deps());
     } finally {
       afterEach?.();
     }

@@ -20,6 +20,7 @@ import { formatControlLine } from './dev-log.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
 import { waitForEndpoints } from './endpoints.ts';
 import { readStackPorts, recordStackPorts } from './persist-ports.ts';
+import { startLocalOperatorApi } from './operator-api.ts';
 import { provision } from './provision.ts';
 
 export interface DevOptions {
@@ -35,6 +36,8 @@ export interface DevOptions {
   readonly prefix?: string;
   /** Print the control plane's own log lines. */
   readonly verbose?: boolean;
+  /** The operator API's port on 127.0.0.1 (default `MESO_API_PORT`, else any free one). */
+  readonly apiPort?: number;
 }
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -106,6 +109,13 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     log: devLogger(!!opts.verbose),
   });
 
+  const apiPort = opts.apiPort ?? (process.env.MESO_API_PORT ? Number(process.env.MESO_API_PORT) : undefined);
+  const api = await startLocalOperatorApi({
+    cluster,
+    controlPlane,
+    ...(apiPort !== undefined ? { port: apiPort } : {}),
+  });
+
   const agentCount = opts.agents ?? 1;
   const workDirs = Array.from({ length: agentCount }, (_, i) =>
     opts.workDir && agentCount === 1
@@ -122,6 +132,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     pid: process.pid,
     startedAt: new Date().toISOString(),
     agentWorkDirs: workDirs,
+    apiUrl: api.url,
   };
   writeFileSync(devFile, `${JSON.stringify(dev, null, 2)}\n`);
 
@@ -159,6 +170,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   say('');
   say(`Meso is running: control plane in-process, ${agentCount} agent(s).`);
   say(`  DynamoDB ${dev.dynamoEndpoint}   SQS ${dev.sqsEndpoint}   (${DEV_FILE})`);
+  say(`  Dashboard and operator API: ${api.url}/   (docs/operator-api.md)`);
   say('');
   say('Try, in another terminal:');
   say("  npx meso run --cpus 0.5 --mem 64 -- sh -c 'echo hello from meso'");
@@ -177,6 +189,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       await Promise.all(agents.map((a) => a.stop()));
       // Ctrl-C in a terminal signals the whole process group, emulators included: stopping what
       // is already gone must not keep the rest from stopping.
+      await api.close().catch(() => {});
       await controlPlane.stop().catch(() => {});
       await emulators?.stop().catch(() => {});
       say('Stopped.');

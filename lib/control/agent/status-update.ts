@@ -141,6 +141,10 @@ async function deliver(
       ]);
     }
   }
+  // Launch latency: ACCEPT's task record to the agent's first TASK_RUNNING.
+  if (outcome.kind === 'forward' && !outcome.again && status.state === 'TASK_RUNNING' && outcome.task)
+    if (outcome.task.state !== 'TASK_RUNNING')
+      deps.metrics.measure?.('LaunchLatency', status.timestamp - outcome.task.createdAt, 'Milliseconds');
   // A redelivered terminal update nudges again: the first attempt may have died before its nudge.
   if (outcome.kind === 'forward' && (outcome.freed || (outcome.again && isTerminal(status.state)))) {
     deps.metrics.count('TasksTerminal', { state: status.state });

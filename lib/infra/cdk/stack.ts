@@ -12,6 +12,7 @@ import {
 } from '../../definition/tables-queues.ts';
 import { MesoAgentFleet, type MesoAgentFleetProps } from './agent-fleet.ts';
 import { MesoControlPlane, type MesoControlPlaneProps, pascal } from './control-plane.ts';
+import { MesoOperatorApi } from './operator-api.ts';
 
 export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
   /**
@@ -32,6 +33,8 @@ export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
 export class MesoStack extends Stack {
   readonly controlPlane: MesoControlPlane;
   readonly agentFleet?: MesoAgentFleet;
+  /** The operator API, its function URL (IAM auth), the CloudWatch dashboard and alarms. */
+  readonly operatorApi: MesoOperatorApi;
 
   constructor(scope: Construct, id: string, props: MesoStackProps = {}) {
     super(scope, id, props);
@@ -58,6 +61,12 @@ export class MesoStack extends Stack {
     new CfnOutput(this, 'AgentPolicyArn', {
       description: 'Attach to an agent principal (MesoAgentPolicy)',
       value: meso.agentPolicy.managedPolicyArn,
+    });
+    this.operatorApi = new MesoOperatorApi(this, 'OperatorApi', {
+      controlPlane: meso,
+      ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}),
+      ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+      ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
     });
     if (props.agentFleet) {
       const { vpc, ...fleet } = props.agentFleet;
