@@ -9,6 +9,7 @@ import { runTask } from '../sdk/run-task.ts';
 import { registerAclCommand } from './acl.ts';
 import { type AgentGoneDeps, registerAgentGoneCommand } from './agent-gone.ts';
 import { type ClusterStoreDeps, openClusterStore, registerAgentsCommand } from './agents.ts';
+import { type AppsDeps, openServices, registerAppCommands } from './apps.ts';
 import { type DevDeps, loadDevModule, registerDevCommand } from './dev.ts';
 import { type DlqDeps, registerDlqCommand } from './dlq.ts';
 import { type CliIo, EXIT, processIo } from './io.ts';
@@ -27,6 +28,8 @@ export interface ProgramDeps {
   /** `meso agents` and `meso task`. */
   store?: Partial<Omit<ClusterStoreDeps, 'io'>>;
   logs?: Partial<Omit<LogsDeps, 'io'>>;
+  /** `meso app` and `meso apps`. */
+  apps?: Partial<Omit<AppsDeps, 'io'>>;
 }
 
 const VERSION = '0.1.0';
@@ -72,6 +75,7 @@ export function buildProgram(deps: ProgramDeps = {}, done: (code: number) => voi
   registerTaskCommand(program, storeDeps, done);
   registerAclCommand(program, storeDeps, done);
   registerLogsCommand(program, () => ({ io, workDirs: () => localWorkDirs(), ...deps.logs }), done);
+  registerAppCommands(program, () => ({ io, open: () => openServices(), ...deps.apps }), done);
   return program;
 }
 
