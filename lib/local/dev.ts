@@ -17,6 +17,7 @@ import { DEFAULT_PREFIX } from '../definition/tables-queues.ts';
 import { startLocalControlPlane } from './control-plane.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
 import { provision } from './provision.ts';
+import { startLocalServices } from './services.ts';
 
 export interface DevOptions {
   /** Agents to start (default 1). */
@@ -81,6 +82,9 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     log: devLogger(!!opts.verbose),
   });
 
+  // The built-in services framework (`meso app`), driven as its Lambda function would be.
+  const services = await startLocalServices({ cluster, log: devLogger(!!opts.verbose) });
+
   const agentCount = opts.agents ?? 1;
   const workDirs = Array.from({ length: agentCount }, (_, i) =>
     opts.workDir && agentCount === 1
@@ -139,6 +143,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   say('Try, in another terminal:');
   say("  npx meso run --cpus 0.5 --mem 64 -- sh -c 'echo hello from meso'");
   say('  npx meso run -- false            # a failing task: state, reason, exit code');
+  say("  npx meso app deploy --name web --instances 2 --cmd 'exec sleep 3600' && npx meso apps");
   say('');
   say('Ctrl-C stops everything.');
 
@@ -163,6 +168,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       );
       // Ctrl-C in a terminal signals the whole process group, emulators included: stopping what
       // is already gone must not keep the rest from stopping.
+      await services.stop().catch(() => {});
       await controlPlane.stop().catch(() => {});
       await emulators?.stop().catch(() => {});
       say('Stopped.');

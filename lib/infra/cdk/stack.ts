@@ -12,6 +12,7 @@ import {
 } from '../../definition/tables-queues.ts';
 import { MesoAgentFleet, type MesoAgentFleetProps } from './agent-fleet.ts';
 import { MesoControlPlane, type MesoControlPlaneProps, pascal } from './control-plane.ts';
+import { MesoServices } from './services.ts';
 
 export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
   /**
@@ -32,6 +33,8 @@ export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
 export class MesoStack extends Stack {
   readonly controlPlane: MesoControlPlane;
   readonly agentFleet?: MesoAgentFleet;
+  /** The built-in services framework (`meso app`). */
+  readonly services: MesoServices;
 
   constructor(scope: Construct, id: string, props: MesoStackProps = {}) {
     super(scope, id, props);
@@ -59,6 +62,13 @@ export class MesoStack extends Stack {
       description: 'Attach to an agent principal (MesoAgentPolicy)',
       value: meso.agentPolicy.managedPolicyArn,
     });
+    this.services = new MesoServices(this, 'Services', {
+      controlPlane: meso,
+      ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
+      ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+    });
+    new CfnOutput(this, 'ServicesTableName', { value: this.services.table.tableName });
+    new CfnOutput(this, 'ServicesQueueUrl', { value: this.services.queue.queueUrl });
     if (props.agentFleet) {
       const { vpc, ...fleet } = props.agentFleet;
       this.agentFleet = new MesoAgentFleet(this, 'AgentFleet', {
