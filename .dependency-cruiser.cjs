@@ -17,6 +17,7 @@ const LAYERS = [
   ['lib/config'], // how clients find a cluster
   ['lib/control'], // the control-plane services
   ['lib/testing'], // checks shared by the chaos run and the integration tests
+  ['lib/frameworks'], // the built-in frameworks (services, jobs): logic, their tables, their handling of events
   ['lib/lambda'], // Lambda wiring: handlers, per-record glue, deps from the environment
   ['lib/sdk'], // the framework SDK
   ['lib/local'], // the local stack

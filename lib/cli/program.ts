@@ -9,6 +9,7 @@ import { runTask } from '../sdk/run-task.ts';
 import { registerAclCommand } from './acl.ts';
 import { type AgentGoneDeps, registerAgentGoneCommand } from './agent-gone.ts';
 import { type ClusterStoreDeps, openClusterStore, registerAgentsCommand } from './agents.ts';
+import { type AppsDeps, openServices, registerAppCommands } from './apps.ts';
 import { type DevDeps, loadDevModule, registerDevCommand } from './dev.ts';
 import { type DlqDeps, registerDlqCommand } from './dlq.ts';
 import { type CliIo, EXIT, processIo } from './io.ts';
@@ -31,6 +32,8 @@ export interface ProgramDeps {
   store?: Partial<Omit<ClusterStoreDeps, 'io'>>;
   logs?: Partial<Omit<LogsDeps, 'io'>>;
   ui?: Partial<Omit<UiDeps, 'io'>>;
+  /** `meso app` and `meso apps`. */
+  apps?: Partial<Omit<AppsDeps, 'io'>>;
 }
 
 const VERSION = '0.1.0';
@@ -85,6 +88,7 @@ export function buildProgram(deps: ProgramDeps = {}, done: (code: number) => voi
   registerAclCommand(program, storeDeps, done);
   registerLogsCommand(program, () => ({ io, workDirs: () => localWorkDirs(), ...deps.logs }), done);
   registerUiCommand(program, () => ({ ...defaultUiDeps(io), ...deps.ui }), done);
+  registerAppCommands(program, () => ({ io, open: () => openServices(), ...deps.apps }), done);
   return program;
 }
 

@@ -22,6 +22,7 @@ import { waitForEndpoints } from './endpoints.ts';
 import { readStackPorts, recordStackPorts } from './persist-ports.ts';
 import { startLocalOperatorApi } from './operator-api.ts';
 import { provision } from './provision.ts';
+import { startLocalServices } from './services.ts';
 
 export interface DevOptions {
   /** Agents to start (default 1). */
@@ -115,6 +116,8 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     controlPlane,
     ...(apiPort !== undefined ? { port: apiPort } : {}),
   });
+  // The built-in services framework (`meso app`), driven as its Lambda function would be.
+  const services = await startLocalServices({ cluster, log: devLogger(!!opts.verbose) });
 
   const agentCount = opts.agents ?? 1;
   const workDirs = Array.from({ length: agentCount }, (_, i) =>
@@ -175,6 +178,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   say('Try, in another terminal:');
   say("  npx meso run --cpus 0.5 --mem 64 -- sh -c 'echo hello from meso'");
   say('  npx meso run -- false            # a failing task: state, reason, exit code');
+  say("  npx meso app deploy --name web --instances 2 --cmd 'exec sleep 3600' && npx meso apps");
   say('');
   say('Ctrl-C stops everything.');
 
@@ -190,6 +194,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       // Ctrl-C in a terminal signals the whole process group, emulators included: stopping what
       // is already gone must not keep the rest from stopping.
       await api.close().catch(() => {});
+      await services.stop().catch(() => {});
       await controlPlane.stop().catch(() => {});
       await emulators?.stop().catch(() => {});
       say('Stopped.');

@@ -13,6 +13,7 @@ import {
 import { MesoAgentFleet, type MesoAgentFleetProps } from './agent-fleet.ts';
 import { MesoControlPlane, type MesoControlPlaneProps, pascal } from './control-plane.ts';
 import { MesoOperatorApi } from './operator-api.ts';
+import { MesoServices } from './services.ts';
 
 export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
   /**
@@ -35,6 +36,8 @@ export class MesoStack extends Stack {
   readonly agentFleet?: MesoAgentFleet;
   /** The operator API, its function URL (IAM auth), the CloudWatch dashboard and alarms. */
   readonly operatorApi: MesoOperatorApi;
+  /** The built-in services framework (`meso app`). */
+  readonly services: MesoServices;
 
   constructor(scope: Construct, id: string, props: MesoStackProps = {}) {
     super(scope, id, props);
@@ -68,6 +71,13 @@ export class MesoStack extends Stack {
       ...(props.logRetention ? { logRetention: props.logRetention } : {}),
       ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
     });
+    this.services = new MesoServices(this, 'Services', {
+      controlPlane: meso,
+      ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
+      ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+    });
+    new CfnOutput(this, 'ServicesTableName', { value: this.services.table.tableName });
+    new CfnOutput(this, 'ServicesQueueUrl', { value: this.services.queue.queueUrl });
     if (props.agentFleet) {
       const { vpc, ...fleet } = props.agentFleet;
       this.agentFleet = new MesoAgentFleet(this, 'AgentFleet', {

@@ -1,0 +1,357 @@
+/**
+ * The services framework: a Meso framework over the public scheduler protocol whose event queue
+ * feeds a handler (a Lambda function in AWS, the local event-source runner in `meso dev`). Each
+ * message is handled on its own: load state from the table, decide with the pure reconciler,
+ * write the state, then send the calls. A redelivered message decides again from what was
+ * written, so it launches nothing twice (an offer used once is declined the second time).
+ *
+ * Besides Meso's events, the queue takes one message of its own, `APPS_CHANGED`, which the CLI
+ * sends after it changed a definition; and `tick()` (a scheduled rule, a timer locally)
+ * subscribes when Meso has not been heard from, revives when a backoff ended and reconciles
+ * instances that never started.
+ */
+import { z } from 'zod';
+import type { Bus, OutboundMessage } from '../../ports/bus.ts';
+import type { Clock, Ids } from '../../ports/clock.ts';
+import type { Metrics } from '../../ports/metrics.ts';
+import { PROTOCOL_VERSION, type TaskStatus } from '../../protocol/common.ts';
+import { LIMITS } from '../../protocol/limits.ts';
+import { parseMessage } from '../../protocol/parse.ts';
+import { frameworkQueueName } from '../../protocol/queues.ts';
+import {
+  type SchedulerCall,
+  type SchedulerCallInput,
+  SchedulerCallSchema,
+  type SchedulerEvent,
+  SchedulerEventSchema,
+} from '../../protocol/scheduler.ts';
+import type { AppRecord } from './app.ts';
+import type { Instance } from './instance.ts';
+import {
+  applyStatus,
+  endsInstance,
+  type Kill,
+  nextBackoffEnd,
+  planKills,
+  planOffers,
+  wantsOffers,
+} from './reconciler.ts';
+import type { ServicesStore } from './store.ts';
+
+export const SERVICES_FRAMEWORK_ID = 'meso-services';
+
+/** Seconds Meso keeps the framework's tasks when it goes silent: a week, as a long-lived Marathon. */
+export const SERVICES_FAILOVER_SECONDS = 7 * 86400;
+
+/** Without SUBSCRIBED or HEARTBEAT for this long, `tick()` subscribes again. */
+export const CONTACT_TIMEOUT_MS = 60_000;
+
+/** Instances STAGING longer than this are reconciled explicitly by `tick()` (a launch that never reached Meso). */
+export const STAGING_RECONCILE_MS = 120_000;
+
+export interface FrameworkLogger {
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface ServicesDeps {
+  readonly store: ServicesStore;
+  readonly bus: Bus;
+  readonly clock: Clock;
+  readonly ids: Ids;
+  readonly log: FrameworkLogger;
+  readonly metrics?: Metrics;
+  readonly config: {
+    readonly frameworkId: string;
+    readonly name: string;
+    /** The cluster's scheduler-calls queue. */
+    readonly schedulerCallsQueueUrl: string;
+    /** The framework's own event queue. */
+    readonly queueUrl: string;
+  };
+}
+
+/** What the CLI sends to the framework's queue after changing a definition. */
+export const AppsChangedSchema = z
+  .object({ v: z.literal(1), type: z.literal('APPS_CHANGED'), appId: z.string().max(64).optional() })
+  .strict();
+
+export const appsChangedMessage = (appId?: string) =>
+  JSON.stringify({ v: PROTOCOL_VERSION, type: 'APPS_CHANGED', ...(appId ? { appId } : {}) });
+
+/** A call without its protocol version (distributed over the union). */
+type CallInput = SchedulerCallInput extends infer C ? (C extends unknown ? Omit<C, 'v'> : never) : never;
+
+const EVENT_TYPES = [...SchedulerEventSchema.options.map((o) => o.shape.type.value)];
+
+/** Builds, checks and queues calls; `flush` sends them in order (one FIFO group per framework). */
+class Calls {
+  private readonly out: OutboundMessage[] = [];
+  private n = 0;
+  constructor(
+    private readonly deps: ServicesDeps,
+    /** Deduplication ids derive from it, so a redelivered message sends the same ids. */
+    private readonly cause: string,
+  ) {}
+
+  add(call: CallInput): void {
+    const parsed = SchedulerCallSchema.parse({ v: PROTOCOL_VERSION, ...call }) as SchedulerCall;
+    const group =
+      parsed.type === 'ACKNOWLEDGE'
+        ? `${this.deps.config.frameworkId}:ack:${parsed.taskId}`
+        : this.deps.config.frameworkId;
+    this.out.push({ body: JSON.stringify(parsed), groupId: group, dedupId: `${this.cause}:${this.n++}` });
+  }
+
+  async flush(): Promise<void> {
+    if (this.out.length === 0) return;
+    await this.deps.bus.send(this.deps.config.schedulerCallsQueueUrl, this.out.splice(0));
+  }
+}
+
+/** Handles one message from the framework's queue; throws only when it should be retried. */
+export async function handleServicesMessage(
+  deps: ServicesDeps,
+  messageId: string,
+  body: string,
+): Promise<void> {
+  const mine = parseMessage(AppsChangedSchema, body, ['APPS_CHANGED']);
+  if (mine.ok) return onAppsChanged(deps, messageId);
+  const parsed = parseMessage(SchedulerEventSchema, body, EVENT_TYPES);
+  if (!parsed.ok) {
+    // Anyone allowed to send to the queue could send this: drop it, count it, never retry it.
+    deps.log.warn('services: message dropped', { messageId, error: parsed.error });
+    deps.metrics?.count('ServicesBadMessage');
+    return;
+  }
+  await onEvent(deps, messageId, parsed.message);
+}
+
+async function onEvent(deps: ServicesDeps, messageId: string, event: SchedulerEvent): Promise<void> {
+  const calls = new Calls(deps, messageId);
+  const fid = deps.config.frameworkId;
+  const now = deps.clock.now();
+  switch (event.type) {
+    case 'SUBSCRIBED': {
+      await deps.store.updateMeta({ lastContactAt: now });
+      // Reconciliation on every (re)subscription: Meso answers with the state of every task it
+      // knows of ours (an unknown one is killed) and of each we name (one Meso lost ends).
+      const instances = await deps.store.listInstances();
+      calls.add({ type: 'RECONCILE', frameworkId: fid, tasks: [] });
+      for (let k = 0; k < instances.length; k += LIMITS.reconcileTasks) {
+        calls.add({
+          type: 'RECONCILE',
+          frameworkId: fid,
+          tasks: instances
+            .slice(k, k + LIMITS.reconcileTasks)
+            .map((i) => ({ taskId: i.taskId, agentId: i.agentId })),
+        });
+      }
+      const apps = await deps.store.listApps();
+      await killWhatMust(deps, calls, apps, instances);
+      await offersWanted(deps, calls, apps, await deps.store.listInstances(), now, true);
+      break;
+    }
+    case 'HEARTBEAT':
+      await deps.store.updateMeta({ lastContactAt: now });
+      calls.add({ type: 'HEARTBEAT', frameworkId: fid });
+      break;
+    case 'OFFERS': {
+      const [apps, instances] = await Promise.all([deps.store.listApps(), deps.store.listInstances()]);
+      const plan = planOffers(apps, instances, event.offers, now, (appId) => `${appId}.${deps.ids.next()}`);
+      // Records first: a launch the framework does not know of would be killed as unknown.
+      for (const l of plan.launches) for (const i of l.instances) await deps.store.putInstance(i);
+      const after = [...instances, ...plan.launches.flatMap((l) => l.instances)];
+      const more = wantsOffers(apps, after, now);
+      // An app in backoff wants offers again when it ends: decline until then, do not suppress.
+      const backoffEnd = nextBackoffEnd(apps, after, now);
+      const refuse = more
+        ? 5
+        : backoffEnd !== undefined
+          ? Math.min(300, Math.ceil((backoffEnd - now) / 1000))
+          : 300;
+      for (const l of plan.launches) {
+        calls.add({
+          type: 'ACCEPT',
+          frameworkId: fid,
+          offerIds: [l.offerId],
+          operations: [{ type: 'LAUNCH', tasks: l.tasks }],
+          filters: { refuseSeconds: more ? 1 : 30 },
+        });
+        deps.metrics?.count('ServicesLaunched', undefined, l.tasks.length);
+      }
+      for (let k = 0; k < plan.declines.length; k += LIMITS.offersPerCall) {
+        calls.add({
+          type: 'DECLINE',
+          frameworkId: fid,
+          offerIds: plan.declines.slice(k, k + LIMITS.offersPerCall),
+          // Nothing wanted: stay out of the allocator's way for a while (a change revives).
+          filters: { refuseSeconds: refuse },
+        });
+      }
+      if (!more) await offersWanted(deps, calls, apps, after, now, false);
+      break;
+    }
+    case 'UPDATE':
+      await onUpdate(deps, calls, event.status, now);
+      break;
+    case 'ERROR':
+      deps.log.warn('services: Meso reported an error', {
+        code: event.code,
+        call: event.call,
+        message: event.message,
+      });
+      if (event.code === 'FRAMEWORK_DISCONNECTED') await subscribe(deps, calls, now);
+      break;
+    case 'RESCIND':
+    case 'FAILURE':
+      break;
+  }
+  await calls.flush();
+}
+
+async function onUpdate(deps: ServicesDeps, calls: Calls, status: TaskStatus, now: number): Promise<void> {
+  const fid = deps.config.frameworkId;
+  const instance = await deps.store.getInstance(status.taskId);
+  const app = instance ? await deps.store.getApp(instance.appId) : undefined;
+  const outcome = applyStatus(app, instance, status, now);
+  if (outcome.app) await deps.store.setBackoff(outcome.app.def.id, outcome.app.backoff);
+  if (outcome.instance === null) await deps.store.deleteInstance(status.taskId);
+  else if (outcome.instance) await deps.store.putInstance(outcome.instance);
+  if (outcome.kill)
+    calls.add({ type: 'KILL', frameworkId: fid, taskId: outcome.kill.taskId, agentId: outcome.kill.agentId });
+  if (status.uuid !== undefined && status.agentId !== undefined)
+    calls.add({
+      type: 'ACKNOWLEDGE',
+      frameworkId: fid,
+      agentId: status.agentId,
+      taskId: status.taskId,
+      uuid: status.uuid,
+    });
+  if (
+    instance &&
+    (endsInstance(status.state) ||
+      outcome.instance?.phase !== instance.phase ||
+      outcome.instance?.healthy !== instance.healthy)
+  ) {
+    // Readiness changed, or an instance ended: an upgrade may move on, a replacement is wanted.
+    const [apps, instances] = await Promise.all([deps.store.listApps(), deps.store.listInstances()]);
+    await killWhatMust(deps, calls, apps, instances);
+    await offersWanted(deps, calls, apps, await deps.store.listInstances(), now, endsInstance(status.state));
+  }
+}
+
+async function onAppsChanged(deps: ServicesDeps, messageId: string): Promise<void> {
+  const calls = new Calls(deps, messageId);
+  const now = deps.clock.now();
+  const [apps, instances, meta] = await Promise.all([
+    deps.store.listApps(),
+    deps.store.listInstances(),
+    deps.store.getMeta(),
+  ]);
+  const roles = rolesOf(apps);
+  if (!sameRoles(roles, meta.roles ?? [])) await subscribe(deps, calls, now, roles);
+  await killWhatMust(deps, calls, apps, instances);
+  await offersWanted(deps, calls, apps, await deps.store.listInstances(), now, true);
+  await calls.flush();
+}
+
+/** Marks what the reconciler says must go as killing, then asks Meso to kill it. */
+async function killWhatMust(
+  deps: ServicesDeps,
+  calls: Calls,
+  apps: readonly AppRecord[],
+  instances: readonly Instance[],
+): Promise<void> {
+  const kills: Kill[] = planKills(apps, instances);
+  const byId = new Map(instances.map((i) => [i.taskId, i]));
+  for (const k of kills) {
+    const i = byId.get(k.taskId);
+    if (i) await deps.store.putInstance({ ...i, phase: 'killing' });
+    calls.add({ type: 'KILL', frameworkId: deps.config.frameworkId, taskId: k.taskId, agentId: k.agentId });
+    deps.log.info('services: kill', { taskId: k.taskId, why: k.why });
+  }
+}
+
+/**
+ * REVIVE when an app wants instances (always after a change: the framework may have declined
+ * with a long filter), SUPPRESS when none does, so an idle framework costs the allocator nothing.
+ */
+async function offersWanted(
+  deps: ServicesDeps,
+  calls: Calls,
+  apps: readonly AppRecord[],
+  instances: readonly Instance[],
+  now: number,
+  changed: boolean,
+): Promise<void> {
+  // Waiting out a backoff counts as wanting: offers are declined with filters that end with it.
+  const want = wantsOffers(apps, instances, now) || nextBackoffEnd(apps, instances, now) !== undefined;
+  const meta = await deps.store.getMeta();
+  if (want && (changed || meta.suppressed)) {
+    calls.add({ type: 'REVIVE', frameworkId: deps.config.frameworkId });
+    if (meta.suppressed) await deps.store.updateMeta({ suppressed: false });
+  } else if (!want && !meta.suppressed) {
+    calls.add({ type: 'SUPPRESS', frameworkId: deps.config.frameworkId });
+    await deps.store.updateMeta({ suppressed: true });
+  }
+}
+
+const rolesOf = (apps: readonly AppRecord[]): string[] =>
+  [...new Set(['*', ...apps.map((a) => a.def.role)])].sort().slice(0, LIMITS.roles);
+const sameRoles = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && a.every((r, k) => r === [...b].sort()[k]);
+
+async function subscribe(deps: ServicesDeps, calls: Calls, now: number, roles?: string[]): Promise<void> {
+  const r = roles ?? rolesOf(await deps.store.listApps());
+  calls.add({
+    type: 'SUBSCRIBE',
+    framework: {
+      frameworkId: deps.config.frameworkId,
+      name: deps.config.name,
+      queueUrl: deps.config.queueUrl,
+      roles: r,
+      failoverTimeoutSeconds: SERVICES_FAILOVER_SECONDS,
+    },
+  });
+  // A new subscription starts with no filters and unsuppressed.
+  await deps.store.updateMeta({ subscribeSentAt: now, roles: r, suppressed: false });
+}
+
+/**
+ * The periodic tick: subscribes when Meso has not been heard from for a minute (or never),
+ * revives when a backoff has ended, kills what must go and reconciles launches that never
+ * started. Safe to run at any time and any number of times.
+ */
+export async function servicesTick(deps: ServicesDeps): Promise<void> {
+  const now = deps.clock.now();
+  const calls = new Calls(deps, `tick-${deps.ids.next()}`);
+  const [apps, instances, meta] = await Promise.all([
+    deps.store.listApps(),
+    deps.store.listInstances(),
+    deps.store.getMeta(),
+  ]);
+  const silent = now - Math.max(meta.lastContactAt ?? 0, meta.subscribeSentAt ?? 0) > CONTACT_TIMEOUT_MS;
+  if (silent || !sameRoles(rolesOf(apps), meta.roles ?? [])) {
+    await subscribe(deps, calls, now);
+  } else {
+    await killWhatMust(deps, calls, apps, instances);
+    const stale = instances.filter((i) => i.phase !== 'running' && now - i.launchedAt > STAGING_RECONCILE_MS);
+    if (stale.length > 0)
+      calls.add({
+        type: 'RECONCILE',
+        frameworkId: deps.config.frameworkId,
+        tasks: stale.slice(0, LIMITS.reconcileTasks).map((i) => ({ taskId: i.taskId, agentId: i.agentId })),
+      });
+    await offersWanted(deps, calls, apps, await deps.store.listInstances(), now, false);
+  }
+  await calls.flush();
+}
+
+/** The framework's event queue: `<prefix>-fw-meso-services.fifo`, the name any framework's queue has. */
+export function servicesQueueName(prefix: string): string {
+  const name = frameworkQueueName(prefix, SERVICES_FRAMEWORK_ID);
+  if (!name) throw new Error(`prefix "${prefix}" is too long to name the services framework's queue`);
+  return name;
+}

@@ -1,0 +1,172 @@
+/**
+ * **MesoServices**: the built-in services framework (`meso app`), serverless as the control
+ * plane: its table, its event queue (the `<prefix>-fw-meso-services.fifo` any framework would
+ * have) with a dead-letter queue, and one Lambda function that consumes the queue and runs the
+ * framework's tick every minute from a scheduled rule. Reserved concurrency 1: the framework
+ * handles its messages one at a time, in order. Nothing runs while nothing happens.
+ */
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { ENV } from '../../definition/env.ts';
+import { tableName } from '../../definition/tables-queues.ts';
+import { servicesQueueName } from '../../frameworks/services/framework.ts';
+import { SERVICES_TABLE } from '../../frameworks/services/store.ts';
+import { SERVICES_ENV } from '../../lambda/services.ts';
+import { ESM_REQUIRE_BANNER, type MesoControlPlane } from './control-plane.ts';
+import { acknowledge } from './nag.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const LOCK_FILE = fileURLToPath(new URL('../../../package-lock.json', import.meta.url));
+const ENTRY = fileURLToPath(new URL('../../../functions/services.ts', import.meta.url));
+
+/** The event queue's visibility timeout; the function's timeout is a sixth of it. */
+const VISIBILITY_SECONDS = 60;
+
+export interface MesoServicesProps {
+  readonly controlPlane: MesoControlPlane;
+  /** @default RemovalPolicy.RETAIN (the table holds the apps) */
+  readonly removalPolicy?: RemovalPolicy;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** @default events.Schedule.rate(Duration.minutes(1)) */
+  readonly tickSchedule?: events.Schedule;
+}
+
+export class MesoServices extends Construct {
+  readonly table: dynamodb.Table;
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly function: nodejs.NodejsFunction;
+  readonly tickRule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: MesoServicesProps) {
+    super(scope, id);
+    const { controlPlane } = props;
+    const prefix = controlPlane.prefix;
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+
+    this.table = new dynamodb.Table(this, 'Table', {
+      tableName: tableName(prefix, SERVICES_TABLE),
+      partitionKey: { name: SERVICES_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: SERVICES_TABLE.sortKey, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
+      removalPolicy,
+    });
+
+    const queueName = servicesQueueName(prefix);
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      queueName: queueName.replace(/\.fifo$/, '-dlq.fifo'),
+      fifo: true,
+      retentionPeriod: Duration.days(14),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    acknowledge(
+      this.deadLetterQueue,
+      'Serverless-SQSRedrivePolicy',
+      'A dead-letter queue: its messages wait for an operator, there is nowhere further to send them',
+    );
+    this.queue = new sqs.Queue(this, 'EventQueue', {
+      queueName,
+      fifo: true,
+      contentBasedDeduplication: false,
+      visibilityTimeout: Duration.seconds(VISIBILITY_SECONDS),
+      retentionPeriod: Duration.days(4),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 5 },
+    });
+
+    const logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy,
+    });
+    const role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `${prefix}-services: its table, its event queue, scheduler calls, its log group`,
+    });
+    logGroup.grantWrite(role);
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      role,
+      functionName: `${prefix}-services`,
+      entry: ENTRY,
+      handler: 'handler',
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: LOCK_FILE,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 512,
+      timeout: Duration.seconds(VISIBILITY_SECONDS / 6),
+      reservedConcurrentExecutions: 1,
+      logGroup,
+      environment: {
+        [ENV.prefix]: prefix,
+        [ENV.queues('schedulerCalls')]: controlPlane.queues.schedulerCalls.queueUrl,
+        [SERVICES_ENV.table]: this.table.tableName,
+        [SERVICES_ENV.queueUrl]: this.queue.queueUrl,
+        POWERTOOLS_SERVICE_NAME: 'meso-services',
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: 'node22',
+        mainFields: ['module', 'main'],
+        banner: ESM_REQUIRE_BANNER,
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        externalModules: [],
+        forceDockerBundling: false,
+      },
+    });
+    this.function.addEventSource(
+      new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
+    );
+    this.table.grantReadWriteData(this.function);
+    controlPlane.queues.schedulerCalls.grantSendMessages(this.function);
+
+    this.tickRule = new events.Rule(this, 'TickSchedule', {
+      description: `Runs ${prefix}-services' tick: subscribe if Meso went quiet, revive, reconcile`,
+      schedule: props.tickSchedule ?? events.Schedule.rate(Duration.minutes(1)),
+      targets: [
+        new eventsTargets.LambdaFunction(this.function, {
+          retryAttempts: 0,
+          maxEventAge: Duration.minutes(1),
+        }),
+      ],
+    });
+    acknowledge(
+      this.tickRule,
+      'Serverless-EventBusDLQ',
+      'A missed tick is worth nothing later: the next one comes within a minute',
+    );
+
+    const runtime =
+      'Node.js 22 on purpose: the version package.json pins, the bundles target (node22) and CI tests on';
+    acknowledge(this.function, 'AwsSolutions-L1', runtime);
+    acknowledge(this.function, 'Serverless-LambdaLatestVersion', runtime);
+    acknowledge(
+      this.function,
+      'Serverless-LambdaTracing',
+      'Each message is followed by message id in the structured logs; X-Ray would add a cost per call',
+    );
+    const reason =
+      "Its queue's records that keep failing go to the queue's dead-letter queue; a failed tick is redone by the next";
+    acknowledge(this.function, 'Serverless-LambdaDLQ', reason);
+    acknowledge(this.function, 'Serverless-LambdaEventSourceMappingDestination', reason);
+    acknowledge(this.function, 'Serverless-LambdaAsyncFailureDestination', reason);
+  }
+}

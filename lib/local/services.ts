@@ -1,0 +1,138 @@
+/**
+ * The services framework in the local stack: its table and event queue created as the CDK stack
+ * creates them, its handler behind a local event-source mapping (one batch at a time, as the
+ * deployed function's reserved concurrency of 1), and a timer for its tick instead of the
+ * scheduled rule. Used by `meso dev` and the end-to-end tests.
+ */
+import { randomUUID } from 'node:crypto';
+import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
+import { CreateQueueCommand, GetQueueUrlCommand } from '@aws-sdk/client-sqs';
+import { clientOptions } from '../adapters/aws-config.ts';
+import { createDynamoClient } from '../adapters/dynamo-store.ts';
+import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
+import type { ClusterConfig } from '../config/cluster.ts';
+import type { Logger } from '../control/deps.ts';
+import { tableName } from '../definition/tables-queues.ts';
+import {
+  SERVICES_FRAMEWORK_ID,
+  type ServicesDeps,
+  servicesQueueName,
+} from '../frameworks/services/framework.ts';
+import { DynamoServicesStore, SERVICES_TABLE } from '../frameworks/services/store.ts';
+import { createServicesHandlers } from '../lambda/services.ts';
+import { type Clock, systemClock } from '../ports/clock.ts';
+import { startEventSource } from './esm-runner.ts';
+import { createTableInput } from './provision.ts';
+
+/** The event queue's visibility timeout, and the deployed function's timeout. */
+export const SERVICES_VISIBILITY_SECONDS = 60;
+
+export interface LocalServicesOptions {
+  readonly cluster: ClusterConfig;
+  readonly log: Logger;
+  readonly clock?: Clock;
+  /** Tick period; default 30 s. 0: only the tick at start. */
+  readonly tickIntervalMs?: number;
+  /** Seconds before a failed message is retried (default: its visibility timeout). */
+  readonly retryDelaySeconds?: number;
+}
+
+export interface LocalServices {
+  readonly queueUrl: string;
+  readonly table: string;
+  readonly deps: ServicesDeps;
+  tick(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Creates the services table and event queue if missing (idempotent); returns their names. */
+export async function provisionServices(
+  cluster: ClusterConfig,
+): Promise<{ table: string; queueUrl: string }> {
+  const dynamo = new DynamoDBClient(clientOptions(cluster.aws, cluster.aws.dynamoEndpoint));
+  const sqs = createSqsClient(cluster.aws);
+  try {
+    const input = createTableInput(cluster.prefix, SERVICES_TABLE);
+    try {
+      await dynamo.send(new CreateTableCommand(input));
+    } catch (e) {
+      if ((e as Error).name !== 'ResourceInUseException') throw e;
+    }
+    await waitUntilTableExists(
+      { client: dynamo, maxWaitTime: 120, minDelay: 1, maxDelay: 5 },
+      { TableName: input.TableName! },
+    );
+    const name = servicesQueueName(cluster.prefix);
+    let queueUrl: string | undefined;
+    try {
+      queueUrl = (
+        await sqs.send(
+          new CreateQueueCommand({
+            QueueName: name,
+            Attributes: {
+              FifoQueue: 'true',
+              VisibilityTimeout: String(SERVICES_VISIBILITY_SECONDS),
+              MessageRetentionPeriod: String(4 * 86400),
+            },
+          }),
+        )
+      ).QueueUrl;
+    } catch {
+      queueUrl = (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+    }
+    if (!queueUrl) throw new Error(`no URL for queue ${name}`);
+    return { table: tableName(cluster.prefix, SERVICES_TABLE), queueUrl };
+  } finally {
+    dynamo.destroy();
+    sqs.destroy();
+  }
+}
+
+export async function startLocalServices(opts: LocalServicesOptions): Promise<LocalServices> {
+  const { cluster } = opts;
+  const { table, queueUrl } = await provisionServices(cluster);
+  const sqs = createSqsClient(cluster.aws);
+  const deps: ServicesDeps = {
+    store: new DynamoServicesStore(createDynamoClient(cluster.aws), table),
+    bus: new SqsBus(sdkSqs(sqs)),
+    clock: opts.clock ?? systemClock,
+    ids: { next: () => randomUUID() },
+    log: opts.log,
+    config: {
+      frameworkId: SERVICES_FRAMEWORK_ID,
+      name: 'meso-services',
+      schedulerCallsQueueUrl: cluster.queues.schedulerCalls,
+      queueUrl,
+    },
+  };
+  const handlers = createServicesHandlers(() => deps);
+  const source = startEventSource({
+    client: sqs,
+    queueUrl,
+    fifo: true,
+    batchSize: 10,
+    visibilityTimeoutSeconds: SERVICES_VISIBILITY_SECONDS,
+    maxReceiveCount: 5,
+    concurrency: 1,
+    handler: handlers.events,
+    functionName: 'meso-services',
+    ...(opts.retryDelaySeconds !== undefined ? { retryDelaySeconds: opts.retryDelaySeconds } : {}),
+    onError: (e) => opts.log.error('services event source failed', { error: String(e) }),
+  });
+  const tick = () =>
+    handlers.tick().catch((e) => opts.log.error('services tick failed', { error: String(e) }));
+  await tick();
+  const every = opts.tickIntervalMs ?? 30_000;
+  const timer = every > 0 ? setInterval(() => void tick(), every) : undefined;
+  return {
+    queueUrl,
+    table,
+    deps,
+    tick,
+    async stop() {
+      if (timer) clearInterval(timer);
+      await source.stop();
+      sqs.destroy();
+    },
+  };
+}
