@@ -61,6 +61,7 @@ export interface ControlConfig {
   readonly acls?: Acls;
   /** Framework ids, and agent ids, one identity may create (default 100; lib/control/id-quota.ts). */
   readonly maxIdsPerIdentity?: number;
+  /**
    * Seconds an ended task's row is kept before DynamoDB's TTL purges it (default 7 days; at least
    * an hour): see lib/core/task-retention.ts.
    */
