@@ -19,8 +19,8 @@ import { startLocalControlPlane } from './control-plane.ts';
 import { formatControlLine } from './dev-log.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
 import { waitForEndpoints } from './endpoints.ts';
-import { readStackPorts, recordStackPorts } from './persist-ports.ts';
 import { startLocalOperatorApi } from './operator-api.ts';
+import { readStackPorts, recordStackPorts } from './persist-ports.ts';
 import { provision } from './provision.ts';
 import { startLocalServices } from './services.ts';
 
