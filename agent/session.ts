@@ -28,6 +28,7 @@ import {
   AgentCommandSchema,
 } from '../lib/protocol/agent.ts';
 import type { TaskStatus } from '../lib/protocol/common.ts';
+import { statusUpdateGroup } from '../lib/protocol/groups.ts';
 import { parseMessage } from '../lib/protocol/parse.ts';
 import type { AgentEmitter } from './events.ts';
 import { errorMessage, type Log } from './log.ts';
@@ -300,7 +301,7 @@ export class ControlPlaneSession {
         body: JSON.stringify(checked.data),
         groupId:
           checked.data.type === 'STATUS_UPDATE'
-            ? `${this.agentId}:${checked.data.status.taskId}`
+            ? statusUpdateGroup(this.agentId, checked.data.status.taskId)
             : this.agentId,
         dedupId,
       },

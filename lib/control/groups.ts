@@ -6,6 +6,7 @@
  * `<frameworkId>:ack:<taskId>`), an agent's in `<agentId>` (a STATUS_UPDATE in
  * `<agentId>:<taskId>`). Anything else is rejected at once: never retried, never dead-lettered.
  */
+import { acknowledgeGroup, statusUpdateGroup } from '../protocol/groups.ts';
 import type { AgentCall, SchedulerCall } from '../protocol/index.ts';
 import type { InboundRecord } from './deps.ts';
 
@@ -13,14 +14,14 @@ import type { InboundRecord } from './deps.ts';
 export function schedulerCallGroups(call: SchedulerCall): { owner: string; groups: string[] } {
   const owner = call.type === 'SUBSCRIBE' ? call.framework.frameworkId : call.frameworkId;
   const groups = [owner];
-  if (call.type === 'ACKNOWLEDGE') groups.push(`${owner}:ack:${call.taskId}`);
+  if (call.type === 'ACKNOWLEDGE') groups.push(acknowledgeGroup(owner, call.taskId));
   return { owner, groups };
 }
 
 /** The groups an agent's call may travel in. */
 export function agentCallGroups(call: AgentCall): { owner: string; groups: string[] } {
   const groups = [call.agentId];
-  if (call.type === 'STATUS_UPDATE') groups.push(`${call.agentId}:${call.status.taskId}`);
+  if (call.type === 'STATUS_UPDATE') groups.push(statusUpdateGroup(call.agentId, call.status.taskId));
   return { owner: call.agentId, groups };
 }
 
