@@ -352,8 +352,8 @@ async function takeBackOffers(
 
 /**
  * After a SUBSCRIBE of a framework Meso already knew (failover, or the SDK's retry): its old
- * offers are rescinded when asked (SUBSCRIBE always asks: the queue is derived from the id, so the
- * old process may have taken them off it; new ones follow from the cycle the SUBSCRIBE nudges), and the
+ * offers are rescinded when asked (SUBSCRIBE asks only when the stored queue differs from the
+ * one derived from its id; new ones follow from the cycle the SUBSCRIBE nudges), and the
  * latest status of each of its tasks that has not ended is sent to its (new) queue — with the
  * agent's uuid, so that acknowledging it lets the agent's next update through. Terminal updates
  * from agents since `since` (when it disconnected: they were applied but never forwarded; for a

@@ -71,16 +71,18 @@ export async function subscribe(
   deps.metrics.count('FrameworksSubscribed');
   const { failover } = outcome;
   if (failover) {
-    // Its old offers are rescinded (new ones follow), its tasks' latest states sent again. The
-    // queue is derived from the id, so the new process reads the one the old one read: offers the
-    // old process took off it are never seen by the new one, hence rescinded on every return.
+    // Its tasks' latest states are sent again. Its offers stay: the queue is derived from the id,
+    // so a SUBSCRIBE resent or redelivered to the same process cannot be told from a new process,
+    // and rescinding would break the ACCEPTs the process is making of them. Offers an old process
+    // took with it expire after the offer timeout. Only a record stored with another queue (the
+    // deployment's endpoint or account changed) has its offers rescinded.
     await flushOutbox(deps, failover.items);
     const resent = await resendState(
       deps,
       outcome.framework,
       `resubscribed.${record.messageId}`,
       failover.since,
-      { rescindOffers: true },
+      { rescindOffers: failover.newQueue },
     );
     deps.log.info('framework re-subscribed', { frameworkId: info.frameworkId, ...resent });
     deps.metrics.count('FrameworksResubscribed');

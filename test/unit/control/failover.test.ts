@@ -246,8 +246,15 @@ describe('a framework that comes back', () => {
     ]);
   });
 
-  it('offers outstanding when it failed over are rescinded (new ones follow from the allocator)', async () => {
+  it('offers outstanding stay with a framework that subscribes again on its own queue (a resend cannot be told from a new process)', async () => {
     const t = await setup();
+    await resubscribe(t, fwQueue('fw'));
+    expect(Object.keys((await agent(t, 'a1')).offers)).toEqual(['o1@a1']);
+    expect(t.bus.events(fwQueue('fw')).some((e) => e.type === 'RESCIND')).toBe(false);
+  });
+
+  it('offers outstanding are rescinded when the stored queue was another (the old process had them)', async () => {
+    const t = await setup({ queueUrl: 'http://sqs.old/000/meso-fw-fw.fifo' });
     await resubscribe(t, fwQueue('fw'));
     expect((await agent(t, 'a1')).offers).toEqual({});
     expect(t.bus.events(fwQueue('fw'))).toContainEqual({ v: 1, type: 'RESCIND', offerId: 'o1@a1' });
