@@ -217,6 +217,8 @@ export async function startSqsGateway(opts: SqsGatewayOptions): Promise<SqsGatew
           upRes.on('end', () => {
             let text: Buffer = Buffer.concat(out);
             if (upRes.statusCode === 200) text = rewrite(action, text, check.accessKeyId);
+            // The client may be gone (it gave up on a slow send): the sender is recorded anyway.
+            if (res.destroyed) return;
             const h = { ...upRes.headers, 'content-length': String(text.length) };
             delete h['transfer-encoding'];
             res.writeHead(upRes.statusCode ?? 502, h);
@@ -229,8 +231,10 @@ export async function startSqsGateway(opts: SqsGatewayOptions): Promise<SqsGatew
         if (!res.headersSent)
           refuse(res, 502, 'ServiceUnavailable', `the emulator did not answer: ${e.message}`);
       });
-      // A client that gives up (an aborted long poll) ends the upstream request too.
-      res.on('close', () => up.destroy());
+      // A client that gives up on a receive (an aborted long poll) ends the upstream request too.
+      // A send is never cut short: once forwarded it may be in the queue, and its sender must be
+      // known when it is received, even if the client timed out waiting (and retries it).
+      if (action === 'ReceiveMessage') res.on('close', () => up.destroy());
       up.end(body);
     });
   });

@@ -4,6 +4,10 @@
  * and no client can pass for another — not with another's key id and a wrong secret, not with a
  * message attribute, not by leaving the request unsigned.
  */
+
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   CreateQueueCommand,
   ReceiveMessageCommand,
@@ -18,6 +22,7 @@ import { staticCredentials } from '../../lib/adapters/credentials.ts';
 import { SqsHttpClient } from '../../lib/adapters/sqs-http.ts';
 import { startEventSource } from '../../lib/local/esm-runner.ts';
 import { checkSigV4, type SqsGateway, startSqsGateway } from '../../lib/local/sqs-gateway.ts';
+import { eventually } from '../integration/harness.ts';
 import { sqsEmulatorEndpoint, testAwsConfig, uniquePrefix } from '../setup/cluster.ts';
 import { deferred } from './helpers.ts';
 
@@ -168,6 +173,78 @@ describe('the local SQS gateway', () => {
       }),
     );
     expect(r.Messages?.map((m) => m.Attributes?.SenderId)).toEqual(['']);
+  });
+});
+
+describe('the local SQS gateway, with a slow upstream', () => {
+  it('a send the client gave up waiting for still has its sender when received', async () => {
+    // A stand-in for the emulator that holds its answer to SendMessage until the client is gone.
+    const forwarded = deferred<void>();
+    const clientGone = deferred<void>();
+    const upstream = createServer((req, res) => {
+      req.resume();
+      req.on('end', async () => {
+        res.setHeader('content-type', 'application/x-amz-json-1.0');
+        if (req.headers['x-amz-target'] === 'AmazonSQS.SendMessage') {
+          forwarded.resolve();
+          await clientGone.promise;
+          res.end(JSON.stringify({ MessageId: 'm-slow', MD5OfMessageBody: 'x' }));
+        } else {
+          res.end(
+            JSON.stringify({
+              Messages: [
+                {
+                  MessageId: 'm-slow',
+                  ReceiptHandle: 'r',
+                  Body: 'slow',
+                  MD5OfBody: createHash('md5').update('slow').digest('hex'),
+                  Attributes: { SenderId: '000000000000' },
+                },
+              ],
+            }),
+          );
+        }
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
+    const slow = await startSqsGateway({
+      upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      secretFor: (k) => SECRETS[k],
+    });
+    try {
+      const abort = new AbortController();
+      const alice = client('alice', SECRETS.alice!, slow.endpoint);
+      const sent = alice.send(
+        new SendMessageCommand({
+          QueueUrl: 'http://q/000000000000/q.fifo',
+          MessageBody: 'slow',
+          MessageGroupId: 'g',
+        }),
+        { abortSignal: abort.signal },
+      );
+      await forwarded.promise;
+      abort.abort();
+      await expect(sent).rejects.toThrow();
+      // A round trip through the gateway after the abort: by then it has seen alice's
+      // connection close (which, before, cut the forwarded send short).
+      const bob = client('bob', SECRETS.bob!, slow.endpoint);
+      await bob.send(new ReceiveMessageCommand({ QueueUrl: 'http://q/000000000000/q.fifo' }));
+      clientGone.resolve();
+      // The gateway hears the answer after the client left; the sender is known once it has.
+      const senderOf = async () =>
+        (
+          await bob.send(
+            new ReceiveMessageCommand({
+              QueueUrl: 'http://q/000000000000/q.fifo',
+              MessageSystemAttributeNames: ['SenderId'],
+            }),
+          )
+        ).Messages?.[0]?.Attributes?.SenderId;
+      await eventually(async () => (await senderOf()) === 'alice', 'the sender to be recorded');
+    } finally {
+      await slow.stop();
+      await new Promise<void>((r) => upstream.close(() => r()));
+    }
   });
 });
 
