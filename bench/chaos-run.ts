@@ -127,6 +127,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       frameworkHeartbeatSeconds: 1,
       frameworkPingTimeouts: 5,
       agentUnreachableTimeoutSeconds: 3600,
+      // Scaled down with the rest, so a short run still sees many allocation cycles.
+      allocationIntervalSeconds: 0.1,
     },
     sweepIntervalMs: 1000,
     retryDelaySeconds: 1,

@@ -388,6 +388,7 @@ export async function resendState(
       taskId: t.taskId,
       version: t.version,
     })),
+    { sentNow: true },
   );
   return { offers, statuses: tasks.length };
 }

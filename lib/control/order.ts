@@ -25,15 +25,28 @@ import type { ControlDeps } from './deps.ts';
 import { sendToFramework } from './emit.ts';
 import { reconciledStatus, type SentUpdate } from './statuses.ts';
 
-/** After sending `sent`, sends the current status of each task whose row has moved on since. */
-export async function followUpReordered(deps: ControlDeps, sent: readonly SentUpdate[]): Promise<number> {
-  // Held sends are not out yet: the re-read waits until they are (lib/control/batching-bus.ts).
+/**
+ * After sending `sent`, sends the current status of each task whose row has moved on since.
+ * `sentNow`: the updates went out directly (`bus.send`, as the outbox sends), not held by a
+ * batching bus, so the re-read is done at once — before, say, the outbox item is deleted.
+ */
+export async function followUpReordered(
+  deps: ControlDeps,
+  sent: readonly SentUpdate[],
+  opts: { sentNow?: boolean } = {},
+): Promise<number> {
   const bus = deps.bus;
-  if (sent.length > 0 && isBatching(bus)) {
-    bus.afterFlush(async () => {
-      await followUpReordered({ ...deps, bus: bus.base }, sent);
-    });
-    return 0;
+  if (isBatching(bus)) {
+    // Follow-ups go out at once (after whatever is held), never held themselves.
+    const direct: ControlDeps = { ...deps, bus: { send: (q, m) => bus.send(q, m) } };
+    // Held sends are not out yet: the re-read waits until they are (lib/control/batching-bus.ts).
+    if (sent.length > 0 && !opts.sentNow) {
+      bus.afterFlush(async () => {
+        await followUpReordered(direct, sent);
+      });
+      return 0;
+    }
+    return followUpReordered(direct, sent);
   }
   let n = 0;
   for (const s of sent) {

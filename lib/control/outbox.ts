@@ -139,6 +139,7 @@ export async function flushOutbox(deps: ControlDeps, items: readonly OutboxItem[
   await followUpReordered(
     deps,
     messages.flatMap((m) => (m.watch ? [{ queueUrl: m.queueUrl, ...m.watch }] : [])),
+    { sentNow: true },
   );
   await Promise.all(
     items.map((i) =>
