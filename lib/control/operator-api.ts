@@ -253,6 +253,21 @@ export async function handleOperatorApi(req: ApiRequest, deps: OperatorApiDeps):
           return json(200, (await readRecentStats(c)).utilisation);
         case 'dlq':
           return json(200, deps.dlqDepths ? await deps.dlqDepths() : {});
+        case 'dashboard': {
+          // Everything the dashboard shows, from one read of the records.
+          const [state, recent, dl] = await Promise.all([
+            readClusterState(c),
+            readRecentStats(c),
+            deps.dlqDepths ? deps.dlqDepths() : Promise.resolve(undefined),
+          ]);
+          return json(200, {
+            state,
+            metrics: operatorMetrics(state, recent, deps.counters?.(), dl),
+            cycles: recent.cycles,
+            utilisation: recent.utilisation,
+            dlq: dl ?? {},
+          });
+        }
         case 'metrics': {
           const [s, recent, dl] = await Promise.all([
             readClusterState(c),
