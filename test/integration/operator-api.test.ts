@@ -112,6 +112,8 @@ describe('operator HTTP API (local)', () => {
     // Refusals: bad ids, unknown paths and methods, a foreign Host, a cross-site POST.
     expect((await post('/api/tasks/a%2Fb/kill')).status).toBe(400);
     expect((await get('/api/nothing')).status).toBe(404);
+    expect((await get(`/api/tasks?framework=${'x'.repeat(5000)}`)).status).toBe(400);
+    expect((await get('/api/explain?framework=a%00b')).status).toBe(400);
     expect((await fetch(`${api.url}/api/state`, { method: 'DELETE' })).status).toBe(405);
     expect((await post('/api/tasks/server/kill', { origin: 'http://evil.example' })).status).toBe(403);
     const foreignHost = await new Promise<number>((done, fail) => {
