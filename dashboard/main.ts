@@ -355,13 +355,19 @@ function renderPlot(samples: readonly UtilisationSample[], s: ClusterState): voi
 
 async function refresh(): Promise<void> {
   try {
-    const [s, m, cycles, utilisation, dlq] = await Promise.all([
-      get<ClusterState>('api/state'),
-      get<OperatorMetrics>('api/metrics'),
-      get<CycleEntry[]>('api/cycles'),
-      get<UtilisationSample[]>('api/utilisation'),
-      get<Record<string, number>>('api/dlq'),
-    ]);
+    const {
+      state: s,
+      metrics: m,
+      cycles,
+      utilisation,
+      dlq,
+    } = await get<{
+      state: ClusterState;
+      metrics: OperatorMetrics;
+      cycles: CycleEntry[];
+      utilisation: UtilisationSample[];
+      dlq: Record<string, number>;
+    }>('api/dashboard');
     renderTotals(s, m);
     renderAgents(s);
     renderRoles(s);

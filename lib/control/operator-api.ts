@@ -204,6 +204,13 @@ export async function handleOperatorApi(req: ApiRequest, deps: OperatorApiDeps):
     }
     const [, a, id, action] = parts;
     if (id !== undefined && !ID.test(id)) return error(400, 'bad id in path');
+    for (const k of ['framework', 'agent'] as const) {
+      const v = req.query[k];
+      if (v !== undefined && !ID.test(v)) return error(400, `bad ${k} id`);
+    }
+    for (const k of ['role', 'state', 'since'] as const) {
+      if ((req.query[k]?.length ?? 0) > 512) return error(400, `${k} is too long`);
+    }
     if (req.method === 'POST') {
       if (a === 'tasks' && id && action === 'kill' && parts.length === 4) {
         const r = await operatorKill(
@@ -253,6 +260,21 @@ export async function handleOperatorApi(req: ApiRequest, deps: OperatorApiDeps):
           return json(200, (await readRecentStats(c)).utilisation);
         case 'dlq':
           return json(200, deps.dlqDepths ? await deps.dlqDepths() : {});
+        case 'dashboard': {
+          // Everything the dashboard shows, from one read of the records.
+          const [state, recent, dl] = await Promise.all([
+            readClusterState(c),
+            readRecentStats(c),
+            deps.dlqDepths ? deps.dlqDepths() : Promise.resolve(undefined),
+          ]);
+          return json(200, {
+            state,
+            metrics: operatorMetrics(state, recent, deps.counters?.(), dl),
+            cycles: recent.cycles,
+            utilisation: recent.utilisation,
+            dlq: dl ?? {},
+          });
+        }
         case 'metrics': {
           const [s, recent, dl] = await Promise.all([
             readClusterState(c),

@@ -6,7 +6,7 @@
  * disk in MB (the protocol's wire form, lib/core/resources.ts `toWire`), never the stored
  * thousandths.
  */
-import type { RoleSummary } from '../core/explain.ts';
+import { type RoleSummary, summarizeRoles } from '../core/explain.ts';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
 import {
   add,
@@ -20,9 +20,8 @@ import {
 } from '../core/resources.ts';
 import { formatQuantities, type Quantities } from '../core/roles.ts';
 import type { Item } from '../ports/store.ts';
-import { readCycleRecords, roleOfRecord } from './allocation.ts';
+import { buildAllocationInput, readCycleRecords, roleOfRecord } from './allocation.ts';
 import type { ControlDeps } from './deps.ts';
-import { showRoles } from './operator.ts';
 
 export interface AgentView {
   readonly agentId: string;
@@ -274,20 +273,23 @@ export function buildClusterState(input: {
   };
 }
 
-/** Reads every record and builds the snapshot. Tasks: all the table holds (finished ones expire). */
+/** Reads every record once and builds the snapshot. Tasks: all the table holds (finished ones expire). */
 export async function readClusterState(deps: ControlDeps): Promise<ClusterState> {
-  const [records, tasks, roles] = await Promise.all([
+  const [records, tasks] = await Promise.all([
     readCycleRecords(deps),
     deps.store.scan<TaskRecord & Item>('tasks'),
-    showRoles(deps),
   ]);
-  return buildClusterState({
-    at: deps.clock.now(),
-    agents: records.agents,
-    frameworks: records.frameworks,
-    tasks,
-    roles,
-  });
+  const at = deps.clock.now();
+  // The roles report of `meso roles` (lib/control/operator.ts), from the same records.
+  const fwById = new Map(records.frameworks.map((f) => [f.frameworkId, f]));
+  const offered = new Map<string, Resources>();
+  for (const a of records.agents)
+    for (const o of Object.values(a.offers)) {
+      const role = roleOfRecord(o.role, fwById.get(o.frameworkId));
+      offered.set(role, add(offered.get(role) ?? EMPTY, o.resources));
+    }
+  const roles = summarizeRoles(buildAllocationInput(records, { now: at }), Object.fromEntries(offered));
+  return buildClusterState({ at, agents: records.agents, frameworks: records.frameworks, tasks, roles });
 }
 
 export interface TaskFilter {

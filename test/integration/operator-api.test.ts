@@ -101,10 +101,19 @@ describe('operator HTTP API (local)', () => {
     expect(metrics.body.deadLetters).toMatchObject({ schedulerCalls: 0, agentCalls: 0 });
     expect((await get<Record<string, number>>('/api/dlq')).body).toMatchObject({ allocator: 0 });
     expect((await get<unknown[]>('/api/utilisation')).status).toBe(200);
+    // The dashboard's one call: the same snapshot and figures together.
+    const board = await get<{ state: ClusterState; metrics: OperatorMetrics; cycles: CycleEntry[] }>(
+      '/api/dashboard',
+    );
+    expect(board.body.state.totals.used).toMatchObject({ cpus: 1, mem: 256 });
+    expect(board.body.metrics.offersOutstanding).toBe(board.body.state.offers.length);
+    expect(board.body.cycles.length).toBeGreaterThan(0);
 
     // Refusals: bad ids, unknown paths and methods, a foreign Host, a cross-site POST.
     expect((await post('/api/tasks/a%2Fb/kill')).status).toBe(400);
     expect((await get('/api/nothing')).status).toBe(404);
+    expect((await get(`/api/tasks?framework=${'x'.repeat(5000)}`)).status).toBe(400);
+    expect((await get('/api/explain?framework=a%00b')).status).toBe(400);
     expect((await fetch(`${api.url}/api/state`, { method: 'DELETE' })).status).toBe(405);
     expect((await post('/api/tasks/server/kill', { origin: 'http://evil.example' })).status).toBe(403);
     const foreignHost = await new Promise<number>((done, fail) => {
