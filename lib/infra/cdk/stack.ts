@@ -23,6 +23,12 @@ export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
    * @default - none: agents join with `meso-agent install`
    */
   readonly agentFleet?: Omit<MesoAgentFleetProps, 'controlPlane' | 'vpc'> & { readonly vpc?: ec2.IVpc };
+  /**
+   * The built-in services framework (`meso app`, `MesoServices`).
+   *
+   * @default true
+   */
+  readonly services?: boolean;
 }
 
 /**
@@ -33,8 +39,8 @@ export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
 export class MesoStack extends Stack {
   readonly controlPlane: MesoControlPlane;
   readonly agentFleet?: MesoAgentFleet;
-  /** The built-in services framework (`meso app`). */
-  readonly services: MesoServices;
+  /** The built-in services framework (`meso app`), unless `services: false`. */
+  readonly services?: MesoServices;
 
   constructor(scope: Construct, id: string, props: MesoStackProps = {}) {
     super(scope, id, props);
@@ -62,13 +68,16 @@ export class MesoStack extends Stack {
       description: 'Attach to an agent principal (MesoAgentPolicy)',
       value: meso.agentPolicy.managedPolicyArn,
     });
-    this.services = new MesoServices(this, 'Services', {
-      controlPlane: meso,
-      ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
-      ...(props.logRetention ? { logRetention: props.logRetention } : {}),
-    });
-    new CfnOutput(this, 'ServicesTableName', { value: this.services.table.tableName });
-    new CfnOutput(this, 'ServicesQueueUrl', { value: this.services.queue.queueUrl });
+    if (props.services !== false) {
+      const services = new MesoServices(this, 'Services', {
+        controlPlane: meso,
+        ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
+        ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+      });
+      this.services = services;
+      new CfnOutput(this, 'ServicesTableName', { value: services.table.tableName });
+      new CfnOutput(this, 'ServicesQueueUrl', { value: services.queue.queueUrl });
+    }
     if (props.agentFleet) {
       const { vpc, ...fleet } = props.agentFleet;
       this.agentFleet = new MesoAgentFleet(this, 'AgentFleet', {
