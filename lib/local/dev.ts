@@ -16,6 +16,7 @@ import type { Logger } from '../control/deps.ts';
 import { DEFAULT_PREFIX } from '../definition/tables-queues.ts';
 import { startLocalControlPlane } from './control-plane.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
+import { startLocalJobs } from './jobs.ts';
 import { provision } from './provision.ts';
 import { startLocalServices } from './services.ts';
 
@@ -84,6 +85,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
 
   // The built-in services framework (`meso app`), driven as its Lambda function would be.
   const services = await startLocalServices({ cluster, log: devLogger(!!opts.verbose) });
+  const jobs = await startLocalJobs({ cluster, log: devLogger(!!opts.verbose) });
 
   const agentCount = opts.agents ?? 1;
   const workDirs = Array.from({ length: agentCount }, (_, i) =>
@@ -144,6 +146,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   say("  npx meso run --cpus 0.5 --mem 64 -- sh -c 'echo hello from meso'");
   say('  npx meso run -- false            # a failing task: state, reason, exit code');
   say("  npx meso app deploy --name web --instances 2 --cmd 'exec sleep 3600' && npx meso apps");
+  say("  npx meso job create hello --cron '* * * * *' --cmd 'date' && npx meso job history hello");
   say('');
   say('Ctrl-C stops everything.');
 
@@ -169,6 +172,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       // Ctrl-C in a terminal signals the whole process group, emulators included: stopping what
       // is already gone must not keep the rest from stopping.
       await services.stop().catch(() => {});
+      await jobs.stop().catch(() => {});
       await controlPlane.stop().catch(() => {});
       await emulators?.stop().catch(() => {});
       say('Stopped.');
