@@ -12,7 +12,7 @@ import {
 } from '../../definition/tables-queues.ts';
 import { MesoAgentFleet, type MesoAgentFleetProps } from './agent-fleet.ts';
 import { MesoControlPlane, type MesoControlPlaneProps, pascal } from './control-plane.ts';
-import { MesoServices } from './services.ts';
+import { MesoBuiltInFramework } from './services.ts';
 
 export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
   /**
@@ -24,7 +24,7 @@ export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
    */
   readonly agentFleet?: Omit<MesoAgentFleetProps, 'controlPlane' | 'vpc'> & { readonly vpc?: ec2.IVpc };
   /**
-   * The built-in services framework (`meso app`, `MesoServices`).
+   * The built-in services (`meso app`) and jobs (`meso job`) frameworks (`MesoBuiltInFramework`).
    *
    * @default true
    */
@@ -39,8 +39,9 @@ export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
 export class MesoStack extends Stack {
   readonly controlPlane: MesoControlPlane;
   readonly agentFleet?: MesoAgentFleet;
-  /** The built-in services framework (`meso app`), unless `services: false`. */
-  readonly services?: MesoServices;
+  /** The built-in frameworks, unless `services: false`. */
+  readonly services?: MesoBuiltInFramework;
+  readonly jobs?: MesoBuiltInFramework;
 
   constructor(scope: Construct, id: string, props: MesoStackProps = {}) {
     super(scope, id, props);
@@ -69,14 +70,20 @@ export class MesoStack extends Stack {
       value: meso.agentPolicy.managedPolicyArn,
     });
     if (props.services !== false) {
-      const services = new MesoServices(this, 'Services', {
+      const common = {
         controlPlane: meso,
         ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
         ...(props.logRetention ? { logRetention: props.logRetention } : {}),
-      });
-      this.services = services;
-      new CfnOutput(this, 'ServicesTableName', { value: services.table.tableName });
-      new CfnOutput(this, 'ServicesQueueUrl', { value: services.queue.queueUrl });
+      };
+      this.services = new MesoBuiltInFramework(this, 'Services', { ...common, framework: 'services' });
+      this.jobs = new MesoBuiltInFramework(this, 'Jobs', { ...common, framework: 'jobs' });
+      for (const [id, f] of [
+        ['Services', this.services],
+        ['Jobs', this.jobs],
+      ] as const) {
+        new CfnOutput(this, `${id}TableName`, { value: f.table.tableName });
+        new CfnOutput(this, `${id}QueueUrl`, { value: f.queue.queueUrl });
+      }
     }
     if (props.agentFleet) {
       const { vpc, ...fleet } = props.agentFleet;
