@@ -19,6 +19,7 @@ import {
   servicesQueueName,
 } from '../frameworks/services/framework.ts';
 import { DynamoServicesStore, SERVICES_TABLE } from '../frameworks/services/store.ts';
+import type { SqsHandler } from '../lambda/lambda.ts';
 import { createServicesHandlers } from '../lambda/services.ts';
 import { type Clock, systemClock } from '../ports/clock.ts';
 import { startEventSource } from './esm-runner.ts';
@@ -35,6 +36,8 @@ export interface LocalServicesOptions {
   readonly tickIntervalMs?: number;
   /** Seconds before a failed message is retried (default: its visibility timeout). */
   readonly retryDelaySeconds?: number;
+  /** Wraps the handler, e.g. to deliver batches twice or fail invocations (tests). */
+  readonly wrapHandler?: (h: SqsHandler) => SqsHandler;
 }
 
 export interface LocalServices {
@@ -120,7 +123,7 @@ export async function startLocalServices(opts: LocalServicesOptions): Promise<Lo
     visibilityTimeoutSeconds: SERVICES_VISIBILITY_SECONDS,
     maxReceiveCount: 5,
     concurrency: 1,
-    handler: handlers.events,
+    handler: opts.wrapHandler ? opts.wrapHandler(handlers.events) : handlers.events,
     functionName: 'meso-services',
     ...(opts.retryDelaySeconds !== undefined ? { retryDelaySeconds: opts.retryDelaySeconds } : {}),
     onError: (e) => opts.log.error('services event source failed', { error: String(e) }),

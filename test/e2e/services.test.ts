@@ -152,3 +152,58 @@ describe('meso app on the local stack', () => {
     expect(bad.out).toMatch(/id/);
   });
 });
+
+describe('meso app when its Lambda dies mid-batch and messages come twice', () => {
+  let h: Harness;
+  let services: LocalServices;
+  let invocations = 0;
+
+  beforeAll(async () => {
+    h = await startHarness({ agents: 0, agentResources: 'cpus:1;mem:512;disk:512;ports:[31000-31050]' });
+    for (const host of ['host-a', 'host-b']) await h.startAgent({ hostname: host });
+    services = await startLocalServices({
+      cluster: h.cluster,
+      log: quietLogger,
+      tickIntervalMs: 2000,
+      retryDelaySeconds: 1,
+      // Every batch is handled twice; every third invocation dies after doing its work, so the
+      // batch comes back once more.
+      wrapHandler: (handler) => async (event, context) => {
+        await handler(event, context);
+        invocations += 1;
+        if (invocations % 3 === 0) throw new Error('the function died before it returned');
+        return handler(event, context);
+      },
+    });
+  });
+  afterAll(async () => {
+    await services?.stop();
+    await h?.stop();
+  });
+
+  it('reaches exactly 4/4: no instance lost, none launched twice', async () => {
+    const meso = cli(h);
+    const r = await meso(
+      'app',
+      'deploy',
+      '--name',
+      'dup',
+      '--instances',
+      '4',
+      '--cpus',
+      '0.1',
+      '--mem',
+      '16',
+      '--cmd',
+      'exec sleep 600',
+    );
+    expect(r.code, r.out).toBe(0);
+    await eventually(async () => (await meso('apps')).out.match(/^dup\s+4\/4\s/m), 'dup 4/4', 60_000);
+    expect(invocations).toBeGreaterThan(3);
+    // What really runs on the agents: exactly the four instances the framework knows.
+    const running = h.agents.flatMap((a) => a.runningTasks().filter((t) => t.taskId.startsWith('dup.')));
+    const known = (await services.deps.store.listInstances()).filter((i) => i.appId === 'dup');
+    expect(running).toHaveLength(4);
+    expect(new Set(running.map((t) => t.taskId))).toEqual(new Set(known.map((i) => i.taskId)));
+  });
+});
