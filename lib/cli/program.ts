@@ -13,6 +13,7 @@ import { type AppsDeps, openServices, registerAppCommands } from './apps.ts';
 import { type DevDeps, loadDevModule, registerDevCommand } from './dev.ts';
 import { type DlqDeps, registerDlqCommand } from './dlq.ts';
 import { type CliIo, EXIT, processIo } from './io.ts';
+import { type JobsCliDeps, openJobs, registerJobCommands } from './jobs.ts';
 import { type LogsDeps, localWorkDirs, registerLogsCommand } from './logs.ts';
 import { connectToCluster, type OperatorCliDeps, registerOperatorCommands } from './operator.ts';
 import { type RunDeps, registerRunCommand } from './run.ts';
@@ -34,6 +35,8 @@ export interface ProgramDeps {
   ui?: Partial<Omit<UiDeps, 'io'>>;
   /** `meso app` and `meso apps`. */
   apps?: Partial<Omit<AppsDeps, 'io'>>;
+  /** `meso job` and `meso jobs`. */
+  jobs?: Partial<Omit<JobsCliDeps, 'io'>>;
 }
 
 const VERSION = '0.1.0';
@@ -89,6 +92,7 @@ export function buildProgram(deps: ProgramDeps = {}, done: (code: number) => voi
   registerLogsCommand(program, () => ({ io, workDirs: () => localWorkDirs(), ...deps.logs }), done);
   registerUiCommand(program, () => ({ ...defaultUiDeps(io), ...deps.ui }), done);
   registerAppCommands(program, () => ({ io, open: () => openServices(), ...deps.apps }), done);
+  registerJobCommands(program, () => ({ io, open: () => openJobs(), ...deps.jobs }), done);
   return program;
 }
 

@@ -19,6 +19,7 @@ import { startLocalControlPlane } from './control-plane.ts';
 import { formatControlLine } from './dev-log.ts';
 import { type Emulators, startEmulators } from './emulators.ts';
 import { waitForEndpoints } from './endpoints.ts';
+import { startLocalJobs } from './jobs.ts';
 import { startLocalOperatorApi } from './operator-api.ts';
 import { readStackPorts, recordStackPorts } from './persist-ports.ts';
 import { provision } from './provision.ts';
@@ -118,6 +119,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   });
   // The built-in services framework (`meso app`), driven as its Lambda function would be.
   const services = await startLocalServices({ cluster, log: devLogger(!!opts.verbose) });
+  const jobs = await startLocalJobs({ cluster, log: devLogger(!!opts.verbose) });
 
   const agentCount = opts.agents ?? 1;
   const workDirs = Array.from({ length: agentCount }, (_, i) =>
@@ -179,6 +181,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   say("  npx meso run --cpus 0.5 --mem 64 -- sh -c 'echo hello from meso'");
   say('  npx meso run -- false            # a failing task: state, reason, exit code');
   say("  npx meso app deploy --name web --instances 2 --cmd 'exec sleep 3600' && npx meso apps");
+  say("  npx meso job create hello --cron '* * * * *' --cmd 'date' && npx meso job history hello");
   say('');
   say('Ctrl-C stops everything.');
 
@@ -195,6 +198,7 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       // is already gone must not keep the rest from stopping.
       await api.close().catch(() => {});
       await services.stop().catch(() => {});
+      await jobs.stop().catch(() => {});
       await controlPlane.stop().catch(() => {});
       await emulators?.stop().catch(() => {});
       say('Stopped.');

@@ -12,13 +12,14 @@ import { createDynamoClient } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import type { ClusterConfig } from '../config/cluster.ts';
 import type { Logger } from '../control/deps.ts';
-import { tableName } from '../definition/tables-queues.ts';
+import { type TableDef, tableName } from '../definition/tables-queues.ts';
 import {
   SERVICES_FRAMEWORK_ID,
   type ServicesDeps,
   servicesQueueName,
 } from '../frameworks/services/framework.ts';
 import { DynamoServicesStore, SERVICES_TABLE } from '../frameworks/services/store.ts';
+import type { SqsHandler } from '../lambda/lambda.ts';
 import { createServicesHandlers } from '../lambda/services.ts';
 import { type Clock, systemClock } from '../ports/clock.ts';
 import { startEventSource } from './esm-runner.ts';
@@ -35,6 +36,8 @@ export interface LocalServicesOptions {
   readonly tickIntervalMs?: number;
   /** Seconds before a failed message is retried (default: its visibility timeout). */
   readonly retryDelaySeconds?: number;
+  /** Wraps the handler, e.g. to deliver batches twice or fail invocations (tests). */
+  readonly wrapHandler?: (h: SqsHandler) => SqsHandler;
 }
 
 export interface LocalServices {
@@ -46,13 +49,20 @@ export interface LocalServices {
 }
 
 /** Creates the services table and event queue if missing (idempotent); returns their names. */
-export async function provisionServices(
+export function provisionServices(cluster: ClusterConfig): Promise<{ table: string; queueUrl: string }> {
+  return provisionFramework(cluster, SERVICES_TABLE, servicesQueueName(cluster.prefix));
+}
+
+/** Creates a built-in framework's table and FIFO event queue if missing (idempotent). */
+export async function provisionFramework(
   cluster: ClusterConfig,
+  def: TableDef,
+  name: string,
 ): Promise<{ table: string; queueUrl: string }> {
   const dynamo = new DynamoDBClient(clientOptions(cluster.aws, cluster.aws.dynamoEndpoint));
   const sqs = createSqsClient(cluster.aws);
   try {
-    const input = createTableInput(cluster.prefix, SERVICES_TABLE);
+    const input = createTableInput(cluster.prefix, def);
     try {
       await dynamo.send(new CreateTableCommand(input));
     } catch (e) {
@@ -62,7 +72,6 @@ export async function provisionServices(
       { client: dynamo, maxWaitTime: 120, minDelay: 1, maxDelay: 5 },
       { TableName: input.TableName! },
     );
-    const name = servicesQueueName(cluster.prefix);
     let queueUrl: string | undefined;
     try {
       queueUrl = (
@@ -81,7 +90,7 @@ export async function provisionServices(
       queueUrl = (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
     }
     if (!queueUrl) throw new Error(`no URL for queue ${name}`);
-    return { table: tableName(cluster.prefix, SERVICES_TABLE), queueUrl };
+    return { table: tableName(cluster.prefix, def), queueUrl };
   } finally {
     dynamo.destroy();
     sqs.destroy();
@@ -114,7 +123,7 @@ export async function startLocalServices(opts: LocalServicesOptions): Promise<Lo
     visibilityTimeoutSeconds: SERVICES_VISIBILITY_SECONDS,
     maxReceiveCount: 5,
     concurrency: 1,
-    handler: handlers.events,
+    handler: opts.wrapHandler ? opts.wrapHandler(handlers.events) : handlers.events,
     functionName: 'meso-services',
     ...(opts.retryDelaySeconds !== undefined ? { retryDelaySeconds: opts.retryDelaySeconds } : {}),
     onError: (e) => opts.log.error('services event source failed', { error: String(e) }),

@@ -60,7 +60,8 @@ let custom: Template;
 
 beforeAll(() => {
   const app = new App();
-  const defaults = new MesoStack(app, 'Default');
+  // The control plane alone: the services framework is checked in services.test.ts.
+  const defaults = new MesoStack(app, 'Default', { services: false });
   // The construct on its own, in a plain stack, with every prop set; the alarm topic is an
   // existing one, imported by ARN as a deployment would pass it in.
   const customized = new Stack(app, 'Custom');

@@ -11,20 +11,15 @@
  * instances that never started.
  */
 import { z } from 'zod';
-import type { Bus, OutboundMessage } from '../../ports/bus.ts';
+import type { Bus } from '../../ports/bus.ts';
 import type { Clock, Ids } from '../../ports/clock.ts';
 import type { Metrics } from '../../ports/metrics.ts';
 import { PROTOCOL_VERSION, type TaskStatus } from '../../protocol/common.ts';
 import { LIMITS } from '../../protocol/limits.ts';
 import { parseMessage } from '../../protocol/parse.ts';
 import { frameworkQueueName } from '../../protocol/queues.ts';
-import {
-  type SchedulerCall,
-  type SchedulerCallInput,
-  SchedulerCallSchema,
-  type SchedulerEvent,
-  SchedulerEventSchema,
-} from '../../protocol/scheduler.ts';
+import { type SchedulerEvent, SchedulerEventSchema } from '../../protocol/scheduler.ts';
+import { Calls } from '../calls.ts';
 import type { AppRecord } from './app.ts';
 import type { Instance } from './instance.ts';
 import {
@@ -80,35 +75,10 @@ export const AppsChangedSchema = z
 export const appsChangedMessage = (appId?: string) =>
   JSON.stringify({ v: PROTOCOL_VERSION, type: 'APPS_CHANGED', ...(appId ? { appId } : {}) });
 
-/** A call without its protocol version (distributed over the union). */
-type CallInput = SchedulerCallInput extends infer C ? (C extends unknown ? Omit<C, 'v'> : never) : never;
-
 const EVENT_TYPES = [...SchedulerEventSchema.options.map((o) => o.shape.type.value)];
 
-/** Builds, checks and queues calls; `flush` sends them in order (one FIFO group per framework). */
-class Calls {
-  private readonly out: OutboundMessage[] = [];
-  private n = 0;
-  constructor(
-    private readonly deps: ServicesDeps,
-    /** Deduplication ids derive from it, so a redelivered message sends the same ids. */
-    private readonly cause: string,
-  ) {}
-
-  add(call: CallInput): void {
-    const parsed = SchedulerCallSchema.parse({ v: PROTOCOL_VERSION, ...call }) as SchedulerCall;
-    const group =
-      parsed.type === 'ACKNOWLEDGE'
-        ? `${this.deps.config.frameworkId}:ack:${parsed.taskId}`
-        : this.deps.config.frameworkId;
-    this.out.push({ body: JSON.stringify(parsed), groupId: group, dedupId: `${this.cause}:${this.n++}` });
-  }
-
-  async flush(): Promise<void> {
-    if (this.out.length === 0) return;
-    await this.deps.bus.send(this.deps.config.schedulerCallsQueueUrl, this.out.splice(0));
-  }
-}
+const newCalls = (deps: ServicesDeps, cause: string) =>
+  new Calls(deps.bus, deps.config.schedulerCallsQueueUrl, deps.config.frameworkId, cause);
 
 /** Handles one message from the framework's queue; throws only when it should be retried. */
 export async function handleServicesMessage(
@@ -129,7 +99,7 @@ export async function handleServicesMessage(
 }
 
 async function onEvent(deps: ServicesDeps, messageId: string, event: SchedulerEvent): Promise<void> {
-  const calls = new Calls(deps, messageId);
+  const calls = newCalls(deps, messageId);
   const fid = deps.config.frameworkId;
   const now = deps.clock.now();
   switch (event.type) {
@@ -243,7 +213,7 @@ async function onUpdate(deps: ServicesDeps, calls: Calls, status: TaskStatus, no
 }
 
 async function onAppsChanged(deps: ServicesDeps, messageId: string): Promise<void> {
-  const calls = new Calls(deps, messageId);
+  const calls = newCalls(deps, messageId);
   const now = deps.clock.now();
   const [apps, instances, meta] = await Promise.all([
     deps.store.listApps(),
@@ -326,7 +296,7 @@ async function subscribe(deps: ServicesDeps, calls: Calls, now: number, roles?: 
  */
 export async function servicesTick(deps: ServicesDeps): Promise<void> {
   const now = deps.clock.now();
-  const calls = new Calls(deps, `tick-${deps.ids.next()}`);
+  const calls = newCalls(deps, `tick-${deps.ids.next()}`);
   const [apps, instances, meta] = await Promise.all([
     deps.store.listApps(),
     deps.store.listInstances(),

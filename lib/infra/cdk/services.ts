@@ -1,9 +1,11 @@
 /**
- * **MesoServices**: the built-in services framework (`meso app`), serverless as the control
- * plane: its table, its event queue (the `<prefix>-fw-meso-services.fifo` any framework would
- * have) with a dead-letter queue, and one Lambda function that consumes the queue and runs the
- * framework's tick every minute from a scheduled rule. Reserved concurrency 1: the framework
- * handles its messages one at a time, in order. Nothing runs while nothing happens.
+ * **MesoBuiltInFramework**: one of Meso's built-in frameworks — services (`meso app`,
+ * `framework: 'services'`) or jobs (`meso job`, `framework: 'jobs'`) — serverless as the control plane: its table,
+ * its event queue (the `<prefix>-fw-meso-<name>.fifo` any framework would have) with a dead-letter
+ * queue, and one Lambda function that consumes the queue and runs the framework's tick every
+ * minute from a scheduled rule (one function, so all its calls come from one sender). Reserved
+ * concurrency 1: the framework handles its messages one at a time, in order. Nothing runs while
+ * nothing happens.
  */
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
@@ -18,22 +20,52 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV } from '../../definition/env.ts';
+import type { TableDef } from '../../definition/tables-queues.ts';
 import { tableName } from '../../definition/tables-queues.ts';
+import { jobsQueueName } from '../../frameworks/jobs/framework.ts';
+import { JOBS_TABLE } from '../../frameworks/jobs/store.ts';
 import { servicesQueueName } from '../../frameworks/services/framework.ts';
 import { SERVICES_TABLE } from '../../frameworks/services/store.ts';
+import { JOBS_ENV } from '../../lambda/jobs.ts';
 import { SERVICES_ENV } from '../../lambda/services.ts';
 import { ESM_REQUIRE_BANNER, type MesoControlPlane } from './control-plane.ts';
 import { acknowledge } from './nag.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LOCK_FILE = fileURLToPath(new URL('../../../package-lock.json', import.meta.url));
-const ENTRY = fileURLToPath(new URL('../../../functions/services.ts', import.meta.url));
+
+/** What differs between the built-in frameworks. */
+interface BuiltIn {
+  readonly table: TableDef & { readonly sortKey: string };
+  readonly queueName: (prefix: string) => string;
+  readonly entry: string;
+  readonly env: { readonly table: string; readonly queueUrl: string };
+  readonly what: string;
+}
+
+export const BUILT_IN: Readonly<Record<'services' | 'jobs', BuiltIn>> = {
+  services: {
+    table: SERVICES_TABLE,
+    queueName: servicesQueueName,
+    entry: fileURLToPath(new URL('../../../functions/services.ts', import.meta.url)),
+    env: SERVICES_ENV,
+    what: 'subscribe if Meso went quiet, revive, reconcile',
+  },
+  jobs: {
+    table: JOBS_TABLE,
+    queueName: jobsQueueName,
+    entry: fileURLToPath(new URL('../../../functions/jobs.ts', import.meta.url)),
+    env: JOBS_ENV,
+    what: 'start the runs cron says are due, enforce deadlines and run times',
+  },
+};
 
 /** The event queue's visibility timeout; the function's timeout is a sixth of it. */
 const VISIBILITY_SECONDS = 60;
 
-export interface MesoServicesProps {
+export interface MesoBuiltInFrameworkProps {
   readonly controlPlane: MesoControlPlane;
+  readonly framework: 'services' | 'jobs';
   /** @default RemovalPolicy.RETAIN (the table holds the apps) */
   readonly removalPolicy?: RemovalPolicy;
   /** @default logs.RetentionDays.ONE_MONTH */
@@ -42,23 +74,25 @@ export interface MesoServicesProps {
   readonly tickSchedule?: events.Schedule;
 }
 
-export class MesoServices extends Construct {
+export class MesoBuiltInFramework extends Construct {
   readonly table: dynamodb.Table;
   readonly queue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
   readonly function: nodejs.NodejsFunction;
   readonly tickRule: events.Rule;
 
-  constructor(scope: Construct, id: string, props: MesoServicesProps) {
+  constructor(scope: Construct, id: string, props: MesoBuiltInFrameworkProps) {
     super(scope, id);
     const { controlPlane } = props;
+    const b = BUILT_IN[props.framework];
+    const name = props.framework;
     const prefix = controlPlane.prefix;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
 
     this.table = new dynamodb.Table(this, 'Table', {
-      tableName: tableName(prefix, SERVICES_TABLE),
-      partitionKey: { name: SERVICES_TABLE.partitionKey, type: dynamodb.AttributeType.STRING },
-      sortKey: { name: SERVICES_TABLE.sortKey, type: dynamodb.AttributeType.STRING },
+      tableName: tableName(prefix, b.table),
+      partitionKey: { name: b.table.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: b.table.sortKey, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
@@ -66,7 +100,7 @@ export class MesoServices extends Construct {
       removalPolicy,
     });
 
-    const queueName = servicesQueueName(prefix);
+    const queueName = b.queueName(prefix);
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       queueName: queueName.replace(/\.fifo$/, '-dlq.fifo'),
       fifo: true,
@@ -96,13 +130,13 @@ export class MesoServices extends Construct {
     });
     const role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `${prefix}-services: its table, its event queue, scheduler calls, its log group`,
+      description: `${prefix}-${name}: its table, its event queue, scheduler calls, its log group`,
     });
     logGroup.grantWrite(role);
     this.function = new nodejs.NodejsFunction(this, 'Function', {
       role,
-      functionName: `${prefix}-services`,
-      entry: ENTRY,
+      functionName: `${prefix}-${name}`,
+      entry: b.entry,
       handler: 'handler',
       projectRoot: REPO_ROOT,
       depsLockFilePath: LOCK_FILE,
@@ -115,9 +149,9 @@ export class MesoServices extends Construct {
       environment: {
         [ENV.prefix]: prefix,
         [ENV.queues('schedulerCalls')]: controlPlane.queues.schedulerCalls.queueUrl,
-        [SERVICES_ENV.table]: this.table.tableName,
-        [SERVICES_ENV.queueUrl]: this.queue.queueUrl,
-        POWERTOOLS_SERVICE_NAME: 'meso-services',
+        [b.env.table]: this.table.tableName,
+        [b.env.queueUrl]: this.queue.queueUrl,
+        POWERTOOLS_SERVICE_NAME: `meso-${name}`,
         NODE_OPTIONS: '--enable-source-maps',
       },
       bundling: {
@@ -139,7 +173,7 @@ export class MesoServices extends Construct {
     controlPlane.queues.schedulerCalls.grantSendMessages(this.function);
 
     this.tickRule = new events.Rule(this, 'TickSchedule', {
-      description: `Runs ${prefix}-services' tick: subscribe if Meso went quiet, revive, reconcile`,
+      description: `Runs ${prefix}-${name}'s tick: ${b.what}`,
       schedule: props.tickSchedule ?? events.Schedule.rate(Duration.minutes(1)),
       targets: [
         new eventsTargets.LambdaFunction(this.function, {

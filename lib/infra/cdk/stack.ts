@@ -13,7 +13,7 @@ import {
 import { MesoAgentFleet, type MesoAgentFleetProps } from './agent-fleet.ts';
 import { MesoControlPlane, type MesoControlPlaneProps, pascal } from './control-plane.ts';
 import { MesoOperatorApi } from './operator-api.ts';
-import { MesoServices } from './services.ts';
+import { MesoBuiltInFramework } from './services.ts';
 
 export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
   /**
@@ -24,6 +24,12 @@ export interface MesoStackProps extends StackProps, MesoControlPlaneProps {
    * @default - none: agents join with `meso-agent install`
    */
   readonly agentFleet?: Omit<MesoAgentFleetProps, 'controlPlane' | 'vpc'> & { readonly vpc?: ec2.IVpc };
+  /**
+   * The built-in services (`meso app`) and jobs (`meso job`) frameworks (`MesoBuiltInFramework`).
+   *
+   * @default true
+   */
+  readonly services?: boolean;
 }
 
 /**
@@ -36,8 +42,9 @@ export class MesoStack extends Stack {
   readonly agentFleet?: MesoAgentFleet;
   /** The operator API, its function URL (IAM auth), the CloudWatch dashboard and alarms. */
   readonly operatorApi: MesoOperatorApi;
-  /** The built-in services framework (`meso app`). */
-  readonly services: MesoServices;
+  /** The built-in frameworks, unless `services: false`. */
+  readonly services?: MesoBuiltInFramework;
+  readonly jobs?: MesoBuiltInFramework;
 
   constructor(scope: Construct, id: string, props: MesoStackProps = {}) {
     super(scope, id, props);
@@ -71,13 +78,22 @@ export class MesoStack extends Stack {
       ...(props.logRetention ? { logRetention: props.logRetention } : {}),
       ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
     });
-    this.services = new MesoServices(this, 'Services', {
-      controlPlane: meso,
-      ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
-      ...(props.logRetention ? { logRetention: props.logRetention } : {}),
-    });
-    new CfnOutput(this, 'ServicesTableName', { value: this.services.table.tableName });
-    new CfnOutput(this, 'ServicesQueueUrl', { value: this.services.queue.queueUrl });
+    if (props.services !== false) {
+      const common = {
+        controlPlane: meso,
+        ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
+        ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+      };
+      this.services = new MesoBuiltInFramework(this, 'Services', { ...common, framework: 'services' });
+      this.jobs = new MesoBuiltInFramework(this, 'Jobs', { ...common, framework: 'jobs' });
+      for (const [id, f] of [
+        ['Services', this.services],
+        ['Jobs', this.jobs],
+      ] as const) {
+        new CfnOutput(this, `${id}TableName`, { value: f.table.tableName });
+        new CfnOutput(this, `${id}QueueUrl`, { value: f.queue.queueUrl });
+      }
+    }
     if (props.agentFleet) {
       const { vpc, ...fleet } = props.agentFleet;
       this.agentFleet = new MesoAgentFleet(this, 'AgentFleet', {

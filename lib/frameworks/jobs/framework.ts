@@ -1,0 +1,263 @@
+/**
+ * The jobs framework: a Meso framework over the public scheduler protocol, like the services
+ * framework (lib/frameworks/services/framework.ts) — its event queue feeds a handler, its state
+ * is a table. `jobsTick()` (a scheduled rule, a timer locally) turns due cron times into runs,
+ * enforces starting deadlines and maximum run times, and subscribes when Meso went quiet. The CLI
+ * writes jobs and manual runs to the table and sends `JOBS_CHANGED` on the queue.
+ */
+import { z } from 'zod';
+import type { Bus } from '../../ports/bus.ts';
+import type { Clock, Ids } from '../../ports/clock.ts';
+import type { Metrics } from '../../ports/metrics.ts';
+import { PROTOCOL_VERSION, type TaskStatus } from '../../protocol/common.ts';
+import { LIMITS } from '../../protocol/limits.ts';
+import { parseMessage } from '../../protocol/parse.ts';
+import { frameworkQueueName } from '../../protocol/queues.ts';
+import { type SchedulerEvent, SchedulerEventSchema } from '../../protocol/scheduler.ts';
+import { Calls } from '../calls.ts';
+import { CONTACT_TIMEOUT_MS } from '../meta.ts';
+import { dueAt, type JobRecord } from './job.ts';
+import {
+  applyRunStatus,
+  checkClock,
+  isActive,
+  parseTaskId,
+  planJobOffers,
+  type Run,
+  startRun,
+  wantsLaunch,
+} from './run.ts';
+import { HISTORY_LIMIT, type JobsStore } from './store.ts';
+
+export const JOBS_FRAMEWORK_ID = 'meso-jobs';
+export const JOBS_FAILOVER_SECONDS = 7 * 86400;
+
+export interface JobsDeps {
+  readonly store: JobsStore;
+  readonly bus: Bus;
+  readonly clock: Clock;
+  readonly ids: Ids;
+  readonly log: {
+    info(m: string, e?: Record<string, unknown>): void;
+    warn(m: string, e?: Record<string, unknown>): void;
+    error(m: string, e?: Record<string, unknown>): void;
+  };
+  readonly metrics?: Metrics;
+  readonly config: {
+    readonly frameworkId: string;
+    readonly name: string;
+    readonly schedulerCallsQueueUrl: string;
+    readonly queueUrl: string;
+  };
+}
+
+export const JobsChangedSchema = z
+  .object({ v: z.literal(1), type: z.literal('JOBS_CHANGED'), jobId: z.string().max(64).optional() })
+  .strict();
+export const jobsChangedMessage = (jobId?: string) =>
+  JSON.stringify({ v: PROTOCOL_VERSION, type: 'JOBS_CHANGED', ...(jobId ? { jobId } : {}) });
+
+export function jobsQueueName(prefix: string): string {
+  const name = frameworkQueueName(prefix, JOBS_FRAMEWORK_ID);
+  if (!name) throw new Error(`prefix "${prefix}" is too long to name the jobs framework's queue`);
+  return name;
+}
+
+const EVENT_TYPES = [...SchedulerEventSchema.options.map((o) => o.shape.type.value)];
+const newCalls = (deps: JobsDeps, cause: string) =>
+  new Calls(deps.bus, deps.config.schedulerCallsQueueUrl, deps.config.frameworkId, cause);
+
+async function loadState(deps: JobsDeps): Promise<{ jobs: Map<string, JobRecord>; runs: Run[] }> {
+  const list = await deps.store.listJobs();
+  const jobs = new Map(list.map((j) => [j.def.id, j]));
+  const runs = (await Promise.all(list.map((j) => deps.store.listRuns(j.def.id)))).flat();
+  return { jobs, runs };
+}
+
+export async function handleJobsMessage(deps: JobsDeps, messageId: string, body: string): Promise<void> {
+  const mine = parseMessage(JobsChangedSchema, body, ['JOBS_CHANGED']);
+  const calls = newCalls(deps, messageId);
+  const now = deps.clock.now();
+  if (mine.ok) {
+    await offersWanted(deps, calls, now, true);
+    return calls.flush();
+  }
+  const parsed = parseMessage(SchedulerEventSchema, body, EVENT_TYPES);
+  if (!parsed.ok) {
+    deps.log.warn('jobs: message dropped', { messageId, error: parsed.error });
+    deps.metrics?.count('JobsBadMessage');
+    return;
+  }
+  await onEvent(deps, calls, parsed.message, now);
+  await calls.flush();
+}
+
+async function onEvent(deps: JobsDeps, calls: Calls, event: SchedulerEvent, now: number): Promise<void> {
+  const fid = deps.config.frameworkId;
+  switch (event.type) {
+    case 'SUBSCRIBED': {
+      await deps.store.updateMeta({ lastContactAt: now });
+      const { runs } = await loadState(deps);
+      calls.add({ type: 'RECONCILE', frameworkId: fid, tasks: [] });
+      const live = runs.filter(isActive).flatMap((r) => r.attempts.filter((a) => a.endedAt === undefined));
+      for (let k = 0; k < live.length; k += LIMITS.reconcileTasks)
+        calls.add({
+          type: 'RECONCILE',
+          frameworkId: fid,
+          tasks: live
+            .slice(k, k + LIMITS.reconcileTasks)
+            .map((a) => ({ taskId: a.taskId, agentId: a.agentId })),
+        });
+      await offersWanted(deps, calls, now, true);
+      return;
+    }
+    case 'HEARTBEAT':
+      await deps.store.updateMeta({ lastContactAt: now });
+      calls.add({ type: 'HEARTBEAT', frameworkId: fid });
+      return;
+    case 'OFFERS': {
+      const { jobs, runs } = await loadState(deps);
+      const plan = planJobOffers(jobs, runs, event.offers, now);
+      for (const l of plan.launches) for (const r of l.runs) await deps.store.putRun(r);
+      for (const l of plan.launches)
+        calls.add({
+          type: 'ACCEPT',
+          frameworkId: fid,
+          offerIds: [l.offerId],
+          operations: [{ type: 'LAUNCH', tasks: l.tasks }],
+          filters: { refuseSeconds: 1 },
+        });
+      if (plan.declines.length > 0)
+        calls.add({
+          type: 'DECLINE',
+          frameworkId: fid,
+          offerIds: plan.declines.slice(0, LIMITS.offersPerCall),
+          filters: { refuseSeconds: 5 },
+        });
+      await offersWanted(deps, calls, now, false);
+      return;
+    }
+    case 'UPDATE':
+      await onUpdate(deps, calls, event.status, now);
+      return;
+    case 'ERROR':
+      deps.log.warn('jobs: Meso reported an error', {
+        code: event.code,
+        call: event.call,
+        message: event.message,
+      });
+      if (event.code === 'FRAMEWORK_DISCONNECTED') await subscribe(deps, calls, now);
+      return;
+    default:
+      return;
+  }
+}
+
+async function onUpdate(deps: JobsDeps, calls: Calls, status: TaskStatus, now: number): Promise<void> {
+  const fid = deps.config.frameworkId;
+  const ids = parseTaskId(status.taskId);
+  const run = ids ? await deps.store.getRun(ids.jobId, ids.runId) : undefined;
+  if (run) {
+    const job = await deps.store.getJob(run.jobId);
+    const next = applyRunStatus(run, job?.def, status, now);
+    if (next !== run) await deps.store.putRun(next);
+    if (next.state === 'waiting' && run.state !== 'waiting') await offersWanted(deps, calls, now, true);
+  } else if (
+    status.agentId &&
+    ![
+      'TASK_FINISHED',
+      'TASK_FAILED',
+      'TASK_KILLED',
+      'TASK_ERROR',
+      'TASK_LOST',
+      'TASK_DROPPED',
+      'TASK_GONE',
+      'TASK_GONE_BY_OPERATOR',
+      'TASK_UNKNOWN',
+      'TASK_UNREACHABLE',
+    ].includes(status.state)
+  ) {
+    calls.add({ type: 'KILL', frameworkId: fid, taskId: status.taskId, agentId: status.agentId });
+  }
+  if (status.uuid !== undefined && status.agentId !== undefined)
+    calls.add({
+      type: 'ACKNOWLEDGE',
+      frameworkId: fid,
+      agentId: status.agentId,
+      taskId: status.taskId,
+      uuid: status.uuid,
+    });
+}
+
+/** REVIVE when a run waits (always after a change), SUPPRESS when none does. */
+async function offersWanted(deps: JobsDeps, calls: Calls, now: number, changed: boolean): Promise<void> {
+  const { runs } = await loadState(deps);
+  const want = runs.some((r) => r.state === 'waiting');
+  const meta = await deps.store.getMeta();
+  if (want && (changed || meta.suppressed || runs.some((r) => wantsLaunch(r, now)))) {
+    if (changed || meta.suppressed) calls.add({ type: 'REVIVE', frameworkId: deps.config.frameworkId });
+    if (meta.suppressed) await deps.store.updateMeta({ suppressed: false });
+  } else if (!want && !meta.suppressed) {
+    calls.add({ type: 'SUPPRESS', frameworkId: deps.config.frameworkId });
+    await deps.store.updateMeta({ suppressed: true });
+  }
+}
+
+async function subscribe(deps: JobsDeps, calls: Calls, now: number): Promise<void> {
+  const jobs = await deps.store.listJobs();
+  const roles = [...new Set(['*', ...jobs.map((j) => j.def.role)])].sort().slice(0, LIMITS.roles);
+  calls.add({
+    type: 'SUBSCRIBE',
+    framework: {
+      frameworkId: deps.config.frameworkId,
+      name: deps.config.name,
+      queueUrl: deps.config.queueUrl,
+      roles,
+      failoverTimeoutSeconds: JOBS_FAILOVER_SECONDS,
+    },
+  });
+  await deps.store.updateMeta({ subscribeSentAt: now, roles, suppressed: false });
+}
+
+/**
+ * The tick: due cron times become runs (one per job and tick; a time two ticks both see becomes
+ * one run, through the schedule mark's conditional update), deadlines and maximum run times are
+ * enforced, old history is trimmed, and the framework subscribes when Meso went quiet.
+ */
+export async function jobsTick(deps: JobsDeps): Promise<void> {
+  const now = deps.clock.now();
+  const calls = newCalls(deps, `tick-${deps.ids.next()}`);
+  const meta = await deps.store.getMeta();
+  if (now - Math.max(meta.lastContactAt ?? 0, meta.subscribeSentAt ?? 0) > CONTACT_TIMEOUT_MS)
+    await subscribe(deps, calls, now);
+  const { jobs, runs } = await loadState(deps);
+  let changed = false;
+  for (const job of jobs.values()) {
+    const due = dueAt(job.def, job.scheduledUntil, now);
+    if (due === undefined) continue;
+    if (!(await deps.store.advanceSchedule(job.def.id, job.scheduledUntil, due))) continue;
+    const run = startRun(job.def, runs, due, 'cron', deps.ids.next());
+    await deps.store.putRun(run);
+    runs.push(run);
+    changed ||= run.state === 'waiting';
+    deps.log.info('jobs: run due', { jobId: job.def.id, runId: run.runId, state: run.state });
+  }
+  for (const run of runs) {
+    const { run: next, kill } = checkClock(run, jobs.get(run.jobId)?.def, now);
+    if (next !== run) await deps.store.putRun(next);
+    if (kill)
+      calls.add({
+        type: 'KILL',
+        frameworkId: deps.config.frameworkId,
+        taskId: kill.taskId,
+        agentId: kill.agentId,
+      });
+  }
+  for (const job of jobs.values()) {
+    const mine = runs.filter((r) => r.jobId === job.def.id).sort((a, b) => (a.runId < b.runId ? 1 : -1));
+    for (const old of mine.slice(HISTORY_LIMIT))
+      if (!isActive(old)) await deps.store.deleteRun(old.jobId, old.runId);
+  }
+  await offersWanted(deps, calls, now, changed);
+  await calls.flush();
+}
