@@ -93,7 +93,10 @@ export class BatchingBus implements Bus {
     await Promise.all(
       [...byQueue].map(async ([queueUrl, messages]) => {
         try {
-          await this.base.send(queueUrl, messages);
+          // Ten at a time, in order: a FIFO group's messages may span several batch calls.
+          for (let i = 0; i < messages.length; i += 10) {
+            await this.base.send(queueUrl, messages.slice(i, i + 10));
+          }
         } catch (e) {
           if (!(e instanceof QueueGoneError)) throw e;
           this.gone(queueUrl, messages.length);

@@ -31,6 +31,15 @@ describe('BatchingBus', () => {
     ]);
   });
 
+  it('sends more than ten messages for one queue ten at a time, in order', async () => {
+    const { bus, calls } = recordingBus();
+    const b = new BatchingBus(bus, () => {});
+    const bodies = Array.from({ length: 12 }, (_, i) => `m${i}`);
+    for (const body of bodies) b.defer('q', [m(body)]);
+    await b.finish();
+    expect(calls.map((c) => c.bodies)).toEqual([bodies.slice(0, 10), bodies.slice(10)]);
+  });
+
   it('keeps only the first message of a once-key until the next flush', async () => {
     const { bus, calls } = recordingBus();
     const b = new BatchingBus(bus, () => {});
