@@ -22,8 +22,9 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { bundleAgentSync } from '../../build/agent-bundle.ts';
-import { agentStatements, type MesoControlPlane } from './control-plane.ts';
+import type { MesoControlPlane } from './control-plane.ts';
 import { acknowledge } from './nag.ts';
+import { agentStatements } from './queue-access.ts';
 
 /** Agent ids name the agent's queue: letters, digits, `-` and `_`, at most 64. */
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;

@@ -34,8 +34,8 @@ import {
   type TableName,
   tableName,
 } from '../../definition/tables-queues.ts';
-import { instanceQueueStatements } from './fleet-identity.ts';
 import { acknowledge, wildcardResourceFinding } from './nag.ts';
+import { agentStatements, frameworkStatements } from './queue-access.ts';
 
 /** Every Lambda function of the control plane: the queue consumers plus the scheduled sweep. */
 export type ControlPlaneFunction = FunctionName | 'sweep';
@@ -67,79 +67,6 @@ export const FUNCTION_ACCESS: Readonly<Record<ControlPlaneFunction, FunctionAcce
   timers: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator', 'timers'] },
   sweep: { readWrite: ['agents', 'frameworks', 'tasks', 'meta'], read: [], send: ['allocator', 'timers'] },
 };
-
-/** What an agent does with its own command queue: create it, long-poll it, delete what it handled. */
-export const AGENT_QUEUE_ACTIONS = [
-  'sqs:CreateQueue',
-  'sqs:GetQueueUrl',
-  'sqs:ReceiveMessage',
-  'sqs:DeleteMessage',
-] as const;
-
-/** What a framework does with its own event queue; the SDK deletes it on `close`. */
-export const FRAMEWORK_QUEUE_ACTIONS = [
-  'sqs:CreateQueue',
-  'sqs:GetQueueUrl',
-  'sqs:GetQueueAttributes',
-  'sqs:ReceiveMessage',
-  'sqs:DeleteMessage',
-  'sqs:DeleteQueue',
-] as const;
-
-/**
- * Refuses every SQS action the statements grant when the request is not over TLS. The control
- * plane's queues also deny it in their queue policies; the frameworks' and agents' own queues have
- * no queue policy, so their owners' identities carry the rule.
- */
-function denyInsecureTransport(actions: readonly string[]): iam.PolicyStatement {
-  return new iam.PolicyStatement({
-    sid: 'DenyInsecureTransport',
-    effect: iam.Effect.DENY,
-    actions: [...new Set(actions)],
-    resources: ['*'],
-    conditions: { Bool: { 'aws:SecureTransport': 'false' } },
-  });
-}
-
-/**
- * What an agent may do: send to agent-calls (`agentCallsArn`) and use its own command queue
- * (`own.arn`: one agent's `<prefix>-agent-<agentId>.fifo`, or the fleet's `<prefix>-agent-i-*`).
- */
-export function agentStatements(
-  agentCallsArn: string,
-  own: { readonly sid: string; readonly arn: string; readonly byInstanceTag?: boolean },
-): iam.PolicyStatement[] {
-  const send = ['sqs:SendMessage', 'sqs:GetQueueUrl'];
-  return [
-    new iam.PolicyStatement({ sid: 'SendAgentCalls', actions: send, resources: [agentCallsArn] }),
-    // The fleet's instances: only the queues tagged with their own instance ARN (fleet-identity.ts).
-    ...(own.byInstanceTag
-      ? instanceQueueStatements(own.sid, own.arn)
-      : [new iam.PolicyStatement({ sid: own.sid, actions: [...AGENT_QUEUE_ACTIONS], resources: [own.arn] })]),
-    denyInsecureTransport([...send, ...AGENT_QUEUE_ACTIONS, ...(own.byInstanceTag ? ['sqs:TagQueue'] : [])]),
-  ];
-}
-
-/**
- * What a framework may do: send to scheduler-calls (`schedulerCallsArn`) and, given `ownArn`
- * (its one `<prefix>-fw-….fifo`), use its own event queue.
- */
-export function frameworkStatements(schedulerCallsArn: string, ownArn?: string): iam.PolicyStatement[] {
-  const send = ['sqs:SendMessage', 'sqs:GetQueueUrl', 'sqs:GetQueueAttributes'];
-  return [
-    new iam.PolicyStatement({ sid: 'SendSchedulerCalls', actions: send, resources: [schedulerCallsArn] }),
-    ...(ownArn
-      ? [
-          new iam.PolicyStatement({
-            sid: 'OwnEventQueue',
-            actions: [...FRAMEWORK_QUEUE_ACTIONS],
-            resources: [ownArn],
-          }),
-        ]
-      : []),
-    denyInsecureTransport([...send, ...(ownArn ? FRAMEWORK_QUEUE_ACTIONS : [])]),
-  ];
-}
 
 /**
  * Concurrency per function: `reserved` caps (and guarantees) its instances; `perQueue` is the

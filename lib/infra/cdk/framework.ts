@@ -8,7 +8,8 @@ import { Arn, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { frameworkQueueName } from '../../sdk/calls.ts';
-import { frameworkStatements, type MesoControlPlane } from './control-plane.ts';
+import type { MesoControlPlane } from './control-plane.ts';
+import { frameworkStatements } from './queue-access.ts';
 
 /** `<prefix>-fw-….fifo`'s ARN in the control plane's account and region. */
 export function frameworkQueueArn(scope: Construct, prefix: string, frameworkId: string): string {
