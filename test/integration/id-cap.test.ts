@@ -13,7 +13,8 @@ import { eventually, type Harness, startHarness } from './harness.ts';
 describe('ids per identity', () => {
   let h: Harness;
   beforeAll(async () => {
-    // Every sender here is the emulator's one SenderId: the harness's agent is its first agent id.
+    // The test's own client is one identity (its frameworks and the agent ids it registers
+    // below); the harness's agents sign with keys of their own.
     h = await startHarness({ agents: 1, control: { maxIdsPerIdentity: 2 } });
   });
   afterAll(async () => h?.stop());
@@ -53,7 +54,6 @@ describe('ids per identity', () => {
   });
 
   it('a third agent id from one identity is refused and stores nothing', async () => {
-    await h.startAgent();
     const n = await counter('agent-calls');
     const register = (agentId: string) =>
       h.sqs.send(
@@ -71,6 +71,15 @@ describe('ids per identity', () => {
           MessageDeduplicationId: `${agentId}-register`,
         }),
       );
+    // Two agent ids from the test's identity are taken…
+    for (const id of ['first-agent', 'second-agent']) {
+      await register(id);
+      await eventually(
+        async () => !!(await h.controlPlane.deps.store.get('agents', { agentId: id })),
+        `${id}`,
+      );
+    }
+    // …and a third is refused.
     await register('third-agent');
     await eventually(async () => (await counter('agent-calls')) === n + 1, 'the REGISTER to be refused');
     expect(await h.controlPlane.deps.store.get('agents', { agentId: 'third-agent' })).toBeUndefined();
