@@ -8,7 +8,7 @@
  * - frameworks launch what fits their offers, kill tasks, and fail over to a new process with a
  *   new queue.
  */
-import { CreateQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { Agent } from '../../agent/agent.ts';
 import { silentLog } from '../../agent/log.ts';
 import type { ClusterConfig } from '../../lib/config/cluster.ts';
@@ -370,24 +370,19 @@ export class Frameworks {
     await fw.scheduler.kill(victim.taskId, victim.agentId).catch(() => {});
   }
 
-  /** The framework's process is replaced by a new one with a new queue, which must learn every task's state. */
+  /** The framework's process is replaced by a new one (on the same queue), which must learn every task's state. */
   async failover(fw: Framework): Promise<void> {
-    const { cluster, seed, faults, seen, log } = this.#stage;
+    const { faults, seen, log } = this.#stage;
     faults.count('framework-failover');
     const old = fw.scheduler;
     fw.generation++;
     const before = (await this.rowsOf(fw.frameworkId)).filter((r) => !isTerminal(r.state));
     log(`failover ${fw.frameworkId.slice(-8)} to generation ${fw.generation} (${before.length} live tasks)`);
     await old.close();
-    const { QueueUrl } = await this.#sqs.send(
-      new CreateQueueCommand({
-        QueueName: `${cluster.prefix}-fw-chaos-${seed}-${fw.index}-g${fw.generation}.fifo`,
-        Attributes: { FifoQueue: 'true', VisibilityTimeout: '30' },
-      }),
-    );
     const gotBefore = new Map<string, number>();
     for (const r of before) gotBefore.set(r.taskId, seen.receivedCount(fw.frameworkId, r.taskId));
-    const s = this.#newScheduler(fw, QueueUrl);
+    // The new process reads the same queue: the only one the framework's id may name.
+    const s = this.#newScheduler(fw);
     fw.scheduler = s;
     const t0 = Date.now();
     await s.subscribe({ timeoutMs: 60_000 }).catch(() => {});

@@ -15,6 +15,15 @@ export const EVENT_WAIT_SECONDS = 20;
  */
 export const EVENT_QUEUE_VISIBILITY_SECONDS = 30;
 
+/**
+ * How long the events one receive takes stay hidden. The SDK reads with one poller, handling a
+ * batch before it asks for the next, so nobody else is waiting for them while a handler runs; but
+ * a process that dies (or a long poll its client gave up on, which SQS may still answer) hides
+ * what it took for this long from the process that fails over to the same queue. 3 s, as the
+ * agent's command queue: a failed-over framework hears its events within seconds, not 30.
+ */
+export const EVENT_RECEIVE_VISIBILITY_SECONDS = 3;
+
 /** First wait for SUBSCRIBED before SUBSCRIBE is sent again (a Lambda cold start takes 1–3 s). */
 export const SUBSCRIBE_RETRY_INITIAL_MS = 4_000;
 

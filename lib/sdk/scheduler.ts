@@ -32,6 +32,7 @@ import {
 import {
   DEDUP_CAPACITY,
   EVENT_QUEUE_VISIBILITY_SECONDS,
+  EVENT_RECEIVE_VISIBILITY_SECONDS,
   EVENT_WAIT_SECONDS,
   SUBSCRIBE_RETRY_INITIAL_MS,
   SUBSCRIBE_RETRY_MAX_MS,
@@ -417,6 +418,7 @@ export class MesoScheduler {
       .poll(queueUrl, (messages) => this.handleBatch(messages), {
         signal: controller.signal,
         waitSeconds: Math.min(20, this.options.waitSeconds ?? EVENT_WAIT_SECONDS),
+        visibilityTimeout: EVENT_RECEIVE_VISIBILITY_SECONDS,
         onError: (e) => {
           if (this.state === 'open') {
             void this.report(

@@ -30,7 +30,12 @@ export class SqsTransport implements SchedulerTransport {
   poll(
     queueUrl: string,
     onBatch: (messages: InboundMessage[]) => Promise<readonly string[]>,
-    opts: { signal: AbortSignal; waitSeconds: number; onError: (e: unknown) => void },
+    opts: {
+      signal: AbortSignal;
+      waitSeconds: number;
+      visibilityTimeout?: number;
+      onError: (e: unknown) => void;
+    },
   ): Promise<void> {
     return pollQueue(this.api, queueUrl, onBatch, opts);
   }

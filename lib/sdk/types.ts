@@ -29,7 +29,13 @@ export interface SchedulerTransport {
   poll(
     queueUrl: string,
     onBatch: (messages: InboundMessage[]) => Promise<readonly string[]>,
-    opts: { signal: AbortSignal; waitSeconds: number; onError: (e: unknown) => void },
+    opts: {
+      signal: AbortSignal;
+      waitSeconds: number;
+      /** How long received messages stay hidden (ReceiveMessage's VisibilityTimeout). */
+      visibilityTimeout?: number;
+      onError: (e: unknown) => void;
+    },
   ): Promise<void>;
   /** Creates the queue, or returns the URL of the existing one of that name. */
   createQueue(name: string, attributes: Record<string, string>): Promise<string>;
