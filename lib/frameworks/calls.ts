@@ -1,9 +1,12 @@
 /**
  * Scheduler calls as the built-in frameworks send them: each checked against the protocol, in
  * the framework's FIFO group (acknowledgements in one per task, as the SDK does), with
- * deduplication ids derived from what caused them, so a redelivered message re-sends the same
- * ids and SQS drops the copies.
+ * deduplication ids derived from what caused them and from the call itself, so a redelivered
+ * message that decides the same re-sends the same ids and SQS drops the copies — while one that
+ * decides differently (the state changed in between) has its new calls sent, not dropped as
+ * copies of the calls the first delivery made at the same positions.
  */
+import { createHash } from 'node:crypto';
 import type { Bus, OutboundMessage } from '../ports/bus.ts';
 import { PROTOCOL_VERSION } from '../protocol/common.ts';
 import { type SchedulerCall, type SchedulerCallInput, SchedulerCallSchema } from '../protocol/scheduler.ts';
@@ -31,7 +34,9 @@ export class Calls {
     const parsed = SchedulerCallSchema.parse({ v: PROTOCOL_VERSION, ...call }) as SchedulerCall;
     const group =
       parsed.type === 'ACKNOWLEDGE' ? `${this.frameworkId}:ack:${parsed.taskId}` : this.frameworkId;
-    this.out.push({ body: JSON.stringify(parsed), groupId: group, dedupId: `${this.cause}:${this.n++}` });
+    const body = JSON.stringify(parsed);
+    const digest = createHash('sha256').update(body).digest('hex').slice(0, 16);
+    this.out.push({ body, groupId: group, dedupId: `${this.cause}:${this.n++}:${digest}` });
   }
 
   async flush(): Promise<void> {

@@ -154,8 +154,8 @@ interface Room {
 /**
  * Places instances of the apps that need them on the offers: as many as fit each offer's
  * unreserved resources, satisfy the app's constraints (counting instances placed in this very
- * plan), suit its role and are past its backoff. Offers used before (a redelivered event) and
- * offers with nothing to place are declined.
+ * plan), suit its role and are past its backoff. Offers with nothing to place are declined, and
+ * so is every offer of an event handled before (a redelivered one: one of its offers is used).
  */
 export function planOffers(
   apps: readonly AppRecord[],
@@ -174,8 +174,11 @@ export function planOffers(
       .map((a) => [a.def.id, launchBudget(a, instances)] as const)
       .filter(([, b]) => b > 0),
   );
+  // An event with an offer already used was handled before: every offer in it was answered
+  // then (accepted or declined), so none may be used now, even if the state changed since.
+  const answered = offers.some((o) => used.has(o.offerId));
   for (const offer of offers) {
-    if (used.has(offer.offerId)) {
+    if (answered) {
       declines.push(offer.offerId);
       continue;
     }
@@ -263,7 +266,9 @@ function taskFor(app: AppRecord, i: Instance): PlannedTask {
   };
 }
 
-const AGENT_REASONS = new Set([
+/** Ends that are no failure of the app: its agent was lost, or the offer it was launched on was gone. */
+const NOT_THE_APPS_FAULT = new Set([
+  'REASON_INVALID_OFFERS',
   'REASON_AGENT_REMOVED',
   'REASON_AGENT_REMOVED_BY_OPERATOR',
   'REASON_AGENT_DISCONNECTED',
@@ -298,7 +303,7 @@ export interface StatusOutcome {
 
 /**
  * Applies a status update to the instance it is about. An instance that ends without having been
- * killed is a failure: the app's backoff grows (not when its agent was lost: that is no fault of
+ * killed is a failure: the app's backoff grows (not when its agent was lost or its offer was gone: that is no fault of
  * the app). An instance of the current version that becomes ready resets the backoff.
  */
 export function applyStatus(
@@ -315,7 +320,7 @@ export function applyStatus(
     };
   }
   if (endsInstance(status.state)) {
-    if (!app || instance.phase === 'killing' || (status.reason && AGENT_REASONS.has(status.reason)))
+    if (!app || instance.phase === 'killing' || (status.reason && NOT_THE_APPS_FAULT.has(status.reason)))
       return { instance: null };
     if (instance.version !== app.version) return { instance: null };
     const failures = app.backoff.failures + 1;

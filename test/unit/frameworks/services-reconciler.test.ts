@@ -244,6 +244,17 @@ describe('offers', () => {
     expect(planOffers([backedOff], [], [offer(3)], NOW, newId).declines).toEqual(['o3']);
   });
 
+  it('a redelivered event launches nothing, even on its offers the first delivery declined', () => {
+    // First delivery: o1 used, o2 declined (budget spent). Then a restart makes a new version
+    // that wants an instance: o2 is gone at Meso, so the second delivery must not launch on it.
+    const a = app({ instances: 3 }, { version: 'v2' });
+    const old = [1, 2, 3].map((k) => inst({ taskId: `web.old${k}`, version: 'v1', offerId: 'o1' }));
+    const plan = planOffers([a], old, [offer(1), offer(2)], NOW, newId);
+    expect(plan).toEqual({ launches: [], declines: ['o1', 'o2'] });
+    // The same offers in a fresh event are used.
+    expect(planOffers([a], old, [offer(2)], NOW, newId).launches).toHaveLength(1);
+  });
+
   it('never has more than instances × (1 + maximumOverCapacity) live, nor more than instances of the new version', () => {
     fc.assert(
       fc.property(
@@ -356,6 +367,10 @@ describe('status updates', () => {
     expect(
       applyStatus(a, i, st('TASK_LOST', { reason: 'REASON_AGENT_REMOVED_BY_OPERATOR' }), NOW).app,
     ).toBeUndefined();
+    // Launched on an offer Meso no longer had: the app is not at fault.
+    expect(applyStatus(a, i, st('TASK_DROPPED', { reason: 'REASON_INVALID_OFFERS' }), NOW)).toEqual({
+      instance: null,
+    });
     const staged = { ...i, phase: 'staging' as const };
     const up = applyStatus(again.app, staged, st('TASK_RUNNING'), NOW);
     expect(up.instance?.phase).toBe('running');
