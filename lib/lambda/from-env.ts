@@ -11,7 +11,8 @@ import { QUEUES, type QueueName, TABLES, type TableName } from '../definition/ta
 import { systemClock } from '../ports/clock.ts';
 import type { Metrics } from '../ports/metrics.ts';
 
-function required(env: NodeJS.ProcessEnv, name: string): string {
+/** An environment variable the function cannot run without. */
+export function required(env: NodeJS.ProcessEnv, name: string): string {
   const v = env[name];
   if (!v) throw new Error(`environment variable ${name} is not set`);
   return v;
@@ -55,11 +56,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
     clock: systemClock,
     ids: { next: () => randomUUID() },
     metrics,
-    log: {
-      info: (m, e) => logger.info(m, e ?? {}),
-      warn: (m, e) => logger.warn(m, e ?? {}),
-      error: (m, e) => logger.error(m, e ?? {}),
-    },
+    log: loggerPort(logger),
     config: {
       ...DEFAULT_CONTROL_CONFIG,
       queues,
@@ -89,3 +86,12 @@ export const lambdaDeps = (): EnvDeps => {
   cached ??= depsFromEnv();
   return cached;
 };
+
+/** The Logger port over a Powertools logger. */
+export function loggerPort(logger: Logger): ControlDeps['log'] {
+  return {
+    info: (m, e) => logger.info(m, e ?? {}),
+    warn: (m, e) => logger.warn(m, e ?? {}),
+    error: (m, e) => logger.error(m, e ?? {}),
+  };
+}

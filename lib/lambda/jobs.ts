@@ -4,7 +4,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createDynamoClient } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import { ENV } from '../definition/env.ts';
@@ -16,6 +15,8 @@ import {
 } from '../frameworks/jobs/framework.ts';
 import { DynamoJobsStore } from '../frameworks/jobs/store.ts';
 import { systemClock } from '../ports/clock.ts';
+import { loggerPort, required } from './from-env.ts';
+import { inOrderBatch } from './in-order.ts';
 import type { SqsHandler } from './lambda.ts';
 
 export const JOBS_ENV = { table: 'MESO_JOBS_TABLE', queueUrl: 'MESO_JOBS_QUEUE_URL' } as const;
@@ -27,30 +28,8 @@ export interface JobsHandlers {
 
 /** Records one at a time, in order; the first failure fails it and the rest of the batch. */
 export function createJobsHandlers(deps: () => JobsDeps): JobsHandlers {
-  const events = async (event: SQSEvent): Promise<SQSBatchResponse> => {
-    const d = deps();
-    const failed: string[] = [];
-    for (const r of event.Records) {
-      if (failed.length > 0) {
-        failed.push(r.messageId);
-        continue;
-      }
-      try {
-        await handleJobsMessage(d, r.messageId, r.body);
-      } catch (e) {
-        d.log.error('jobs: message failed; it will be retried', { messageId: r.messageId, error: String(e) });
-        failed.push(r.messageId);
-      }
-    }
-    return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
-  };
+  const events = inOrderBatch('jobs', deps, handleJobsMessage);
   return { events, tick: () => jobsTick(deps()) };
-}
-
-function required(env: NodeJS.ProcessEnv, name: string): string {
-  const v = env[name];
-  if (!v) throw new Error(`environment variable ${name} is not set`);
-  return v;
 }
 
 export function jobsDepsFromEnv(env: NodeJS.ProcessEnv = process.env): JobsDeps {
@@ -60,11 +39,7 @@ export function jobsDepsFromEnv(env: NodeJS.ProcessEnv = process.env): JobsDeps 
     bus: new SqsBus(sdkSqs(createSqsClient())),
     clock: systemClock,
     ids: { next: () => randomUUID() },
-    log: {
-      info: (m, e) => logger.info(m, e ?? {}),
-      warn: (m, e) => logger.warn(m, e ?? {}),
-      error: (m, e) => logger.error(m, e ?? {}),
-    },
+    log: loggerPort(logger),
     config: {
       frameworkId: JOBS_FRAMEWORK_ID,
       name: 'meso-jobs',

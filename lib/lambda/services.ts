@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createDynamoClient } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import { ENV } from '../definition/env.ts';
@@ -17,6 +16,8 @@ import {
 } from '../frameworks/services/framework.ts';
 import { DynamoServicesStore } from '../frameworks/services/store.ts';
 import { systemClock } from '../ports/clock.ts';
+import { loggerPort, required } from './from-env.ts';
+import { inOrderBatch } from './in-order.ts';
 import type { SqsHandler } from './lambda.ts';
 
 /** Environment of the services functions (besides the scheduler-calls queue, `ENV.queues`). */
@@ -35,33 +36,8 @@ export interface ServicesHandlers {
  * message); the first failure fails it and every later record, so their order survives the retry.
  */
 export function createServicesHandlers(deps: () => ServicesDeps): ServicesHandlers {
-  const events = async (event: SQSEvent): Promise<SQSBatchResponse> => {
-    const d = deps();
-    const failed: string[] = [];
-    for (const r of event.Records) {
-      if (failed.length > 0) {
-        failed.push(r.messageId);
-        continue;
-      }
-      try {
-        await handleServicesMessage(d, r.messageId, r.body);
-      } catch (e) {
-        d.log.error('services: message failed; it will be retried', {
-          messageId: r.messageId,
-          error: String(e),
-        });
-        failed.push(r.messageId);
-      }
-    }
-    return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
-  };
+  const events = inOrderBatch('services', deps, handleServicesMessage);
   return { events, tick: () => servicesTick(deps()) };
-}
-
-function required(env: NodeJS.ProcessEnv, name: string): string {
-  const v = env[name];
-  if (!v) throw new Error(`environment variable ${name} is not set`);
-  return v;
 }
 
 export function servicesDepsFromEnv(env: NodeJS.ProcessEnv = process.env): ServicesDeps {
@@ -71,11 +47,7 @@ export function servicesDepsFromEnv(env: NodeJS.ProcessEnv = process.env): Servi
     bus: new SqsBus(sdkSqs(createSqsClient())),
     clock: systemClock,
     ids: { next: () => randomUUID() },
-    log: {
-      info: (m, e) => logger.info(m, e ?? {}),
-      warn: (m, e) => logger.warn(m, e ?? {}),
-      error: (m, e) => logger.error(m, e ?? {}),
-    },
+    log: loggerPort(logger),
     config: {
       frameworkId: SERVICES_FRAMEWORK_ID,
       name: 'meso-services',
