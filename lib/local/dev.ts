@@ -75,6 +75,9 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
 
   let emulators: Emulators | undefined;
   const external = awsConfigFromEnv();
+  const dataDir = !external.endpoint && opts.persist ? join(mesoDir, 'data') : undefined;
+  // With --persist the stack comes back on the ports it had (lib/local/persist-ports.ts).
+  const preferPorts = dataDir ? readStackPorts(dataDir) : {};
   if (external.endpoint) {
     say(`Using AWS_ENDPOINT_URL=${external.endpoint} (no emulators started).`);
     await waitForEndpoints(external, {
@@ -83,12 +86,8 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
     });
   } else {
     say('Starting DynamoDB Local and the SQS emulator…');
-    const dataDir = opts.persist ? join(mesoDir, 'data') : undefined;
-    // With --persist the stack comes back on the ports it had (lib/local/persist-ports.ts).
-    const preferPorts = dataDir ? readStackPorts(dataDir) : {};
     // SQS behind the identity gateway: each access key its own SenderId, as in AWS.
     emulators = await startEmulators({ identityGateway: true, ...(dataDir ? { dataDir, preferPorts } : {}) });
-    if (dataDir) for (const moved of recordStackPorts(dataDir, preferPorts, emulators)) say(moved);
   }
   const aws = emulators
     ? {
@@ -115,8 +114,15 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
   const api = await startLocalOperatorApi({
     cluster,
     controlPlane,
-    ...(apiPort !== undefined ? { port: apiPort } : {}),
+    ...(apiPort !== undefined
+      ? { port: apiPort }
+      : preferPorts.api !== undefined
+        ? { port: preferPorts.api, portMayMove: true }
+        : {}),
   });
+  if (dataDir && emulators) {
+    for (const moved of recordStackPorts(dataDir, preferPorts, { ...emulators, apiUrl: api.url })) say(moved);
+  }
   // The built-in services framework (`meso app`), driven as its Lambda function would be.
   const services = await startLocalServices({ cluster, log: devLogger(!!opts.verbose) });
   const jobs = await startLocalJobs({ cluster, log: devLogger(!!opts.verbose) });

@@ -50,7 +50,13 @@ export interface StartEmulatorsOptions {
    * Ports to come back on (a `--persist` stack restarted where it was, so clients that were
    * connected reconnect); one that is taken is replaced by a free one.
    */
-  readonly preferPorts?: { readonly dynamo?: number; readonly sqs?: number };
+  readonly preferPorts?: {
+    readonly dynamo?: number;
+    /** The port of `sqsEndpoint`: the identity gateway's when there is one, else the emulator's. */
+    readonly sqs?: number;
+    /** The emulator's own port behind the identity gateway. */
+    readonly sqsEmulator?: number;
+  };
   /** How long to wait for each emulator to answer. Default 30 000 ms. */
   readonly startTimeoutMs?: number;
   /**
@@ -86,8 +92,15 @@ export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<
   const dataDir = opts.dataDir ? resolve(opts.dataDir) : undefined;
   // Start both at once. If one fails, report it at once (a missing `java` must not wait for
   // fauxqs) and stop the other as soon as it is up; the exit handler covers the gap.
-  const dynamo = startDynamo(region, timeoutMs, dataDir, opts.log, opts.preferPorts?.dynamo);
-  const sqs = startFauxqs(region, timeoutMs, dataDir, opts.log, opts.preferPorts?.sqs);
+  const prefer = opts.preferPorts;
+  const dynamo = startDynamo(region, timeoutMs, dataDir, opts.log, prefer?.dynamo);
+  const sqs = startFauxqs(
+    region,
+    timeoutMs,
+    dataDir,
+    opts.log,
+    opts.identityGateway ? prefer?.sqsEmulator : prefer?.sqs,
+  );
   let started: [Started, Started];
   try {
     started = await Promise.all([dynamo, sqs]);
@@ -102,7 +115,11 @@ export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<
   if (opts.identityGateway) {
     const options = opts.identityGateway === true ? {} : opts.identityGateway;
     try {
-      gateway = await startSqsGateway({ ...options, upstream: mq.endpoint });
+      gateway = await startSqsGateway({
+        ...options,
+        upstream: mq.endpoint,
+        ...(prefer?.sqs !== undefined ? { port: prefer.sqs } : {}),
+      });
     } catch (e) {
       await Promise.allSettled([db.stop(), mq.stop()]);
       throw e;

@@ -16,6 +16,8 @@ export async function startLocalOperatorApi(opts: {
   readonly cluster: ClusterConfig;
   readonly controlPlane: LocalControlPlane;
   readonly port?: number;
+  /** `port` is only a wish (a `--persist` stack's last port): any free port when it is taken. */
+  readonly portMayMove?: boolean;
   /** The dashboard's files; built from dashboard/ when not given. */
   readonly assets?: Readonly<Record<string, StaticAsset>>;
 }): Promise<LocalHttpServer> {
@@ -35,6 +37,7 @@ export async function startLocalOperatorApi(opts: {
     {
       principal: process.env.MESO_PRINCIPAL || 'operator',
       ...(opts.port !== undefined ? { port: opts.port } : {}),
+      ...(opts.portMayMove ? { portMayMove: true } : {}),
     },
   );
   return {

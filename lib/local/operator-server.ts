@@ -4,8 +4,8 @@
  * request to a function of its own (it signs and forwards to the deployed API).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { ApiRequest, ApiResponse } from '../control/operator-api.ts';
+import { listenOnLoopback } from './listen.ts';
 
 export interface LocalHttpServer {
   /** `http://127.0.0.1:<port>` */
@@ -34,7 +34,12 @@ const refusal = (status: number, error: string): ApiResponse => ({
  */
 export async function serveLocally(
   handle: (req: ApiRequest) => Promise<ApiResponse>,
-  opts: { port?: number; principal: string },
+  opts: {
+    port?: number;
+    principal: string;
+    /** `port` is only a wish (a `--persist` stack's last port): any free port when it is taken. */
+    portMayMove?: boolean;
+  },
 ): Promise<LocalHttpServer> {
   let origin = '';
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -58,11 +63,7 @@ export async function serveLocally(
     req.resume();
     handle(requestOf(req, opts.principal)).then(send, (e: unknown) => send(refusal(500, String(e))));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, opts.port, opts.portMayMove ?? false);
   origin = `http://127.0.0.1:${port}`;
   return {
     url: origin,

@@ -19,8 +19,8 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { LOCAL_CREDENTIALS } from '../adapters/aws-config.ts';
+import { listenOnLoopback } from './listen.ts';
 
 export interface SqsGatewayOptions {
   /** The emulator's endpoint, e.g. `http://127.0.0.1:41234`. */
@@ -35,6 +35,8 @@ export interface SqsGatewayOptions {
   readonly remember?: number;
   /** Largest request body accepted. Default 2 MiB (SQS's limit is 1 MiB of message). */
   readonly maxBodyBytes?: number;
+  /** The port to listen on, when free (a `--persist` stack coming back where it was). Default: any. */
+  readonly port?: number;
 }
 
 export interface SqsGateway {
@@ -262,11 +264,7 @@ export async function startSqsGateway(opts: SqsGatewayOptions): Promise<SqsGatew
     return text;
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, opts.port);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     stop: () =>

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, inject, it } from 'vitest';
+import { LOCAL_CREDENTIALS } from '../../lib/adapters/aws-config.ts';
 import { JAVA_MISSING, startEmulators } from '../../lib/local/emulators.ts';
+import { readStackPorts, recordStackPorts } from '../../lib/local/persist-ports.ts';
 
 const credentials = { accessKeyId: 'mesotest', secretAccessKey: 'mesotest' };
 
@@ -43,9 +45,16 @@ describe('emulators', () => {
       return;
     const dataDir = await mkdtemp(join(tmpdir(), 'meso-emulators-'));
     try {
-      const first = await startEmulators({ dataDir });
+      // As `npm start -- --persist` runs them: SQS behind the identity gateway, ports recorded.
+      const first = await startEmulators({ dataDir, identityGateway: true });
+      expect(first.sqsEmulatorEndpoint).toBeDefined();
+      expect(recordStackPorts(dataDir, {}, first)).toEqual([]);
       const db1 = new DynamoDBClient({ region: first.region, endpoint: first.dynamoEndpoint, credentials });
-      const mq1 = new SQSClient({ region: first.region, endpoint: first.sqsEndpoint, credentials });
+      const mq1 = new SQSClient({
+        region: first.region,
+        endpoint: first.sqsEndpoint,
+        credentials: LOCAL_CREDENTIALS,
+      });
       await db1.send(
         new CreateTableCommand({
           TableName: 'kept',
@@ -66,28 +75,37 @@ describe('emulators', () => {
         }).send(new ListTablesCommand({})),
       ).rejects.toThrow();
       await expect(
-        new SQSClient({ region: first.region, endpoint: first.sqsEndpoint, credentials, ...once }).send(
-          new ListQueuesCommand({}),
-        ),
+        new SQSClient({
+          region: first.region,
+          endpoint: first.sqsEndpoint,
+          credentials: LOCAL_CREDENTIALS,
+          ...once,
+        }).send(new ListQueuesCommand({})),
       ).rejects.toThrow();
       db1.destroy();
       mq1.destroy();
 
       // Restarted where it was (a `--persist` stack after a crash), so connected clients reconnect.
-      const port = (e: string) => Number(new URL(e).port);
+      // The gateway's port, not the emulator's behind it, is the one clients know.
       const second = await startEmulators({
         dataDir,
-        preferPorts: { dynamo: port(first.dynamoEndpoint), sqs: port(first.sqsEndpoint) },
+        identityGateway: true,
+        preferPorts: readStackPorts(dataDir),
       });
       try {
         expect(second.dynamoEndpoint).toBe(first.dynamoEndpoint);
         expect(second.sqsEndpoint).toBe(first.sqsEndpoint);
+        expect(second.sqsEmulatorEndpoint).toBe(first.sqsEmulatorEndpoint);
         const db2 = new DynamoDBClient({
           region: second.region,
           endpoint: second.dynamoEndpoint,
           credentials,
         });
-        const mq2 = new SQSClient({ region: second.region, endpoint: second.sqsEndpoint, credentials });
+        const mq2 = new SQSClient({
+          region: second.region,
+          endpoint: second.sqsEndpoint,
+          credentials: LOCAL_CREDENTIALS,
+        });
         expect((await db2.send(new ListTablesCommand({}))).TableNames).toContain('kept');
         expect((await mq2.send(new ListQueuesCommand({}))).QueueUrls?.some((u) => u.endsWith('/kept'))).toBe(
           true,
