@@ -4,7 +4,7 @@
  * transaction that creates its record, so a flood of SUBSCRIBEs with fresh ids stops at the cap
  * instead of filling the tables. A framework's id is given back when it is removed (so `meso run`,
  * a framework per command, can run forever from one identity); an agent keeps its id across
- * restarts, and a gone agent's id stays counted.
+ * restarts, and gives it back when it is marked gone (a gone id can never register again).
  */
 import type { Item, Store, WriteOp } from '../ports/store.ts';
 import type { ControlConfig } from './deps.ts';

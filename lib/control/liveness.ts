@@ -31,6 +31,7 @@ import type { Item, WriteOp } from '../ports/store.ts';
 import type { TaskReason, TaskState, TimerMessage } from '../protocol/index.ts';
 import type { ControlConfig, ControlDeps } from './deps.ts';
 import { startTimers } from './emit.ts';
+import { releaseId } from './id-quota.ts';
 import {
   flushOutbox,
   type OutboxItem,
@@ -227,6 +228,9 @@ export async function markGone(
       }
     }
     const { ops, items } = outboxWrites(`gone.${agentId}.${now}`, messages, now);
+    // A gone id can never register again, so it no longer counts against its identity's cap
+    // (lib/control/id-quota.ts): a node that is marked gone and reinstalled gets a new one.
+    const release = await releaseId(deps.store, 'agent', a.principal);
     return {
       set: {
         status: 'GONE',
@@ -234,7 +238,7 @@ export async function markGone(
         offers: {},
         pending: opts.byOperator ? 'GONE_BY_OPERATOR' : 'GONE',
       },
-      also: ops,
+      also: release ? [...ops, release] : ops,
       result: { items, was: a.status },
     };
   });

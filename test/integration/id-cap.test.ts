@@ -5,6 +5,7 @@
  */
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { markGone } from '../../lib/control/liveness.ts';
 import { queueHome, rejectedCounterKey } from '../../lib/control/reject.ts';
 import type { Item } from '../../lib/ports/store.ts';
 import { ownQueueUrl } from '../../lib/protocol/queues.ts';
@@ -53,7 +54,7 @@ describe('ids per identity', () => {
     await h.framework({ name: 'four' });
   });
 
-  it('a third agent id from one identity is refused and stores nothing', async () => {
+  it('a third agent id from one identity is refused and stores nothing, until a gone one gives its place back', async () => {
     const n = await counter('agent-calls');
     const register = (agentId: string) =>
       h.sqs.send(
@@ -83,5 +84,28 @@ describe('ids per identity', () => {
     await register('third-agent');
     await eventually(async () => (await counter('agent-calls')) === n + 1, 'the REGISTER to be refused');
     expect(await h.controlPlane.deps.store.get('agents', { agentId: 'third-agent' })).toBeUndefined();
+    // A gone agent's id can never register again, so it gives its place back: a node that is
+    // marked gone and reinstalled (with a new id) is not refused.
+    expect(await markGone(h.controlPlane.deps, 'first-agent', { byOperator: true })).toBe('gone');
+    await h.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: h.cluster.queues.agentCalls,
+        MessageBody: JSON.stringify({
+          v: 1,
+          type: 'REGISTER',
+          agentId: 'third-agent',
+          hostname: 'third',
+          resources: { cpus: 1, mem: 64 },
+          queueUrl: ownQueueUrl(queueHome(h.controlPlane.deps.config), 'agent', 'third-agent'),
+        }),
+        MessageGroupId: 'third-agent',
+        MessageDeduplicationId: 'third-agent-register-after-gone',
+      }),
+    );
+    await eventually(
+      async () => !!(await h.controlPlane.deps.store.get('agents', { agentId: 'third-agent' })),
+      'the new agent id to register once a gone one gave its place back',
+    );
+    expect(await counter('agent-calls')).toBe(n + 1);
   });
 });
