@@ -136,12 +136,16 @@ export const updateStateOf = (task: Pick<TaskRecord, 'state' | 'updateState'>): 
 
 /**
  * A status Meso decides itself; the row may keep a state other than the one its framework hears.
- * It restarts the task's update stream from that state, and the row's state is the latest again.
+ * It restarts the task's update stream from that state, and the row's state is the latest again —
+ * unless the row (`row`, as read) has already ended: a terminal state stays, with its details
+ * (Mesos's `updateTask` leaves a terminal state alone too).
  */
-export const masterChange = (state: TaskState, status: TaskStatus, now: number): StatusSet => ({
-  state,
-  status,
-  updatedAt: now,
-  updateState: state,
-  latest: null,
-});
+export const masterChange = (
+  state: TaskState,
+  status: TaskStatus,
+  now: number,
+  row?: Pick<TaskRecord, 'state'>,
+): StatusSet =>
+  row && isTerminal(row.state) && row.state !== state
+    ? { state: row.state, status, updatedAt: now, updateState: state }
+    : { state, status, updatedAt: now, updateState: state, latest: null };

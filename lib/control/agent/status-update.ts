@@ -137,7 +137,8 @@ async function applyUpdate(
       freed: holds,
       state: change.set?.state ?? task.state,
       again: change.update === 'again',
-      endedBefore: change.latest === 'same' && isTerminal(task.state),
+      // A redelivery or resend of an update whose latest state ended the task before.
+      endedBefore: change.latest === 'same' && isTerminal(task.state) && change.update === 'again',
     },
   };
 }
@@ -199,7 +200,7 @@ async function deliver(
     (outcome.freed || (outcome.again && isTerminal(status.state)) || outcome.endedBefore)
   ) {
     const ended = outcome.state && isTerminal(outcome.state) ? outcome.state : status.state;
-    deps.metrics.count('TasksTerminal', { state: ended });
+    if (outcome.freed) deps.metrics.count('TasksTerminal', { state: ended });
     await nudgeAllocator(deps, `task ${status.taskId} ${ended}`, [agent.shard]);
   }
 }

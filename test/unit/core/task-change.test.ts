@@ -148,8 +148,21 @@ describe('the latest state an agent reports', () => {
     expect(out).toMatchObject({ update: 'apply', set: { state: 'TASK_RUNNING' } });
   });
   it('restarts from a status Meso decides itself', () => {
-    const set = masterChange('TASK_UNREACHABLE', latest('TASK_LOST'), 5);
+    const set = masterChange('TASK_UNREACHABLE', latest('TASK_LOST'), 5, { state: 'TASK_RUNNING' });
     expect(set).toMatchObject({ state: 'TASK_UNREACHABLE', updateState: 'TASK_UNREACHABLE', latest: null });
+  });
+  it('keeps a terminal latest state (and its details) under a status Meso decides itself', () => {
+    const set = masterChange('TASK_UNREACHABLE', latest('TASK_LOST'), 5, { state: 'TASK_FINISHED' });
+    expect(set).toMatchObject({ state: 'TASK_FINISHED', updateState: 'TASK_UNREACHABLE' });
+    expect('latest' in set).toBe(false);
+    // The agent comes back: its FINISHED update follows from UNREACHABLE and ends nothing twice.
+    const r0 = patched(row('TASK_RUNNING', ['u1']), set);
+    const out = applyAgentReport(r0, { update: status('TASK_FINISHED', 'u2') }, 6);
+    expect(out).toMatchObject({
+      update: 'apply',
+      ended: false,
+      set: { state: 'TASK_FINISHED', updateState: 'TASK_FINISHED' },
+    });
   });
 });
 
