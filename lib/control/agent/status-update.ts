@@ -196,8 +196,8 @@ async function deliver(
   // A redelivered terminal update (or terminal latest state) nudges again: the first attempt may
   // have died before its nudge.
   if (
-    outcome.kind === 'forward' &&
-    (outcome.freed || (outcome.again && isTerminal(status.state)) || outcome.endedBefore)
+    outcome.freed ||
+    (outcome.kind === 'forward' && ((outcome.again && isTerminal(status.state)) || outcome.endedBefore))
   ) {
     const ended = outcome.state && isTerminal(outcome.state) ? outcome.state : status.state;
     if (outcome.freed) deps.metrics.count('TasksTerminal', { state: ended });
