@@ -76,6 +76,11 @@ export interface AgentOptions {
   readonly statusRetryIntervalMs?: number;
   /** Status update resends back off up to this. Default 600 000 (Mesos). */
   readonly statusMaxRetryIntervalMs?: number;
+  /**
+   * A newer state waiting behind an unacknowledged update is sent to the registry on its own
+   * (LATEST_STATE) after this long. Default 1000.
+   */
+  readonly latestStateDelayMs?: number;
   /** Long-poll wait of each receive on the command queue, 0–20. Default 20. */
   readonly pollWaitSeconds?: number;
   /** SIGTERM→SIGKILL grace for tasks that name none. Default 3000 (Mesos). */
@@ -260,7 +265,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       // Nothing is sent before the control plane has answered REGISTER.
       paused: true,
       onChange: (frameworkId, taskId, pending) => tasks?.checkpointUpdates(frameworkId, taskId, pending),
-      send: (status, attempt) => session.sendStatus(status, attempt),
+      send: (status, attempt, latest) => session.sendStatus(status, attempt, latest),
+      sendLatest: (latest) => session.sendLatestState(latest),
+      ...(o.latestStateDelayMs !== undefined ? { latestDelayMs: o.latestStateDelayMs } : {}),
       ids: o.ids,
       clock: o.clock,
       timers: this.#timers,

@@ -26,6 +26,7 @@ import {
   type AgentCommand,
   type AgentCommandOf,
   AgentCommandSchema,
+  type LatestStatus,
 } from '../lib/protocol/agent.ts';
 import type { TaskStatus } from '../lib/protocol/common.ts';
 import { statusUpdateGroup } from '../lib/protocol/groups.ts';
@@ -302,17 +303,30 @@ export class ControlPlaneSession {
         groupId:
           checked.data.type === 'STATUS_UPDATE'
             ? statusUpdateGroup(this.agentId, checked.data.status.taskId)
-            : this.agentId,
+            : checked.data.type === 'LATEST_STATE'
+              ? statusUpdateGroup(this.agentId, checked.data.taskId)
+              : this.agentId,
         dedupId,
       },
     ]);
   }
 
-  /** Sends one status update (the status update manager's `send`). */
-  async sendStatus(status: TaskStatus, attempt: number): Promise<void> {
+  /**
+   * Sends one status update (the status update manager's `send`) with the task's latest state:
+   * `latest` when a newer update of the task is queued, else the update's own state.
+   */
+  async sendStatus(status: TaskStatus, attempt: number, latest?: TaskStatus): Promise<void> {
     const uuid = status.uuid ?? randomUUID();
     const sending = this.#sendCall(
-      { v: 1, type: 'STATUS_UPDATE', agentId: this.agentId, status },
+      {
+        v: 1,
+        type: 'STATUS_UPDATE',
+        agentId: this.agentId,
+        status,
+        latest: latest
+          ? latestOf(latest)
+          : { state: status.state, source: status.source, timestamp: status.timestamp },
+      },
       attempt === 0 ? uuid : `${uuid}-${attempt}`,
     );
     this.#track(sending.catch(() => {}));
@@ -329,6 +343,27 @@ export class ControlPlaneSession {
     );
     this.#opts.onStatusSent?.(status, attempt);
     this.#opts.events.emit('statusSent', status, attempt);
+  }
+
+  /**
+   * Sends a task's latest state on its own (the status update manager's `sendLatest`): the
+   * registry records it, the framework hears nothing until the update itself comes.
+   */
+  async sendLatestState(latest: TaskStatus): Promise<void> {
+    const sending = this.#sendCall(
+      {
+        v: 1,
+        type: 'LATEST_STATE',
+        agentId: this.agentId,
+        frameworkId: latest.frameworkId,
+        taskId: latest.taskId,
+        latest: latestOf(latest),
+      },
+      `latest.${latest.uuid ?? randomUUID()}`,
+    );
+    this.#track(sending.catch(() => {}));
+    await sending;
+    this.#opts.log('debug', 'latest state sent', { taskId: latest.taskId, state: latest.state });
   }
 
   #track(p: Promise<unknown>): void {
@@ -388,4 +423,19 @@ export class ControlPlaneSession {
         this.#opts.onTaskCommand(cmd);
     }
   }
+}
+
+/** What a LATEST_STATE or a STATUS_UPDATE's `latest` carries of a queued update. */
+function latestOf(s: TaskStatus): LatestStatus {
+  return {
+    state: s.state,
+    source: s.source,
+    timestamp: s.timestamp,
+    ...(s.reason !== undefined ? { reason: s.reason } : {}),
+    ...(s.message !== undefined ? { message: s.message } : {}),
+    ...(s.healthy !== undefined ? { healthy: s.healthy } : {}),
+    ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}),
+    ...(s.stdoutTail !== undefined ? { stdoutTail: s.stdoutTail } : {}),
+    ...(s.stderrTail !== undefined ? { stderrTail: s.stderrTail } : {}),
+  };
 }

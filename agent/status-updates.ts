@@ -4,7 +4,12 @@
  * Every update gets a uuid and is kept until an ACKNOWLEDGE carrying that uuid arrives. Updates
  * form one FIFO stream per task (framework id + task id) and only a stream's head is in flight:
  * a task's next update is sent once the previous one has been acknowledged, so the control plane
- * and the framework see each task's states in order. An unacknowledged head is resent after
+ * and the framework see each task's states in order. Every send also carries the task's latest
+ * state (the newest update queued for it, Mesos's `latest_state`), and when a task's state changes
+ * while an earlier update waits for its acknowledgement, the latest state goes to the registry on
+ * its own (`sendLatest`, never forwarded to the framework) if that update is still unacknowledged
+ * `latestDelayMs` later: operators and the allocator see a task end without waiting for a slow
+ * framework, and a framework that acknowledges promptly costs no extra message. An unacknowledged head is resent after
  * `retryIntervalMs`, then after twice that, and so on up to `maxRetryIntervalMs` (Mesos: 10 s
  * doubling to 10 min). Clock, ids and timers are injected; nothing here sleeps.
  *
@@ -21,6 +26,8 @@ import type { TaskStatus } from '../lib/protocol/common.ts';
 
 export const DEFAULT_STATUS_RETRY_INTERVAL_MS = 10_000;
 export const DEFAULT_STATUS_MAX_RETRY_INTERVAL_MS = 10 * 60_000;
+/** How long a newer state waits behind an unacknowledged update before it is sent on its own. */
+export const DEFAULT_LATEST_STATE_DELAY_MS = 1_000;
 
 /** setTimeout/clearTimeout, injectable so tests drive time. */
 export interface Timers {
@@ -66,6 +73,12 @@ export function sendableStatus<T extends Partial<Pick<TaskStatus, 'message' | 's
   return out;
 }
 
+/** A status without the texts a task wrote (message, output tails). */
+function withoutTexts(status: TaskStatus): TaskStatus {
+  const { stdoutTail: _o, stderrTail: _e, message: _m, ...rest } = status;
+  return rest;
+}
+
 /** A send refused for what the message holds: sending it again as it is cannot succeed. */
 export function isUnsendableError(e: unknown): boolean {
   const err = e as { name?: unknown; message?: unknown; code?: unknown } | undefined;
@@ -84,7 +97,15 @@ export interface StatusUpdateManagerOptions {
    * deduplication id can be `uuid` on the first send and `uuid-attempt` afterwards.
    * A rejection is reported to `onError`; the update is retried on the same schedule.
    */
-  readonly send: (status: TaskStatus, attempt: number) => Promise<void>;
+  readonly send: (status: TaskStatus, attempt: number, latest?: TaskStatus) => Promise<void>;
+  /**
+   * Tells the registry a task's latest state (its newest update queued) while an earlier update of
+   * the task still waits for its acknowledgement `latestDelayMs` after the newer one was queued.
+   * Best effort: a failure is reported to `onError`; the next send of the head carries it anyway.
+   */
+  readonly sendLatest?: (latest: TaskStatus) => Promise<void>;
+  /** Default 1000. */
+  readonly latestDelayMs?: number;
   /** Default: random uuids. */
   readonly ids?: Ids;
   /** Stamps `timestamp`. Default: the system clock. */
@@ -135,6 +156,8 @@ export class StatusUpdateManager {
   readonly #retryMs: number;
   readonly #maxRetryMs: number;
   readonly #streams = new Map<string, Pending[]>();
+  /** Per task: the pending `sendLatest` timer, and the uuid of the newest update the registry was sent. */
+  readonly #latest = new Map<string, { timer?: unknown; sent?: string }>();
   #stopped = false;
   #paused: boolean;
 
@@ -198,6 +221,7 @@ export class StatusUpdateManager {
     stream.push({ status, attempt: 0 });
     this.#changed(stream, status.frameworkId, status.taskId);
     if (stream.length === 1) this.#sendHead(key);
+    else this.#scheduleLatest(key);
     return status;
   }
 
@@ -213,7 +237,7 @@ export class StatusUpdateManager {
     if (head.timer !== undefined) this.#timers.clearTimeout(head.timer);
     stream.shift();
     this.#changed(stream, frameworkId, taskId);
-    if (stream.length === 0) this.#streams.delete(key);
+    if (stream.length === 0) this.#forget(key);
     else this.#sendHead(key);
     return true;
   }
@@ -247,6 +271,10 @@ export class StatusUpdateManager {
       if (head?.timer !== undefined) this.#timers.clearTimeout(head.timer);
       if (head) head.timer = undefined;
     }
+    for (const latest of this.#latest.values()) {
+      if (latest.timer !== undefined) this.#timers.clearTimeout(latest.timer);
+      latest.timer = undefined;
+    }
   }
 
   /** The delay before resend number `attempt + 1`. */
@@ -267,11 +295,55 @@ export class StatusUpdateManager {
     }
   }
 
+  #forget(key: string): void {
+    this.#streams.delete(key);
+    const latest = this.#latest.get(key);
+    if (latest?.timer !== undefined) this.#timers.clearTimeout(latest.timer);
+    this.#latest.delete(key);
+  }
+
+  /**
+   * A newer update waits behind the head: unless the head is acknowledged (and the next send
+   * carries the latest state) within `latestDelayMs`, the latest state goes to the registry alone.
+   */
+  #scheduleLatest(key: string): void {
+    if (!this.#opts.sendLatest) return;
+    let latest = this.#latest.get(key);
+    if (!latest) {
+      latest = {};
+      this.#latest.set(key, latest);
+    }
+    if (latest.timer !== undefined) return;
+    const entry = latest;
+    entry.timer = this.#timers.setTimeout(() => {
+      entry.timer = undefined;
+      const stream = this.#streams.get(key);
+      const tail = stream?.at(-1);
+      if (this.#stopped || this.#paused || !stream || stream.length < 2 || !tail) return;
+      if (entry.sent === tail.status.uuid) return;
+      entry.sent = tail.status.uuid;
+      const status = stream[0]!.stripped ? withoutTexts(tail.status) : tail.status;
+      let sending: Promise<void>;
+      try {
+        sending = this.#opts.sendLatest!(status);
+      } catch (e) {
+        sending = Promise.reject(e);
+      }
+      sending.catch((e: unknown) => this.#opts.onError?.(e, status));
+    }, this.#opts.latestDelayMs ?? DEFAULT_LATEST_STATE_DELAY_MS);
+  }
+
   #sendHead(key: string): void {
     if (this.#stopped || this.#paused) return;
-    const head = this.#streams.get(key)?.[0];
-    if (!head) return;
+    const stream = this.#streams.get(key);
+    const head = stream?.[0];
+    if (!stream || !head) return;
     const { status, attempt } = head;
+    // The newest update queued is the task's latest state (without its texts if the head's were refused).
+    const tail = stream.at(-1)!;
+    const latest = tail === head ? undefined : head.stripped ? withoutTexts(tail.status) : tail.status;
+    const known = this.#latest.get(key);
+    if (known) known.sent = tail.status.uuid;
     head.timer = this.#timers.setTimeout(() => {
       head.timer = undefined;
       if (this.#stopped || this.#streams.get(key)?.[0] !== head) return;
@@ -280,7 +352,7 @@ export class StatusUpdateManager {
     }, this.retryDelayMs(attempt));
     let sending: Promise<void>;
     try {
-      sending = this.#opts.send(status, attempt);
+      sending = this.#opts.send(status, attempt, latest);
     } catch (e) {
       sending = Promise.reject(e);
     }
@@ -297,7 +369,7 @@ export class StatusUpdateManager {
     head.timer = undefined;
     const { status } = head;
     if (!head.stripped) {
-      const { stdoutTail: _o, stderrTail: _e, message: _m, ...rest } = status;
+      const rest = withoutTexts(status);
       const why = sendableText(String((e as Error)?.message ?? e)).slice(0, 300);
       head.status = { ...rest, message: `this update's message and output could not be sent (${why})` };
       head.stripped = true;
@@ -310,7 +382,7 @@ export class StatusUpdateManager {
     const stream = this.#streams.get(key)!;
     stream.shift();
     this.#changed(stream, status.frameworkId, status.taskId);
-    if (stream.length === 0) this.#streams.delete(key);
+    if (stream.length === 0) this.#forget(key);
     try {
       this.#opts.onDropped?.(status, e);
     } catch {

@@ -20,7 +20,8 @@ function tail(text: string, n: number): string {
 }
 
 export function formatTask(t: TaskRecord, now: number): string {
-  const s = t.status;
+  // The latest state its agent reported, even while an earlier update waits for its framework.
+  const s = t.latest ?? t.status;
   const out: string[] = [];
   out.push(`task ${t.taskId}${t.info?.name ? ` (${t.info.name})` : ''} of framework ${t.frameworkId}`);
   out.push(`agent:     ${t.agentId}`);

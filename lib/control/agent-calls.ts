@@ -1,6 +1,6 @@
 /**
- * The registry's half for agents: REGISTER, HEARTBEAT and STATUS_UPDATE on the `agent-calls`
- * queue. A call is parsed, its sender checked against the identity that registered the agent
+ * The registry's half for agents: REGISTER, HEARTBEAT, STATUS_UPDATE and LATEST_STATE on the
+ * `agent-calls` queue. A call is parsed, its sender checked against the identity that registered the agent
  * (from a cached route: who owns the agent, where its queue is), and handed to its own module
  * under lib/control/agent/ by the table below.
  *
@@ -9,6 +9,7 @@
  */
 import { type AgentCallOf, AgentCallSchema, parseMessage } from '../protocol/index.ts';
 import { heartbeat } from './agent/heartbeat.ts';
+import { latestState } from './agent/latest-state.ts';
 import { register } from './agent/register.ts';
 import { statusUpdate } from './agent/status-update.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
@@ -19,7 +20,7 @@ import { type AgentRoute, agentRoute } from './records/routes.ts';
 import { ownQueueUrlProblem, type Rejection, reject } from './reject.ts';
 
 /** Calls of a registered agent, made by its owner. */
-type Bound = 'HEARTBEAT' | 'STATUS_UPDATE';
+type Bound = 'HEARTBEAT' | 'STATUS_UPDATE' | 'LATEST_STATE';
 export type AgentCallHandler<K extends Bound> = (
   deps: ControlDeps,
   record: InboundRecord,
@@ -30,6 +31,7 @@ export type AgentCallHandler<K extends Bound> = (
 const CALLS: { readonly [K in Bound]: AgentCallHandler<K> } = {
   HEARTBEAT: heartbeat,
   STATUS_UPDATE: statusUpdate,
+  LATEST_STATE: latestState,
 };
 
 const CALL_TYPES: readonly string[] = ['REGISTER', ...Object.keys(CALLS)];

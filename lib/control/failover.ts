@@ -22,6 +22,7 @@
  * arrive with the agents' next retry.
  */
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
+import { updateStateOf } from '../core/task-change.ts';
 import { isTerminal } from '../core/task-state.ts';
 import { QueueGoneError } from '../ports/bus.ts';
 import type { Item } from '../ports/store.ts';
@@ -371,9 +372,10 @@ export async function resendState(
   opts: { rescindOffers: boolean },
 ): Promise<{ offers: number; statuses: number }> {
   const offers = opts.rescindOffers ? await reclaimOffers(deps, f.frameworkId, f.queueUrl) : 0;
+  // By the stream's state: a task whose latest state is terminal may still owe its framework updates.
   const tasks = (
     await deps.store.query<TaskRecord & Item>('tasks', { name: 'frameworkId', value: f.frameworkId })
-  ).filter((t) => !isTerminal(t.state) || (t.status.uuid !== undefined && t.updatedAt >= since));
+  ).filter((t) => !isTerminal(updateStateOf(t)) || (t.status.uuid !== undefined && t.updatedAt >= since));
   await sendAll(
     deps,
     tasks.map((t) =>

@@ -3,8 +3,8 @@
  * group; a call sent in another sender's group would queue behind (and, if it failed, block) that
  * sender's calls. So a call is accepted only in a group of the id it names, the groups the SDK and
  * the agent use: a framework's calls in `<frameworkId>` (an ACKNOWLEDGE may use
- * `<frameworkId>:ack:<taskId>`), an agent's in `<agentId>` (a STATUS_UPDATE in
- * `<agentId>:<taskId>`). Anything else is rejected at once: never retried, never dead-lettered.
+ * `<frameworkId>:ack:<taskId>`), an agent's in `<agentId>` (a STATUS_UPDATE or LATEST_STATE
+ * in `<agentId>:<taskId>`). Anything else is rejected at once: never retried, never dead-lettered.
  */
 import { acknowledgeGroup, statusUpdateGroup } from '../protocol/groups.ts';
 import type { AgentCall, SchedulerCall } from '../protocol/index.ts';
@@ -22,6 +22,7 @@ export function schedulerCallGroups(call: SchedulerCall): { owner: string; group
 export function agentCallGroups(call: AgentCall): { owner: string; groups: string[] } {
   const groups = [call.agentId];
   if (call.type === 'STATUS_UPDATE') groups.push(statusUpdateGroup(call.agentId, call.status.taskId));
+  if (call.type === 'LATEST_STATE') groups.push(statusUpdateGroup(call.agentId, call.taskId));
   return { owner: call.agentId, groups };
 }
 

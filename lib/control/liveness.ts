@@ -25,7 +25,7 @@
  * the transition.
  */
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
-import { masterChange } from '../core/task-change.ts';
+import { masterChange, updateStateOf } from '../core/task-change.ts';
 import { isTerminal } from '../core/task-state.ts';
 import type { Item, WriteOp } from '../ports/store.ts';
 import type { TaskReason, TaskState, TimerMessage } from '../protocol/index.ts';
@@ -304,19 +304,33 @@ async function transitionStep(
   // Rows are read a chunk at a time, until a chunk has something to move or none are left.
   const left = Object.entries(a.tasks).filter(([taskId]) => !settled.has(taskId));
   const looked: string[] = [];
+  const moves = (r: (TaskRecord & Item) | undefined): r is TaskRecord & Item =>
+    !!r &&
+    r.agentId === agentId &&
+    // By the update stream's state: a task that ended on the agent while its framework had not
+    // acknowledged all its updates is still told (Mesos), and keeps its ended state.
+    !isTerminal(updateStateOf(r)) &&
+    // UNREACHABLE leaves tasks the agent updated after the transition began (it may be back).
+    (kind !== 'UNREACHABLE' || (updateStateOf(r) !== 'TASK_UNREACHABLE' && r.updatedAt <= at));
   let todo: (TaskRecord & Item)[] = [];
   for (let i = 0; i < left.length && todo.length === 0; i += TASK_CHUNK) {
     const part = left.slice(i, i + TASK_CHUNK);
     looked.push(...part.map(([taskId]) => taskId));
     const rows = await Promise.all(part.map(([taskId, t]) => getTask(deps.store, t.frameworkId, taskId)));
-    todo = rows.filter(
-      (r): r is TaskRecord & Item =>
-        !!r &&
-        r.agentId === agentId &&
-        !isTerminal(r.state) &&
-        // UNREACHABLE leaves tasks the agent updated after the transition began (it may be back).
-        (kind !== 'UNREACHABLE' || (r.state !== 'TASK_UNREACHABLE' && r.updatedAt <= at)),
+    todo = rows.filter(moves);
+  }
+  if (todo.length === 0) {
+    // Tasks whose latest state ended them have left the agent's map while their frameworks still
+    // wait for updates: found through the tasks' agent index (once the map is done).
+    const ended = await deps.store.query<TaskRecord & Item>(
+      'tasks',
+      { name: 'agentId', value: agentId },
+      'byAgent',
     );
+    todo = ended
+      .filter((r) => isTerminal(r.state) && !settled.has(r.taskId) && moves(r))
+      .slice(0, TASK_CHUNK);
+    looked.push(...todo.map((r) => r.taskId));
   }
   if (todo.length === 0) {
     // GONE: its tasks are over, so they leave its accounting.
@@ -338,7 +352,7 @@ async function transitionStep(
     };
     const change = statusChange(
       row,
-      masterChange(state.row, status, now),
+      masterChange(state.row, status, now, row),
       fw,
       `${kind.toLowerCase()}.${agentId}.${at}.${row.taskId}`,
       deps.config.taskRetentionSeconds,

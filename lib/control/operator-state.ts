@@ -160,7 +160,8 @@ export function agentView(a: AgentRecord): AgentView {
 }
 
 export function taskView(t: TaskRecord): TaskView {
-  const s = t.status;
+  // The latest state its agent reported, even while an earlier update waits for its framework.
+  const s = t.latest ?? t.status;
   return {
     taskId: t.taskId,
     frameworkId: t.frameworkId,

@@ -114,9 +114,26 @@ export interface TaskRecord {
   readonly role?: string;
   readonly info: TaskInfo;
   readonly resources: Resources;
+  /**
+   * The task's state as the registry knows it: what operators see and what its resources follow.
+   * Its agent's latest state (Mesos's `Task.state`), which may be ahead of `status` while an
+   * earlier update waits for the framework's acknowledgement.
+   */
   readonly state: TaskState;
-  /** The latest status, as forwarded to the framework. */
+  /** The latest status, as forwarded to the framework (reconciliation answers with it). */
   readonly status: TaskStatus;
+  /**
+   * The state of the task's update stream: that of the last agent update applied (Mesos's
+   * `status_update_state`), or of the last status Meso decided itself. Agent updates are checked
+   * against it. Absent on rows written before it existed: `state`.
+   */
+  readonly updateState?: TaskState;
+  /**
+   * The status of `state` while it is ahead of `status` (its agent reported a newer state than
+   * the update being delivered): reason, message, exit code, output tails. Null or absent when
+   * `status` is the latest.
+   */
+  readonly latest?: TaskStatus | null;
   /** uuids of agent updates already applied (bounded), so a redelivered update changes nothing. */
   readonly seenUuids: readonly string[];
   /** The framework asked to kill it while its agent was unreachable: kill it when the agent returns. */

@@ -17,6 +17,23 @@ import { LIMITS } from './limits.ts';
 
 const v = z.literal(1);
 
+/**
+ * A task's latest state as its agent knows it (Mesos's `StatusUpdate.latest_state`), with what the
+ * registry records of it: the state of the newest update the agent holds for the task, which may
+ * be ahead of the update being delivered while that one waits for its acknowledgement.
+ */
+export const LatestStatusSchema = TaskStatusSchema.pick({
+  state: true,
+  reason: true,
+  message: true,
+  source: true,
+  timestamp: true,
+  healthy: true,
+  exitCode: true,
+  stdoutTail: true,
+  stderrTail: true,
+}).strict();
+
 export const AgentCallSchema = z.discriminatedUnion('type', [
   z
     .object({
@@ -46,7 +63,35 @@ export const AgentCallSchema = z.discriminatedUnion('type', [
     })
     .strict(),
   z.object({ v, type: z.literal('HEARTBEAT'), agentId: Id }).strict(),
-  z.object({ v, type: z.literal('STATUS_UPDATE'), agentId: Id, status: TaskStatusSchema }).strict(),
+  z
+    .object({
+      v,
+      type: z.literal('STATUS_UPDATE'),
+      agentId: Id,
+      status: TaskStatusSchema,
+      /**
+       * The task's latest state (and, when it differs from `status.state`, its details): the
+       * registry records it on the task at once, while `status` itself still reaches the framework
+       * in order. Absent (an agent that predates it): `status` is the latest.
+       */
+      latest: LatestStatusSchema.optional(),
+    })
+    .strict(),
+  /**
+   * The task's state changed while an earlier update of it waits for its acknowledgement: the
+   * registry records `latest` on the task (and recovers its resources when it is terminal) but
+   * forwards nothing; the updates themselves follow, in order.
+   */
+  z
+    .object({
+      v,
+      type: z.literal('LATEST_STATE'),
+      agentId: Id,
+      frameworkId: Id,
+      taskId: Id,
+      latest: LatestStatusSchema,
+    })
+    .strict(),
 ]);
 
 export const AgentCommandSchema = z.discriminatedUnion('type', [
@@ -96,6 +141,7 @@ export const AgentCommandSchema = z.discriminatedUnion('type', [
 export type AgentCall = z.infer<typeof AgentCallSchema>;
 export type AgentCallInput = z.input<typeof AgentCallSchema>;
 export type AgentCommand = z.infer<typeof AgentCommandSchema>;
+export type LatestStatus = z.infer<typeof LatestStatusSchema>;
 export type AgentCallOf<T extends AgentCall['type']> = Extract<AgentCall, { type: T }>;
 export type AgentCommandOf<T extends AgentCommand['type']> = Extract<AgentCommand, { type: T }>;
 export { Attributes, WireResourcesSchema };

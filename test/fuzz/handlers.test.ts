@@ -51,7 +51,7 @@ const SCHED_TYPES = [
   'RECONCILE',
   'HEARTBEAT',
 ];
-const AGENT_TYPES = ['REGISTER', 'HEARTBEAT', 'STATUS_UPDATE'];
+const AGENT_TYPES = ['REGISTER', 'HEARTBEAT', 'STATUS_UPDATE', 'LATEST_STATE'];
 
 type Tables = Map<string, Map<string, Item>>;
 let t: TestControl;

@@ -161,6 +161,21 @@ export const AGENT_TEMPLATES: Record<string, unknown>[] = [
   },
   { v: 1, type: 'HEARTBEAT', agentId: VICTIM.agent },
   { v: 1, type: 'STATUS_UPDATE', agentId: VICTIM.agent, status },
+  {
+    v: 1,
+    type: 'STATUS_UPDATE',
+    agentId: VICTIM.agent,
+    status,
+    latest: { state: 'TASK_FINISHED', source: 'SOURCE_EXECUTOR', timestamp: 1, exitCode: 0 },
+  },
+  {
+    v: 1,
+    type: 'LATEST_STATE',
+    agentId: VICTIM.agent,
+    frameworkId: VICTIM.framework,
+    taskId: VICTIM.task,
+    latest: { state: 'TASK_FINISHED', source: 'SOURCE_EXECUTOR', timestamp: 1, message: 'done' },
+  },
 ];
 
 /** Every path to a value inside `v` (objects and arrays). */

@@ -1,15 +1,17 @@
 /**
  * STATUS_UPDATE: applied once (its uuid is remembered on the task, lib/core/task-change.ts) and
- * forwarded to the framework at least once; when it is terminal, the task leaves its agent's
+ * forwarded to the framework at least once. The task's latest state the update carries (`latest`)
+ * is recorded on the row at once, ahead of the update stream when an earlier update still waits
+ * for its acknowledgement; when the row's state becomes terminal, the task leaves its agent's
  * ledger in the same transaction. Updates from an UNREACHABLE agent are applied and forwarded
  * (Mesos drops them and waits for the agent to re-register; the registry has every record, and
  * dropping them would lose them if the agent never comes back).
  */
 import type { TaskRecord } from '../../core/model.ts';
-import { applyAgentStatus } from '../../core/task-change.ts';
+import { type AgentReport, applyAgentReport } from '../../core/task-change.ts';
 import { isTerminal } from '../../core/task-state.ts';
 import type { Item } from '../../ports/store.ts';
-import type { AgentCallOf, TaskStatus } from '../../protocol/index.ts';
+import type { AgentCallOf, LatestStatus, TaskState, TaskStatus } from '../../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework } from '../emit.ts';
 import { followUpReordered } from '../order.ts';
@@ -20,7 +22,16 @@ import type { Change } from '../records/transact.ts';
 import { type Rejection, reject } from '../reject.ts';
 
 type Outcome =
-  | { kind: 'forward' | 'ack-only'; task?: TaskRecord; freed: boolean; again?: boolean }
+  | {
+      kind: 'forward' | 'ack-only';
+      task?: TaskRecord;
+      freed: boolean;
+      /** The row's state after the change (the latest state). */
+      state?: TaskState;
+      again?: boolean;
+      /** The row already had the terminal latest state reported (a redelivery may need its nudge). */
+      endedBefore?: boolean;
+    }
   | Rejection;
 
 export async function statusUpdate(
@@ -40,20 +51,48 @@ export async function statusUpdate(
     });
   }
   const stamped = { ...status, uuid };
+  const latest = call.latest ? latestStatus(call.latest, stamped) : undefined;
   const outcome = await updateTask(deps.store, status.frameworkId, status.taskId, (task) =>
-    applyUpdate(deps, agent, stamped, task),
+    applyUpdate(deps, agent, { update: stamped, ...(latest ? { latest } : {}) }, task),
   );
   if ('code' in outcome) return reject(deps, 'agent-calls', record, outcome);
   await deliver(deps, record, agent, stamped, outcome);
+}
+
+/** A latest state as the row records it: the task's ids and its agent's filled in. */
+export const latestStatus = (
+  latest: LatestStatus,
+  of: Pick<TaskStatus, 'taskId' | 'frameworkId' | 'agentId'>,
+): TaskStatus => ({
+  taskId: of.taskId,
+  frameworkId: of.frameworkId,
+  ...(of.agentId ? { agentId: of.agentId } : {}),
+  ...latest,
+});
+
+/** A latest state the row's state machine does not allow: logged and counted, not applied. */
+export function latestRefused(
+  deps: ControlDeps,
+  task: TaskRecord,
+  latest: TaskStatus,
+  agentId: string,
+): string {
+  const why = isTerminal(task.state)
+    ? `task ${task.taskId} is already ${task.state}; it cannot become ${latest.state}`
+    : `task ${task.taskId} cannot go from ${task.state} to ${latest.state}`;
+  deps.log.warn('latest state refused', { taskId: task.taskId, agentId, from: task.state, to: latest.state });
+  deps.metrics.count('LatestStatesRefused', { from: task.state, to: latest.state });
+  return why;
 }
 
 /** The change the update makes to its task row as read, or why it makes none. */
 async function applyUpdate(
   deps: ControlDeps,
   agent: AgentRoute,
-  status: TaskStatus & { readonly uuid: string },
+  report: AgentReport & { readonly update: TaskStatus & { readonly uuid: string } },
   task: TaskRecord | undefined,
 ): Promise<Change<Outcome>> {
+  const status = report.update;
   if (!task) {
     // Not a task Meso launched on this agent: acknowledge it so the agent stops resending, but
     // forward nothing — an agent must not be able to speak to frameworks about other tasks.
@@ -74,24 +113,33 @@ async function applyUpdate(
       },
     };
   }
-  const change = applyAgentStatus(task, status, deps.clock.now());
-  // Redelivered: re-send only.
-  if (change.kind === 'again') return { result: { kind: 'forward', task, freed: false, again: true } };
-  if (change.kind === 'out-of-order') {
+  const change = applyAgentReport(task, report, deps.clock.now());
+  // The update itself is still forwarded: only its latest state is left.
+  if (change.latest === 'refused') latestRefused(deps, task, report.latest!, agent.agentId);
+  if (change.update === 'out-of-order') {
     deps.log.warn('status update out of order; acknowledged, not applied', {
       taskId: task.taskId,
-      from: task.state,
+      from: task.updateState ?? task.state,
       to: status.state,
     });
-    deps.metrics.count('StatusUpdatesIgnored', { from: task.state, to: status.state });
-    return { result: { kind: 'ack-only', task, freed: false } };
+    deps.metrics.count('StatusUpdatesIgnored', { from: task.updateState ?? task.state, to: status.state });
   }
-  // An ended task leaves its agent's ledger in the same transaction (a commutative release).
-  const holds = change.terminal && !!(await getAgent(deps.store, agent.agentId))?.tasks[task.taskId];
+  // A task that ends leaves its agent's ledger in the same transaction (a commutative release).
+  const holds = change.ended && !!(await getAgent(deps.store, agent.agentId))?.tasks[task.taskId];
   return {
-    set: statusSet(change.set, deps.config.taskRetentionSeconds) as unknown as Item,
+    ...(change.set
+      ? { set: statusSet(change.set, deps.config.taskRetentionSeconds) as unknown as Item }
+      : {}),
     ...(holds ? { also: [releaseTaskWrite(agent.agentId, task.taskId)] } : {}),
-    result: { kind: 'forward', task, freed: holds },
+    result: {
+      kind: change.update === 'out-of-order' ? 'ack-only' : 'forward',
+      task,
+      freed: holds,
+      state: change.set?.state ?? task.state,
+      again: change.update === 'again',
+      // A redelivery or resend of an update whose latest state ended the task before.
+      endedBefore: change.latest === 'same' && isTerminal(task.state) && change.update === 'again',
+    },
   };
 }
 
@@ -145,9 +193,14 @@ async function deliver(
   if (outcome.kind === 'forward' && !outcome.again && status.state === 'TASK_RUNNING' && outcome.task)
     if (outcome.task.state !== 'TASK_RUNNING')
       deps.metrics.measure?.('LaunchLatency', status.timestamp - outcome.task.createdAt, 'Milliseconds');
-  // A redelivered terminal update nudges again: the first attempt may have died before its nudge.
-  if (outcome.kind === 'forward' && (outcome.freed || (outcome.again && isTerminal(status.state)))) {
-    deps.metrics.count('TasksTerminal', { state: status.state });
-    await nudgeAllocator(deps, `task ${status.taskId} ${status.state}`, [agent.shard]);
+  // A redelivered terminal update (or terminal latest state) nudges again: the first attempt may
+  // have died before its nudge.
+  if (
+    outcome.freed ||
+    (outcome.kind === 'forward' && ((outcome.again && isTerminal(status.state)) || outcome.endedBefore))
+  ) {
+    const ended = outcome.state && isTerminal(outcome.state) ? outcome.state : status.state;
+    if (outcome.freed) deps.metrics.count('TasksTerminal', { state: ended });
+    await nudgeAllocator(deps, `task ${status.taskId} ${ended}`, [agent.shard]);
   }
 }

@@ -26,8 +26,10 @@ export const updateTask = <R>(
  * The attributes a status change sets on a task row: `set`, and when it ends the task the row's
  * `purgeAt`, `retentionSeconds` (the deployment's `taskRetentionSeconds`) after it ended.
  */
-export const statusSet = (set: StatusSet, retentionSeconds: number): StatusSet & { purgeAt?: number } =>
-  withPurgeAt(set, retentionSeconds);
+export const statusSet = <S extends Pick<StatusSet, 'state' | 'updatedAt'>>(
+  set: S,
+  retentionSeconds: number,
+): S & { purgeAt?: number } => withPurgeAt(set, retentionSeconds);
 
 /**
  * A status change of a row read at `row.version`, and — when its framework is connected — the

@@ -1,4 +1,5 @@
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../../core/model.ts';
+import { updateStateOf } from '../../core/task-change.ts';
 import { isTerminal } from '../../core/task-state.ts';
 import type { Item } from '../../ports/store.ts';
 import type { CallOf, SchedulerEvent, TaskStatus } from '../../protocol/index.ts';
@@ -10,8 +11,9 @@ import { getTask } from '../records/tasks.ts';
 import { reconciledStatus, type SentUpdate, unknownTaskStatus } from '../statuses.ts';
 
 /**
- * RECONCILE, as Mesos answers it. Implicit (no tasks named): the latest state of every task of the
- * framework that has not ended, except those on unreachable agents (Mesos keeps them apart). Explicit:
+ * RECONCILE, as Mesos answers it: with the state of the last update the framework was sent (Mesos's
+ * `status_update_state`), not a latest state still ahead of it. Implicit (no tasks named): every
+ * task of the framework whose updates have not ended, except those on unreachable agents (Mesos keeps them apart). Explicit:
  * for each task named, its latest state if Meso knows it (including a terminal one — Mesos forgets
  * tasks once their terminal update is acknowledged and would answer as for an unknown task; the
  * registry keeps them, so the answer is exact), else the unknown-task answer by what is known of the
@@ -41,7 +43,11 @@ export async function reconcile(
       name: 'frameworkId',
       value: fw.frameworkId,
     });
-    statuses = all.filter((t) => !isTerminal(t.state) && t.state !== 'TASK_UNREACHABLE').map(from);
+    // By the state the framework was sent: a task whose latest state is terminal while its
+    // updates still wait for acknowledgements is answered, as Mesos answers for it.
+    statuses = all
+      .filter((t) => !isTerminal(updateStateOf(t)) && updateStateOf(t) !== 'TASK_UNREACHABLE')
+      .map(from);
   } else {
     const agents = new Map<string, Promise<AgentRecord | undefined>>();
     const agent = (id: string) => {
