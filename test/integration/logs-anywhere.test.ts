@@ -134,7 +134,7 @@ describe('meso logs through the queues, from a process that cannot see the sandb
     expect(tail.out).toBe('out-line-2\n');
   });
 
-  it('-f shows lines the task writes later, and ends when the task ends', async () => {
+  it('-f shows lines the task writes later, and ends when the task ends; meso task shows a running task its last lines', async () => {
     const gate = await mkdtemp(join(tmpdir(), 'meso-logs-gate-'));
     const go = join(gate, 'go');
     try {
@@ -156,6 +156,11 @@ describe('meso logs through the queues, from a process that cannot see the sandb
       });
       expect(f.child.exitCode).toBeNull();
       expect(f.out()).not.toContain('after');
+      // `meso task` of the running task shows its last lines, asked of its agent now.
+      const shown = await meso(['task', 'follow', '--framework', frameworkId], 'fwowner').exited;
+      expect(shown.code).toBe(0);
+      expect(shown.out).toContain('state:     TASK_RUNNING');
+      expect(shown.out).toContain('--- stdout (last lines, from its agent now) ---\nbefore');
       await writeFile(go, '');
       const done = await f.exited;
       expect(done.code).toBe(0);
