@@ -46,6 +46,8 @@ export class LogsError extends Error {
   constructor(
     message: string,
     readonly code: string,
+    /** The task's state as the registry recorded it, when the answer said. */
+    readonly state?: LogsReply['state'],
   ) {
     super(message);
   }
@@ -156,7 +158,7 @@ export function queueLogsReader(
           ).catch(() => {});
         const reply = mine[0];
         if (reply) {
-          if (reply.error) throw new LogsError(reply.error.message, reply.error.code);
+          if (reply.error) throw new LogsError(reply.error.message, reply.error.code, reply.state);
           return { ...reply, bytes: Buffer.from(reply.data ?? '', 'base64') };
         }
       }

@@ -21,11 +21,11 @@ import { ConfigError, type DevFile, findDevFile, loadClusterConfig } from '../co
 import type { TaskRecord } from '../core/model.ts';
 import { isTerminal } from '../core/task-state.ts';
 import type { Item } from '../ports/store.ts';
-import type { LogStream } from '../protocol/logs.ts';
+import type { LogStream, LogsReply } from '../protocol/logs.ts';
 import { openClusterStore } from './agents.ts';
 import { parseCount } from './args.ts';
 import { type CliIo, EXIT, line } from './io.ts';
-import { LogsError, type LogsReader, openLogsReader } from './logs-reader.ts';
+import { type ChunkRequest, LogsError, type LogsReader, openLogsReader } from './logs-reader.ts';
 
 export interface LogsDeps {
   io: CliIo;
@@ -170,6 +170,19 @@ async function frameworksInTable(taskId: string): Promise<string[]> {
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+/**
+ * A task whose LAUNCH has not reached its agent yet has no sandbox there: while the registry
+ * records it as not ended, `-f` waits for it rather than giving up.
+ */
+async function notYet(read: Promise<LogsReply & { readonly bytes: Buffer }>) {
+  try {
+    return await read;
+  } catch (e) {
+    if (!(e instanceof LogsError) || e.code !== 'NO_SANDBOX' || !e.state || isTerminal(e.state)) throw e;
+    return { bytes: Buffer.alloc(0), ended: false, state: e.state, offset: undefined, size: 0 };
+  }
+}
+
 /** The output through the queues. */
 async function remoteLogs(taskId: string, opts: LogsCliOptions, deps: LogsDeps): Promise<number> {
   const { io } = deps;
@@ -227,11 +240,15 @@ async function remoteLogs(taskId: string, opts: LogsCliOptions, deps: LogsDeps):
       streams.map((s) => [s, { offset: 0, done: false, decoder: new StringDecoder('utf8') }]),
     );
     const fw = frameworkId;
+    const ask = (req: Omit<ChunkRequest, 'frameworkId' | 'taskId'>) => {
+      const read = reader.read({ frameworkId: fw, taskId, ...req });
+      return opts.follow ? notYet(read) : read;
+    };
     // What is there now: the last lines (--tail), or everything up to the size the first answer gives.
     for (const s of streams) {
       const state = st.get(s)!;
       if (opts.tail !== undefined) {
-        const r = await reader.read({ frameworkId: fw, taskId, stream: s, offset: 0, fromEnd: true });
+        const r = await ask({ stream: s, offset: 0, fromEnd: true });
         const text = state.decoder.write(r.bytes).replace(/^\uFFFD+/, '');
         const kept = lastLines(text, opts.tail);
         if (kept) io[s].write(kept);
@@ -241,7 +258,7 @@ async function remoteLogs(taskId: string, opts: LogsCliOptions, deps: LogsDeps):
       }
       let target: number | undefined;
       while (!interrupted) {
-        const r = await reader.read({ frameworkId: fw, taskId, stream: s, offset: state.offset });
+        const r = await ask({ stream: s, offset: state.offset });
         target ??= r.size ?? 0;
         const text = state.decoder.write(r.bytes);
         if (text) io[s].write(text);
@@ -257,7 +274,7 @@ async function remoteLogs(taskId: string, opts: LogsCliOptions, deps: LogsDeps):
         for (const s of streams) {
           const state = st.get(s)!;
           if (state.done || interrupted) continue;
-          const r = await reader.read({ frameworkId: fw, taskId, stream: s, offset: state.offset });
+          const r = await ask({ stream: s, offset: state.offset });
           const text = state.decoder.write(r.bytes);
           if (text) io[s].write(text);
           state.offset = (r.offset ?? state.offset) + r.bytes.length;
