@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import type { SqsApi } from '../lib/adapters/sqs-api.ts';
 import type { Resources } from '../lib/core/resources.ts';
 import type { Clock, Ids } from '../lib/ports/clock.ts';
+import type { AgentCommandOf } from '../lib/protocol/agent.ts';
 import type { TaskStatus } from '../lib/protocol/common.ts';
 import { agentQueueName, loadOrCreateAgentId } from './agent-id.ts';
 import { listRuns } from './checkpoint.ts';
@@ -28,6 +29,7 @@ import { Fetcher } from './fetcher.ts';
 import { collectSandboxes } from './gc.ts';
 import { detectIsolation, Isolation, type IsolationOptions } from './isolation/index.ts';
 import { errorMessage, type Log, stderrLog } from './log.ts';
+import { newestSandbox, outputFile, readChunk } from './logs.ts';
 import { agentResources } from './resources.ts';
 import { ControlPlaneSession, DEFAULT_HEARTBEAT_INTERVAL_MS, type TaskCommand } from './session.ts';
 import { realTimers, StatusUpdateManager, type Timers } from './status-updates.ts';
@@ -324,6 +326,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       case 'RECONCILE':
         tasks.reconcile(cmd);
         return;
+      case 'READ_LOGS':
+        void this.#readLogs(cmd);
+        return;
       case 'ACKNOWLEDGE':
         if (!updates.acknowledge(cmd.frameworkId, cmd.taskId, cmd.uuid)) {
           this.#log('debug', 'ignoring ACKNOWLEDGE for no in-flight update', {
@@ -332,6 +337,46 @@ export class Agent extends EventEmitter<AgentEvents> {
           });
         }
         return;
+    }
+  }
+
+  /**
+   * READ_LOGS: one chunk of a task's stdout or stderr, sent back as LOGS. Only that task's
+   * sandbox, found by its ids (never a path from the command), read as `readChunk` allows.
+   */
+  async #readLogs(cmd: AgentCommandOf<'READ_LOGS'>): Promise<void> {
+    const { tasks } = this.#get();
+    const session = this.#session;
+    if (!session) return;
+    const run = tasks.run(cmd.frameworkId, cmd.taskId);
+    const sandbox = run?.sandbox ?? newestSandbox(this.#opts.workDir, cmd.frameworkId, cmd.taskId);
+    const ended = !tasks.running().some((t) => t.frameworkId === cmd.frameworkId && t.taskId === cmd.taskId);
+    const chunk = sandbox
+      ? await readChunk(outputFile(sandbox, cmd.stream), cmd.offset, cmd.maxBytes, cmd.fromEnd)
+      : {
+          offset: cmd.offset,
+          data: Buffer.alloc(0),
+          size: 0,
+          error: { code: 'NO_SANDBOX', message: `this agent has no sandbox of task ${cmd.taskId}` },
+        };
+    try {
+      await session.sendLogs({
+        frameworkId: cmd.frameworkId,
+        taskId: cmd.taskId,
+        requestId: cmd.requestId,
+        requester: cmd.requester,
+        stream: cmd.stream,
+        offset: chunk.offset,
+        data: chunk.data.toString('base64'),
+        size: chunk.size,
+        ended,
+        ...(chunk.error ? { error: chunk.error } : {}),
+      });
+    } catch (e) {
+      this.#log('warn', 'could not send a chunk of task output', {
+        taskId: cmd.taskId,
+        error: errorMessage(e),
+      });
     }
   }
 

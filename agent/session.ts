@@ -62,10 +62,11 @@ const COMMAND_TYPES = [
   'ERROR',
   'REREGISTER',
   'RECONCILE',
+  'READ_LOGS',
 ] as const satisfies readonly AgentCommand['type'][];
 
 /** The commands about tasks, which the session hands to its owner. */
-export type TaskCommand = AgentCommandOf<'LAUNCH' | 'KILL' | 'ACKNOWLEDGE' | 'RECONCILE'>;
+export type TaskCommand = AgentCommandOf<'LAUNCH' | 'KILL' | 'ACKNOWLEDGE' | 'RECONCILE' | 'READ_LOGS'>;
 
 /** What a REGISTER says about the node, asked for at each attempt. */
 export interface Registration {
@@ -309,6 +310,11 @@ export class ControlPlaneSession {
         dedupId,
       },
     ]);
+  }
+
+  /** Sends a chunk of a task's output, answering READ_LOGS (in the agent's own group). */
+  async sendLogs(call: Omit<AgentCallOf<'LOGS'>, 'v' | 'type' | 'agentId'>): Promise<void> {
+    await this.#sendCall({ v: 1, type: 'LOGS', agentId: this.agentId, ...call }, randomUUID());
   }
 
   /**

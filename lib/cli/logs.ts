@@ -1,33 +1,52 @@
 /**
- * `meso logs <task> [-f]`: a task's stdout and stderr from its sandbox, for an agent on this
- * machine (the local stack's agents, or an installed agent). The task's stdout goes to stdout and
- * its stderr to stderr; with `-f` new output follows until the task ends (or Ctrl-C).
+ * `meso logs <task> [-f]`: a task's stdout and stderr, from any machine that can reach the
+ * cluster. The task's stdout goes to stdout and its stderr to stderr; with `-f` new output
+ * follows until the task ends (or Ctrl-C).
  *
- * Sandboxes are found in the agents' work directories: `--work-dir`, `MESO_AGENT_WORK_DIR`, the
- * local stack's (those `.meso/dev.json` lists, and `.meso/agent` beside it), and an installed
- * agent's `/var/lib/meso-agent`. The newest run of the task is shown. For a task on another
- * machine, `meso task <id>` shows the last lines its terminal update carried.
+ * The output is read through the queues (lib/cli/logs-reader.ts, lib/protocol/logs.ts): the
+ * registry checks the caller may read the task's framework and asks the task's agent, which
+ * answers chunk by chunk. The framework is `--framework`, else looked up in the tasks table (for
+ * callers that can read it).
+ *
+ * `--work-dir <dir>` (or `--local`, this machine's agents' work directories: `MESO_AGENT_WORK_DIR`,
+ * the local stack's, an installed agent's `/var/lib/meso-agent`) reads sandboxes directly instead,
+ * for an agent on this machine: asked for, never a silent fallback.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
-import { type DevFile, findDevFile } from '../config/cluster.ts';
+import { ConfigError, type DevFile, findDevFile, loadClusterConfig } from '../config/cluster.ts';
+import type { TaskRecord } from '../core/model.ts';
+import { isTerminal } from '../core/task-state.ts';
+import type { Item } from '../ports/store.ts';
+import type { LogStream, LogsReply } from '../protocol/logs.ts';
+import { openClusterStore } from './agents.ts';
 import { parseCount } from './args.ts';
 import { type CliIo, EXIT, line } from './io.ts';
+import { type ChunkRequest, LogsError, type LogsReader, openLogsReader } from './logs-reader.ts';
 
 export interface LogsDeps {
   io: CliIo;
-  /** Work directories to look in, in order. */
+  /** Work directories `--local` looks in, in order. */
   workDirs: () => string[];
-  /** How often `-f` looks for more output, ms. Default 250. */
+  /** How often `-f` looks for more output, ms. Default 250 (local) and 1000 (through the queues). */
   pollMs?: number;
+  /** The reader through the queues. Default: the configured cluster's, as this machine's identity. */
+  openReader?: (timeoutMs: number) => Promise<LogsReader>;
+  /** The frameworks that have a task by this id. Default: a scan of the tasks table. */
+  frameworksOf?: (taskId: string) => Promise<string[]>;
 }
 
 export interface LogsCliOptions {
   follow?: boolean;
   framework?: string;
   workDir?: string;
+  /** Read this machine's agents' work directories instead of asking through the queues. */
+  local?: boolean;
+  /** Seconds to wait for each answer through the queues (default 30). */
+  timeout?: number;
   /** Only the last n lines of each stream (before following). */
   tail?: number;
   /** 'stdout', 'stderr' or both (default). */
@@ -134,13 +153,164 @@ function lastLines(text: string, n: number): string {
 }
 
 export async function logsCommand(taskId: string, opts: LogsCliOptions, deps: LogsDeps): Promise<number> {
+  if (opts.workDir !== undefined || opts.local) return localLogs(taskId, opts, deps);
+  return remoteLogs(taskId, opts, deps);
+}
+
+/** The frameworks with a task `taskId`, from the tasks table (needs read access to it). */
+async function frameworksInTable(taskId: string): Promise<string[]> {
+  const { store, close } = openClusterStore();
+  try {
+    const tasks = await store.scan<TaskRecord & Item>('tasks');
+    return [...new Set(tasks.filter((t) => t.taskId === taskId).map((t) => t.frameworkId))];
+  } finally {
+    close();
+  }
+}
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/**
+ * A task whose LAUNCH has not reached its agent yet has no sandbox there: while the registry
+ * records it as not ended, `-f` waits for it rather than giving up.
+ */
+async function notYet(read: Promise<LogsReply & { readonly bytes: Buffer }>) {
+  try {
+    return await read;
+  } catch (e) {
+    if (!(e instanceof LogsError) || e.code !== 'NO_SANDBOX' || !e.state || isTerminal(e.state)) throw e;
+    return { bytes: Buffer.alloc(0), ended: false, state: e.state, offset: undefined, size: 0 };
+  }
+}
+
+/** The output through the queues. */
+async function remoteLogs(taskId: string, opts: LogsCliOptions, deps: LogsDeps): Promise<number> {
+  const { io } = deps;
+  let frameworkId = opts.framework;
+  if (frameworkId === undefined) {
+    let ids: string[];
+    try {
+      ids = await (deps.frameworksOf ?? frameworksInTable)(taskId);
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        io.stderr.write(line(`meso: ${e.message}`));
+        return EXIT.USAGE;
+      }
+      io.stderr.write(
+        line(`meso: cannot look up the framework of task ${taskId} (${message(e)}); give --framework <id>`),
+      );
+      return EXIT.USAGE;
+    }
+    if (ids.length === 0) {
+      io.stderr.write(line(`meso: no task ${taskId} is recorded`));
+      return EXIT.FAILED;
+    }
+    if (ids.length > 1) {
+      io.stderr.write(
+        line(
+          `meso: ${ids.length} frameworks have a task ${taskId} (${ids.join(', ')}): name one with --framework`,
+        ),
+      );
+      return EXIT.USAGE;
+    }
+    frameworkId = ids[0]!;
+  }
+  const timeoutMs = (opts.timeout ?? 30) * 1000;
+  let reader: LogsReader;
+  try {
+    reader = await (deps.openReader ?? ((ms) => openLogsReader(loadClusterConfig(), { timeoutMs: ms })))(
+      timeoutMs,
+    );
+  } catch (e) {
+    io.stderr.write(line(`meso: ${message(e)}`));
+    return e instanceof ConfigError ? EXIT.USAGE : EXIT.FAILED;
+  }
+  let interrupted = false;
+  const stop = io.onInterrupt(() => {
+    interrupted = true;
+  });
+  try {
+    const streams: LogStream[] = opts.stream ? [opts.stream] : ['stdout', 'stderr'];
+    interface StreamState {
+      offset: number;
+      done: boolean;
+      readonly decoder: StringDecoder;
+    }
+    const st = new Map<LogStream, StreamState>(
+      streams.map((s) => [s, { offset: 0, done: false, decoder: new StringDecoder('utf8') }]),
+    );
+    const fw = frameworkId;
+    const ask = (req: Omit<ChunkRequest, 'frameworkId' | 'taskId'>) => {
+      const read = reader.read({ frameworkId: fw, taskId, ...req });
+      return opts.follow ? notYet(read) : read;
+    };
+    // What is there now: the last lines (--tail), or everything up to the size the first answer gives.
+    for (const s of streams) {
+      const state = st.get(s)!;
+      if (opts.tail !== undefined) {
+        const r = await ask({ stream: s, offset: 0, fromEnd: true });
+        const text = state.decoder.write(r.bytes).replace(/^\uFFFD+/, '');
+        const kept = lastLines(text, opts.tail);
+        if (kept) io[s].write(kept);
+        state.offset = (r.offset ?? 0) + r.bytes.length;
+        state.done = !!r.ended && state.offset >= (r.size ?? 0);
+        continue;
+      }
+      let target: number | undefined;
+      while (!interrupted) {
+        const r = await ask({ stream: s, offset: state.offset });
+        target ??= r.size ?? 0;
+        const text = state.decoder.write(r.bytes);
+        if (text) io[s].write(text);
+        state.offset = (r.offset ?? state.offset) + r.bytes.length;
+        state.done = !!r.ended && state.offset >= (r.size ?? 0);
+        if (r.bytes.length === 0 || state.offset >= target) break;
+      }
+    }
+    if (opts.follow) {
+      // Until the task's run has ended and every stream is drained: ask again from each offset.
+      while (!interrupted && [...st.values()].some((x) => !x.done)) {
+        let progressed = false;
+        for (const s of streams) {
+          const state = st.get(s)!;
+          if (state.done || interrupted) continue;
+          const r = await ask({ stream: s, offset: state.offset });
+          const text = state.decoder.write(r.bytes);
+          if (text) io[s].write(text);
+          state.offset = (r.offset ?? state.offset) + r.bytes.length;
+          if (r.bytes.length > 0) progressed = true;
+          state.done =
+            (!!r.ended || (r.state !== undefined && isTerminal(r.state) && r.bytes.length === 0)) &&
+            state.offset >= (r.size ?? 0);
+        }
+        if (!progressed && [...st.values()].some((x) => !x.done))
+          await new Promise((r) => setTimeout(r, deps.pollMs ?? 1000));
+      }
+    }
+    for (const s of streams) {
+      const rest = st.get(s)!.decoder.end();
+      if (rest) io[s].write(rest);
+    }
+    return EXIT.OK;
+  } catch (e) {
+    // A LogsError says what the registry or agent answered (FORBIDDEN, AGENT_GONE, a timeout...).
+    io.stderr.write(line(`meso: ${e instanceof LogsError ? `${e.code}: ` : ''}${message(e)}`));
+    return EXIT.FAILED;
+  } finally {
+    stop();
+    reader.close();
+  }
+}
+
+/** The output from sandboxes in work directories on this machine. */
+async function localLogs(taskId: string, opts: LogsCliOptions, deps: LogsDeps): Promise<number> {
   const { io } = deps;
   const workDirs = opts.workDir ? [resolve(opts.workDir)] : deps.workDirs();
   if (workDirs.length === 0) {
     io.stderr.write(
       line(
         'meso: no agent work directory on this machine (start the local stack, or give --work-dir); ' +
-          `\`meso task ${taskId}\` shows the last output of a task on any agent`,
+          `without --local, \`meso logs ${taskId}\` asks the task's agent through the cluster`,
       ),
     );
     return EXIT.USAGE;
@@ -150,7 +320,7 @@ export async function logsCommand(taskId: string, opts: LogsCliOptions, deps: Lo
     io.stderr.write(
       line(
         `meso: no sandbox of task ${taskId} in ${workDirs.join(', ')}; ` +
-          `\`meso task ${taskId}\` shows the last output of a task on any agent`,
+          `without --work-dir, \`meso logs ${taskId}\` asks the task's agent through the cluster`,
       ),
     );
     return EXIT.FAILED;
@@ -193,7 +363,7 @@ export function registerLogsCommand(
   return program
     .command('logs')
     .description(
-      "Print a task's stdout and stderr from its sandbox on this machine (-f follows until the task ends).",
+      "Print a task's stdout and stderr, read from its agent through the cluster's queues (-f follows until the task ends).",
     )
     .argument('<task-id>', 'the task id')
     .option('-f, --follow', 'keep printing new output until the task ends (or Ctrl-C)')
@@ -201,7 +371,9 @@ export function registerLogsCommand(
     .option('--tail <n>', 'only the last n lines of each stream', parseCount)
     .option('--stdout', 'only stdout')
     .option('--stderr', 'only stderr')
-    .option('--work-dir <dir>', "the agent's work directory (default: this machine's agents)")
+    .option('--timeout <seconds>', 'how long to wait for each answer from the agent (default 30)', parseCount)
+    .option('--local', "read the sandbox in this machine's agents' work directories instead")
+    .option('--work-dir <dir>', 'read the sandbox in this agent work directory instead')
     .action(async (taskId: string, o: LogsCliOptions & { stdout?: boolean; stderr?: boolean }) => {
       const stream = o.stdout && !o.stderr ? 'stdout' : o.stderr && !o.stdout ? 'stderr' : undefined;
       const { stdout: _o, stderr: _e, ...rest } = o;

@@ -1,16 +1,60 @@
 /**
  * `meso task <id>`: a task's last status as the registry recorded it — state, reason, message,
  * exit code, health — with the last lines of its stdout and stderr (the agent puts them in every
- * terminal update), so a failure can be understood from any machine, whatever agent ran it.
+ * terminal update), so a failure can be understood from any machine, whatever agent ran it. For a
+ * task still running, the last lines are asked of its agent now, through the queues (as
+ * `meso logs --tail` does); `--no-output` skips that.
  */
 import type { Command } from 'commander';
+import { loadClusterConfig } from '../config/cluster.ts';
 import type { TaskRecord } from '../core/model.ts';
+import { isTerminal } from '../core/task-state.ts';
+import type { LogStream } from '../protocol/logs.ts';
 import { ago, type ClusterStoreDeps, withStore } from './agents.ts';
 import { EXIT, line } from './io.ts';
+import { type LogsReader, openLogsReader } from './logs-reader.ts';
 
 export interface TaskCliOptions {
   framework?: string;
   json?: boolean;
+  /** Ask a running task's agent for its last lines (default true; `--no-output`). */
+  output?: boolean;
+}
+
+export interface TaskDeps extends ClusterStoreDeps {
+  /** The reader through the queues. Default: the configured cluster's, as this machine's identity. */
+  openReader?: (timeoutMs: number) => Promise<LogsReader>;
+}
+
+/** What a running task's agent says its output ends with, or why it could not be asked. */
+export type LiveOutput = { readonly stdout: string; readonly stderr: string } | { readonly error: string };
+
+/** Bytes of each stream asked for: enough for the 20 lines shown. */
+const LIVE_BYTES = 8192;
+
+async function liveOutput(t: TaskRecord, deps: TaskDeps): Promise<LiveOutput> {
+  let reader: LogsReader | undefined;
+  try {
+    reader = await (deps.openReader ?? ((ms) => openLogsReader(loadClusterConfig(), { timeoutMs: ms })))(
+      10_000,
+    );
+    const read = async (stream: LogStream) => {
+      const r = await reader!.read({
+        frameworkId: t.frameworkId,
+        taskId: t.taskId,
+        stream,
+        offset: 0,
+        maxBytes: LIVE_BYTES,
+        fromEnd: true,
+      });
+      return r.bytes.toString('utf8').replace(/^\uFFFD+/, '');
+    };
+    return { stdout: await read('stdout'), stderr: await read('stderr') };
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e) };
+  } finally {
+    reader?.close();
+  }
 }
 
 /** The last `n` lines of a text. */
@@ -19,7 +63,7 @@ function tail(text: string, n: number): string {
   return lines.slice(-n).join('\n');
 }
 
-export function formatTask(t: TaskRecord, now: number): string {
+export function formatTask(t: TaskRecord, now: number, live?: LiveOutput): string {
   // The latest state its agent reported, even while an earlier update waits for its framework.
   const s = t.latest ?? t.status;
   const out: string[] = [];
@@ -47,14 +91,15 @@ export function formatTask(t: TaskRecord, now: number): string {
   }
   if (s?.stdoutTail) out.push('--- stdout (last lines) ---', tail(s.stdoutTail, 20));
   if (s?.stderrTail) out.push('--- stderr (last lines) ---', tail(s.stderrTail, 20));
+  if (live && 'error' in live) out.push(`output:    not available now (${live.error})`);
+  else if (live) {
+    if (live.stdout) out.push('--- stdout (last lines, from its agent now) ---', tail(live.stdout, 20));
+    if (live.stderr) out.push('--- stderr (last lines, from its agent now) ---', tail(live.stderr, 20));
+  }
   return `${out.join('\n')}\n`;
 }
 
-export async function taskCommand(
-  taskId: string,
-  opts: TaskCliOptions,
-  deps: ClusterStoreDeps,
-): Promise<number> {
+export async function taskCommand(taskId: string, opts: TaskCliOptions, deps: TaskDeps): Promise<number> {
   return withStore(deps, async (store) => {
     let found: TaskRecord[];
     if (opts.framework) {
@@ -80,7 +125,12 @@ export async function taskCommand(
       return EXIT.OK;
     }
     const now = (deps.now ?? Date.now)();
-    deps.io.stdout.write(found.map((t) => formatTask(t, now)).join('\n'));
+    const shown: string[] = [];
+    for (const t of found) {
+      const live = opts.output !== false && !isTerminal(t.state) ? await liveOutput(t, deps) : undefined;
+      shown.push(formatTask(t, now, live));
+    }
+    deps.io.stdout.write(shown.join('\n'));
     return EXIT.OK;
   });
 }
@@ -88,7 +138,7 @@ export async function taskCommand(
 /** Adds `meso task <id>` to the program. */
 export function registerTaskCommand(
   program: Command,
-  deps: () => ClusterStoreDeps,
+  deps: () => TaskDeps,
   done: (code: number) => void,
 ): Command {
   return program
@@ -99,6 +149,7 @@ export function registerTaskCommand(
     .argument('<task-id>', 'the task id')
     .option('--framework <id>', 'the framework that owns it (faster; needed when two frameworks use the id)')
     .option('--json', 'the task record as JSON')
+    .option('--no-output', 'for a running task, do not ask its agent for the last lines of its output')
     .action(async (taskId: string, opts: TaskCliOptions) => {
       done(await taskCommand(taskId, opts, deps()));
     });

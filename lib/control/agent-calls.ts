@@ -1,6 +1,6 @@
 /**
- * The registry's half for agents: REGISTER, HEARTBEAT, STATUS_UPDATE and LATEST_STATE on the
- * `agent-calls` queue. A call is parsed, its sender checked against the identity that registered the agent
+ * The registry's half for agents: REGISTER, HEARTBEAT, STATUS_UPDATE, LATEST_STATE and LOGS on
+ * the `agent-calls` queue. A call is parsed, its sender checked against the identity that registered the agent
  * (from a cached route: who owns the agent, where its queue is), and handed to its own module
  * under lib/control/agent/ by the table below.
  *
@@ -15,12 +15,13 @@ import { statusUpdate } from './agent/status-update.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { agentCallGroups, groupProblem } from './groups.ts';
 import { identityProblem } from './identity.ts';
+import { logsFromAgent } from './logs.ts';
 import { getAgent } from './records/agents.ts';
 import { type AgentRoute, agentRoute } from './records/routes.ts';
 import { ownQueueUrlProblem, type Rejection, reject } from './reject.ts';
 
 /** Calls of a registered agent, made by its owner. */
-type Bound = 'HEARTBEAT' | 'STATUS_UPDATE' | 'LATEST_STATE';
+type Bound = 'HEARTBEAT' | 'STATUS_UPDATE' | 'LATEST_STATE' | 'LOGS';
 export type AgentCallHandler<K extends Bound> = (
   deps: ControlDeps,
   record: InboundRecord,
@@ -32,6 +33,7 @@ const CALLS: { readonly [K in Bound]: AgentCallHandler<K> } = {
   HEARTBEAT: heartbeat,
   STATUS_UPDATE: statusUpdate,
   LATEST_STATE: latestState,
+  LOGS: logsFromAgent,
 };
 
 const CALL_TYPES: readonly string[] = ['REGISTER', ...Object.keys(CALLS)];

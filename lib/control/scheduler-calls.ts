@@ -15,6 +15,7 @@ import type { ControlDeps, InboundRecord } from './deps.ts';
 import { touchFramework } from './failover.ts';
 import { groupProblem, schedulerCallGroups } from './groups.ts';
 import { identityProblem } from './identity.ts';
+import { readLogs } from './logs.ts';
 import { getFramework } from './records/frameworks.ts';
 import { ownQueueUrlProblem, type Rejection, reject } from './reject.ts';
 import { accept } from './scheduler/accept.ts';
@@ -29,7 +30,7 @@ import { suppress } from './scheduler/suppress.ts';
 import { teardown } from './scheduler/teardown.ts';
 
 /** Calls of a subscribed framework, made by its owner; the framework record as read. */
-type Bound = Exclude<SchedulerCall['type'], 'SUBSCRIBE' | 'ACKNOWLEDGE'>;
+type Bound = Exclude<SchedulerCall['type'], 'SUBSCRIBE' | 'ACKNOWLEDGE' | 'READ_LOGS'>;
 export type FrameworkCallHandler<K extends Bound> = (
   deps: ControlDeps,
   record: InboundRecord,
@@ -51,7 +52,7 @@ const CALLS: { readonly [K in Bound]: FrameworkCallHandler<K> } = {
   HEARTBEAT: heartbeat,
 };
 
-const CALL_TYPES: readonly string[] = ['SUBSCRIBE', 'ACKNOWLEDGE', ...Object.keys(CALLS)];
+const CALL_TYPES: readonly string[] = ['SUBSCRIBE', 'ACKNOWLEDGE', 'READ_LOGS', ...Object.keys(CALLS)];
 
 export async function handleSchedulerCall(deps: ControlDeps, record: InboundRecord): Promise<void> {
   const parsed = parseMessage(SchedulerCallSchema, record.body, CALL_TYPES);
@@ -95,9 +96,11 @@ export async function handleSchedulerCall(deps: ControlDeps, record: InboundReco
       replyTo,
     });
   }
-  // SUBSCRIBE binds the id itself; ACKNOWLEDGE is checked against a cached route.
+  // SUBSCRIBE binds the id itself; ACKNOWLEDGE is checked against a cached route; READ_LOGS by ACL.
   if (call.type === 'SUBSCRIBE') return subscribe(deps, record, call);
   if (call.type === 'ACKNOWLEDGE') return acknowledge(deps, record, call);
+  // Not only the framework's own identity may read its output, and reading is not being heard from.
+  if (call.type === 'READ_LOGS') return readLogs(deps, record, call);
 
   const fw = await getFramework(deps.store, call.frameworkId);
   const denied = identityProblem('framework', call.frameworkId, fw, record, call.type) ?? tornDown(fw!, call);

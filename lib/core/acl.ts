@@ -37,6 +37,12 @@ export const ACL_ACTIONS = {
   register_agents: 'agents',
   /** An operator call (object: its name, e.g. MARK_AGENT_GONE, ACL_SET). */
   operator_calls: 'calls',
+  /**
+   * Read the output of another principal's tasks (object: the principal that owns the framework).
+   * Only a rule that matches allows it: `permissive` does not (output may hold secrets), and a
+   * framework's own principal needs no rule.
+   */
+  access_sandboxes: 'framework_principals',
 } as const;
 
 export type AclAction = keyof typeof ACL_ACTIONS;
@@ -95,6 +101,7 @@ const OBJECT_NOUN: Record<AclAction, string> = {
   teardown_frameworks: 'tear down a framework of principal',
   register_agents: 'register agent',
   operator_calls: 'use the operator call',
+  access_sandboxes: 'read the task output of frameworks of principal',
 };
 
 /** The rule's name in messages and in `meso acl show`: `register_frameworks[2]`. */

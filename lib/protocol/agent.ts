@@ -14,6 +14,7 @@ import {
   WireResourcesSchema,
 } from './common.ts';
 import { LIMITS } from './limits.ts';
+import { LogsCallSchema, ReadLogsCommandSchema } from './logs.ts';
 
 const v = z.literal(1);
 
@@ -92,6 +93,8 @@ export const AgentCallSchema = z.discriminatedUnion('type', [
       latest: LatestStatusSchema,
     })
     .strict(),
+  /** A chunk of a task's output, answering READ_LOGS (lib/protocol/logs.ts). */
+  LogsCallSchema,
 ]);
 
 export const AgentCommandSchema = z.discriminatedUnion('type', [
@@ -136,6 +139,8 @@ export const AgentCommandSchema = z.discriminatedUnion('type', [
         .max(1000),
     })
     .strict(),
+  /** Send a chunk of a task's stdout or stderr back as LOGS (lib/protocol/logs.ts). */
+  ReadLogsCommandSchema,
 ]);
 
 export type AgentCall = z.infer<typeof AgentCallSchema>;

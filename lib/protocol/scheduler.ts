@@ -14,6 +14,7 @@ import {
   WireResourcesSchema,
 } from './common.ts';
 import { LIMITS } from './limits.ts';
+import { ReadLogsCallSchema } from './logs.ts';
 
 const v = z.literal(1);
 
@@ -144,6 +145,11 @@ export const SchedulerCallSchema = z.discriminatedUnion('type', [
    * for `frameworkPingTimeouts` heartbeat periods is disconnected and its failover timeout starts.
    */
   z.object({ v, type: z.literal('HEARTBEAT'), frameworkId: Id }).strict(),
+  /**
+   * Read a task's stdout or stderr from its agent (lib/protocol/logs.ts): allowed to the
+   * framework's own principal and to those the ACL `access_sandboxes` names.
+   */
+  ReadLogsCallSchema,
 ]);
 
 export const OfferSchema = z

@@ -50,8 +50,9 @@ const SCHED_TYPES = [
   'ACKNOWLEDGE',
   'RECONCILE',
   'HEARTBEAT',
+  'READ_LOGS',
 ];
-const AGENT_TYPES = ['REGISTER', 'HEARTBEAT', 'STATUS_UPDATE', 'LATEST_STATE'];
+const AGENT_TYPES = ['REGISTER', 'HEARTBEAT', 'STATUS_UPDATE', 'LATEST_STATE', 'LOGS'];
 
 type Tables = Map<string, Map<string, Item>>;
 let t: TestControl;
@@ -110,6 +111,8 @@ async function attack(queue: 'scheduler' | 'agent', body: string): Promise<void>
   expect(await victimState()).toEqual(before);
   expect(t.bus.to(fwQueue(VICTIM.framework))).toEqual([]);
   expect(t.bus.to(agentQueue(VICTIM.agent))).toEqual([]);
+  // No chunk of anyone's task output went anywhere.
+  expect(t.bus.sent.filter((s) => s.body.type === 'LOGS' && 'data' in s.body)).toEqual([]);
   const parsed =
     queue === 'scheduler'
       ? parseMessage(SchedulerCallSchema, body, SCHED_TYPES)

@@ -143,6 +143,16 @@ export const SCHEDULER_TEMPLATES: Record<string, unknown>[] = [
     tasks: [{ taskId: VICTIM.task }, { taskId: 'nope' }],
   },
   { v: 1, type: 'HEARTBEAT', frameworkId: VICTIM.framework },
+  {
+    v: 1,
+    type: 'READ_LOGS',
+    frameworkId: VICTIM.framework,
+    taskId: VICTIM.task,
+    requestId: 'r1',
+    stream: 'stdout',
+    offset: 0,
+    maxBytes: 1e12,
+  },
 ];
 
 export const AGENT_TEMPLATES: Record<string, unknown>[] = [
@@ -175,6 +185,20 @@ export const AGENT_TEMPLATES: Record<string, unknown>[] = [
     frameworkId: VICTIM.framework,
     taskId: VICTIM.task,
     latest: { state: 'TASK_FINISHED', source: 'SOURCE_EXECUTOR', timestamp: 1, message: 'done' },
+  },
+  {
+    v: 1,
+    type: 'LOGS',
+    agentId: VICTIM.agent,
+    frameworkId: VICTIM.framework,
+    taskId: VICTIM.task,
+    requestId: 'r1',
+    requester: 'attacker',
+    stream: 'stdout',
+    offset: 0,
+    data: 'c2VjcmV0Cg==',
+    size: 7,
+    ended: false,
   },
 ];
 

@@ -442,6 +442,7 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       const text = JSON.stringify(prefixed[0]!.Resource);
       expect(text).toContain(`:${DEFAULT_PREFIX}-fw-*"`);
       expect(text).toContain(`:${DEFAULT_PREFIX}-agent-*"`);
+      expect(text).toContain(`:${DEFAULT_PREFIX}-logs-*"`);
       expect(text).not.toContain(`:${DEFAULT_PREFIX}-*"`);
     });
 
@@ -573,6 +574,7 @@ describe('MesoStack template', { timeout: SYNTH_TIMEOUT }, () => {
       // Inside another deployment's tenant namespaces (`meso-fw-*`, `meso-agent-*` of prefix `meso`).
       expect(() => new MesoStack(app, 'Bad6', { prefix: 'meso-fw' })).toThrow(/prefix/);
       expect(() => new MesoStack(app, 'Bad7', { prefix: 'meso-agent-x' })).toThrow(/prefix/);
+      expect(() => new MesoStack(app, 'Bad8', { prefix: 'meso-logs' })).toThrow(/prefix/);
       expect(() => new MesoStack(app, 'Good', { prefix: 'meso-staging' })).not.toThrow();
       expect(() => new MesoStack(app, 'Bad4', { offerTimeoutSeconds: 0 })).toThrow(/offerTimeoutSeconds/);
       expect(() => new MesoStack(app, 'Bad5', { heartbeatIntervalSeconds: 1.5 })).toThrow(

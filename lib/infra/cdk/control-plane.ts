@@ -127,14 +127,14 @@ const PREFIX_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
  * A prefix with one of these `-`-separated parts would put its queues inside another
  * deployment's tenant namespace (`meso-fw-…` of prefix `meso` is the framework namespace of `meso`).
  */
-const RESERVED_PREFIX_PARTS: readonly string[] = ['fw', 'agent'];
+const RESERVED_PREFIX_PARTS: readonly string[] = ['fw', 'agent', 'logs'];
 
 export interface MesoControlPlaneProps {
   /**
    * Prefix of every physical name: tables `<prefix>-<name>`, queues `<prefix>-cp-<name>[.fifo]`,
    * functions `<prefix>-<function>`; frameworks' and agents' queues are `<prefix>-fw-*` and
    * `<prefix>-agent-*`. Letters, digits, `-` and `_`, at most {@link MAX_PREFIX_LENGTH}
-   * characters, with no `-`-separated part `fw` or `agent` (so `meso` and `meso-staging` can share
+   * characters, with no `-`-separated part `fw`, `agent` or `logs` (so `meso` and `meso-staging` can share
    * an account and region, while `meso-fw` would fall into `meso`'s framework namespace).
    *
    * @default DEFAULT_PREFIX ('meso')
@@ -241,7 +241,7 @@ export class MesoControlPlane extends Construct {
       prefix.split('-').some((part) => RESERVED_PREFIX_PARTS.includes(part))
     ) {
       throw new Error(
-        `MesoControlPlane: prefix ${JSON.stringify(prefix)} must be 1-${MAX_PREFIX_LENGTH} letters, digits, '-' or '_', starting with a letter or digit, with no '-'-separated part 'fw' or 'agent'`,
+        `MesoControlPlane: prefix ${JSON.stringify(prefix)} must be 1-${MAX_PREFIX_LENGTH} letters, digits, '-' or '_', starting with a letter or digit, with no '-'-separated part 'fw', 'agent' or 'logs'`,
       );
     }
     const offerTimeoutSeconds = positiveInteger(
@@ -342,7 +342,8 @@ export class MesoControlPlane extends Construct {
       );
     }
 
-    const tenantQueues = ['fw', 'agent'].map((kind) =>
+    // `logs`: the queues readers of task output receive chunks on (lib/protocol/logs.ts).
+    const tenantQueues = ['fw', 'agent', 'logs'].map((kind) =>
       Arn.format({ service: 'sqs', resource: `${prefix}-${kind}-*` }, Stack.of(this)),
     );
     for (const name of keys(FUNCTION_ACCESS)) {
@@ -357,7 +358,7 @@ export class MesoControlPlane extends Construct {
         acknowledge(
           role,
           wildcardResourceFinding(this, arn),
-          'Send only, to the queues frameworks and agents own, whose names arrive at run time; the control plane sends only to the queue derived from the id it checked (docs/protocol.md 1.1)',
+          'Send only, to the queues frameworks, agents and log readers own, whose names arrive at run time; the control plane sends only to the queue derived from the id or principal it checked (docs/protocol.md 1.1)',
         );
       }
       if ([...access.readWrite, ...access.read].includes('tasks')) {
