@@ -9,7 +9,7 @@ import { AgentView } from '../control/agent-view.ts';
 import { runAllocationCycle } from '../control/allocation.ts';
 import { AllocationPacer } from '../control/allocation-interval.ts';
 import type { ControlDeps } from '../control/deps.ts';
-import { cycleEntry, recordStats } from '../control/operator-stats.ts';
+import { CycleHistory, cycleEntry, recordStats } from '../control/operator-stats.ts';
 import { resilientStore } from '../control/retry.ts';
 import { handleSchedulerCall } from '../control/scheduler-calls.ts';
 import { runSweep } from '../control/sweep.ts';
@@ -53,6 +53,8 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
   let pacer: AllocationPacer | undefined;
   // The agents as this instance's last cycles left them: a cycle reads only what changed.
   let view: AgentView | undefined;
+  // Its cycle history, written to the operator's history item every few seconds, not every cycle.
+  const history = new CycleHistory();
   const allocator = async (event: SQSEvent, _context: Context): Promise<SQSBatchResponse> => {
     const d = deps();
     pacer ??= new AllocationPacer({
@@ -91,7 +93,7 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
         pacer.completed(shard, start);
         d.log.info('allocation cycle', { shard, ...report });
         d.metrics.measure?.('CycleDuration', durationMs, 'Milliseconds');
-        await recordStats(d, cycleEntry(shard, report, durationMs));
+        await history.record(d, cycleEntry(shard, report, durationMs));
       }
       return { batchItemFailures: [] };
     } finally {
