@@ -198,11 +198,7 @@ export class CycleHistory {
   constructor(private readonly flushMs = FLUSH_MS) {}
 
   /** Adds a cycle; writes the history when due. Never throws. */
-  async record(
-    deps: ControlDeps,
-    cycle: Omit<CycleEntry, 'at'>,
-    agents?: readonly AgentRecord[],
-  ): Promise<void> {
+  async record(deps: ControlDeps, cycle: Omit<CycleEntry, 'at'>): Promise<void> {
     const now = deps.clock.now();
     this.#pending = [...this.#pending, { at: now, ...cycle }].slice(-MAX_CYCLES);
     const busy = cycle.offers > 0 || cycle.conflicts > 0 || cycle.expired > 0;
