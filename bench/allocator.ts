@@ -174,15 +174,14 @@ async function emulatorCycles(agents: number, frameworks: number): Promise<strin
     const view = new AgentView();
     const labels = [
       'first cycle (every agent free)',
-      'next cycle (everything offered already)',
-      'a cycle past the overlap, one agent changed',
+      'next cycle, 5.5 s later (reads back the first one’s offers)',
+      'next cycle, one agent changed',
     ];
     for (const label of labels) {
-      if (label === labels[2]) {
-        // Past the re-read overlap since the previous cycle, one agent's offers taken back.
-        await new Promise((r) => setTimeout(r, OVERLAP_MS + 500));
-        await takeAgentOffers(store, 'agent-0', () => true);
-      }
+      // Past the view's re-read overlap since the first cycle's writes, so the next cycles read
+      // only what changed after it; then one agent's offers are taken back.
+      if (label === labels[1]) await new Promise((r) => setTimeout(r, OVERLAP_MS + 500));
+      if (label === labels[2]) await takeAgentOffers(store, 'agent-0', () => true);
       apiCalls.clear();
       messages.sent = 0;
       messages.calls = 0;
