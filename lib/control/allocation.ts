@@ -3,10 +3,10 @@
  * allocator instance's view, only those that changed since its last cycle:
  * lib/control/agent-view.ts), the frameworks and the role settings (two small scans), asks the
  * pure allocator (lib/core/allocator.ts: hierarchical DRF with weights, quotas, reservations
- * and filters) who gets what, then spends each agent's offers with one conditional write on the agent's version — a write that loses a
- * race is simply skipped (the next cycle sees the new state), so no two decisions (nor two
- * shards) ever spend the same resources. Offers go out batched per framework, with one expiry
- * timer per cycle.
+ * and filters) who gets what, then spends each agent's offers with one conditional write on the
+ * agent's version — a write that loses a race is simply skipped (the next cycle sees the new
+ * state), so no two decisions (nor two shards) ever spend the same resources. Offers go out
+ * batched per framework, with one expiry timer per cycle.
  *
  * Shards: agents are partitioned by id (`shardOf`, lib/control/emit.ts) and each shard's cycle
  * runs in its own FIFO message group, one at a time. A shard offers only its own agents but
