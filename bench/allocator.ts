@@ -21,8 +21,10 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { apiCalls, snapshotCalls } from '../lib/adapters/api-calls.ts';
 import { createDynamoClient, DynamoStore } from '../lib/adapters/dynamo-store.ts';
+import { AgentView, OVERLAP_MS } from '../lib/control/agent-view.ts';
 import { runAllocationCycle } from '../lib/control/allocation.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../lib/control/deps.ts';
+import { takeAgentOffers } from '../lib/control/records/agents.ts';
 import { roleKey } from '../lib/control/roles.ts';
 import { type Allocation, type AllocationInput, allocate } from '../lib/core/allocator.ts';
 import type { AgentRecord, FrameworkRecord } from '../lib/core/model.ts';
@@ -168,12 +170,23 @@ async function emulatorCycles(agents: number, frameworks: number): Promise<strin
       await Promise.all(puts.slice(i, i + 50).map((op) => store.write([op])));
 
     const lines: string[] = [];
-    for (const label of ['first cycle (every agent free)', 'next cycle (everything offered already)']) {
+    // The allocator instance's view of the agents, as the allocator's handler keeps it.
+    const view = new AgentView();
+    const labels = [
+      'first cycle (every agent free)',
+      'next cycle, 5.5 s later (reads back the first one’s offers)',
+      'next cycle, one agent changed',
+    ];
+    for (const label of labels) {
+      // Past the view's re-read overlap since the first cycle's writes, so the next cycles read
+      // only what changed after it; then one agent's offers are taken back.
+      if (label === labels[1]) await new Promise((r) => setTimeout(r, OVERLAP_MS + 500));
+      if (label === labels[2]) await takeAgentOffers(store, 'agent-0', () => true);
       apiCalls.clear();
       messages.sent = 0;
       messages.calls = 0;
       const t0 = performance.now();
-      const report = await runAllocationCycle(deps, 0);
+      const report = await runAllocationCycle(deps, 0, { view });
       const ms = performance.now() - t0;
       const calls = snapshotCalls();
       const dynamo = Object.entries(calls)
@@ -181,7 +194,7 @@ async function emulatorCycles(agents: number, frameworks: number): Promise<strin
         .map(([k, v]) => `${k.slice('DynamoDB.'.length)} ${v}`)
         .join(', ');
       lines.push(
-        `| ${agents} agents × ${frameworks} frameworks, ${label} | ${report.offers} | ${dynamo || 'none'} | ${messages.sent} messages in ${messages.calls} SendMessageBatch | ${report.decideMs.toFixed(1)} | ${ms.toFixed(0)} |`,
+        `| ${agents} agents × ${frameworks} frameworks, ${label} | ${report.offers} | ${report.agentsRead} | ${dynamo || 'none'} | ${messages.sent} messages in ${messages.calls} SendMessageBatch | ${report.decideMs.toFixed(1)} | ${ms.toFixed(0)} |`,
       );
     }
     return lines;
@@ -237,8 +250,10 @@ if (args.has('--emulators')) {
       ];
   (async () => {
     console.log('\n# one cycle on the emulators (DynamoDB Local), calls counted at the client');
-    console.log('| cluster, cycle | offers | DynamoDB calls | SQS (stub bus) | decide ms | cycle ms |');
-    console.log('| --- | ---: | --- | --- | ---: | ---: |');
+    console.log(
+      '| cluster, cycle | offers | agents read | DynamoDB calls | SQS (stub bus) | decide ms | cycle ms |',
+    );
+    console.log('| --- | ---: | ---: | --- | --- | ---: | ---: |');
     for (const [a, f] of sizes) for (const l of await emulatorCycles(a, f)) console.log(l);
   })().catch((e) => {
     console.error(e);

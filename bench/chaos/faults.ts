@@ -79,7 +79,7 @@ export function faultyStore(faults: Faults, inner: Store): Store {
   }
   return {
     get: (t, k) => call('read', () => inner.get(t, k)),
-    query: (t, pk, i) => call('read', () => inner.query(t, pk, i)),
+    query: (t, pk, i, f) => call('read', () => inner.query(t, pk, i, f)),
     scan: (t) => call('read', () => inner.scan(t)),
     increment: (k, by) => inner.increment(k, by),
     write: (ops) => call('write', () => inner.write(ops)),
@@ -170,7 +170,7 @@ export class SwappableClients {
     this.#current = makeClients(cluster);
     this.store = {
       get: (t, k) => this.#current.store.get(t, k),
-      query: (t, pk, i) => this.#current.store.query(t, pk, i),
+      query: (t, pk, i, f) => this.#current.store.query(t, pk, i, f),
       scan: (t) => this.#current.store.scan(t),
       increment: (k, by) => this.#current.store.increment(k, by),
       write: (ops) => this.#current.store.write(ops),

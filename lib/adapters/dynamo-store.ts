@@ -15,8 +15,8 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { TABLES, type TableName } from '../definition/tables-queues.ts';
-import { ConditionFailedError, type Item, type Store, type WriteOp } from '../ports/store.ts';
+import { TABLES, type TableDef, type TableName } from '../definition/tables-queues.ts';
+import { ConditionFailedError, type Item, type SortFrom, type Store, type WriteOp } from '../ports/store.ts';
 import { countCalls } from './api-calls.ts';
 import { type AwsConfig, awsConfigFromEnv, clientOptions } from './aws-config.ts';
 
@@ -37,6 +37,8 @@ export class DynamoStore implements Store {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly names: Readonly<Record<TableName, string>>,
+    /** The clock of `changedAtAttribute` stamps (lib/ports/store.ts). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   async get<T extends Item>(table: TableName, key: Item): Promise<T | undefined> {
@@ -48,8 +50,9 @@ export class DynamoStore implements Store {
 
   async query<T extends Item>(
     table: TableName,
-    pk: { name: string; value: string },
+    pk: { name: string; value: string | number },
     index?: string,
+    from?: SortFrom,
   ): Promise<T[]> {
     const out: T[] = [];
     let start: Record<string, unknown> | undefined;
@@ -58,9 +61,9 @@ export class DynamoStore implements Store {
         new QueryCommand({
           TableName: this.names[table],
           IndexName: index,
-          KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: { '#pk': pk.name },
-          ExpressionAttributeValues: { ':pk': pk.value },
+          KeyConditionExpression: from ? '#pk = :pk AND #sk >= :sk' : '#pk = :pk',
+          ExpressionAttributeNames: { '#pk': pk.name, ...(from ? { '#sk': from.name } : {}) },
+          ExpressionAttributeValues: { ':pk': pk.value, ...(from ? { ':sk': from.value } : {}) },
           ExclusiveStartKey: start,
         }),
       );
@@ -160,12 +163,18 @@ export class DynamoStore implements Store {
     };
   }
 
+  /** The attribute `table` stamps with the write time, if any. */
+  private stampName(table: TableName): string | undefined {
+    return (TABLES[table] as TableDef).changedAtAttribute;
+  }
+
   private put(op: Extract<WriteOp, { kind: 'put' }>) {
     const version =
       typeof op.expect === 'number' ? op.expect + 1 : op.expect === 'absent' ? 1 : op.item.version;
+    const stamp = this.stampName(op.table);
     return {
       TableName: this.names[op.table],
-      Item: { ...op.item, version },
+      Item: { ...op.item, version, ...(stamp ? { [stamp]: this.now() } : {}) },
       ...this.condition(op.table, op.expect),
     };
   }
@@ -175,13 +184,19 @@ export class DynamoStore implements Store {
   }
 
   private removeKey(op: Extract<WriteOp, { kind: 'removeKey' }>) {
+    const stamp = this.stampName(op.table);
     return {
       TableName: this.names[op.table],
       Key: op.key,
-      UpdateExpression: 'REMOVE #m.#k ADD #ver :one',
+      UpdateExpression: `REMOVE #m.#k ADD #ver :one${stamp ? ' SET #ch = :now' : ''}`,
       ConditionExpression: 'attribute_exists(#m.#k)',
-      ExpressionAttributeNames: { '#m': op.attribute, '#k': op.mapKey, '#ver': 'version' },
-      ExpressionAttributeValues: { ':one': 1 },
+      ExpressionAttributeNames: {
+        '#m': op.attribute,
+        '#k': op.mapKey,
+        '#ver': 'version',
+        ...(stamp ? { '#ch': stamp } : {}),
+      },
+      ExpressionAttributeValues: { ':one': 1, ...(stamp ? { ':now': this.now() } : {}) },
     };
   }
 
@@ -190,15 +205,23 @@ export class DynamoStore implements Store {
     const names: Record<string, string> = { ...cond.ExpressionAttributeNames };
     const values: Record<string, unknown> = { ...cond.ExpressionAttributeValues };
     const sets: string[] = [];
-    Object.entries(op.set).forEach(([k, v], i) => {
-      names[`#a${i}`] = k;
-      values[`:a${i}`] = v;
-      sets.push(`#a${i} = :a${i}`);
-    });
+    const stamp = typeof op.expect === 'number' ? this.stampName(op.table) : undefined;
+    Object.entries(op.set)
+      .filter(([k]) => k !== stamp)
+      .forEach(([k, v], i) => {
+        names[`#a${i}`] = k;
+        values[`:a${i}`] = v;
+        sets.push(`#a${i} = :a${i}`);
+      });
     if (typeof op.expect === 'number') {
       names['#ver'] = 'version';
       values[':next'] = op.expect + 1;
       sets.push('#ver = :next');
+      if (stamp) {
+        names['#ch'] = stamp;
+        values[':now'] = this.now();
+        sets.push('#ch = :now');
+      }
     }
     return {
       TableName: this.names[op.table],

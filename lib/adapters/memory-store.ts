@@ -2,8 +2,8 @@
  * An in-memory Store with the same conditional semantics as DynamoStore, for unit tests of the
  * control layer and for the pure benchmarks. Not used against AWS.
  */
-import { TABLES, type TableName } from '../definition/tables-queues.ts';
-import { ConditionFailedError, type Item, type Store, type WriteOp } from '../ports/store.ts';
+import { TABLES, type TableDef, type TableName } from '../definition/tables-queues.ts';
+import { ConditionFailedError, type Item, type SortFrom, type Store, type WriteOp } from '../ports/store.ts';
 
 const clone = <T>(v: T): T => structuredClone(v);
 
@@ -11,6 +11,8 @@ export class MemoryStore implements Store {
   readonly tables = new Map<TableName, Map<string, Item>>();
   /** Set to make the next N writes fail their condition (to test conflict/retry paths). */
   failNextWrites = 0;
+  /** The clock of `changedAtAttribute` stamps (lib/ports/store.ts). */
+  now: () => number = Date.now;
 
   private table(t: TableName): Map<string, Item> {
     const existing = this.tables.get(t);
@@ -32,8 +34,16 @@ export class MemoryStore implements Store {
     return v ? (clone(v) as T) : undefined;
   }
 
-  async query<T extends Item>(table: TableName, pk: { name: string; value: string }): Promise<T[]> {
-    return [...this.table(table).values()].filter((i) => i[pk.name] === pk.value).map((i) => clone(i) as T);
+  async query<T extends Item>(
+    table: TableName,
+    pk: { name: string; value: string | number },
+    _index?: string,
+    from?: SortFrom,
+  ): Promise<T[]> {
+    return [...this.table(table).values()]
+      .filter((i) => i[pk.name] === pk.value)
+      .filter((i) => !from || (typeof i[from.name] === 'number' && (i[from.name] as number) >= from.value))
+      .map((i) => clone(i) as T);
   }
 
   async scan<T extends Item>(table: TableName): Promise<T[]> {
@@ -61,25 +71,32 @@ export class MemoryStore implements Store {
         (typeof op.expect === 'number' && cur?.version === op.expect);
       if (!ok) throw new ConditionFailedError(`condition failed on ${op.table}`);
     }
+    const now = this.now();
     for (const op of ops) {
       const t = this.table(op.table);
+      const name = (TABLES[op.table] as TableDef).changedAtAttribute;
+      const stamp = name ? { [name]: now } : {};
       if (op.kind === 'put') {
         const version =
           typeof op.expect === 'number' ? op.expect + 1 : op.expect === 'absent' ? 1 : op.item.version;
-        t.set(this.keyOf(op.table, op.item), clone({ ...op.item, version }));
+        t.set(this.keyOf(op.table, op.item), clone({ ...op.item, version, ...stamp }));
       } else if (op.kind === 'patch') {
         const k = this.keyOf(op.table, op.key);
         const cur = t.get(k)!;
         t.set(
           k,
-          clone({ ...cur, ...op.set, ...(typeof op.expect === 'number' ? { version: op.expect + 1 } : {}) }),
+          clone({
+            ...cur,
+            ...op.set,
+            ...(typeof op.expect === 'number' ? { version: op.expect + 1, ...stamp } : {}),
+          }),
         );
       } else if (op.kind === 'removeKey') {
         const k = this.keyOf(op.table, op.key);
         const cur = t.get(k)!;
         const map = { ...(cur[op.attribute] as Record<string, unknown>) };
         delete map[op.mapKey];
-        t.set(k, clone({ ...cur, [op.attribute]: map, version: Number(cur.version) + 1 }));
+        t.set(k, clone({ ...cur, [op.attribute]: map, version: Number(cur.version) + 1, ...stamp }));
       } else t.delete(this.keyOf(op.table, op.key));
     }
   }

@@ -1,11 +1,12 @@
 /**
- * The allocator service: one allocation cycle for a shard. It reads the agents, the frameworks
- * and the role settings (three scans), asks the pure allocator (lib/core/allocator.ts:
- * hierarchical DRF with weights, quotas, reservations and filters) who gets what, then spends
- * each agent's offers with one conditional write on the agent's version — a write that loses a
- * race is simply skipped (the next cycle sees the new state), so no two decisions (nor two
- * shards) ever spend the same resources. Offers go out batched per framework, with one expiry
- * timer per cycle.
+ * The allocator service: one allocation cycle for a shard. It reads the agents (through the
+ * allocator instance's view, only those that changed since its last cycle:
+ * lib/control/agent-view.ts), the frameworks and the role settings (two small scans), asks the
+ * pure allocator (lib/core/allocator.ts: hierarchical DRF with weights, quotas, reservations
+ * and filters) who gets what, then spends each agent's offers with one conditional write on the
+ * agent's version — a write that loses a race is simply skipped (the next cycle sees the new
+ * state), so no two decisions (nor two shards) ever spend the same resources. Offers go out
+ * batched per framework, with one expiry timer per cycle.
  *
  * Shards: agents are partitioned by id (`shardOf`, lib/control/emit.ts) and each shard's cycle
  * runs in its own FIFO message group, one at a time. A shard offers only its own agents but
@@ -33,6 +34,7 @@ import {
 import type { Quantities, RoleConfig } from '../core/roles.ts';
 import type { Item } from '../ports/store.ts';
 import type { Offer, SchedulerEvent, TimerMessage } from '../protocol/index.ts';
+import type { AgentView } from './agent-view.ts';
 import type { ControlDeps } from './deps.ts';
 import { sendToFramework, startTimers } from './emit.ts';
 import { getAgent, takeAgentOffers } from './records/agents.ts';
@@ -42,6 +44,10 @@ import { readRoleConfigs } from './roles.ts';
 
 export interface CycleReport {
   readonly agents: number;
+  /** Agent records the cycle read from the store (all of them on a full read). */
+  readonly agentsRead: number;
+  /** Whether the cycle scanned every agent (else it read only those that changed). */
+  readonly fullRead: boolean;
   readonly frameworks: number;
   readonly offers: number;
   readonly conflicts: number;
@@ -201,16 +207,57 @@ export function randomOrder(n: number): number[] {
   return out;
 }
 
+export interface CycleOptions {
+  /** The batch is a redelivery: announce the shard's outstanding offers again. */
+  readonly reannounce?: boolean;
+  /**
+   * The agents as the previous cycles of this instance left them: the cycle then reads only the
+   * agents that changed since (lib/control/agent-view.ts). Without it, every cycle scans them.
+   */
+  readonly view?: AgentView;
+}
+
+/** What a cycle reads: through the view when there is one (a full scan on a redelivery). */
+async function readForCycle(
+  deps: ControlDeps,
+  now: number,
+  opts: CycleOptions,
+): Promise<{ records: CycleRecords; agentsRead: number; fullRead: boolean }> {
+  if (!opts.view) {
+    const records = await readCycleRecords(deps);
+    return { records, agentsRead: records.agents.length, fullRead: true };
+  }
+  const [agents, frameworks, roles] = await Promise.all([
+    opts.view.read(deps.store, now, deps.config.shards, opts.reannounce === true),
+    deps.store.scan<FrameworkRecord & Item>('frameworks'),
+    readRoleConfigs(deps.store),
+  ]);
+  return {
+    records: { agents: agents.agents, frameworks, roles },
+    agentsRead: agents.read,
+    fullRead: agents.full,
+  };
+}
+
 export async function runAllocationCycle(
   deps: ControlDeps,
   shard: number,
-  opts: { reannounce?: boolean } = {},
+  opts: CycleOptions = {},
 ): Promise<CycleReport> {
   const now = deps.clock.now();
-  let records = await readCycleRecords(deps);
+  const read = await readForCycle(deps, now, opts);
+  let records = read.records;
   // Offers past their expiry are rescinded here too, in case a timer was lost.
-  const expired = await rescindExpired(deps, records.agents, records.frameworks, now);
-  if (expired > 0) records = { ...records, agents: await deps.store.scan<AgentRecord & Item>('agents') };
+  const rescinded = await rescindExpired(deps, records.agents, records.frameworks, now);
+  const expired = rescinded.length;
+  if (expired > 0) {
+    if (opts.view) {
+      // Consistent reads of just the agents the rescinds wrote.
+      const fresh = await Promise.all([...new Set(rescinded)].map((id) => getAgent(deps.store, id)));
+      opts.view.learn(fresh.filter((a) => a !== undefined));
+      records = { ...records, agents: opts.view.agents() };
+    } else records = { ...records, agents: await deps.store.scan<AgentRecord & Item>('agents') };
+  }
   const shards = deps.config.shards;
   const input = buildAllocationInput(records, { now, shard, shards });
   const t0 = performance.now();
@@ -230,7 +277,7 @@ export async function runAllocationCycle(
     };
     perAgent.set(o.agentId, [...(perAgent.get(o.agentId) ?? []), offer]);
   }
-  const { made, conflicts, failure } = await writeOffers(deps, byId, perAgent);
+  const { made, conflicts, failure } = await writeOffers(deps, byId, perAgent, opts.view);
 
   const fwById = new Map(records.frameworks.map((f) => [f.frameworkId, f]));
   const perFramework = new Map<string, Offer[]>();
@@ -261,6 +308,8 @@ export async function runAllocationCycle(
   if (failure !== undefined) throw failure;
   return {
     agents: input.agents.length,
+    agentsRead: read.agentsRead,
+    fullRead: read.fullRead,
     frameworks: records.frameworks.length,
     offers: made.length,
     conflicts,
@@ -277,6 +326,7 @@ async function writeOffers(
   deps: ControlDeps,
   byId: ReadonlyMap<string, AgentRecord>,
   perAgent: ReadonlyMap<string, OfferRecord[]>,
+  view?: AgentView,
 ): Promise<{ made: { offer: OfferRecord; agent: AgentRecord }[]; conflicts: number; failure: unknown }> {
   const made: { offer: OfferRecord; agent: AgentRecord }[] = [];
   let conflicts = 0;
@@ -306,6 +356,7 @@ async function writeOffers(
         // A write retried after an ambiguous failure (a timeout) may have landed the first time:
         // its fresh offer ids on the agent say so, and then the offers must be announced.
         const after = await getAgent(deps.store, agentId);
+        if (after) view?.learn([after]);
         if (after && offers.every((o) => after.offers[o.offerId])) {
           for (const offer of offers) made.push({ offer, agent });
           return;
@@ -362,19 +413,21 @@ function addOffer(perFramework: Map<string, Offer[]>, offer: OfferRecord, agent:
   perFramework.set(offer.frameworkId, list);
 }
 
+/** Rescinds every offer past its expiry; returns the agent of each offer rescinded. */
 async function rescindExpired(
   deps: ControlDeps,
   agents: readonly AgentRecord[],
   frameworks: readonly FrameworkRecord[],
   now: number,
-): Promise<number> {
-  let n = 0;
+): Promise<string[]> {
+  const out: string[] = [];
   for (const a of agents) {
     for (const o of Object.values(a.offers)) {
-      if (o.expiresAt <= now) n += (await rescindOffer(deps, a.agentId, o.offerId, frameworks)) ? 1 : 0;
+      if (o.expiresAt <= now && (await rescindOffer(deps, a.agentId, o.offerId, frameworks)))
+        out.push(a.agentId);
     }
   }
-  return n;
+  return out;
 }
 
 /**

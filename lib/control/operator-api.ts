@@ -184,6 +184,49 @@ function taskFilter(q: ApiRequest['query'], now: number): TaskFilter | string {
  * @example
  * const res = await handleOperatorApi({ method: 'GET', path: '/api/state', query: {}, principal: 'ops' }, { control });
  */
+/** How long a dashboard snapshot is served again (ms): the page polls every 2 s. */
+export const DASHBOARD_FRESH_MS = 5_000;
+
+interface Snapshot {
+  readonly at: number;
+  readonly value: Promise<unknown>;
+}
+/** The last dashboard snapshot per control plane (one per API process or Lambda instance). */
+const snapshots = new WeakMap<ControlDeps, Snapshot>();
+
+/**
+ * Everything the dashboard shows, from one read of the records — shared by every poll within
+ * {@link DASHBOARD_FRESH_MS}, from any number of open pages, including polls that arrive while
+ * the read is under way. The read scans the agents, frameworks, meta and tasks tables, so a page
+ * polling every 2 s read them all every 2 s; now one read serves the polls of 5 s. A failed read
+ * is not kept.
+ */
+function dashboardSnapshot(deps: OperatorApiDeps): Promise<unknown> {
+  const c = deps.control;
+  const now = c.clock.now();
+  const last = snapshots.get(c);
+  if (last && now >= last.at && now - last.at < DASHBOARD_FRESH_MS) return last.value;
+  const value = (async () => {
+    const [state, recent, dl] = await Promise.all([
+      readClusterState(c),
+      readRecentStats(c),
+      deps.dlqDepths ? deps.dlqDepths() : Promise.resolve(undefined),
+    ]);
+    return {
+      state,
+      metrics: operatorMetrics(state, recent, deps.counters?.(), dl),
+      cycles: recent.cycles,
+      utilisation: recent.utilisation,
+      dlq: dl ?? {},
+    };
+  })();
+  snapshots.set(c, { at: now, value });
+  value.catch(() => {
+    if (snapshots.get(c)?.value === value) snapshots.delete(c);
+  });
+  return value;
+}
+
 export async function handleOperatorApi(req: ApiRequest, deps: OperatorApiDeps): Promise<ApiResponse> {
   const c = deps.control;
   try {
@@ -212,6 +255,8 @@ export async function handleOperatorApi(req: ApiRequest, deps: OperatorApiDeps):
       if ((req.query[k]?.length ?? 0) > 512) return error(400, `${k} is too long`);
     }
     if (req.method === 'POST') {
+      // An operator's action shows on the next poll, not after the snapshot's freshness period.
+      snapshots.delete(c);
       if (a === 'tasks' && id && action === 'kill' && parts.length === 4) {
         const r = await operatorKill(
           c,
@@ -260,21 +305,8 @@ export async function handleOperatorApi(req: ApiRequest, deps: OperatorApiDeps):
           return json(200, (await readRecentStats(c)).utilisation);
         case 'dlq':
           return json(200, deps.dlqDepths ? await deps.dlqDepths() : {});
-        case 'dashboard': {
-          // Everything the dashboard shows, from one read of the records.
-          const [state, recent, dl] = await Promise.all([
-            readClusterState(c),
-            readRecentStats(c),
-            deps.dlqDepths ? deps.dlqDepths() : Promise.resolve(undefined),
-          ]);
-          return json(200, {
-            state,
-            metrics: operatorMetrics(state, recent, deps.counters?.(), dl),
-            cycles: recent.cycles,
-            utilisation: recent.utilisation,
-            dlq: dl ?? {},
-          });
-        }
+        case 'dashboard':
+          return json(200, await dashboardSnapshot(deps));
         case 'metrics': {
           const [s, recent, dl] = await Promise.all([
             readClusterState(c),

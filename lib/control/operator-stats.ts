@@ -6,8 +6,9 @@
  * CloudWatch access, and what the local stack has at all.
  *
  * One small item (`stats#recent`), rewritten with `expect: 'any'`: two shards writing at once may
- * lose one entry, which is harmless for a view. A cycle costs one extra read and write; the
- * utilisation sample one agents scan a minute at most.
+ * lose one entry, which is harmless for a view. The allocator writes it through
+ * {@link CycleHistory}: one read and write every ten seconds or so, not one per cycle; the
+ * utilisation sample costs one agents scan a minute at most.
  */
 import type { AgentRecord } from '../core/model.ts';
 import { add, EMPTY, flatten, type Resources } from '../core/resources.ts';
@@ -111,14 +112,18 @@ function dominant(r: Resources, total: Resources): number {
   return Math.max(t.cpus > 0 ? a.cpus / t.cpus : 0, t.mem > 0 ? a.mem / t.mem : 0);
 }
 
-/** `stats` with `cycle` and/or `sample` added, trimmed to the limits (pure). */
+/** `stats` with `cycle` (one or several) and/or `sample` added, trimmed to the limits (pure). */
 export function withEntries(
   stats: RecentStats,
   now: number,
-  cycle?: CycleEntry,
+  cycle?: CycleEntry | readonly CycleEntry[],
   sample?: UtilisationSample,
 ): RecentStats {
-  const cycles = cycle ? [...stats.cycles, cycle].slice(-MAX_CYCLES) : stats.cycles;
+  const added = cycle === undefined ? [] : Array.isArray(cycle) ? cycle : [cycle as CycleEntry];
+  const cycles =
+    added.length > 0
+      ? [...stats.cycles, ...added].sort((a, b) => a.at - b.at).slice(-MAX_CYCLES)
+      : stats.cycles;
   const utilisation = (sample ? [...stats.utilisation, sample] : stats.utilisation).filter(
     (s) => s.at > now - SAMPLE_WINDOW_MS,
   );
@@ -136,21 +141,87 @@ const sampleDue = (stats: RecentStats, now: number): boolean => {
  */
 export async function recordStats(deps: ControlDeps, cycle?: Omit<CycleEntry, 'at'>): Promise<void> {
   try {
-    const now = deps.clock.now();
-    const stats = await readRecentStats(deps);
-    let sample: UtilisationSample | undefined;
-    if (sampleDue(stats, now)) {
-      const agents = await deps.store.scan<AgentRecord & Item>('agents');
-      sample = utilisationOf(agents, now);
-      publishGauges(deps, agents);
-    }
-    if (!cycle && !sample) return;
-    const next = withEntries(stats, now, cycle ? { at: now, ...cycle } : undefined, sample);
-    await deps.store.write([
-      { kind: 'put', table: 'meta', item: { key: STATS_KEY, ...next, updatedAt: now }, expect: 'any' },
-    ]);
+    await writeStats(deps, deps.clock.now(), cycle ? [{ at: deps.clock.now(), ...cycle }] : []);
   } catch (e) {
     deps.log.warn('operator stats not recorded', { error: String(e) });
+  }
+}
+
+/**
+ * One read and one write of the history item: `cycles` added, and a utilisation sample when the
+ * last is a minute old (from `agents` when given, else one scan). Returns when the item's last
+ * sample was taken.
+ */
+async function writeStats(
+  deps: ControlDeps,
+  now: number,
+  cycles: readonly CycleEntry[],
+  agents?: readonly AgentRecord[],
+): Promise<number | undefined> {
+  const stats = await readRecentStats(deps);
+  let sample: UtilisationSample | undefined;
+  if (sampleDue(stats, now)) {
+    const all = agents ?? (await deps.store.scan<AgentRecord & Item>('agents'));
+    sample = utilisationOf(all, now);
+    publishGauges(deps, all);
+  }
+  const lastSampleAt = sample?.at ?? stats.utilisation.at(-1)?.at;
+  if (cycles.length === 0 && !sample) return lastSampleAt;
+  const next = withEntries(stats, now, cycles, sample);
+  await deps.store.write([
+    { kind: 'put', table: 'meta', item: { key: STATS_KEY, ...next, updatedAt: now }, expect: 'any' },
+  ]);
+  return lastSampleAt;
+}
+
+/** Default: the allocator writes its cycle history at most every 10 s (but see {@link CycleHistory}). */
+export const FLUSH_MS = 10_000;
+
+/**
+ * The allocator instance's cycle history, written to the history item off the hot path: a cycle
+ * adds its entry in memory, and the item is read and rewritten only when
+ * - the instance has not written it yet, or `flushMs` has passed since it did;
+ * - the cycle changes from idle to busy or back (made offers, rescinded or lost a race, or did
+ *   none of these) — so the dashboard sees a burst begin and end at once;
+ * - a utilisation sample is due (a minute after the last: one agents scan).
+ *
+ * So a busy allocator costs one read and one write every `flushMs` instead of every cycle. What
+ * is not yet written waits for the instance's next cycle (the sweep nudges every shard once a
+ * minute); CloudWatch gets every cycle as it happens (`CycleDuration`).
+ */
+export class CycleHistory {
+  #pending: CycleEntry[] = [];
+  #flushedAt: number | undefined;
+  #busy: boolean | undefined;
+  #lastSampleAt: number | undefined;
+
+  constructor(private readonly flushMs = FLUSH_MS) {}
+
+  /** Adds a cycle; writes the history when due. Never throws. */
+  async record(deps: ControlDeps, cycle: Omit<CycleEntry, 'at'>): Promise<void> {
+    const now = deps.clock.now();
+    this.#pending = [...this.#pending, { at: now, ...cycle }].slice(-MAX_CYCLES);
+    const busy = cycle.offers > 0 || cycle.conflicts > 0 || cycle.expired > 0;
+    const due =
+      this.#flushedAt === undefined ||
+      now - this.#flushedAt >= this.flushMs ||
+      busy !== this.#busy ||
+      this.#lastSampleAt === undefined ||
+      now - this.#lastSampleAt >= SAMPLE_MS;
+    if (!due) return;
+    try {
+      this.#lastSampleAt = await writeStats(deps, now, this.#pending);
+      this.#pending = [];
+      this.#flushedAt = now;
+      this.#busy = busy;
+    } catch (e) {
+      deps.log.warn('operator stats not recorded', { error: String(e) });
+    }
+  }
+
+  /** Entries not written yet. */
+  get pending(): readonly CycleEntry[] {
+    return this.#pending;
   }
 }
 

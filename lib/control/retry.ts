@@ -74,7 +74,7 @@ export function resilientStore(inner: Store, policy: RetryPolicy = DEFAULT_RETRY
   const store: Store & { resilient: true } = {
     resilient: true,
     get: (t, k) => retryTransient(() => inner.get(t, k), policy),
-    query: (t, pk, i) => retryTransient(() => inner.query(t, pk, i), policy),
+    query: (t, pk, i, f) => retryTransient(() => inner.query(t, pk, i, f), policy),
     scan: (t) => retryTransient(() => inner.scan(t), policy),
     write: (ops) => retryTransient(() => inner.write(ops), policy),
     increment: (k, by) => retryTransient(() => inner.increment(k, by), policy),

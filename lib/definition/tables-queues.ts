@@ -8,8 +8,22 @@ export interface TableDef {
   readonly name: string;
   readonly partitionKey: string;
   readonly sortKey?: string;
-  readonly indexes?: readonly { name: string; partitionKey: string; sortKey?: string }[];
+  readonly indexes?: readonly IndexDef[];
   readonly ttlAttribute?: string;
+  /**
+   * An attribute the store sets to the write's time on every write that bumps an item's
+   * `version` (not on a heartbeat's version-free patch), so an index on it lists what changed
+   * since a given time (lib/control/agent-view.ts).
+   */
+  readonly changedAtAttribute?: string;
+}
+
+export interface IndexDef {
+  readonly name: string;
+  readonly partitionKey: string;
+  readonly sortKey?: string;
+  /** Key attributes are numbers (default: strings). */
+  readonly numericKeys?: boolean;
 }
 
 export interface QueueDef {
@@ -29,7 +43,13 @@ export interface QueueDef {
 export type FunctionName = 'registry' | 'allocator' | 'timers';
 
 export const TABLES = {
-  agents: { name: 'agents', partitionKey: 'agentId' },
+  agents: {
+    name: 'agents',
+    partitionKey: 'agentId',
+    changedAtAttribute: 'changedAt',
+    /** The agents of a shard that changed since a time: what an allocation cycle reads. */
+    indexes: [{ name: 'byChange', partitionKey: 'shard', sortKey: 'changedAt', numericKeys: true }],
+  },
   frameworks: { name: 'frameworks', partitionKey: 'frameworkId' },
   tasks: {
     name: 'tasks',

@@ -5,10 +5,11 @@
  */
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { handleAgentCall } from '../control/agent-calls.ts';
+import { AgentView } from '../control/agent-view.ts';
 import { runAllocationCycle } from '../control/allocation.ts';
 import { AllocationPacer } from '../control/allocation-interval.ts';
 import type { ControlDeps } from '../control/deps.ts';
-import { cycleEntry, recordStats } from '../control/operator-stats.ts';
+import { CycleHistory, cycleEntry, recordStats } from '../control/operator-stats.ts';
 import { resilientStore } from '../control/retry.ts';
 import { handleSchedulerCall } from '../control/scheduler-calls.ts';
 import { runSweep } from '../control/sweep.ts';
@@ -50,12 +51,19 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
 
   // Nudges within one allocation interval make one cycle per shard (lib/control/allocation-interval.ts).
   let pacer: AllocationPacer | undefined;
+  // The agents as this instance's last cycles left them: a cycle reads only what changed.
+  let view: AgentView | undefined;
+  // Its cycle history, written to the operator's history item every few seconds, not every cycle.
+  const history = new CycleHistory();
   const allocator = async (event: SQSEvent, _context: Context): Promise<SQSBatchResponse> => {
     const d = deps();
     pacer ??= new AllocationPacer({
       intervalMs: d.config.allocationIntervalSeconds * 1000,
       now: () => d.clock.now(),
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    });
+    view ??= new AgentView({
+      onIndexError: (e) => d.log.warn('agents change index unreadable, scanning', { error: String(e) }),
     });
     try {
       const newest = new Map<number, number>();
@@ -80,12 +88,12 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
           continue;
         }
         const t0 = performance.now();
-        const report = await runAllocationCycle(d, shard, { reannounce });
+        const report = await runAllocationCycle(d, shard, { reannounce, view });
         const durationMs = performance.now() - t0;
         pacer.completed(shard, start);
         d.log.info('allocation cycle', { shard, ...report });
         d.metrics.measure?.('CycleDuration', durationMs, 'Milliseconds');
-        await recordStats(d, cycleEntry(shard, report, durationMs));
+        await history.record(d, cycleEntry(shard, report, durationMs));
       }
       return { batchItemFailures: [] };
     } finally {

@@ -131,13 +131,14 @@ export async function deprovision(config: ProvisionConfig): Promise<void> {
   }
 }
 
-/** The CreateTable request for a table definition: on-demand, every key attribute a string. */
+/** The CreateTable request for a table definition: on-demand, key attributes strings unless an index says numbers. */
 export function createTableInput(prefix: string, def: TableDef): CreateTableCommandInput {
-  const keyNames = new Set<string>([def.partitionKey]);
-  if (def.sortKey) keyNames.add(def.sortKey);
+  const keyTypes = new Map<string, 'S' | 'N'>([[def.partitionKey, 'S']]);
+  if (def.sortKey) keyTypes.set(def.sortKey, 'S');
   for (const ix of def.indexes ?? []) {
-    keyNames.add(ix.partitionKey);
-    if (ix.sortKey) keyNames.add(ix.sortKey);
+    const type = ix.numericKeys ? 'N' : 'S';
+    keyTypes.set(ix.partitionKey, type);
+    if (ix.sortKey) keyTypes.set(ix.sortKey, type);
   }
   const keySchema = (pk: string, sk?: string) => [
     { AttributeName: pk, KeyType: 'HASH' as const },
@@ -146,7 +147,7 @@ export function createTableInput(prefix: string, def: TableDef): CreateTableComm
   return {
     TableName: tableName(prefix, def),
     BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [...keyNames].map((name) => ({ AttributeName: name, AttributeType: 'S' as const })),
+    AttributeDefinitions: [...keyTypes].map(([name, type]) => ({ AttributeName: name, AttributeType: type })),
     KeySchema: keySchema(def.partitionKey, def.sortKey),
     ...(def.indexes && def.indexes.length > 0
       ? {

@@ -2,7 +2,10 @@
  * The store port: versioned items in named tables. Every write is conditional — on the item
  * being absent (`expect: 'absent'`) or on its `version` being the one read (`expect: n`) — and a
  * write of several items is one transaction. Adapters: DynamoDB (`lib/adapters/dynamo-store.ts`)
- * and an in-memory store for unit tests (`lib/adapters/memory-store.ts`).
+ * and an in-memory store for unit tests (`lib/adapters/memory-store.ts`). On a table with a
+ * `changedAtAttribute` (lib/definition/tables-queues.ts) every write but a version-free patch
+ * (`expect: 'exists'`: heartbeats) also sets that attribute to the store's clock, so an index on
+ * it finds what changed since a time.
  */
 import type { TableName } from '../definition/tables-queues.ts';
 
@@ -44,10 +47,25 @@ export class ConditionFailedError extends Error {
   override name = 'ConditionFailedError';
 }
 
+/** A lower bound on a numeric sort key. */
+export interface SortFrom {
+  readonly name: string;
+  readonly value: number;
+}
+
 export interface Store {
   get<T extends Item>(table: TableName, key: Item): Promise<T | undefined>;
-  /** Every item whose partition key is `pk` (optionally through an index). */
-  query<T extends Item>(table: TableName, pk: { name: string; value: string }, index?: string): Promise<T[]>;
+  /**
+   * Every item whose partition key is `pk` (optionally through an index) and, with `from`, whose
+   * numeric sort key `from.name` is at least `from.value`. A store may return more than `from`
+   * asks (a superset is always a correct answer), never fewer.
+   */
+  query<T extends Item>(
+    table: TableName,
+    pk: { name: string; value: string | number },
+    index?: string,
+    from?: SortFrom,
+  ): Promise<T[]>;
   scan<T extends Item>(table: TableName): Promise<T[]>;
   /** One conditional write, or a transaction of several. Throws ConditionFailedError. */
   write(ops: readonly WriteOp[]): Promise<void>;

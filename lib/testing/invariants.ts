@@ -52,7 +52,7 @@ export function accountingProblems(a: AgentRecord): string[] {
 export function checkingStore(inner: Store, violations: string[]): Store {
   return {
     get: (t, k) => inner.get(t, k),
-    query: (t, pk, i) => inner.query(t, pk, i),
+    query: (t, pk, i, f) => inner.query(t, pk, i, f),
     scan: (t) => inner.scan(t),
     increment: (k, by) => inner.increment(k, by),
     async write(ops: readonly WriteOp[]) {

@@ -108,7 +108,7 @@ export function faultyStore(
   };
   return {
     get: (t, k) => guard('get', { t, k }, () => inner.get(t, k)),
-    query: (t, pk, i) => guard('query', { t, pk }, () => inner.query(t, pk, i)),
+    query: (t, pk, i, f) => guard('query', { t, pk }, () => inner.query(t, pk, i, f)),
     scan: (t) => guard('scan', { t }, () => inner.scan(t)),
     write: (ops) => guard('write', ops, () => inner.write(ops)),
     increment: (k, by) => guard('increment', { k }, () => inner.increment(k, by)),

@@ -51,7 +51,14 @@ describe('provision', () => {
       HASH: def.partitionKey,
       ...(def.sortKey ? { RANGE: def.sortKey } : {}),
     });
-    for (const a of t?.AttributeDefinitions ?? []) expect(a.AttributeType).toBe('S');
+    // Keys are strings, but an index's keys are numbers where the definition says so.
+    const numeric = new Set(
+      (def.indexes ?? []).flatMap((ix) =>
+        'numericKeys' in ix && ix.numericKeys ? [ix.partitionKey, ix.sortKey ?? ''] : [],
+      ),
+    );
+    for (const a of t?.AttributeDefinitions ?? [])
+      expect(a.AttributeType).toBe(numeric.has(a.AttributeName ?? '') ? 'N' : 'S');
     const indexes = (t?.GlobalSecondaryIndexes ?? []).map((ix) => ({
       name: ix.IndexName,
       keys: keys(ix.KeySchema),

@@ -25,6 +25,7 @@ import {
   DEFAULT_PREFIX,
   dlqName,
   type FunctionName,
+  type IndexDef,
   QUEUES,
   type QueueDef,
   type QueueName,
@@ -427,8 +428,8 @@ export class MesoControlPlane extends Construct {
     for (const index of def.indexes ?? []) {
       table.addGlobalSecondaryIndex({
         indexName: index.name,
-        partitionKey: { name: index.partitionKey, type: dynamodb.AttributeType.STRING },
-        ...(index.sortKey ? { sortKey: { name: index.sortKey, type: dynamodb.AttributeType.STRING } } : {}),
+        partitionKey: { name: index.partitionKey, type: keyType(index) },
+        ...(index.sortKey ? { sortKey: { name: index.sortKey, type: keyType(index) } } : {}),
         projectionType: dynamodb.ProjectionType.ALL,
       });
     }
@@ -532,6 +533,11 @@ export function functionTimeout(name: ControlPlaneFunction): Duration {
     .map((def) => def.visibilityTimeoutSeconds);
   if (visibilities.length === 0) return SWEEP_TIMEOUT;
   return Duration.seconds(Math.floor(Math.min(...visibilities) / VISIBILITY_TO_TIMEOUT));
+}
+
+/** An index's key attribute type: numbers when the definition says so, else strings. */
+function keyType(index: IndexDef): dynamodb.AttributeType {
+  return index.numericKeys ? dynamodb.AttributeType.NUMBER : dynamodb.AttributeType.STRING;
 }
 
 function fifoProps(fifo: boolean): Partial<sqs.QueueProps> {
