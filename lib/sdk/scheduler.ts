@@ -122,6 +122,8 @@ export class MesoScheduler {
   private lastSubscribed?: EventOf<'SUBSCRIBED'>;
   /** A re-subscription under way (after Meso said the framework was disconnected). */
   private resubscribing?: Promise<void>;
+  /** Sends HEARTBEAT calls unprompted, when the framework asked for its own heartbeat interval. */
+  private pinger?: NodeJS.Timeout;
 
   constructor(options: MesoSchedulerOptions) {
     this.options = options;
@@ -206,6 +208,7 @@ export class MesoScheduler {
       user: this.options.user,
       failoverTimeoutSeconds: this.options.failoverTimeoutSeconds,
       partitionAware: this.options.partitionAware,
+      heartbeatIntervalSeconds: this.options.heartbeatIntervalSeconds,
     });
     if (this.state !== 'open') throw new ClosedError('subscribe');
     this.startPolling(queueUrl);
@@ -359,6 +362,7 @@ export class MesoScheduler {
   close(opts: { deleteQueue?: boolean; teardown?: boolean } = {}): Promise<void> {
     if (this.closing) return this.closing;
     this.state = 'closing';
+    clearInterval(this.pinger);
     this.closing = (async () => {
       for (const fail of [...this.pendingSubscribes])
         fail(new SubscribeError('the scheduler was closed', 'CLOSED'));
@@ -545,12 +549,20 @@ export class MesoScheduler {
    */
   private keepAlive(event: SchedulerEvent): void {
     if (this.state !== 'open') return;
-    if (event.type === 'HEARTBEAT') {
+    const beat = (what: string) =>
       this.call(() => heartbeatCall(this.frameworkId)).catch((e: unknown) =>
-        this.report(
-          new MesoSdkError(`answering HEARTBEAT failed: ${messageOf(e)}`, 'SEND_FAILED', { cause: e }),
-        ),
+        this.report(new MesoSdkError(`${what} failed: ${messageOf(e)}`, 'SEND_FAILED', { cause: e })),
       );
+    if (event.type === 'HEARTBEAT') {
+      void beat('answering HEARTBEAT');
+    } else if (event.type === 'SUBSCRIBED' && this.options.heartbeatIntervalSeconds !== undefined) {
+      // Its own interval (SUBSCRIBED names the one granted): Meso sends no HEARTBEAT event that
+      // often, so the SDK calls on its own. It keeps no process alive by itself.
+      clearInterval(this.pinger);
+      this.pinger = setInterval(() => {
+        if (this.state === 'open') void beat('sending HEARTBEAT');
+      }, Math.max(1, event.heartbeatIntervalSeconds) * 1000);
+      this.pinger.unref();
     } else if (event.type === 'ERROR' && event.code === 'FRAMEWORK_DISCONNECTED' && !this.resubscribing) {
       this.resubscribing = this.subscribe()
         .then(
