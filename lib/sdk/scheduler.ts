@@ -475,9 +475,14 @@ export class MesoScheduler {
       const key = dedupKey(event, m.messageId);
       const prior = this.seen.get(key);
       if (prior) {
-        // Delivered already. If it was acknowledged, the agent may not have heard: say it again
-        // (same deduplication id, so SQS drops it if the first is still within its 5 minutes).
-        if (prior.ack) acks.push(prior.ack);
+        // Delivered already. If it was acknowledged, the agent has not heard (it resends only
+        // then: its ACKNOWLEDGE was lost, or reached a process that died or had not yet restored
+        // the update): say it again under a new deduplication id — with the first one's, SQS
+        // would drop it, and every later one, for five minutes while the agent keeps resending.
+        if (prior.ack) {
+          prior.ack = this.sender.outgoing(JSON.parse(prior.ack.body) as SchedulerCall);
+          acks.push(prior.ack);
+        }
         continue;
       }
       if (!(await this.deliver(event))) continue;
