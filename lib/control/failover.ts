@@ -13,6 +13,14 @@
  * timeout starts — watched by the sweep, with a FAILOVER_TIMEOUT timer for deadlines that fall
  * before the next sweep (and for any timeout up to SQS's 15-minute delay).
  *
+ * Minutes are too long for a short-lived framework such as `meso run`, whose resources a killed
+ * process would hold that long. Such a framework asks for its own heartbeat interval
+ * (FrameworkInfo.heartbeatIntervalSeconds, at least 2 s): it then calls HEARTBEAT that often by
+ * itself, each counted call starts a FRAMEWORK_CHECK timer for its new deadline, and it is
+ * DISCONNECTED `frameworkPingTimeouts` periods after its last call (6 s for `meso run`). The cost
+ * is the framework's own calls and one delayed message per half period while it lives; a cluster
+ * without such a framework pays nothing.
+ *
  * Coming back. SUBSCRIBE with the same id (and the identity that owns it) makes it ACTIVE again;
  * if the queue changed, the old queue gets an ERROR "Framework failed over" (Mesos's message to the
  * old scheduler). Its outstanding offers are rescinded and regenerated (Mesos: "offers are
@@ -44,10 +52,26 @@ import { getAgent, takeAgentOffers } from './records/agents.ts';
 import { getFramework, updateFramework } from './records/frameworks.ts';
 import { forgetRoute } from './records/routes.ts';
 
+/**
+ * The framework's liveness period: the one it asked for (FrameworkInfo.heartbeatIntervalSeconds)
+ * when shorter than the cluster's, else the cluster's.
+ */
+export const heartbeatSecondsOf = (
+  c: Pick<ControlConfig, 'frameworkHeartbeatSeconds'>,
+  f?: Pick<FrameworkRecord, 'heartbeatIntervalSeconds'>,
+): number => Math.min(c.frameworkHeartbeatSeconds, f?.heartbeatIntervalSeconds ?? Number.POSITIVE_INFINITY);
+
 /** How long a framework may stay silent before it is DISCONNECTED. */
 export const frameworkTimeoutMs = (
   c: Pick<ControlConfig, 'frameworkHeartbeatSeconds' | 'frameworkPingTimeouts'>,
-) => c.frameworkHeartbeatSeconds * c.frameworkPingTimeouts * 1000;
+  f?: Pick<FrameworkRecord, 'heartbeatIntervalSeconds'>,
+) => heartbeatSecondsOf(c, f) * c.frameworkPingTimeouts * 1000;
+
+/** Whether the framework keeps a liveness period shorter than the cluster's (a FRAMEWORK_CHECK timer watches it). */
+export const watchedClosely = (
+  c: Pick<ControlConfig, 'frameworkHeartbeatSeconds'>,
+  f: Pick<FrameworkRecord, 'heartbeatIntervalSeconds'>,
+): boolean => heartbeatSecondsOf(c, f) < c.frameworkHeartbeatSeconds;
 
 /** When the framework was last heard from. */
 export const lastHeard = (f: Pick<FrameworkRecord, 'lastSeenAt' | 'subscribedAt'>): number =>
@@ -76,7 +100,7 @@ export function planFailover(
   const plan: FailoverPlan = { disconnect: [], remove: [], timers: [] };
   const horizon = now + config.sweepIntervalSeconds * 1000;
   for (const f of frameworks) {
-    if (f.status === 'ACTIVE' && now - lastHeard(f) >= frameworkTimeoutMs(config))
+    if (f.status === 'ACTIVE' && now - lastHeard(f) >= frameworkTimeoutMs(config, f))
       plan.disconnect.push(f.frameworkId);
     if (f.status === 'DISCONNECTED' && typeof f.disconnectedAt === 'number') {
       const deadline = failoverDeadline(f);
@@ -161,11 +185,14 @@ export async function checkFrameworks(deps: ControlDeps): Promise<FailoverReport
 
 /**
  * Records that the framework was heard from (any call), at most once per half heartbeat period,
- * with a write that does not touch its version (it never races with real changes).
+ * with a write that does not touch its version (it never races with real changes). A framework
+ * with its own short period gets a FRAMEWORK_CHECK timer for its new deadline with each write:
+ * the sweep (a minute) is too coarse for it. That is one delayed message per half period, only
+ * while such a framework lives; a cluster without one pays nothing.
  */
 export async function touchFramework(deps: ControlDeps, f: FrameworkRecord): Promise<void> {
   const now = deps.clock.now();
-  if (now - lastHeard(f) < (deps.config.frameworkHeartbeatSeconds * 1000) / 2) return;
+  if (now - lastHeard(f) < (heartbeatSecondsOf(deps.config, f) * 1000) / 2) return;
   await deps.store.write([
     {
       kind: 'patch',
@@ -175,6 +202,34 @@ export async function touchFramework(deps: ControlDeps, f: FrameworkRecord): Pro
       expect: 'exists',
     },
   ]);
+  if (watchedClosely(deps.config, f)) await startFrameworkCheck(deps, f);
+}
+
+/**
+ * A FRAMEWORK_CHECK timer at the framework's silence deadline counted from now (SQS delays are
+ * whole seconds: rounded up, so the deadline has passed when it fires).
+ */
+export async function startFrameworkCheck(
+  deps: ControlDeps,
+  f: Pick<FrameworkRecord, 'frameworkId' | 'heartbeatIntervalSeconds'>,
+): Promise<void> {
+  await startTimers(deps, [
+    {
+      message: { v: 1, type: 'FRAMEWORK_CHECK', frameworkId: f.frameworkId },
+      delaySeconds: Math.ceil(frameworkTimeoutMs(deps.config, f) / 1000),
+    },
+  ]);
+}
+
+/**
+ * The FRAMEWORK_CHECK timer: disconnects the framework if it has stayed silent past its deadline
+ * (a framework heard from since changes nothing: its newer timer is on the way).
+ */
+export async function onFrameworkCheck(deps: ControlDeps, m: { frameworkId: string }): Promise<void> {
+  const f = await getFramework(deps.store, m.frameworkId);
+  if (f?.status !== 'ACTIVE') return;
+  if (deps.clock.now() - lastHeard(f) < frameworkTimeoutMs(deps.config, f)) return;
+  await disconnectFramework(deps, m.frameworkId, 'silent');
 }
 
 /**
@@ -190,7 +245,7 @@ export async function disconnectFramework(
   const done = await updateFramework(deps.store, frameworkId, (f) => {
     const now = deps.clock.now();
     if (f?.status !== 'ACTIVE') return { result: undefined };
-    if (!opts.force && now - lastHeard(f) < frameworkTimeoutMs(deps.config)) return { result: undefined };
+    if (!opts.force && now - lastHeard(f) < frameworkTimeoutMs(deps.config, f)) return { result: undefined };
     return {
       set: { status: 'DISCONNECTED', disconnectedAt: now },
       result: { ...f, status: 'DISCONNECTED' as const, disconnectedAt: now },

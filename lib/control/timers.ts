@@ -1,7 +1,8 @@
 /**
  * Timers arrive as delayed messages on the `timers` queue: offer expiry (one per allocation cycle
  * that made offers, OFFERS_EXPIRE; older ones per offer, OFFER_TIMEOUT), refusal-filter expiry, an
- * agent's ping deadline (AGENT_CHECK, lib/control/liveness.ts) and a disconnected framework's
+ * agent's ping deadline (AGENT_CHECK, lib/control/liveness.ts), the silence deadline of a
+ * framework with a short heartbeat interval (FRAMEWORK_CHECK) and a disconnected framework's
  * failover deadline (FAILOVER_TIMEOUT, lib/control/failover.ts). Every timer re-reads the state it
  * is about and acts only if its deadline still holds, so a redelivered, early or stale timer
  * changes nothing.
@@ -10,7 +11,7 @@ import { parseMessage, TimerMessageSchema } from '../protocol/index.ts';
 import { rescindOffer } from './allocation.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator, shardsOf } from './emit.ts';
-import { onFailoverTimeout } from './failover.ts';
+import { onFailoverTimeout, onFrameworkCheck } from './failover.ts';
 import { checkAgent } from './liveness.ts';
 
 const TIMER_TYPES = [
@@ -18,6 +19,7 @@ const TIMER_TYPES = [
   'OFFERS_EXPIRE',
   'FILTER_EXPIRED',
   'AGENT_CHECK',
+  'FRAMEWORK_CHECK',
   'FAILOVER_TIMEOUT',
 ] as const;
 
@@ -47,6 +49,9 @@ export async function handleTimer(deps: ControlDeps, record: InboundRecord): Pro
       return;
     case 'AGENT_CHECK':
       await checkAgent(deps, m.agentId);
+      return;
+    case 'FRAMEWORK_CHECK':
+      await onFrameworkCheck(deps, m);
       return;
     case 'FAILOVER_TIMEOUT':
       await onFailoverTimeout(deps, m);

@@ -90,6 +90,11 @@ export interface FrameworkRecord {
   readonly status: FrameworkStatus;
   readonly failoverTimeoutSeconds: number;
   readonly partitionAware: boolean;
+  /**
+   * Its own liveness period, when it asked for one shorter than the cluster's
+   * (FrameworkInfo.heartbeatIntervalSeconds): it calls at least this often.
+   */
+  readonly heartbeatIntervalSeconds?: number;
   readonly filters: Readonly<Record<string, FilterRecord>>;
   /** Roles it asked not to be offered for (SUPPRESS), until REVIVE. */
   readonly suppressedRoles?: readonly string[];

@@ -122,12 +122,27 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
       onError: (e: unknown) => deps.log.error(`event source ${def.name} failed`, { error: String(e) }),
     });
   });
+  // One sweep at a time: a tick that finds the last one still running is skipped. On a loaded
+  // machine a sweep can take longer than a short period (the tests' 1 s), and overlapping sweeps
+  // then pile up — each slower for the others, every handler in the process slower with them,
+  // until an agent's silence takes several times its ping timeout to be noticed. A scheduled
+  // Lambda sweep runs once a minute and takes well under that.
+  let sweeping = false;
   const sweep =
     sweepMs > 0
-      ? setInterval(
-          () => void handlers.sweep().catch((e) => deps.log.error('sweep failed', { error: String(e) })),
-          sweepMs,
-        )
+      ? setInterval(() => {
+          if (sweeping) {
+            deps.metrics.count('SweepsSkipped');
+            return;
+          }
+          sweeping = true;
+          void handlers
+            .sweep()
+            .catch((e) => deps.log.error('sweep failed', { error: String(e) }))
+            .finally(() => {
+              sweeping = false;
+            });
+        }, sweepMs)
       : undefined;
   return {
     deps,

@@ -22,6 +22,8 @@ export const TimerMessageSchema = z.discriminatedUnion('type', [
   z.object({ v, type: z.literal('FILTER_EXPIRED'), frameworkId: Id, agentId: Id }).strict(),
   /** An agent's ping deadline: mark it unreachable if it has stayed silent (lib/control/liveness.ts). */
   z.object({ v, type: z.literal('AGENT_CHECK'), agentId: Id }).strict(),
+  /** A framework with its own short heartbeat interval: disconnect it if silent too long (lib/control/failover.ts). */
+  z.object({ v, type: z.literal('FRAMEWORK_CHECK'), frameworkId: Id }).strict(),
   /** A disconnected framework's failover deadline (lib/control/failover.ts). */
   z.object({ v, type: z.literal('FAILOVER_TIMEOUT'), frameworkId: Id, disconnectedAt: z.number() }).strict(),
 ]);

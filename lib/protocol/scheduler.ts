@@ -18,6 +18,9 @@ import { ReadLogsCallSchema } from './logs.ts';
 
 const v = z.literal(1);
 
+/** The shortest liveness period a framework may ask for (FrameworkInfo.heartbeatIntervalSeconds). */
+export const MIN_FRAMEWORK_HEARTBEAT_SECONDS = 2;
+
 export const FrameworkInfoSchema = z
   .object({
     /** Chosen by the framework (the SDK uses a UUID); bound to the sender that first subscribes with it. */
@@ -36,6 +39,14 @@ export const FrameworkInfoSchema = z
     queueUrl: z.string().url().max(2048),
     /** TASK_UNREACHABLE instead of TASK_LOST when an agent goes silent. */
     partitionAware: z.boolean().default(false),
+    /**
+     * A liveness period shorter than the cluster's (SUBSCRIBED names the one granted): the
+     * framework promises a call (HEARTBEAT will do) at least this often, and is DISCONNECTED after
+     * `frameworkPingTimeouts` such periods of silence instead of the cluster's minutes. For
+     * short-lived frameworks such as `meso run`, whose resources should come back soon after
+     * the process dies.
+     */
+    heartbeatIntervalSeconds: z.number().int().min(MIN_FRAMEWORK_HEARTBEAT_SECONDS).max(86_400).optional(),
     /**
      * Per role, the smallest offers worth receiving (Mesos's `offer_filters`): an offer is made
      * only if it holds all of at least one of `minAllocatableResources`. Overrides the role's

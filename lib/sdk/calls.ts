@@ -43,6 +43,7 @@ export interface FrameworkInfoInput {
   user?: string;
   failoverTimeoutSeconds?: number;
   partitionAware?: boolean;
+  heartbeatIntervalSeconds?: number;
 }
 
 export function subscribeCall(f: FrameworkInfoInput): CallOf<'SUBSCRIBE'> {
@@ -57,6 +58,9 @@ export function subscribeCall(f: FrameworkInfoInput): CallOf<'SUBSCRIBE'> {
       failoverTimeoutSeconds: f.failoverTimeoutSeconds ?? 0,
       queueUrl: f.queueUrl,
       partitionAware: f.partitionAware ?? false,
+      ...(f.heartbeatIntervalSeconds !== undefined
+        ? { heartbeatIntervalSeconds: f.heartbeatIntervalSeconds }
+        : {}),
     },
   }) as CallOf<'SUBSCRIBE'>;
 }

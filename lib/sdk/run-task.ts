@@ -31,6 +31,21 @@ export const LAUNCHED_REFUSE_SECONDS = 3600;
  */
 export const ACCEPT_ERROR_GRACE_MS = 5_000;
 
+/**
+ * `runTask`'s framework calls every 2 s (FrameworkInfo.heartbeatIntervalSeconds): when its
+ * process is killed (kill -9, a lost terminal), Meso disconnects it after three silent periods
+ * (6 s), takes its offers back at once and, after its failover timeout, kills its task — the
+ * resources come back in seconds, not in the cluster's three minutes.
+ */
+export const RUN_HEARTBEAT_SECONDS = 2;
+
+/**
+ * `runTask`'s failover timeout: long enough for a live run that was disconnected by mistake (its
+ * calls held up on a loaded machine) to hear of it with its next HEARTBEAT and subscribe again
+ * with its task intact; short enough that a dead run's task is killed soon.
+ */
+export const RUN_FAILOVER_TIMEOUT_SECONDS = 5;
+
 /** The default wait for SUBSCRIBED. */
 export const RUN_SUBSCRIBE_TIMEOUT_MS = 60_000;
 
@@ -148,7 +163,8 @@ export async function runTask(opts: RunTaskOptions): Promise<RunTaskResult> {
     frameworkId: opts.frameworkId,
     roles: opts.roles,
     user: opts.user,
-    failoverTimeoutSeconds: opts.failoverTimeoutSeconds,
+    failoverTimeoutSeconds: opts.failoverTimeoutSeconds ?? RUN_FAILOVER_TIMEOUT_SECONDS,
+    heartbeatIntervalSeconds: opts.heartbeatIntervalSeconds ?? RUN_HEARTBEAT_SECONDS,
     partitionAware: opts.partitionAware,
     queueUrl: opts.queueUrl,
     subscribeRetry: opts.subscribeRetry,

@@ -122,6 +122,8 @@ export class MesoScheduler {
   private lastSubscribed?: EventOf<'SUBSCRIBED'>;
   /** A re-subscription under way (after Meso said the framework was disconnected). */
   private resubscribing?: Promise<void>;
+  /** Sends HEARTBEAT calls unprompted, when the framework asked for its own heartbeat interval. */
+  private pinger?: NodeJS.Timeout;
 
   constructor(options: MesoSchedulerOptions) {
     this.options = options;
@@ -206,6 +208,7 @@ export class MesoScheduler {
       user: this.options.user,
       failoverTimeoutSeconds: this.options.failoverTimeoutSeconds,
       partitionAware: this.options.partitionAware,
+      heartbeatIntervalSeconds: this.options.heartbeatIntervalSeconds,
     });
     if (this.state !== 'open') throw new ClosedError('subscribe');
     this.startPolling(queueUrl);
@@ -359,6 +362,7 @@ export class MesoScheduler {
   close(opts: { deleteQueue?: boolean; teardown?: boolean } = {}): Promise<void> {
     if (this.closing) return this.closing;
     this.state = 'closing';
+    clearInterval(this.pinger);
     this.closing = (async () => {
       for (const fail of [...this.pendingSubscribes])
         fail(new SubscribeError('the scheduler was closed', 'CLOSED'));
@@ -471,9 +475,14 @@ export class MesoScheduler {
       const key = dedupKey(event, m.messageId);
       const prior = this.seen.get(key);
       if (prior) {
-        // Delivered already. If it was acknowledged, the agent may not have heard: say it again
-        // (same deduplication id, so SQS drops it if the first is still within its 5 minutes).
-        if (prior.ack) acks.push(prior.ack);
+        // Delivered already. If it was acknowledged, the agent has not heard (it resends only
+        // then: its ACKNOWLEDGE was lost, or reached a process that died or had not yet restored
+        // the update): say it again under a new deduplication id — with the first one's, SQS
+        // would drop it, and every later one, for five minutes while the agent keeps resending.
+        if (prior.ack) {
+          prior.ack = this.sender.outgoing(JSON.parse(prior.ack.body) as SchedulerCall);
+          acks.push(prior.ack);
+        }
         continue;
       }
       if (!(await this.deliver(event))) continue;
@@ -545,12 +554,20 @@ export class MesoScheduler {
    */
   private keepAlive(event: SchedulerEvent): void {
     if (this.state !== 'open') return;
-    if (event.type === 'HEARTBEAT') {
+    const beat = (what: string) =>
       this.call(() => heartbeatCall(this.frameworkId)).catch((e: unknown) =>
-        this.report(
-          new MesoSdkError(`answering HEARTBEAT failed: ${messageOf(e)}`, 'SEND_FAILED', { cause: e }),
-        ),
+        this.report(new MesoSdkError(`${what} failed: ${messageOf(e)}`, 'SEND_FAILED', { cause: e })),
       );
+    if (event.type === 'HEARTBEAT') {
+      void beat('answering HEARTBEAT');
+    } else if (event.type === 'SUBSCRIBED' && this.options.heartbeatIntervalSeconds !== undefined) {
+      // Its own interval (SUBSCRIBED names the one granted): Meso sends no HEARTBEAT event that
+      // often, so the SDK calls on its own. It keeps no process alive by itself.
+      clearInterval(this.pinger);
+      this.pinger = setInterval(() => {
+        if (this.state === 'open') void beat('sending HEARTBEAT');
+      }, Math.max(1, event.heartbeatIntervalSeconds) * 1000);
+      this.pinger.unref();
     } else if (event.type === 'ERROR' && event.code === 'FRAMEWORK_DISCONNECTED' && !this.resubscribing) {
       this.resubscribing = this.subscribe()
         .then(

@@ -77,6 +77,12 @@ export interface SchedulerSettings {
   /** TASK_UNREACHABLE instead of TASK_LOST when an agent goes silent. @default false */
   partitionAware?: boolean;
   /**
+   * Ask for a liveness period shorter than the cluster's (at least 2 s): the SDK then sends a
+   * HEARTBEAT call this often by itself, and Meso disconnects the framework after a few such
+   * periods of silence (a killed process is noticed in seconds, not minutes). @default the cluster's (60 s)
+   */
+  heartbeatIntervalSeconds?: number;
+  /**
    * Acknowledge every UPDATE that carries a uuid once the `'update'` handlers have returned (or
    * their promises settled). Set false to call `acknowledge(status)` yourself. @default true
    */

@@ -165,6 +165,34 @@ describe('MesoScheduler.subscribe', () => {
   });
 });
 
+describe('MesoScheduler with its own heartbeat interval', () => {
+  it('asks for it in SUBSCRIBE and then sends HEARTBEAT calls unprompted, at the interval SUBSCRIBED grants', async () => {
+    const { fake, scheduler } = setup({ heartbeatIntervalSeconds: 2 });
+    let beat!: () => void;
+    const heartbeat = new Promise<void>((resolve) => {
+      beat = resolve;
+    });
+    fake.onCall = (call) => {
+      if (call.type === 'SUBSCRIBE')
+        fake.deliver({ v: 1, type: 'SUBSCRIBED', frameworkId: FW, heartbeatIntervalSeconds: 2 });
+      if (call.type === 'HEARTBEAT') beat();
+    };
+    await scheduler.subscribe();
+    expect(fake.callsOf('SUBSCRIBE')[0]?.framework.heartbeatIntervalSeconds).toBe(2);
+    // No HEARTBEAT event is delivered: the call comes from the SDK's own timer.
+    await heartbeat;
+    expect(fake.callsOf('HEARTBEAT')[0]).toMatchObject({ frameworkId: FW });
+    await scheduler.close();
+  });
+
+  it('a framework that does not ask sends no heartbeatIntervalSeconds', async () => {
+    const { fake, scheduler } = setup();
+    answerSubscribe(fake);
+    await scheduler.subscribe();
+    expect(fake.callsOf('SUBSCRIBE')[0]?.framework).not.toHaveProperty('heartbeatIntervalSeconds');
+  });
+});
+
 describe('MesoScheduler calls', () => {
   it('sends each call on the framework group with a fresh deduplication id', async () => {
     const { fake, scheduler } = setup({ queueUrl: 'https://sqs.fake/0/q.fifo' });
@@ -274,7 +302,7 @@ describe('MesoScheduler events', () => {
     expect(sends).toBe(1);
   });
 
-  it('does not hand a redelivered update over twice, and acknowledges it again with the same id', async () => {
+  it('does not hand a redelivered update over twice, and acknowledges it again under a new deduplication id', async () => {
     const { fake, scheduler } = setup();
     answerSubscribe(fake);
     const states: string[] = [];
@@ -290,7 +318,9 @@ describe('MesoScheduler events', () => {
     expect(states).toEqual(['u1', 'u2']);
     const acks = fake.sent.filter((s) => s.call.type === 'ACKNOWLEDGE');
     expect(acks.map((a) => (a.call.type === 'ACKNOWLEDGE' ? a.call.uuid : ''))).toEqual(['u1', 'u1', 'u2']);
-    expect(acks[0]?.message.dedupId).toBe(acks[1]?.message.dedupId);
+    // The agent resends only when the first acknowledgement did not reach it: the same
+    // deduplication id would have SQS drop the second (and each later one) for five minutes.
+    expect(acks[0]?.message.dedupId).not.toBe(acks[1]?.message.dedupId);
   });
 
   it('does not hand a redelivered SQS message over twice', async () => {

@@ -160,7 +160,7 @@ async function deliver(
     sendToAgent(deps, agent.queueUrl, [
       {
         command: { v: 1, type: 'ACKNOWLEDGE', frameworkId: status.frameworkId, taskId: status.taskId, uuid },
-        dedupId: `ack.${uuid}`,
+        dedupId: `ack.${uuid}.${record.messageId}`, // the call's: a resend is answered again
       },
     ]);
   if (outcome.kind === 'ack-only' || !fw || fw.status === 'TORN_DOWN') {

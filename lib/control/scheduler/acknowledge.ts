@@ -51,7 +51,10 @@ export async function acknowledge(
         taskId: call.taskId,
         uuid: call.uuid,
       },
-      dedupId: `ack.${call.uuid}`,
+      // Names the call: its redelivery is dropped by SQS, while a new ACKNOWLEDGE of the same
+      // update (the framework answering the agent's resend, because the first never reached
+      // the agent's update manager) gets through instead of being dropped for five minutes.
+      dedupId: `ack.${call.uuid}.${record.messageId}`,
     },
   ]);
 }

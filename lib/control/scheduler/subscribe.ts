@@ -11,7 +11,7 @@ import type { CallOf, SchedulerEvent } from '../../protocol/index.ts';
 import { aclRefusal, forbidden } from '../authorize.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToFramework } from '../emit.ts';
-import { resendState } from '../failover.ts';
+import { heartbeatSecondsOf, resendState, startFrameworkCheck, watchedClosely } from '../failover.ts';
 import { claimId } from '../id-quota.ts';
 import { identityProblem } from '../identity.ts';
 import { flushOutbox, type OutboxItem, outboxWrites, toFramework } from '../outbox.ts';
@@ -63,11 +63,13 @@ export async function subscribe(
         v: 1,
         type: 'SUBSCRIBED',
         frameworkId: info.frameworkId,
-        heartbeatIntervalSeconds: deps.config.frameworkHeartbeatSeconds,
+        heartbeatIntervalSeconds: heartbeatSecondsOf(deps.config, outcome.framework),
       },
       dedupId: `subscribed.${record.messageId}`,
     },
   ]);
+  // Its silence is watched from now: a framework that dies before its first HEARTBEAT is noticed too.
+  if (watchedClosely(deps.config, outcome.framework)) await startFrameworkCheck(deps, outcome.framework);
   deps.metrics.count('FrameworksSubscribed');
   const { failover } = outcome;
   if (failover) {
@@ -129,6 +131,10 @@ function subscription(
     status: 'ACTIVE',
     failoverTimeoutSeconds: info.failoverTimeoutSeconds,
     partitionAware: info.partitionAware,
+    ...(info.heartbeatIntervalSeconds !== undefined &&
+    info.heartbeatIntervalSeconds < deps.config.frameworkHeartbeatSeconds
+      ? { heartbeatIntervalSeconds: info.heartbeatIntervalSeconds }
+      : {}),
     filters: existing?.filters ?? {},
     subscribedAt: now,
     lastSeenAt: now,

@@ -14,6 +14,7 @@ import {
   removeFramework,
 } from '../../../lib/control/failover.ts';
 import { handleSchedulerCall } from '../../../lib/control/scheduler-calls.ts';
+import { handleTimer } from '../../../lib/control/timers.ts';
 import type { FrameworkRecord } from '../../../lib/core/model.ts';
 import { parse } from '../../../lib/core/resources.ts';
 import { QueueGoneError } from '../../../lib/ports/bus.ts';
@@ -25,6 +26,7 @@ import {
   putAgent,
   putFramework,
   putTask,
+  Q,
   record,
   type TestControl,
   task,
@@ -394,5 +396,115 @@ describe('KILL and RECONCILE', () => {
       never: 'TASK_GONE',
       nowhere: 'TASK_UNKNOWN',
     });
+  });
+});
+
+describe('a framework with its own short heartbeat interval (meso run)', () => {
+  const subscribe = (t: TestControl, over: Record<string, unknown> = {}, messageId = 'sub-1') =>
+    call(
+      t,
+      {
+        type: 'SUBSCRIBE',
+        framework: {
+          frameworkId: 'run',
+          name: 'meso-run',
+          roles: ['*'],
+          failoverTimeoutSeconds: 0,
+          queueUrl: fwQueue('run'),
+          partitionAware: false,
+          heartbeatIntervalSeconds: 2,
+          ...over,
+        },
+      },
+      messageId,
+    );
+  const checks = (t: TestControl) =>
+    t.bus.to(Q.timers).filter((s) => s.body.type === 'FRAMEWORK_CHECK' && s.body.frameworkId === 'run');
+  const fire = (t: TestControl) =>
+    handleTimer(t.deps, record({ v: 1, type: 'FRAMEWORK_CHECK', frameworkId: 'run' }, 'timers'));
+
+  it('SUBSCRIBED grants it, and a FRAMEWORK_CHECK timer watches its silence from the start', async () => {
+    const t = testControl();
+    await subscribe(t);
+    const subscribed = t.bus.events(fwQueue('run')).find((e) => e.type === 'SUBSCRIBED');
+    expect(subscribed).toMatchObject({ heartbeatIntervalSeconds: 2 });
+    expect((await framework(t, 'run')).heartbeatIntervalSeconds).toBe(2);
+    expect(checks(t).map((s) => s.message.delaySeconds)).toEqual([6]);
+  });
+
+  it('one no shorter than the cluster’s is the cluster’s: no timers, the sweep watches it', async () => {
+    const t = testControl();
+    await subscribe(t, { heartbeatIntervalSeconds: 120 });
+    expect(t.bus.events(fwQueue('run')).find((e) => e.type === 'SUBSCRIBED')).toMatchObject({
+      heartbeatIntervalSeconds: 60,
+    });
+    expect((await framework(t, 'run')).heartbeatIntervalSeconds).toBeUndefined();
+    expect(checks(t)).toEqual([]);
+  });
+
+  it('one shorter than the protocol allows is refused', async () => {
+    const t = testControl();
+    await subscribe(t, { heartbeatIntervalSeconds: 1 });
+    expect(t.bus.events(fwQueue('run'))).toContainEqual(
+      expect.objectContaining({ type: 'ERROR', call: 'SUBSCRIBE' }),
+    );
+    expect(await t.store.get('frameworks', { frameworkId: 'run' })).toBeUndefined();
+  });
+
+  it('its HEARTBEAT calls keep it ACTIVE, each counted one re-arming the timer', async () => {
+    const t = testControl();
+    await subscribe(t);
+    for (let i = 0; i < 5; i++) {
+      t.now += 2_000;
+      await call(t, { type: 'HEARTBEAT', frameworkId: 'run' });
+      await fire(t);
+    }
+    expect((await framework(t, 'run')).status).toBe('ACTIVE');
+    expect(checks(t)).toHaveLength(6);
+  });
+
+  it('silent for three of its periods (6 s), it is disconnected by the timer, and (failover timeout 0) removed: its offers back, its task killed', async () => {
+    const t = testControl();
+    await subscribe(t);
+    await putAgent(t, 'a1', {
+      offers: {
+        'o1@a1': {
+          offerId: 'o1@a1',
+          frameworkId: 'run',
+          resources: parse('cpus:1'),
+          expiresAt: t.now + 60_000,
+        },
+      },
+    });
+    await putTask(t, 'run', 't1', 'a1');
+    t.now += 5_999;
+    await fire(t);
+    expect((await framework(t, 'run')).status).toBe('ACTIVE');
+    t.now += 1;
+    await fire(t);
+    expect((await framework(t, 'run')).status).toBe('TORN_DOWN');
+    expect((await t.store.get('agents', { agentId: 'a1' }))?.offers).toEqual({});
+    expect(t.bus.commands(agentQueue('a1'))).toContainEqual(
+      expect.objectContaining({ type: 'KILL', frameworkId: 'run', taskId: 't1' }),
+    );
+  });
+
+  it('with a failover timeout it is only disconnected (offers taken back), and can come back within it', async () => {
+    const t = testControl();
+    await subscribe(t, { failoverTimeoutSeconds: 5 });
+    t.now += 6_000;
+    await fire(t);
+    expect((await framework(t, 'run')).status).toBe('DISCONNECTED');
+    expect(t.bus.to(Q.timers).find((s) => s.body.type === 'FAILOVER_TIMEOUT')?.message.delaySeconds).toBe(5);
+    await subscribe(t, { failoverTimeoutSeconds: 5 }, 'sub-2');
+    expect((await framework(t, 'run')).status).toBe('ACTIVE');
+  });
+
+  it('the sweep disconnects it too if its timer was lost', async () => {
+    const t = testControl();
+    await subscribe(t, { failoverTimeoutSeconds: 5 });
+    t.now += 6_000;
+    await checkFrameworks(t.deps);
+    expect((await framework(t, 'run')).status).toBe('DISCONNECTED');
   });
 });
