@@ -3,39 +3,25 @@
  * write app definitions to the framework's table and tell its handler (`APPS_CHANGED` on its
  * event queue); the framework does the rest — launches, kills, rolling upgrades.
  */
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { GetQueueUrlCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { type Command, InvalidArgumentError } from 'commander';
-import { createDynamoClient } from '../adapters/dynamo-store.ts';
-import { createSqsClient } from '../adapters/sqs.ts';
 import { type ClusterConfig, loadClusterConfig } from '../config/cluster.ts';
-import { tableName } from '../definition/tables-queues.ts';
 import {
   type AppDefinition,
   type AppRecord,
   CONSTRAINT_OPERATORS,
   parseAppDefinition,
 } from '../frameworks/services/app.ts';
-import { appsChangedMessage, servicesQueueName } from '../frameworks/services/framework.ts';
+import { SERVICES } from '../frameworks/services/built-in.ts';
 import { type Instance, isReady } from '../frameworks/services/instance.ts';
 import { appStatus } from '../frameworks/services/reconciler.ts';
-import {
-  ConflictError,
-  DynamoServicesStore,
-  SERVICES_TABLE,
-  type ServicesStore,
-} from '../frameworks/services/store.ts';
+import { ConflictError, type ServicesStore } from '../frameworks/services/store.ts';
 import { collect, parseAmount } from './args.ts';
+import { type FrameworkConnection, openBuiltIn } from './framework-host.ts';
 import { type CliIo, EXIT, line, UsageError, withConnection } from './io.ts';
 import { formatTable } from './table.ts';
 
-export interface ServicesConnection {
-  readonly store: ServicesStore;
-  /** Tells the framework an app changed. */
-  notify(appId: string): Promise<void>;
-  close(): void;
-}
+export type ServicesConnection = FrameworkConnection<ServicesStore>;
 
 export interface AppsDeps {
   io: CliIo;
@@ -44,31 +30,8 @@ export interface AppsDeps {
 }
 
 /** The services framework of the configured cluster: its table, and its queue for notices. */
-export function openServices(config: ClusterConfig = loadClusterConfig()): ServicesConnection {
-  const dynamo = createDynamoClient(config.aws);
-  const sqs = createSqsClient(config.aws);
-  let queueUrl: Promise<string> | undefined;
-  return {
-    store: new DynamoServicesStore(dynamo, tableName(config.prefix, SERVICES_TABLE)),
-    async notify(appId) {
-      queueUrl ??= sqs
-        .send(new GetQueueUrlCommand({ QueueName: servicesQueueName(config.prefix) }))
-        .then((r) => r.QueueUrl ?? '');
-      await sqs.send(
-        new SendMessageCommand({
-          QueueUrl: await queueUrl,
-          MessageBody: appsChangedMessage(appId),
-          MessageGroupId: 'cli',
-          MessageDeduplicationId: randomUUID(),
-        }),
-      );
-    },
-    close() {
-      dynamo.destroy();
-      sqs.destroy();
-    },
-  };
-}
+export const openServices = (config: ClusterConfig = loadClusterConfig()): ServicesConnection =>
+  openBuiltIn(SERVICES, config);
 
 export interface DeployOptions {
   name?: string;

@@ -3,25 +3,18 @@
  * jobs and manual runs to the framework's table and tell its handler (`JOBS_CHANGED`).
  */
 import { randomUUID } from 'node:crypto';
-import { GetQueueUrlCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
-import { createDynamoClient } from '../adapters/dynamo-store.ts';
-import { createSqsClient } from '../adapters/sqs.ts';
 import { type ClusterConfig, loadClusterConfig } from '../config/cluster.ts';
-import { tableName } from '../definition/tables-queues.ts';
-import { jobsChangedMessage, jobsQueueName } from '../frameworks/jobs/framework.ts';
+import { JOBS } from '../frameworks/jobs/built-in.ts';
 import { nextAt, parseJobDefinition } from '../frameworks/jobs/job.ts';
 import { isActive, type Run, startRun } from '../frameworks/jobs/run.ts';
-import { DynamoJobsStore, JOBS_TABLE, type JobsStore } from '../frameworks/jobs/store.ts';
+import type { JobsStore } from '../frameworks/jobs/store.ts';
 import { collect, parseAmount, parseSeconds } from './args.ts';
+import { type FrameworkConnection, openBuiltIn } from './framework-host.ts';
 import { type CliIo, EXIT, line, UsageError, withConnection } from './io.ts';
 import { formatTable } from './table.ts';
 
-export interface JobsConnection {
-  readonly store: JobsStore;
-  notify(jobId: string): Promise<void>;
-  close(): void;
-}
+export type JobsConnection = FrameworkConnection<JobsStore>;
 
 export interface JobsCliDeps {
   io: CliIo;
@@ -29,31 +22,9 @@ export interface JobsCliDeps {
   now?: () => number;
 }
 
-export function openJobs(config: ClusterConfig = loadClusterConfig()): JobsConnection {
-  const dynamo = createDynamoClient(config.aws);
-  const sqs = createSqsClient(config.aws);
-  let queueUrl: Promise<string> | undefined;
-  return {
-    store: new DynamoJobsStore(dynamo, tableName(config.prefix, JOBS_TABLE)),
-    async notify(jobId) {
-      queueUrl ??= sqs
-        .send(new GetQueueUrlCommand({ QueueName: jobsQueueName(config.prefix) }))
-        .then((r) => r.QueueUrl ?? '');
-      await sqs.send(
-        new SendMessageCommand({
-          QueueUrl: await queueUrl,
-          MessageBody: jobsChangedMessage(jobId),
-          MessageGroupId: 'cli',
-          MessageDeduplicationId: randomUUID(),
-        }),
-      );
-    },
-    close() {
-      dynamo.destroy();
-      sqs.destroy();
-    },
-  };
-}
+/** The jobs framework of the configured cluster: its table, and its queue for notices. */
+export const openJobs = (config: ClusterConfig = loadClusterConfig()): JobsConnection =>
+  openBuiltIn(JOBS, config);
 
 export interface CreateOptions {
   cmd: string;

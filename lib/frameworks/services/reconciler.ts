@@ -6,6 +6,7 @@
  */
 import type { HealthCheck, TaskStatus } from '../../protocol/common.ts';
 import type { Offer } from '../../protocol/scheduler.ts';
+import { endsTask } from '../host/ends.ts';
 import type { AppDefinition, AppRecord } from './app.ts';
 import { wanted } from './app.ts';
 import { backoffDelayMs } from './backoff.ts';
@@ -276,21 +277,8 @@ const NOT_THE_APPS_FAULT = new Set([
   'REASON_AGENT_UNKNOWN',
 ]);
 
-const TERMINAL = new Set([
-  'TASK_FINISHED',
-  'TASK_FAILED',
-  'TASK_KILLED',
-  'TASK_ERROR',
-  'TASK_LOST',
-  'TASK_DROPPED',
-  'TASK_UNREACHABLE',
-  'TASK_GONE',
-  'TASK_GONE_BY_OPERATOR',
-  'TASK_UNKNOWN',
-]);
-
 /** Whether an update ends an instance for the framework (UNREACHABLE too: it is replaced at once). */
-export const endsInstance = (state: TaskStatus['state']): boolean => TERMINAL.has(state);
+export const endsInstance = (state: TaskStatus['state']): boolean => endsTask(state);
 
 export interface StatusOutcome {
   /** The instance after the update; null when it ended (remove its record). */
