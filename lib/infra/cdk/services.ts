@@ -12,10 +12,8 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
-import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -25,11 +23,9 @@ import { type BuiltInFramework, builtInEnv } from '../../frameworks/host/built-i
 import type { MetaStore } from '../../frameworks/host/framework.ts';
 import { JOBS } from '../../frameworks/jobs/built-in.ts';
 import { SERVICES } from '../../frameworks/services/built-in.ts';
-import { ESM_REQUIRE_BANNER, type MesoControlPlane } from './control-plane.ts';
+import { bundledFunction } from './bundled-function.ts';
+import type { MesoControlPlane } from './control-plane.ts';
 import { acknowledge } from './nag.ts';
-
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const LOCK_FILE = fileURLToPath(new URL('../../../package-lock.json', import.meta.url));
 
 /** Each built-in framework, its function's entry, and what its tick does. */
 interface BuiltIn {
@@ -118,28 +114,14 @@ export class MesoBuiltInFramework extends Construct {
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 5 },
     });
 
-    const logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      removalPolicy,
-    });
-    const role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `${prefix}-${name}: its table, its event queue, scheduler calls, its log group`,
-    });
-    logGroup.grantWrite(role);
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
-      role,
+    this.function = bundledFunction(this, {
+      id: '',
       functionName: `${prefix}-${name}`,
       entry: b.entry,
-      handler: 'handler',
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: LOCK_FILE,
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+      roleDescription: `${prefix}-${name}: its table, its event queue, scheduler calls, its log group`,
       memorySize: 512,
       timeout: Duration.seconds(VISIBILITY_SECONDS / 6),
       reservedConcurrentExecutions: 1,
-      logGroup,
       environment: {
         [ENV.prefix]: prefix,
         [ENV.queues('schedulerCalls')]: controlPlane.queues.schedulerCalls.queueUrl,
@@ -148,17 +130,10 @@ export class MesoBuiltInFramework extends Construct {
         POWERTOOLS_SERVICE_NAME: `meso-${name}`,
         NODE_OPTIONS: '--enable-source-maps',
       },
-      bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: 'node22',
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        externalModules: [],
-        forceDockerBundling: false,
-      },
+      logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy,
+      noTracingBecause:
+        'Each message is followed by message id in the structured logs; X-Ray would add a cost per call',
     });
     this.function.addEventSource(
       new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
@@ -182,15 +157,6 @@ export class MesoBuiltInFramework extends Construct {
       'A missed tick is worth nothing later: the next one comes within a minute',
     );
 
-    const runtime =
-      'Node.js 22 on purpose: the version package.json pins, the bundles target (node22) and CI tests on';
-    acknowledge(this.function, 'AwsSolutions-L1', runtime);
-    acknowledge(this.function, 'Serverless-LambdaLatestVersion', runtime);
-    acknowledge(
-      this.function,
-      'Serverless-LambdaTracing',
-      'Each message is followed by message id in the structured logs; X-Ray would add a cost per call',
-    );
     const reason =
       "Its queue's records that keep failing go to the queue's dead-letter queue; a failed tick is redone by the next";
     acknowledge(this.function, 'Serverless-LambdaDLQ', reason);
