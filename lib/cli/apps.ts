@@ -252,6 +252,7 @@ export function registerAppCommands(
           line(
             [
               `app ${a.def.id}: ${s.ready}/${s.wanted} healthy, ${s.state}${a.suspended ? ' (suspended)' : ''}`,
+              ...(s.reason ? [`stuck:    ${s.reason}`] : []),
               `version:  ${a.version}`,
               `command:  ${a.def.cmd}`,
               `per instance: cpus ${a.def.cpus}, mem ${a.def.mem}${a.def.ports ? `, ${a.def.ports} port(s)` : ''}; role ${a.def.role}`,

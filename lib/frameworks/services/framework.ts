@@ -152,6 +152,7 @@ async function onUpdate(deps: ServicesDeps, calls: Calls, status: TaskStatus, no
   const app = instance ? await deps.store.getApp(instance.appId) : undefined;
   const outcome = applyStatus(app, instance, status, now);
   if (outcome.app) await deps.store.setBackoff(outcome.app.def.id, outcome.app.backoff);
+  if (outcome.progress && instance) await deps.store.setProgress(instance.appId, now);
   if (outcome.instance === null) await deps.store.deleteInstance(status.taskId);
   else if (outcome.instance) await deps.store.putInstance(outcome.instance);
   if (outcome.kill)

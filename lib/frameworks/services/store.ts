@@ -37,6 +37,8 @@ export interface ServicesStore {
   /** Past versions, newest first. */
   listVersions(id: string): Promise<{ version: string; def: AppDefinition }[]>;
   setBackoff(id: string, backoff: AppRecord['backoff']): Promise<void>;
+  /** Notes that the app's deployment progressed at `at` (nothing when the app is gone). */
+  setProgress(id: string, at: number): Promise<void>;
   listInstances(): Promise<Instance[]>;
   getInstance(taskId: string): Promise<Instance | undefined>;
   putInstance(i: Instance): Promise<void>;
@@ -143,6 +145,23 @@ export class DynamoServicesStore extends FrameworkTable implements ServicesStore
     }
   }
 
+  async setProgress(id: string, at: number): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: 'app', sk: id },
+          UpdateExpression: 'SET #p = :p',
+          ExpressionAttributeNames: { '#p': 'progressAt' },
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':p': at },
+        }),
+      );
+    } catch (e) {
+      if (!isConditionFailed(e)) throw e;
+    }
+  }
+
   async listInstances(): Promise<Instance[]> {
     return (await this.query('inst')).map((i) => i.instance as Instance);
   }
@@ -169,5 +188,6 @@ function toApp(item: Record<string, unknown>): AppRecord {
     suspended: item.suspended === true,
     deployedAt: Number(item.deployedAt ?? 0),
     backoff: (item.backoff as AppRecord['backoff']) ?? { failures: 0, delayUntil: 0 },
+    ...(typeof item.progressAt === 'number' ? { progressAt: item.progressAt } : {}),
   };
 }
