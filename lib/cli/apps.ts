@@ -17,17 +17,20 @@ import { type Instance, isReady } from '../frameworks/services/instance.ts';
 import { appStatus } from '../frameworks/services/reconciler.ts';
 import { ConflictError, type ServicesStore } from '../frameworks/services/store.ts';
 import { collect, parseAmount } from './args.ts';
-import { type FrameworkConnection, openBuiltIn } from './framework-host.ts';
-import { type CliIo, EXIT, line, UsageError, withConnection } from './io.ts';
+import {
+  envOptions,
+  type FrameworkCliDeps,
+  type FrameworkConnection,
+  frameworkCommand,
+  openBuiltIn,
+  wholeNumber,
+} from './framework-host.ts';
+import { type CliIo, EXIT, line, UsageError } from './io.ts';
 import { formatTable } from './table.ts';
 
 export type ServicesConnection = FrameworkConnection<ServicesStore>;
 
-export interface AppsDeps {
-  io: CliIo;
-  open: () => ServicesConnection;
-  now?: () => number;
-}
+export type AppsDeps = FrameworkCliDeps<ServicesStore>;
 
 /** The services framework of the configured cluster: its table, and its queue for notices. */
 export const openServices = (config: ClusterConfig = loadClusterConfig()): ServicesConnection =>
@@ -72,26 +75,15 @@ export function definitionFromArgs(
     if (typeof base !== 'object' || base === null || Array.isArray(base))
       throw new UsageError(`${file} does not hold an app definition (a JSON object)`);
   }
-  const count = (v: string | undefined, what: string) => {
-    if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v)) throw new UsageError(`${what} expects a whole number, got "${v}"`);
-    return Number(v);
-  };
-  const env = Object.fromEntries(
-    o.env.map((pair) => {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) throw new UsageError(`--env expects NAME=value, got "${pair}"`);
-      return [pair.slice(0, eq), pair.slice(eq + 1)];
-    }),
-  );
+  const env = envOptions(o.env);
   const merged: Record<string, unknown> = {
     ...base,
     ...(o.name !== undefined ? { id: o.name } : {}),
-    ...(o.instances !== undefined ? { instances: count(o.instances, '--instances') } : {}),
+    ...(o.instances !== undefined ? { instances: wholeNumber(o.instances, '--instances') } : {}),
     ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
     ...(o.mem !== undefined ? { mem: o.mem } : {}),
     ...(o.disk !== undefined ? { disk: o.disk } : {}),
-    ...(o.ports !== undefined ? { ports: count(o.ports, '--ports') } : {}),
+    ...(o.ports !== undefined ? { ports: wholeNumber(o.ports, '--ports') } : {}),
     ...(o.cmd !== undefined ? { cmd: o.cmd } : {}),
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.constraint.length > 0 ? { constraints: o.constraint.map(parseConstraint) } : {}),
@@ -169,10 +161,7 @@ export function registerAppCommands(
   deps: () => AppsDeps,
   done: (code: number) => void,
 ): void {
-  const run = (action: (c: ServicesConnection, d: AppsDeps, now: number) => Promise<number>) => async () => {
-    const d = deps();
-    done(await withConnection(d.io, d.open, (c) => action(c, d, (d.now ?? Date.now)()), isUsage));
-  };
+  const run = frameworkCommand(deps, done, isUsage);
   const versionAt = (now: number) => new Date(now).toISOString();
 
   program

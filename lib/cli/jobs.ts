@@ -10,17 +10,20 @@ import { nextAt, parseJobDefinition } from '../frameworks/jobs/job.ts';
 import { isActive, type Run, startRun } from '../frameworks/jobs/run.ts';
 import type { JobsStore } from '../frameworks/jobs/store.ts';
 import { collect, parseAmount, parseSeconds } from './args.ts';
-import { type FrameworkConnection, openBuiltIn } from './framework-host.ts';
-import { type CliIo, EXIT, line, UsageError, withConnection } from './io.ts';
+import {
+  envOptions,
+  type FrameworkCliDeps,
+  type FrameworkConnection,
+  frameworkCommand,
+  openBuiltIn,
+  wholeNumber,
+} from './framework-host.ts';
+import { EXIT, line, UsageError } from './io.ts';
 import { formatTable } from './table.ts';
 
 export type JobsConnection = FrameworkConnection<JobsStore>;
 
-export interface JobsCliDeps {
-  io: CliIo;
-  open: () => JobsConnection;
-  now?: () => number;
-}
+export type JobsCliDeps = FrameworkCliDeps<JobsStore>;
 
 /** The jobs framework of the configured cluster: its table, and its queue for notices. */
 export const openJobs = (config: ClusterConfig = loadClusterConfig()): JobsConnection =>
@@ -43,18 +46,7 @@ export interface CreateOptions {
 }
 
 export function jobFromOptions(id: string, o: CreateOptions) {
-  const whole = (v: string | undefined, what: string) => {
-    if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v)) throw new UsageError(`${what} expects a whole number, got "${v}"`);
-    return Number(v);
-  };
-  const env = Object.fromEntries(
-    o.env.map((pair) => {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) throw new UsageError(`--env expects NAME=value, got "${pair}"`);
-      return [pair.slice(0, eq), pair.slice(eq + 1)];
-    }),
-  );
+  const env = envOptions(o.env);
   const parsed = parseJobDefinition({
     id,
     cmd: o.cmd,
@@ -64,7 +56,7 @@ export function jobFromOptions(id: string, o: CreateOptions) {
     ...(o.mem !== undefined ? { mem: o.mem } : {}),
     ...(o.disk !== undefined ? { disk: o.disk } : {}),
     ...(o.role !== undefined ? { role: o.role } : {}),
-    ...(o.maxRetries !== undefined ? { maxRetries: whole(o.maxRetries, '--max-retries') } : {}),
+    ...(o.maxRetries !== undefined ? { maxRetries: wholeNumber(o.maxRetries, '--max-retries') } : {}),
     ...(o.retryBackoff !== undefined ? { retryBackoffSeconds: o.retryBackoff } : {}),
     ...(o.maxRunTime !== undefined ? { maxRunSeconds: o.maxRunTime } : {}),
     ...(o.startingDeadline !== undefined ? { startingDeadlineSeconds: o.startingDeadline } : {}),
@@ -101,10 +93,7 @@ export function registerJobCommands(
   deps: () => JobsCliDeps,
   done: (code: number) => void,
 ): void {
-  const run = (action: (c: JobsConnection, d: JobsCliDeps, now: number) => Promise<number>) => async () => {
-    const d = deps();
-    done(await withConnection(d.io, d.open, (c) => action(c, d, (d.now ?? Date.now)()), isUsage));
-  };
+  const run = frameworkCommand(deps, done, isUsage);
   const mustGet = async (c: JobsConnection, id: string) => {
     const j = await c.store.getJob(id);
     if (!j) throw new UsageError(`no job ${id} (meso jobs lists them)`);
