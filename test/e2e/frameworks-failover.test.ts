@@ -9,7 +9,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openServices } from '../../lib/cli/apps.ts';
 import { openJobs } from '../../lib/cli/jobs.ts';
-import { runProgram } from '../../lib/cli/program.ts';
 import type { SqsHandler } from '../../lib/lambda/lambda.ts';
 import {
   type LocalControlPlane,
@@ -20,6 +19,7 @@ import { type LocalJobs, startLocalJobs } from '../../lib/local/jobs.ts';
 import { type LocalServices, startLocalServices } from '../../lib/local/services.ts';
 import { checkingStore } from '../../lib/testing/invariants.ts';
 import { eventually, type Harness, startHarness } from '../integration/harness.ts';
+import { mesoCli } from './meso-cli.ts';
 
 describe('services and jobs while the control plane fails over', () => {
   let h: Harness;
@@ -42,23 +42,10 @@ describe('services and jobs while the control plane fails over', () => {
       return handler(event, context);
     };
 
-  const meso = async (...args: string[]) => {
-    const out: string[] = [];
-    const io = {
-      stdout: { write: (t: string) => out.push(t) },
-      stderr: { write: (t: string) => out.push(t) },
-      onInterrupt: () => () => {},
-      exit: (c: number): never => {
-        throw new Error(`exit ${c}`);
-      },
-    };
-    const code = await runProgram(args, {
-      io,
-      apps: { open: () => openServices(h.cluster) },
-      jobs: { open: () => openJobs(h.cluster) },
-    });
-    return { code, out: out.join('') };
-  };
+  const meso = mesoCli(() => ({
+    apps: { open: () => openServices(h.cluster) },
+    jobs: { open: () => openJobs(h.cluster) },
+  }));
 
   beforeAll(async () => {
     h = await startHarness({

@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runProgram } from '../../../lib/cli/program.ts';
 import type { AppDefinition, AppRecord } from '../../../lib/frameworks/services/app.ts';
 import type { Instance } from '../../../lib/frameworks/services/instance.ts';
 import type { AppSpec, ServicesMeta, ServicesStore } from '../../../lib/frameworks/services/store.ts';
+import { mesoCli } from '../../e2e/meso-cli.ts';
 
 class MemoryServicesStore implements ServicesStore {
   apps = new Map<string, AppRecord>();
@@ -66,25 +66,12 @@ function harness() {
   const store = new MemoryServicesStore();
   const notices: string[] = [];
   let now = Date.parse('2026-01-01T00:00:00Z');
-  const run = async (...args: string[]) => {
-    const out: string[] = [];
-    const io = {
-      stdout: { write: (t: string) => out.push(t) },
-      stderr: { write: (t: string) => out.push(t) },
-      onInterrupt: () => () => {},
-      exit: (c: number): never => {
-        throw new Error(`exit ${c}`);
-      },
-    };
-    const code = await runProgram(args, {
-      io,
-      apps: {
-        open: () => ({ store, notify: async (id) => void notices.push(id), close() {} }),
-        now: () => now,
-      },
-    });
-    return { code, out: out.join('') };
-  };
+  const run = mesoCli(() => ({
+    apps: {
+      open: () => ({ store, notify: async (id: string) => void notices.push(id), close() {} }),
+      now: () => now,
+    },
+  }));
   const instance = (version: string, n: number, over: Partial<Instance> = {}): Instance => ({
     taskId: `web.${version}.${n}`,
     appId: 'web',
