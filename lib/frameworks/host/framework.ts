@@ -14,7 +14,7 @@ import { LIMITS } from '../../protocol/limits.ts';
 import { parseMessage } from '../../protocol/parse.ts';
 import { frameworkQueueName } from '../../protocol/queues.ts';
 import { type SchedulerEvent, SchedulerEventSchema } from '../../protocol/scheduler.ts';
-import { Calls } from '../calls.ts';
+import { type CallInput, Calls } from '../calls.ts';
 import type { FrameworkMeta } from './meta.ts';
 
 export interface FrameworkLogger {
@@ -110,6 +110,44 @@ export function acknowledge(deps: FrameworkDeps<MetaStore>, calls: Calls, status
       agentId: status.agentId,
       taskId: status.taskId,
       uuid: status.uuid,
+    });
+}
+
+type LaunchTasks = Extract<
+  Extract<CallInput, { type: 'ACCEPT' }>['operations'][number],
+  { type: 'LAUNCH' }
+>['tasks'];
+
+/** ACCEPT one offer with a LAUNCH of these tasks. */
+export function launchOn(
+  deps: FrameworkDeps<MetaStore>,
+  calls: Calls,
+  offerId: string,
+  tasks: LaunchTasks,
+  refuseSeconds: number,
+): void {
+  calls.add({
+    type: 'ACCEPT',
+    frameworkId: deps.config.frameworkId,
+    offerIds: [offerId],
+    operations: [{ type: 'LAUNCH', tasks }],
+    filters: { refuseSeconds },
+  });
+}
+
+/** DECLINE these offers, as many calls as the protocol's limit of offers per call needs. */
+export function declineAll(
+  deps: FrameworkDeps<MetaStore>,
+  calls: Calls,
+  offerIds: readonly string[],
+  refuseSeconds: number,
+): void {
+  for (let k = 0; k < offerIds.length; k += LIMITS.offersPerCall)
+    calls.add({
+      type: 'DECLINE',
+      frameworkId: deps.config.frameworkId,
+      offerIds: offerIds.slice(k, k + LIMITS.offersPerCall),
+      filters: { refuseSeconds },
     });
 }
 

@@ -7,7 +7,6 @@
  */
 import { z } from 'zod';
 import { PROTOCOL_VERSION, type TaskStatus } from '../../protocol/common.ts';
-import { LIMITS } from '../../protocol/limits.ts';
 import type { SchedulerEvent } from '../../protocol/scheduler.ts';
 import type { Calls } from '../calls.ts';
 import { endsTask } from '../host/ends.ts';
@@ -15,7 +14,9 @@ import {
   acknowledge,
   answerHeartbeat,
   builtInQueueName,
+  declineAll,
   type FrameworkDeps,
+  launchOn,
   mesoError,
   newCalls,
   parseIncoming,
@@ -75,7 +76,7 @@ export async function handleJobsMessage(deps: JobsDeps, messageId: string, body:
 }
 
 async function onEvent(deps: JobsDeps, calls: Calls, event: SchedulerEvent, now: number): Promise<void> {
-  const fid = deps.config.frameworkId;
+  const _fid = deps.config.frameworkId;
   switch (event.type) {
     case 'SUBSCRIBED': {
       await deps.store.updateMeta({ lastContactAt: now });
@@ -92,21 +93,8 @@ async function onEvent(deps: JobsDeps, calls: Calls, event: SchedulerEvent, now:
       const { jobs, runs } = await loadState(deps);
       const plan = planJobOffers(jobs, runs, event.offers, now);
       for (const l of plan.launches) for (const r of l.runs) await deps.store.putRun(r);
-      for (const l of plan.launches)
-        calls.add({
-          type: 'ACCEPT',
-          frameworkId: fid,
-          offerIds: [l.offerId],
-          operations: [{ type: 'LAUNCH', tasks: l.tasks }],
-          filters: { refuseSeconds: 1 },
-        });
-      if (plan.declines.length > 0)
-        calls.add({
-          type: 'DECLINE',
-          frameworkId: fid,
-          offerIds: plan.declines.slice(0, LIMITS.offersPerCall),
-          filters: { refuseSeconds: 5 },
-        });
+      for (const l of plan.launches) launchOn(deps, calls, l.offerId, l.tasks, 1);
+      declineAll(deps, calls, plan.declines, 5);
       await offersWanted(deps, calls, now, false);
       return;
     }

@@ -20,7 +20,9 @@ import {
   rolesOf as allRoles,
   answerHeartbeat,
   builtInQueueName,
+  declineAll,
   type FrameworkDeps,
+  launchOn,
   mesoError,
   newCalls,
   parseIncoming,
@@ -82,7 +84,7 @@ export async function handleServicesMessage(
 
 async function onEvent(deps: ServicesDeps, messageId: string, event: SchedulerEvent): Promise<void> {
   const calls = newCalls(deps, messageId);
-  const fid = deps.config.frameworkId;
+  const _fid = deps.config.frameworkId;
   const now = deps.clock.now();
   switch (event.type) {
     case 'SUBSCRIBED': {
@@ -112,24 +114,11 @@ async function onEvent(deps: ServicesDeps, messageId: string, event: SchedulerEv
           ? Math.min(300, Math.ceil((backoffEnd - now) / 1000))
           : 300;
       for (const l of plan.launches) {
-        calls.add({
-          type: 'ACCEPT',
-          frameworkId: fid,
-          offerIds: [l.offerId],
-          operations: [{ type: 'LAUNCH', tasks: l.tasks }],
-          filters: { refuseSeconds: more ? 1 : 30 },
-        });
+        launchOn(deps, calls, l.offerId, l.tasks, more ? 1 : 30);
         deps.metrics?.count('ServicesLaunched', undefined, l.tasks.length);
       }
-      for (let k = 0; k < plan.declines.length; k += LIMITS.offersPerCall) {
-        calls.add({
-          type: 'DECLINE',
-          frameworkId: fid,
-          offerIds: plan.declines.slice(k, k + LIMITS.offersPerCall),
-          // Nothing wanted: stay out of the allocator's way for a while (a change revives).
-          filters: { refuseSeconds: refuse },
-        });
-      }
+      // Nothing wanted: stay out of the allocator's way for a while (a change revives).
+      declineAll(deps, calls, plan.declines, refuse);
       if (!more) await offersWanted(deps, calls, apps, after, now, false);
       break;
     }
