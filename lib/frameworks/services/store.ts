@@ -128,33 +128,24 @@ export class DynamoServicesStore extends FrameworkTable implements ServicesStore
   }
 
   async setBackoff(id: string, backoff: AppRecord['backoff']): Promise<void> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk: 'app', sk: id },
-          UpdateExpression: 'SET #b = :b',
-          ExpressionAttributeNames: { '#b': 'backoff' },
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':b': backoff },
-        }),
-      );
-    } catch (e) {
-      // The app was deleted meanwhile: nothing to back off.
-      if (!isConditionFailed(e)) throw e;
-    }
+    await this.setAppAttribute(id, 'backoff', backoff);
   }
 
   async setProgress(id: string, at: number): Promise<void> {
+    await this.setAppAttribute(id, 'progressAt', at);
+  }
+
+  /** Sets one attribute the framework owns on an app; nothing when the app was deleted meanwhile. */
+  private async setAppAttribute(id: string, name: string, value: unknown): Promise<void> {
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: 'app', sk: id },
-          UpdateExpression: 'SET #p = :p',
-          ExpressionAttributeNames: { '#p': 'progressAt' },
+          UpdateExpression: 'SET #a = :v',
+          ExpressionAttributeNames: { '#a': name },
           ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':p': at },
+          ExpressionAttributeValues: { ':v': value },
         }),
       );
     } catch (e) {

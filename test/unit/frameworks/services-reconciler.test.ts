@@ -48,6 +48,18 @@ function inst(over: Partial<Instance> = {}): Instance {
   };
 }
 
+/** A status update from the agent about instance `i`. */
+const statusOf = (i: Instance, state: string, extra = {}) =>
+  ({
+    taskId: i.taskId,
+    frameworkId: 'f',
+    agentId: i.agentId,
+    state,
+    source: 'SOURCE_AGENT',
+    timestamp: NOW,
+    ...extra,
+  }) as never;
+
 function offer(i: number, over: Partial<Offer> = {}): Offer {
   return {
     offerId: `o${i}`,
@@ -348,16 +360,7 @@ describe('status updates', () => {
   it('a crash grows the backoff, a kill or a lost agent does not, and a healthy instance resets it', () => {
     const a = app();
     const i = inst();
-    const st = (state: string, extra = {}) =>
-      ({
-        taskId: i.taskId,
-        frameworkId: 'f',
-        agentId: i.agentId,
-        state,
-        source: 'SOURCE_AGENT',
-        timestamp: NOW,
-        ...extra,
-      }) as never;
+    const st = (state: string, extra = {}) => statusOf(i, state, extra);
     const crashed = applyStatus(a, i, st('TASK_FAILED'), NOW);
     expect(crashed.instance).toBeNull();
     expect(crashed.app?.backoff).toEqual({ failures: 1, delayUntil: NOW + 1000 });
@@ -390,16 +393,7 @@ describe('status updates', () => {
 
 describe('a stuck deployment', () => {
   const S = 1000;
-  const st = (i: Instance, state: string, extra = {}) =>
-    ({
-      taskId: i.taskId,
-      frameworkId: 'f',
-      agentId: i.agentId,
-      state,
-      source: 'SOURCE_AGENT',
-      timestamp: NOW,
-      ...extra,
-    }) as never;
+  const st = statusOf;
 
   it('is stuck after the progress deadline without a new instance ready, and names why', () => {
     // A new version whose instances never pass their health check, on a test clock.
