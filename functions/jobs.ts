@@ -1,17 +1,8 @@
 /**
- * Lambda entry: the jobs framework. One function for its event queue and its scheduled tick, so
- * every call it sends comes from one sender. The logic lives in lib/frameworks/jobs.
+ * Lambda entry: the jobs framework, its event queue and its scheduled tick in one function.
+ * The logic lives in lib/frameworks/jobs; the wiring in lib/lambda/framework-host.ts.
  */
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { createJobsHandlers, jobsLambdaDeps } from '../lib/lambda/jobs.ts';
+import { JOBS } from '../lib/frameworks/jobs/built-in.ts';
+import { builtInLambda } from '../lib/lambda/framework-host.ts';
 
-const handlers = createJobsHandlers(jobsLambdaDeps);
-
-export const handler = async (
-  event: SQSEvent | { source?: string },
-  context: Context,
-): Promise<SQSBatchResponse | undefined> => {
-  if ('Records' in event && Array.isArray(event.Records)) return handlers.events(event, context);
-  await handlers.tick();
-  return undefined;
-};
+export const handler = builtInLambda(JOBS);

@@ -3,72 +3,38 @@
  * write app definitions to the framework's table and tell its handler (`APPS_CHANGED` on its
  * event queue); the framework does the rest — launches, kills, rolling upgrades.
  */
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { GetQueueUrlCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { type Command, InvalidArgumentError } from 'commander';
-import { createDynamoClient } from '../adapters/dynamo-store.ts';
-import { createSqsClient } from '../adapters/sqs.ts';
 import { type ClusterConfig, loadClusterConfig } from '../config/cluster.ts';
-import { tableName } from '../definition/tables-queues.ts';
 import {
   type AppDefinition,
   type AppRecord,
   CONSTRAINT_OPERATORS,
   parseAppDefinition,
 } from '../frameworks/services/app.ts';
-import { appsChangedMessage, servicesQueueName } from '../frameworks/services/framework.ts';
+import { SERVICES } from '../frameworks/services/built-in.ts';
 import { type Instance, isReady } from '../frameworks/services/instance.ts';
 import { appStatus } from '../frameworks/services/reconciler.ts';
-import {
-  ConflictError,
-  DynamoServicesStore,
-  SERVICES_TABLE,
-  type ServicesStore,
-} from '../frameworks/services/store.ts';
+import { ConflictError, type ServicesStore } from '../frameworks/services/store.ts';
 import { collect, parseAmount } from './args.ts';
-import { type CliIo, EXIT, line, UsageError, withConnection } from './io.ts';
+import {
+  envOptions,
+  type FrameworkCliDeps,
+  type FrameworkConnection,
+  frameworkCommand,
+  openBuiltIn,
+  wholeNumber,
+} from './framework-host.ts';
+import { type CliIo, EXIT, line, UsageError } from './io.ts';
 import { formatTable } from './table.ts';
 
-export interface ServicesConnection {
-  readonly store: ServicesStore;
-  /** Tells the framework an app changed. */
-  notify(appId: string): Promise<void>;
-  close(): void;
-}
+export type ServicesConnection = FrameworkConnection<ServicesStore>;
 
-export interface AppsDeps {
-  io: CliIo;
-  open: () => ServicesConnection;
-  now?: () => number;
-}
+export type AppsDeps = FrameworkCliDeps<ServicesStore>;
 
 /** The services framework of the configured cluster: its table, and its queue for notices. */
-export function openServices(config: ClusterConfig = loadClusterConfig()): ServicesConnection {
-  const dynamo = createDynamoClient(config.aws);
-  const sqs = createSqsClient(config.aws);
-  let queueUrl: Promise<string> | undefined;
-  return {
-    store: new DynamoServicesStore(dynamo, tableName(config.prefix, SERVICES_TABLE)),
-    async notify(appId) {
-      queueUrl ??= sqs
-        .send(new GetQueueUrlCommand({ QueueName: servicesQueueName(config.prefix) }))
-        .then((r) => r.QueueUrl ?? '');
-      await sqs.send(
-        new SendMessageCommand({
-          QueueUrl: await queueUrl,
-          MessageBody: appsChangedMessage(appId),
-          MessageGroupId: 'cli',
-          MessageDeduplicationId: randomUUID(),
-        }),
-      );
-    },
-    close() {
-      dynamo.destroy();
-      sqs.destroy();
-    },
-  };
-}
+export const openServices = (config: ClusterConfig = loadClusterConfig()): ServicesConnection =>
+  openBuiltIn(SERVICES, config);
 
 export interface DeployOptions {
   name?: string;
@@ -109,26 +75,15 @@ export function definitionFromArgs(
     if (typeof base !== 'object' || base === null || Array.isArray(base))
       throw new UsageError(`${file} does not hold an app definition (a JSON object)`);
   }
-  const count = (v: string | undefined, what: string) => {
-    if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v)) throw new UsageError(`${what} expects a whole number, got "${v}"`);
-    return Number(v);
-  };
-  const env = Object.fromEntries(
-    o.env.map((pair) => {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) throw new UsageError(`--env expects NAME=value, got "${pair}"`);
-      return [pair.slice(0, eq), pair.slice(eq + 1)];
-    }),
-  );
+  const env = envOptions(o.env);
   const merged: Record<string, unknown> = {
     ...base,
     ...(o.name !== undefined ? { id: o.name } : {}),
-    ...(o.instances !== undefined ? { instances: count(o.instances, '--instances') } : {}),
+    ...(o.instances !== undefined ? { instances: wholeNumber(o.instances, '--instances') } : {}),
     ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
     ...(o.mem !== undefined ? { mem: o.mem } : {}),
     ...(o.disk !== undefined ? { disk: o.disk } : {}),
-    ...(o.ports !== undefined ? { ports: count(o.ports, '--ports') } : {}),
+    ...(o.ports !== undefined ? { ports: wholeNumber(o.ports, '--ports') } : {}),
     ...(o.cmd !== undefined ? { cmd: o.cmd } : {}),
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.constraint.length > 0 ? { constraints: o.constraint.map(parseConstraint) } : {}),
@@ -206,10 +161,7 @@ export function registerAppCommands(
   deps: () => AppsDeps,
   done: (code: number) => void,
 ): void {
-  const run = (action: (c: ServicesConnection, d: AppsDeps, now: number) => Promise<number>) => async () => {
-    const d = deps();
-    done(await withConnection(d.io, d.open, (c) => action(c, d, (d.now ?? Date.now)()), isUsage));
-  };
+  const run = frameworkCommand(deps, done, isUsage);
   const versionAt = (now: number) => new Date(now).toISOString();
 
   program
@@ -289,6 +241,7 @@ export function registerAppCommands(
           line(
             [
               `app ${a.def.id}: ${s.ready}/${s.wanted} healthy, ${s.state}${a.suspended ? ' (suspended)' : ''}`,
+              ...(s.reason ? [`stuck:    ${s.reason}`] : []),
               `version:  ${a.version}`,
               `command:  ${a.def.cmd}`,
               `per instance: cpus ${a.def.cpus}, mem ${a.def.mem}${a.def.ports ? `, ${a.def.ports} port(s)` : ''}; role ${a.def.role}`,

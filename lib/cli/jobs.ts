@@ -3,57 +3,31 @@
  * jobs and manual runs to the framework's table and tell its handler (`JOBS_CHANGED`).
  */
 import { randomUUID } from 'node:crypto';
-import { GetQueueUrlCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
-import { createDynamoClient } from '../adapters/dynamo-store.ts';
-import { createSqsClient } from '../adapters/sqs.ts';
 import { type ClusterConfig, loadClusterConfig } from '../config/cluster.ts';
-import { tableName } from '../definition/tables-queues.ts';
-import { jobsChangedMessage, jobsQueueName } from '../frameworks/jobs/framework.ts';
+import { JOBS } from '../frameworks/jobs/built-in.ts';
 import { nextAt, parseJobDefinition } from '../frameworks/jobs/job.ts';
 import { isActive, type Run, startRun } from '../frameworks/jobs/run.ts';
-import { DynamoJobsStore, JOBS_TABLE, type JobsStore } from '../frameworks/jobs/store.ts';
+import type { JobsStore } from '../frameworks/jobs/store.ts';
 import { collect, parseAmount, parseSeconds } from './args.ts';
-import { type CliIo, EXIT, line, UsageError, withConnection } from './io.ts';
+import {
+  envOptions,
+  type FrameworkCliDeps,
+  type FrameworkConnection,
+  frameworkCommand,
+  openBuiltIn,
+  wholeNumber,
+} from './framework-host.ts';
+import { EXIT, line, UsageError } from './io.ts';
 import { formatTable } from './table.ts';
 
-export interface JobsConnection {
-  readonly store: JobsStore;
-  notify(jobId: string): Promise<void>;
-  close(): void;
-}
+export type JobsConnection = FrameworkConnection<JobsStore>;
 
-export interface JobsCliDeps {
-  io: CliIo;
-  open: () => JobsConnection;
-  now?: () => number;
-}
+export type JobsCliDeps = FrameworkCliDeps<JobsStore>;
 
-export function openJobs(config: ClusterConfig = loadClusterConfig()): JobsConnection {
-  const dynamo = createDynamoClient(config.aws);
-  const sqs = createSqsClient(config.aws);
-  let queueUrl: Promise<string> | undefined;
-  return {
-    store: new DynamoJobsStore(dynamo, tableName(config.prefix, JOBS_TABLE)),
-    async notify(jobId) {
-      queueUrl ??= sqs
-        .send(new GetQueueUrlCommand({ QueueName: jobsQueueName(config.prefix) }))
-        .then((r) => r.QueueUrl ?? '');
-      await sqs.send(
-        new SendMessageCommand({
-          QueueUrl: await queueUrl,
-          MessageBody: jobsChangedMessage(jobId),
-          MessageGroupId: 'cli',
-          MessageDeduplicationId: randomUUID(),
-        }),
-      );
-    },
-    close() {
-      dynamo.destroy();
-      sqs.destroy();
-    },
-  };
-}
+/** The jobs framework of the configured cluster: its table, and its queue for notices. */
+export const openJobs = (config: ClusterConfig = loadClusterConfig()): JobsConnection =>
+  openBuiltIn(JOBS, config);
 
 export interface CreateOptions {
   cmd: string;
@@ -72,18 +46,7 @@ export interface CreateOptions {
 }
 
 export function jobFromOptions(id: string, o: CreateOptions) {
-  const whole = (v: string | undefined, what: string) => {
-    if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v)) throw new UsageError(`${what} expects a whole number, got "${v}"`);
-    return Number(v);
-  };
-  const env = Object.fromEntries(
-    o.env.map((pair) => {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) throw new UsageError(`--env expects NAME=value, got "${pair}"`);
-      return [pair.slice(0, eq), pair.slice(eq + 1)];
-    }),
-  );
+  const env = envOptions(o.env);
   const parsed = parseJobDefinition({
     id,
     cmd: o.cmd,
@@ -93,7 +56,7 @@ export function jobFromOptions(id: string, o: CreateOptions) {
     ...(o.mem !== undefined ? { mem: o.mem } : {}),
     ...(o.disk !== undefined ? { disk: o.disk } : {}),
     ...(o.role !== undefined ? { role: o.role } : {}),
-    ...(o.maxRetries !== undefined ? { maxRetries: whole(o.maxRetries, '--max-retries') } : {}),
+    ...(o.maxRetries !== undefined ? { maxRetries: wholeNumber(o.maxRetries, '--max-retries') } : {}),
     ...(o.retryBackoff !== undefined ? { retryBackoffSeconds: o.retryBackoff } : {}),
     ...(o.maxRunTime !== undefined ? { maxRunSeconds: o.maxRunTime } : {}),
     ...(o.startingDeadline !== undefined ? { startingDeadlineSeconds: o.startingDeadline } : {}),
@@ -130,10 +93,7 @@ export function registerJobCommands(
   deps: () => JobsCliDeps,
   done: (code: number) => void,
 ): void {
-  const run = (action: (c: JobsConnection, d: JobsCliDeps, now: number) => Promise<number>) => async () => {
-    const d = deps();
-    done(await withConnection(d.io, d.open, (c) => action(c, d, (d.now ?? Date.now)()), isUsage));
-  };
+  const run = frameworkCommand(deps, done, isUsage);
   const mustGet = async (c: JobsConnection, id: string) => {
     const j = await c.store.getJob(id);
     if (!j) throw new UsageError(`no job ${id} (meso jobs lists them)`);

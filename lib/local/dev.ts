@@ -14,6 +14,7 @@ import { awsConfigFromEnv, LOCAL_CREDENTIALS } from '../adapters/aws-config.ts';
 import { type ClusterConfig, configToEnv, DEV_FILE, type DevFile } from '../config/cluster.ts';
 import type { Logger } from '../control/deps.ts';
 import { DEFAULT_PREFIX } from '../definition/tables-queues.ts';
+import { localAgentOptions } from './agent-hosts.ts';
 import { KeptAgent } from './agent-keeper.ts';
 import { startLocalControlPlane } from './control-plane.ts';
 import { formatControlLine } from './dev-log.ts';
@@ -153,12 +154,9 @@ export async function runDev(opts: DevOptions = {}): Promise<void> {
       join(ROOT, 'node_modules/tsx/dist/cli.mjs'),
       join(ROOT, 'bin/meso-agent.ts'),
       'run',
-      '--work-dir',
-      workDir,
+      // Its share of the machine, and its own loopback address as hostname (lib/local/agent-hosts.ts).
+      ...localAgentOptions(i, workDirs.length, workDir, opts.resources),
     ];
-    if (opts.resources) args.push('--resources', opts.resources);
-    // Several agents on one machine share it: each offers its part, and its own ports.
-    if (workDirs.length > 1) args.push('--share', `${i + 1}/${workDirs.length}`);
     // Kept running: one that dies is said so and started again (lib/local/agent-keeper.ts).
     agents.push(
       new KeptAgent({

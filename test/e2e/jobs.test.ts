@@ -5,11 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openJobs } from '../../lib/cli/jobs.ts';
-import { runProgram } from '../../lib/cli/program.ts';
 import { nextAt } from '../../lib/frameworks/jobs/job.ts';
 import { quietLogger } from '../../lib/local/control-plane.ts';
 import { type LocalJobs, startLocalJobs } from '../../lib/local/jobs.ts';
 import { eventually, type Harness, startHarness } from '../integration/harness.ts';
+import { mesoCli } from './meso-cli.ts';
 
 describe('meso job on the local stack', () => {
   let h: Harness;
@@ -17,19 +17,7 @@ describe('meso job on the local stack', () => {
   let offset = 0;
   const clock = { now: () => Date.now() + offset };
 
-  const meso = async (...args: string[]) => {
-    const out: string[] = [];
-    const io = {
-      stdout: { write: (t: string) => out.push(t) },
-      stderr: { write: (t: string) => out.push(t) },
-      onInterrupt: () => () => {},
-      exit: (c: number): never => {
-        throw new Error(`exit ${c}`);
-      },
-    };
-    const code = await runProgram(args, { io, jobs: { open: () => openJobs(h.cluster), now: clock.now } });
-    return { code, out: out.join('') };
-  };
+  const meso = mesoCli(() => ({ jobs: { open: () => openJobs(h.cluster), now: clock.now } }));
 
   beforeAll(async () => {
     h = await startHarness({ agents: 1 });

@@ -11,31 +11,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.ts';
 import { openServices } from '../../lib/cli/apps.ts';
-import { runProgram } from '../../lib/cli/program.ts';
 import { type Instance, isReady } from '../../lib/frameworks/services/instance.ts';
 import { quietLogger } from '../../lib/local/control-plane.ts';
 import { type LocalServices, startLocalServices } from '../../lib/local/services.ts';
 import { eventually, type Harness, startHarness } from '../integration/harness.ts';
+import { mesoCli } from './meso-cli.ts';
 
-function cli(h: Harness) {
-  return async (...args: string[]) => {
-    const out: string[] = [];
-    const io = {
-      stdout: { write: (t: string) => out.push(t) },
-      stderr: { write: (t: string) => out.push(t) },
-      onInterrupt: () => () => {},
-      exit: (c: number): never => {
-        throw new Error(`exit ${c}`);
-      },
-    };
-    const code = await runProgram(args, {
-      io,
-      apps: { open: () => openServices(h.cluster) },
-      agentGone: { loadConfig: () => h.cluster },
-    });
-    return { code, out: out.join('') };
-  };
-}
+const cli = (h: Harness) =>
+  mesoCli(() => ({
+    apps: { open: () => openServices(h.cluster) },
+    agentGone: { loadConfig: () => h.cluster },
+  }));
 
 describe('meso app on the local stack', () => {
   let h: Harness;

@@ -6,16 +6,25 @@
  * writes jobs and manual runs to the table and sends `JOBS_CHANGED` on the queue.
  */
 import { z } from 'zod';
-import type { Bus } from '../../ports/bus.ts';
-import type { Clock, Ids } from '../../ports/clock.ts';
-import type { Metrics } from '../../ports/metrics.ts';
 import { PROTOCOL_VERSION, type TaskStatus } from '../../protocol/common.ts';
-import { LIMITS } from '../../protocol/limits.ts';
-import { parseMessage } from '../../protocol/parse.ts';
-import { frameworkQueueName } from '../../protocol/queues.ts';
-import { type SchedulerEvent, SchedulerEventSchema } from '../../protocol/scheduler.ts';
-import { Calls } from '../calls.ts';
-import { CONTACT_TIMEOUT_MS } from '../meta.ts';
+import type { SchedulerEvent } from '../../protocol/scheduler.ts';
+import type { Calls } from '../calls.ts';
+import { endsTask } from '../host/ends.ts';
+import {
+  acknowledge,
+  answerHeartbeat,
+  builtInQueueName,
+  declineAll,
+  type FrameworkDeps,
+  launchOn,
+  mesoError,
+  newCalls,
+  parseIncoming,
+  reconcileAll,
+  rolesOf,
+  subscribe as subscribeWith,
+} from '../host/framework.ts';
+import { isSilent } from '../host/meta.ts';
 import { dueAt, type JobRecord } from './job.ts';
 import {
   applyRunStatus,
@@ -32,24 +41,7 @@ import { HISTORY_LIMIT, type JobsStore } from './store.ts';
 export const JOBS_FRAMEWORK_ID = 'meso-jobs';
 export const JOBS_FAILOVER_SECONDS = 7 * 86400;
 
-export interface JobsDeps {
-  readonly store: JobsStore;
-  readonly bus: Bus;
-  readonly clock: Clock;
-  readonly ids: Ids;
-  readonly log: {
-    info(m: string, e?: Record<string, unknown>): void;
-    warn(m: string, e?: Record<string, unknown>): void;
-    error(m: string, e?: Record<string, unknown>): void;
-  };
-  readonly metrics?: Metrics;
-  readonly config: {
-    readonly frameworkId: string;
-    readonly name: string;
-    readonly schedulerCallsQueueUrl: string;
-    readonly queueUrl: string;
-  };
-}
+export type JobsDeps = FrameworkDeps<JobsStore>;
 
 export const JobsChangedSchema = z
   .object({ v: z.literal(1), type: z.literal('JOBS_CHANGED'), jobId: z.string().max(64).optional() })
@@ -57,15 +49,7 @@ export const JobsChangedSchema = z
 export const jobsChangedMessage = (jobId?: string) =>
   JSON.stringify({ v: PROTOCOL_VERSION, type: 'JOBS_CHANGED', ...(jobId ? { jobId } : {}) });
 
-export function jobsQueueName(prefix: string): string {
-  const name = frameworkQueueName(prefix, JOBS_FRAMEWORK_ID);
-  if (!name) throw new Error(`prefix "${prefix}" is too long to name the jobs framework's queue`);
-  return name;
-}
-
-const EVENT_TYPES = [...SchedulerEventSchema.options.map((o) => o.shape.type.value)];
-const newCalls = (deps: JobsDeps, cause: string) =>
-  new Calls(deps.bus, deps.config.schedulerCallsQueueUrl, deps.config.frameworkId, cause);
+export const jobsQueueName = (prefix: string): string => builtInQueueName(prefix, JOBS_FRAMEWORK_ID);
 
 async function loadState(deps: JobsDeps): Promise<{ jobs: Map<string, JobRecord>; runs: Run[] }> {
   const list = await deps.store.listJobs();
@@ -75,65 +59,42 @@ async function loadState(deps: JobsDeps): Promise<{ jobs: Map<string, JobRecord>
 }
 
 export async function handleJobsMessage(deps: JobsDeps, messageId: string, body: string): Promise<void> {
-  const mine = parseMessage(JobsChangedSchema, body, ['JOBS_CHANGED']);
+  const incoming = parseIncoming(deps, messageId, body, {
+    schema: JobsChangedSchema,
+    type: 'JOBS_CHANGED',
+    badMessageMetric: 'JobsBadMessage',
+  });
+  if (!incoming) return;
   const calls = newCalls(deps, messageId);
   const now = deps.clock.now();
-  if (mine.ok) {
+  if ('mine' in incoming) {
     await offersWanted(deps, calls, now, true);
     return calls.flush();
   }
-  const parsed = parseMessage(SchedulerEventSchema, body, EVENT_TYPES);
-  if (!parsed.ok) {
-    deps.log.warn('jobs: message dropped', { messageId, error: parsed.error });
-    deps.metrics?.count('JobsBadMessage');
-    return;
-  }
-  await onEvent(deps, calls, parsed.message, now);
+  await onEvent(deps, calls, incoming.event, now);
   await calls.flush();
 }
 
 async function onEvent(deps: JobsDeps, calls: Calls, event: SchedulerEvent, now: number): Promise<void> {
-  const fid = deps.config.frameworkId;
+  const _fid = deps.config.frameworkId;
   switch (event.type) {
     case 'SUBSCRIBED': {
       await deps.store.updateMeta({ lastContactAt: now });
       const { runs } = await loadState(deps);
-      calls.add({ type: 'RECONCILE', frameworkId: fid, tasks: [] });
       const live = runs.filter(isActive).flatMap((r) => r.attempts.filter((a) => a.endedAt === undefined));
-      for (let k = 0; k < live.length; k += LIMITS.reconcileTasks)
-        calls.add({
-          type: 'RECONCILE',
-          frameworkId: fid,
-          tasks: live
-            .slice(k, k + LIMITS.reconcileTasks)
-            .map((a) => ({ taskId: a.taskId, agentId: a.agentId })),
-        });
+      reconcileAll(deps, calls, live);
       await offersWanted(deps, calls, now, true);
       return;
     }
     case 'HEARTBEAT':
-      await deps.store.updateMeta({ lastContactAt: now });
-      calls.add({ type: 'HEARTBEAT', frameworkId: fid });
+      await answerHeartbeat(deps, calls, now);
       return;
     case 'OFFERS': {
       const { jobs, runs } = await loadState(deps);
       const plan = planJobOffers(jobs, runs, event.offers, now);
       for (const l of plan.launches) for (const r of l.runs) await deps.store.putRun(r);
-      for (const l of plan.launches)
-        calls.add({
-          type: 'ACCEPT',
-          frameworkId: fid,
-          offerIds: [l.offerId],
-          operations: [{ type: 'LAUNCH', tasks: l.tasks }],
-          filters: { refuseSeconds: 1 },
-        });
-      if (plan.declines.length > 0)
-        calls.add({
-          type: 'DECLINE',
-          frameworkId: fid,
-          offerIds: plan.declines.slice(0, LIMITS.offersPerCall),
-          filters: { refuseSeconds: 5 },
-        });
+      for (const l of plan.launches) launchOn(deps, calls, l.offerId, l.tasks, 1);
+      declineAll(deps, calls, plan.declines, 5);
       await offersWanted(deps, calls, now, false);
       return;
     }
@@ -141,12 +102,7 @@ async function onEvent(deps: JobsDeps, calls: Calls, event: SchedulerEvent, now:
       await onUpdate(deps, calls, event.status, now);
       return;
     case 'ERROR':
-      deps.log.warn('jobs: Meso reported an error', {
-        code: event.code,
-        call: event.call,
-        message: event.message,
-      });
-      if (event.code === 'FRAMEWORK_DISCONNECTED') await subscribe(deps, calls, now);
+      if (mesoError(deps, event)) await subscribe(deps, calls, now);
       return;
     default:
       return;
@@ -162,31 +118,10 @@ async function onUpdate(deps: JobsDeps, calls: Calls, status: TaskStatus, now: n
     const next = applyRunStatus(run, job?.def, status, now);
     if (next !== run) await deps.store.putRun(next);
     if (next.state === 'waiting' && run.state !== 'waiting') await offersWanted(deps, calls, now, true);
-  } else if (
-    status.agentId &&
-    ![
-      'TASK_FINISHED',
-      'TASK_FAILED',
-      'TASK_KILLED',
-      'TASK_ERROR',
-      'TASK_LOST',
-      'TASK_DROPPED',
-      'TASK_GONE',
-      'TASK_GONE_BY_OPERATOR',
-      'TASK_UNKNOWN',
-      'TASK_UNREACHABLE',
-    ].includes(status.state)
-  ) {
+  } else if (status.agentId && !endsTask(status.state)) {
     calls.add({ type: 'KILL', frameworkId: fid, taskId: status.taskId, agentId: status.agentId });
   }
-  if (status.uuid !== undefined && status.agentId !== undefined)
-    calls.add({
-      type: 'ACKNOWLEDGE',
-      frameworkId: fid,
-      agentId: status.agentId,
-      taskId: status.taskId,
-      uuid: status.uuid,
-    });
+  acknowledge(deps, calls, status);
 }
 
 /** REVIVE when a run waits (always after a change), SUPPRESS when none does. */
@@ -205,18 +140,7 @@ async function offersWanted(deps: JobsDeps, calls: Calls, now: number, changed: 
 
 async function subscribe(deps: JobsDeps, calls: Calls, now: number): Promise<void> {
   const jobs = await deps.store.listJobs();
-  const roles = [...new Set(['*', ...jobs.map((j) => j.def.role)])].sort().slice(0, LIMITS.roles);
-  calls.add({
-    type: 'SUBSCRIBE',
-    framework: {
-      frameworkId: deps.config.frameworkId,
-      name: deps.config.name,
-      queueUrl: deps.config.queueUrl,
-      roles,
-      failoverTimeoutSeconds: JOBS_FAILOVER_SECONDS,
-    },
-  });
-  await deps.store.updateMeta({ subscribeSentAt: now, roles, suppressed: false });
+  await subscribeWith(deps, calls, now, rolesOf(jobs.map((j) => j.def.role)), JOBS_FAILOVER_SECONDS);
 }
 
 /**
@@ -228,8 +152,7 @@ export async function jobsTick(deps: JobsDeps): Promise<void> {
   const now = deps.clock.now();
   const calls = newCalls(deps, `tick-${deps.ids.next()}`);
   const meta = await deps.store.getMeta();
-  if (now - Math.max(meta.lastContactAt ?? 0, meta.subscribeSentAt ?? 0) > CONTACT_TIMEOUT_MS)
-    await subscribe(deps, calls, now);
+  if (isSilent(meta, now)) await subscribe(deps, calls, now);
   const { jobs, runs } = await loadState(deps);
   let changed = false;
   for (const job of jobs.values()) {

@@ -5,6 +5,7 @@
  */
 import type { TaskState, TaskStatus } from '../../protocol/common.ts';
 import type { Offer } from '../../protocol/scheduler.ts';
+import { endsTask } from '../host/ends.ts';
 import type { JobDefinition, JobRecord } from './job.ts';
 
 export type RunState = 'waiting' | 'launched' | 'running' | 'succeeded' | 'failed' | 'skipped';
@@ -175,19 +176,6 @@ export function planJobOffers(
   return { launches, declines };
 }
 
-const TERMINAL = new Set<string>([
-  'TASK_FINISHED',
-  'TASK_FAILED',
-  'TASK_KILLED',
-  'TASK_ERROR',
-  'TASK_LOST',
-  'TASK_DROPPED',
-  'TASK_UNREACHABLE',
-  'TASK_GONE',
-  'TASK_GONE_BY_OPERATOR',
-  'TASK_UNKNOWN',
-]);
-
 /** Wait before retry `n` (1-based): `retryBackoffSeconds × 2^(n-1)`, at most an hour. */
 export const retryDelayMs = (def: JobDefinition, n: number) =>
   Math.round(Math.min(def.retryBackoffSeconds * 2 ** Math.min(n - 1, 30), 3600) * 1000);
@@ -207,7 +195,7 @@ export function applyRunStatus(
   if (index < 0) return run;
   const prior = run.attempts[index]!;
   if (prior.endedAt !== undefined) return run;
-  const ended = TERMINAL.has(status.state);
+  const ended = endsTask(status.state);
   const attempt: Attempt = {
     ...prior,
     state: status.state,

@@ -3,20 +3,13 @@
  * sort `sk`): jobs are `pk=job, sk=<id>`, runs `pk=run#<jobId>, sk=<runId>` (sortable by due
  * time: the history, newest first), the framework's own state `pk=meta, sk=framework`.
  */
-import {
-  DeleteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
-import type { TableDef } from '../../definition/tables-queues.ts';
-import type { FrameworkMeta } from '../meta.ts';
+import { DeleteCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { FrameworkMeta } from '../host/meta.ts';
+import { FrameworkTable, frameworkTable, isConditionFailed } from '../host/table.ts';
 import type { JobDefinition, JobRecord } from './job.ts';
 import type { Run } from './run.ts';
 
-export const JOBS_TABLE = { name: 'jobs', partitionKey: 'pk', sortKey: 'sk' } as const satisfies TableDef;
+export const JOBS_TABLE = frameworkTable('jobs');
 
 /** Runs kept per job; older ones are deleted as new ones start. */
 export const HISTORY_LIMIT = 50;
@@ -38,44 +31,14 @@ export interface JobsStore {
   updateMeta(change: Partial<FrameworkMeta>): Promise<void>;
 }
 
-const isConditionFailed = (e: unknown) => (e as Error).name === 'ConditionalCheckFailedException';
-
-export class DynamoJobsStore implements JobsStore {
-  constructor(
-    private readonly doc: DynamoDBDocumentClient,
-    private readonly table: string,
-  ) {}
-
-  private async query(pk: string, opts: { newestFirst?: boolean; limit?: number } = {}) {
-    const items: Record<string, unknown>[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const r = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': pk },
-          ConsistentRead: true,
-          ScanIndexForward: !opts.newestFirst,
-          ...(opts.limit ? { Limit: opts.limit } : {}),
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      items.push(...((r.Items ?? []) as Record<string, unknown>[]));
-      start = opts.limit && items.length >= opts.limit ? undefined : r.LastEvaluatedKey;
-    } while (start);
-    return items;
-  }
-
+export class DynamoJobsStore extends FrameworkTable implements JobsStore {
   async listJobs(): Promise<JobRecord[]> {
     return (await this.query('job')).map(toJob);
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
-    const r = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: 'job', sk: id }, ConsistentRead: true }),
-    );
-    return r.Item ? toJob(r.Item) : undefined;
+    const item = await this.item('job', id);
+    return item ? toJob(item) : undefined;
   }
 
   async putJob(def: JobDefinition, scheduledUntil: number): Promise<void> {
@@ -118,10 +81,7 @@ export class DynamoJobsStore implements JobsStore {
   }
 
   async getRun(jobId: string, runId: string): Promise<Run | undefined> {
-    const r = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: `run#${jobId}`, sk: runId }, ConsistentRead: true }),
-    );
-    return r.Item ? (r.Item.run as Run) : undefined;
+    return (await this.item(`run#${jobId}`, runId))?.run as Run | undefined;
   }
 
   async putRun(run: Run): Promise<void> {
@@ -132,28 +92,6 @@ export class DynamoJobsStore implements JobsStore {
 
   async deleteRun(jobId: string, runId: string): Promise<void> {
     await this.doc.send(new DeleteCommand({ TableName: this.table, Key: { pk: `run#${jobId}`, sk: runId } }));
-  }
-
-  async getMeta(): Promise<FrameworkMeta> {
-    const r = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: 'meta', sk: 'framework' }, ConsistentRead: true }),
-    );
-    const { pk: _pk, sk: _sk, ...meta } = r.Item ?? {};
-    return meta as FrameworkMeta;
-  }
-
-  async updateMeta(change: Partial<FrameworkMeta>): Promise<void> {
-    const entries = Object.entries(change).filter(([, v]) => v !== undefined);
-    if (entries.length === 0) return;
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { pk: 'meta', sk: 'framework' },
-        UpdateExpression: `SET ${entries.map((_, k) => `#k${k} = :v${k}`).join(', ')}`,
-        ExpressionAttributeNames: Object.fromEntries(entries.map(([name], k) => [`#k${k}`, name])),
-        ExpressionAttributeValues: Object.fromEntries(entries.map(([, v], k) => [`:v${k}`, v])),
-      }),
-    );
   }
 }
 

@@ -73,8 +73,25 @@ export const UpgradeStrategySchema = z
     minimumHealthCapacity: z.number().min(0).max(1).default(1),
     /** Fraction of `instances` that may run on top during a deployment (Marathon default 1). */
     maximumOverCapacity: z.number().min(0).max(1).default(1),
+    /**
+     * Seconds a deployment (a new version, a scale, a replacement) may go without progress — an
+     * instance of the current version becoming ready — before it shows as stuck (Kubernetes'
+     * progressDeadlineSeconds; default {@link DEFAULT_PROGRESS_DEADLINE_SECONDS}).
+     */
+    progressDeadlineSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86400)
+      .optional(),
   })
   .strict();
+
+/** A deployment without progress for this long is stuck: ten minutes, as Kubernetes. */
+export const DEFAULT_PROGRESS_DEADLINE_SECONDS = 600;
+
+export const progressDeadlineSeconds = (def: AppDefinition): number =>
+  def.upgradeStrategy.progressDeadlineSeconds ?? DEFAULT_PROGRESS_DEADLINE_SECONDS;
 
 /** What the operator writes (`meso app deploy web.json`). */
 export const AppDefinitionSchema = z
@@ -128,6 +145,11 @@ export interface AppRecord extends AppVersion {
   readonly backoff: { readonly failures: number; readonly delayUntil: number };
   /** When the current deployment began (the version's time, or the last scale). */
   readonly deployedAt: number;
+  /**
+   * The framework's last sign of progress (an instance of the current version became ready, or
+   * a ready one ended): with `deployedAt`, where the progress deadline runs from.
+   */
+  readonly progressAt?: number;
 }
 
 /** Reads a definition; a clear message for each problem, nothing changed on failure. */

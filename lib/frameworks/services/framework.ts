@@ -11,15 +11,26 @@
  * instances that never started.
  */
 import { z } from 'zod';
-import type { Bus } from '../../ports/bus.ts';
-import type { Clock, Ids } from '../../ports/clock.ts';
-import type { Metrics } from '../../ports/metrics.ts';
 import { PROTOCOL_VERSION, type TaskStatus } from '../../protocol/common.ts';
 import { LIMITS } from '../../protocol/limits.ts';
-import { parseMessage } from '../../protocol/parse.ts';
-import { frameworkQueueName } from '../../protocol/queues.ts';
-import { type SchedulerEvent, SchedulerEventSchema } from '../../protocol/scheduler.ts';
-import { Calls } from '../calls.ts';
+import type { SchedulerEvent } from '../../protocol/scheduler.ts';
+import type { Calls } from '../calls.ts';
+import {
+  acknowledge,
+  rolesOf as allRoles,
+  answerHeartbeat,
+  builtInQueueName,
+  declineAll,
+  type FrameworkDeps,
+  launchOn,
+  mesoError,
+  newCalls,
+  parseIncoming,
+  reconcileAll,
+  sameRoles,
+  subscribe as subscribeWith,
+} from '../host/framework.ts';
+import { isSilent } from '../host/meta.ts';
 import type { AppRecord } from './app.ts';
 import type { Instance } from './instance.ts';
 import {
@@ -38,34 +49,14 @@ export const SERVICES_FRAMEWORK_ID = 'meso-services';
 /** Seconds Meso keeps the framework's tasks when it goes silent: a week, as a long-lived Marathon. */
 export const SERVICES_FAILOVER_SECONDS = 7 * 86400;
 
-/** Without SUBSCRIBED or HEARTBEAT for this long, `tick()` subscribes again. */
-export const CONTACT_TIMEOUT_MS = 60_000;
+export { CONTACT_TIMEOUT_MS } from '../host/meta.ts';
 
 /** Instances STAGING longer than this are reconciled explicitly by `tick()` (a launch that never reached Meso). */
 export const STAGING_RECONCILE_MS = 120_000;
 
-export interface FrameworkLogger {
-  info(message: string, extra?: Record<string, unknown>): void;
-  warn(message: string, extra?: Record<string, unknown>): void;
-  error(message: string, extra?: Record<string, unknown>): void;
-}
+export type { FrameworkLogger } from '../host/framework.ts';
 
-export interface ServicesDeps {
-  readonly store: ServicesStore;
-  readonly bus: Bus;
-  readonly clock: Clock;
-  readonly ids: Ids;
-  readonly log: FrameworkLogger;
-  readonly metrics?: Metrics;
-  readonly config: {
-    readonly frameworkId: string;
-    readonly name: string;
-    /** The cluster's scheduler-calls queue. */
-    readonly schedulerCallsQueueUrl: string;
-    /** The framework's own event queue. */
-    readonly queueUrl: string;
-  };
-}
+export type ServicesDeps = FrameworkDeps<ServicesStore>;
 
 /** What the CLI sends to the framework's queue after changing a definition. */
 export const AppsChangedSchema = z
@@ -75,57 +66,38 @@ export const AppsChangedSchema = z
 export const appsChangedMessage = (appId?: string) =>
   JSON.stringify({ v: PROTOCOL_VERSION, type: 'APPS_CHANGED', ...(appId ? { appId } : {}) });
 
-const EVENT_TYPES = [...SchedulerEventSchema.options.map((o) => o.shape.type.value)];
-
-const newCalls = (deps: ServicesDeps, cause: string) =>
-  new Calls(deps.bus, deps.config.schedulerCallsQueueUrl, deps.config.frameworkId, cause);
-
 /** Handles one message from the framework's queue; throws only when it should be retried. */
 export async function handleServicesMessage(
   deps: ServicesDeps,
   messageId: string,
   body: string,
 ): Promise<void> {
-  const mine = parseMessage(AppsChangedSchema, body, ['APPS_CHANGED']);
-  if (mine.ok) return onAppsChanged(deps, messageId);
-  const parsed = parseMessage(SchedulerEventSchema, body, EVENT_TYPES);
-  if (!parsed.ok) {
-    // Anyone allowed to send to the queue could send this: drop it, count it, never retry it.
-    deps.log.warn('services: message dropped', { messageId, error: parsed.error });
-    deps.metrics?.count('ServicesBadMessage');
-    return;
-  }
-  await onEvent(deps, messageId, parsed.message);
+  const incoming = parseIncoming(deps, messageId, body, {
+    schema: AppsChangedSchema,
+    type: 'APPS_CHANGED',
+    badMessageMetric: 'ServicesBadMessage',
+  });
+  if (!incoming) return;
+  if ('mine' in incoming) return onAppsChanged(deps, messageId);
+  await onEvent(deps, messageId, incoming.event);
 }
 
 async function onEvent(deps: ServicesDeps, messageId: string, event: SchedulerEvent): Promise<void> {
   const calls = newCalls(deps, messageId);
-  const fid = deps.config.frameworkId;
+  const _fid = deps.config.frameworkId;
   const now = deps.clock.now();
   switch (event.type) {
     case 'SUBSCRIBED': {
       await deps.store.updateMeta({ lastContactAt: now });
-      // Reconciliation on every (re)subscription: Meso answers with the state of every task it
-      // knows of ours (an unknown one is killed) and of each we name (one Meso lost ends).
       const instances = await deps.store.listInstances();
-      calls.add({ type: 'RECONCILE', frameworkId: fid, tasks: [] });
-      for (let k = 0; k < instances.length; k += LIMITS.reconcileTasks) {
-        calls.add({
-          type: 'RECONCILE',
-          frameworkId: fid,
-          tasks: instances
-            .slice(k, k + LIMITS.reconcileTasks)
-            .map((i) => ({ taskId: i.taskId, agentId: i.agentId })),
-        });
-      }
+      reconcileAll(deps, calls, instances);
       const apps = await deps.store.listApps();
       await killWhatMust(deps, calls, apps, instances);
       await offersWanted(deps, calls, apps, await deps.store.listInstances(), now, true);
       break;
     }
     case 'HEARTBEAT':
-      await deps.store.updateMeta({ lastContactAt: now });
-      calls.add({ type: 'HEARTBEAT', frameworkId: fid });
+      await answerHeartbeat(deps, calls, now);
       break;
     case 'OFFERS': {
       const [apps, instances] = await Promise.all([deps.store.listApps(), deps.store.listInstances()]);
@@ -142,24 +114,11 @@ async function onEvent(deps: ServicesDeps, messageId: string, event: SchedulerEv
           ? Math.min(300, Math.ceil((backoffEnd - now) / 1000))
           : 300;
       for (const l of plan.launches) {
-        calls.add({
-          type: 'ACCEPT',
-          frameworkId: fid,
-          offerIds: [l.offerId],
-          operations: [{ type: 'LAUNCH', tasks: l.tasks }],
-          filters: { refuseSeconds: more ? 1 : 30 },
-        });
+        launchOn(deps, calls, l.offerId, l.tasks, more ? 1 : 30);
         deps.metrics?.count('ServicesLaunched', undefined, l.tasks.length);
       }
-      for (let k = 0; k < plan.declines.length; k += LIMITS.offersPerCall) {
-        calls.add({
-          type: 'DECLINE',
-          frameworkId: fid,
-          offerIds: plan.declines.slice(k, k + LIMITS.offersPerCall),
-          // Nothing wanted: stay out of the allocator's way for a while (a change revives).
-          filters: { refuseSeconds: refuse },
-        });
-      }
+      // Nothing wanted: stay out of the allocator's way for a while (a change revives).
+      declineAll(deps, calls, plan.declines, refuse);
       if (!more) await offersWanted(deps, calls, apps, after, now, false);
       break;
     }
@@ -167,12 +126,7 @@ async function onEvent(deps: ServicesDeps, messageId: string, event: SchedulerEv
       await onUpdate(deps, calls, event.status, now);
       break;
     case 'ERROR':
-      deps.log.warn('services: Meso reported an error', {
-        code: event.code,
-        call: event.call,
-        message: event.message,
-      });
-      if (event.code === 'FRAMEWORK_DISCONNECTED') await subscribe(deps, calls, now);
+      if (mesoError(deps, event)) await subscribe(deps, calls, now);
       break;
     case 'RESCIND':
     case 'FAILURE':
@@ -187,18 +141,12 @@ async function onUpdate(deps: ServicesDeps, calls: Calls, status: TaskStatus, no
   const app = instance ? await deps.store.getApp(instance.appId) : undefined;
   const outcome = applyStatus(app, instance, status, now);
   if (outcome.app) await deps.store.setBackoff(outcome.app.def.id, outcome.app.backoff);
+  if (outcome.progress && instance) await deps.store.setProgress(instance.appId, now);
   if (outcome.instance === null) await deps.store.deleteInstance(status.taskId);
   else if (outcome.instance) await deps.store.putInstance(outcome.instance);
   if (outcome.kill)
     calls.add({ type: 'KILL', frameworkId: fid, taskId: outcome.kill.taskId, agentId: outcome.kill.agentId });
-  if (status.uuid !== undefined && status.agentId !== undefined)
-    calls.add({
-      type: 'ACKNOWLEDGE',
-      frameworkId: fid,
-      agentId: status.agentId,
-      taskId: status.taskId,
-      uuid: status.uuid,
-    });
+  acknowledge(deps, calls, status);
   if (
     instance &&
     (endsInstance(status.state) ||
@@ -268,25 +216,16 @@ async function offersWanted(
   }
 }
 
-const rolesOf = (apps: readonly AppRecord[]): string[] =>
-  [...new Set(['*', ...apps.map((a) => a.def.role)])].sort().slice(0, LIMITS.roles);
-const sameRoles = (a: readonly string[], b: readonly string[]) =>
-  a.length === b.length && a.every((r, k) => r === [...b].sort()[k]);
+const rolesOf = (apps: readonly AppRecord[]): string[] => allRoles(apps.map((a) => a.def.role));
 
 async function subscribe(deps: ServicesDeps, calls: Calls, now: number, roles?: string[]): Promise<void> {
-  const r = roles ?? rolesOf(await deps.store.listApps());
-  calls.add({
-    type: 'SUBSCRIBE',
-    framework: {
-      frameworkId: deps.config.frameworkId,
-      name: deps.config.name,
-      queueUrl: deps.config.queueUrl,
-      roles: r,
-      failoverTimeoutSeconds: SERVICES_FAILOVER_SECONDS,
-    },
-  });
-  // A new subscription starts with no filters and unsuppressed.
-  await deps.store.updateMeta({ subscribeSentAt: now, roles: r, suppressed: false });
+  await subscribeWith(
+    deps,
+    calls,
+    now,
+    roles ?? rolesOf(await deps.store.listApps()),
+    SERVICES_FAILOVER_SECONDS,
+  );
 }
 
 /**
@@ -302,8 +241,7 @@ export async function servicesTick(deps: ServicesDeps): Promise<void> {
     deps.store.listInstances(),
     deps.store.getMeta(),
   ]);
-  const silent = now - Math.max(meta.lastContactAt ?? 0, meta.subscribeSentAt ?? 0) > CONTACT_TIMEOUT_MS;
-  if (silent || !sameRoles(rolesOf(apps), meta.roles ?? [])) {
+  if (isSilent(meta, now) || !sameRoles(rolesOf(apps), meta.roles ?? [])) {
     await subscribe(deps, calls, now);
   } else {
     await killWhatMust(deps, calls, apps, instances);
@@ -320,8 +258,4 @@ export async function servicesTick(deps: ServicesDeps): Promise<void> {
 }
 
 /** The framework's event queue: `<prefix>-fw-meso-services.fifo`, the name any framework's queue has. */
-export function servicesQueueName(prefix: string): string {
-  const name = frameworkQueueName(prefix, SERVICES_FRAMEWORK_ID);
-  if (!name) throw new Error(`prefix "${prefix}" is too long to name the services framework's queue`);
-  return name;
-}
+export const servicesQueueName = (prefix: string): string => builtInQueueName(prefix, SERVICES_FRAMEWORK_ID);

@@ -6,8 +6,9 @@
  */
 import type { HealthCheck, TaskStatus } from '../../protocol/common.ts';
 import type { Offer } from '../../protocol/scheduler.ts';
+import { endsTask } from '../host/ends.ts';
 import type { AppDefinition, AppRecord } from './app.ts';
-import { wanted } from './app.ts';
+import { progressDeadlineSeconds, wanted } from './app.ts';
 import { backoffDelayMs } from './backoff.ts';
 import { type Placement, satisfiesAll } from './constraints.ts';
 import { type Instance, isLive, isReady } from './instance.ts';
@@ -44,7 +45,9 @@ export interface AppStatus {
   readonly running: number;
   readonly staged: number;
   readonly oldVersions: number;
-  readonly state: 'stable' | 'deploying' | 'scaling' | 'backoff' | 'suspended';
+  readonly state: 'stable' | 'deploying' | 'scaling' | 'backoff' | 'suspended' | 'stuck';
+  /** Why a deployment is stuck: what it waited for, and for how long. */
+  readonly reason?: string;
 }
 
 const fixed = (n: number) => Math.round(n * 1000);
@@ -276,21 +279,8 @@ const NOT_THE_APPS_FAULT = new Set([
   'REASON_AGENT_UNKNOWN',
 ]);
 
-const TERMINAL = new Set([
-  'TASK_FINISHED',
-  'TASK_FAILED',
-  'TASK_KILLED',
-  'TASK_ERROR',
-  'TASK_LOST',
-  'TASK_DROPPED',
-  'TASK_UNREACHABLE',
-  'TASK_GONE',
-  'TASK_GONE_BY_OPERATOR',
-  'TASK_UNKNOWN',
-]);
-
 /** Whether an update ends an instance for the framework (UNREACHABLE too: it is replaced at once). */
-export const endsInstance = (state: TaskStatus['state']): boolean => TERMINAL.has(state);
+export const endsInstance = (state: TaskStatus['state']): boolean => endsTask(state);
 
 export interface StatusOutcome {
   /** The instance after the update; null when it ended (remove its record). */
@@ -299,6 +289,11 @@ export interface StatusOutcome {
   readonly app?: AppRecord;
   /** A task the framework does not know, still alive: kill it. */
   readonly kill?: Kill;
+  /**
+   * The app's deployment progressed (or a new one began) now: an instance of its current version
+   * became ready, or a ready one ended (its replacement starts a new deadline).
+   */
+  readonly progress?: boolean;
 }
 
 /**
@@ -320,13 +315,20 @@ export function applyStatus(
     };
   }
   if (endsInstance(status.state)) {
+    const wasReady =
+      app !== undefined &&
+      instance.version === app.version &&
+      instance.phase !== 'killing' &&
+      isReady(instance, app.def.healthCheck !== undefined);
+    const progress = wasReady ? { progress: true } : {};
     if (!app || instance.phase === 'killing' || (status.reason && NOT_THE_APPS_FAULT.has(status.reason)))
-      return { instance: null };
+      return { instance: null, ...progress };
     if (instance.version !== app.version) return { instance: null };
     const failures = app.backoff.failures + 1;
     return {
       instance: null,
       app: { ...app, backoff: { failures, delayUntil: now + backoffDelayMs(app.def, failures) } },
+      ...progress,
     };
   }
   const phase =
@@ -341,23 +343,28 @@ export function applyStatus(
     ...(status.healthy !== undefined ? { healthy: status.healthy } : {}),
     lastState: status.state,
   };
-  if (
-    app &&
-    next.version === app.version &&
-    app.backoff.failures > 0 &&
-    isReady(next, app.def.healthCheck !== undefined)
-  )
-    return { instance: next, app: { ...app, backoff: { failures: 0, delayUntil: 0 } } };
-  return { instance: next };
+  if (!app || next.version !== app.version) return { instance: next };
+  const hc = app.def.healthCheck !== undefined;
+  const progress = isReady(next, hc) && !isReady(instance, hc) ? { progress: true } : {};
+  if (app.backoff.failures > 0 && isReady(next, hc))
+    return { instance: next, app: { ...app, backoff: { failures: 0, delayUntil: 0 } }, ...progress };
+  return { instance: next, ...progress };
 }
 
-/** An app's counts and deployment state, for `meso apps`. */
+/**
+ * An app's counts and deployment state, for `meso apps`. A deployment (new instances of the
+ * current version wanted, or old ones still running) that made no progress — no instance of the
+ * current version became ready — within the app's progress deadline since it began (a deploy,
+ * scale or restart, or a ready instance ending) or since the last progress is `stuck`, with the
+ * reason. The framework keeps trying all the same; rolling
+ * back (or any new deploy) starts a new deployment and a new deadline.
+ */
 export function appStatus(app: AppRecord, instances: readonly Instance[], now: number): AppStatus {
   const hc = app.def.healthCheck !== undefined;
   const { live, current, old } = split(app, instances);
   const n = wanted(app);
   const ready = current.filter((i) => isReady(i, hc)).length;
-  const state: AppStatus['state'] = app.suspended
+  const moving: AppStatus['state'] | undefined = app.suspended
     ? 'suspended'
     : old.length > 0
       ? 'deploying'
@@ -365,15 +372,45 @@ export function appStatus(app: AppRecord, instances: readonly Instance[], now: n
         ? 'backoff'
         : current.length !== n || ready < n
           ? 'scaling'
-          : 'stable';
-  return {
+          : undefined;
+  const counts = {
     wanted: n,
     ready,
     running: live.filter((i) => i.phase === 'running').length,
     staged: live.filter((i) => i.phase === 'staging').length,
     oldVersions: old.length,
-    state,
   };
+  if (moving === undefined) return { ...counts, state: 'stable' };
+  const reason = moving === 'suspended' ? undefined : stuckReason(app, current, old.length, ready, n, now);
+  return reason ? { ...counts, state: 'stuck', reason } : { ...counts, state: moving };
+}
+
+/** Why a moving deployment is past its progress deadline; undefined while it is within it. */
+function stuckReason(
+  app: AppRecord,
+  current: readonly Instance[],
+  old: number,
+  ready: number,
+  n: number,
+  now: number,
+): string | undefined {
+  const deadline = progressDeadlineSeconds(app.def);
+  const progressAt = Math.max(app.deployedAt, app.progressAt ?? 0);
+  const idle = Math.floor((now - progressAt) / 1000);
+  if (idle <= deadline) return undefined;
+  const parts = [
+    `no progress for ${idle} s (deadline ${deadline} s): ${ready}/${n} of version ${app.version} ready`,
+  ];
+  if (old > 0) parts.push(`${old} old instance(s) still running`);
+  const unready = current.filter(
+    (i) => i.phase !== 'killing' && !isReady(i, app.def.healthCheck !== undefined),
+  );
+  if (unready.some((i) => i.healthy === false)) parts.push('failing health checks');
+  else if (unready.some((i) => i.phase === 'staging')) parts.push(`${unready.length} not started`);
+  if (app.backoff.failures > 0) parts.push(`${app.backoff.failures} launch(es) failed in a row`);
+  if (current.length < n && ready === current.length && app.backoff.failures === 0)
+    parts.push('waiting for offers that fit');
+  return `${parts.join('; ')} — roll back with meso app rollback ${app.def.id}`;
 }
 
 /** Whether any app may want offers now (launch budget left and past its backoff). */

@@ -6,34 +6,16 @@
  * backoffs and its state — each with an update that touches only its own attributes, so a deploy
  * and a crash counted at the same moment do not overwrite each other.
  */
-import {
-  DeleteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
-import type { TableDef } from '../../definition/tables-queues.ts';
+import { DeleteCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { FrameworkMeta } from '../host/meta.ts';
+import { FrameworkTable, frameworkTable, isConditionFailed } from '../host/table.ts';
 import type { AppDefinition, AppRecord } from './app.ts';
 import type { Instance } from './instance.ts';
 
-export const SERVICES_TABLE = {
-  name: 'services',
-  partitionKey: 'pk',
-  sortKey: 'sk',
-} as const satisfies TableDef;
+export const SERVICES_TABLE = frameworkTable('services');
 
 /** The framework's own state. */
-export interface ServicesMeta {
-  /** Last SUBSCRIBE sent, and the last sign of life from Meso (SUBSCRIBED or HEARTBEAT), ms. */
-  readonly subscribeSentAt?: number;
-  readonly lastContactAt?: number;
-  /** Roles it subscribed with. */
-  readonly roles?: readonly string[];
-  /** Whether it asked Meso for no offers (SUPPRESS) and has not revived since. */
-  readonly suppressed?: boolean;
-}
+export type ServicesMeta = FrameworkMeta;
 
 /** What a deploy, scale, suspend or restart writes: everything of an app but its backoff. */
 export interface AppSpec {
@@ -55,6 +37,8 @@ export interface ServicesStore {
   /** Past versions, newest first. */
   listVersions(id: string): Promise<{ version: string; def: AppDefinition }[]>;
   setBackoff(id: string, backoff: AppRecord['backoff']): Promise<void>;
+  /** Notes that the app's deployment progressed at `at` (nothing when the app is gone). */
+  setProgress(id: string, at: number): Promise<void>;
   listInstances(): Promise<Instance[]>;
   getInstance(taskId: string): Promise<Instance | undefined>;
   putInstance(i: Instance): Promise<void>;
@@ -68,43 +52,14 @@ export class ConflictError extends Error {
   override name = 'ConflictError';
 }
 
-const isConditionFailed = (e: unknown) => (e as Error).name === 'ConditionalCheckFailedException';
-
-export class DynamoServicesStore implements ServicesStore {
-  constructor(
-    private readonly doc: DynamoDBDocumentClient,
-    private readonly table: string,
-  ) {}
-
-  private async query(pk: string, newestFirst = false): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const r = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': pk },
-          ConsistentRead: true,
-          ScanIndexForward: !newestFirst,
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      items.push(...((r.Items ?? []) as Record<string, unknown>[]));
-      start = r.LastEvaluatedKey;
-    } while (start);
-    return items;
-  }
-
+export class DynamoServicesStore extends FrameworkTable implements ServicesStore {
   async listApps(): Promise<AppRecord[]> {
     return (await this.query('app')).map(toApp);
   }
 
   async getApp(id: string): Promise<AppRecord | undefined> {
-    const r = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: 'app', sk: id }, ConsistentRead: true }),
-    );
-    return r.Item ? toApp(r.Item) : undefined;
+    const item = await this.item('app', id);
+    return item ? toApp(item) : undefined;
   }
 
   async putApp(spec: AppSpec, expect?: 'absent' | { version: string }): Promise<void> {
@@ -166,26 +121,34 @@ export class DynamoServicesStore implements ServicesStore {
   }
 
   async listVersions(id: string): Promise<{ version: string; def: AppDefinition }[]> {
-    return (await this.query(`ver#${id}`, true)).map((i) => ({
+    return (await this.query(`ver#${id}`, { newestFirst: true })).map((i) => ({
       version: String(i.sk),
       def: i.def as AppDefinition,
     }));
   }
 
   async setBackoff(id: string, backoff: AppRecord['backoff']): Promise<void> {
+    await this.setAppAttribute(id, 'backoff', backoff);
+  }
+
+  async setProgress(id: string, at: number): Promise<void> {
+    await this.setAppAttribute(id, 'progressAt', at);
+  }
+
+  /** Sets one attribute the framework owns on an app; nothing when the app was deleted meanwhile. */
+  private async setAppAttribute(id: string, name: string, value: unknown): Promise<void> {
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: 'app', sk: id },
-          UpdateExpression: 'SET #b = :b',
-          ExpressionAttributeNames: { '#b': 'backoff' },
+          UpdateExpression: 'SET #a = :v',
+          ExpressionAttributeNames: { '#a': name },
           ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':b': backoff },
+          ExpressionAttributeValues: { ':v': value },
         }),
       );
     } catch (e) {
-      // The app was deleted meanwhile: nothing to back off.
       if (!isConditionFailed(e)) throw e;
     }
   }
@@ -195,10 +158,7 @@ export class DynamoServicesStore implements ServicesStore {
   }
 
   async getInstance(taskId: string): Promise<Instance | undefined> {
-    const r = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: 'inst', sk: taskId }, ConsistentRead: true }),
-    );
-    return r.Item ? (r.Item.instance as Instance) : undefined;
+    return (await this.item('inst', taskId))?.instance as Instance | undefined;
   }
 
   async putInstance(i: Instance): Promise<void> {
@@ -210,28 +170,6 @@ export class DynamoServicesStore implements ServicesStore {
   async deleteInstance(taskId: string): Promise<void> {
     await this.doc.send(new DeleteCommand({ TableName: this.table, Key: { pk: 'inst', sk: taskId } }));
   }
-
-  async getMeta(): Promise<ServicesMeta> {
-    const r = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: 'meta', sk: 'framework' }, ConsistentRead: true }),
-    );
-    const { pk: _pk, sk: _sk, ...meta } = r.Item ?? {};
-    return meta as ServicesMeta;
-  }
-
-  async updateMeta(change: Partial<ServicesMeta>): Promise<void> {
-    const entries = Object.entries(change).filter(([, v]) => v !== undefined);
-    if (entries.length === 0) return;
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: { pk: 'meta', sk: 'framework' },
-        UpdateExpression: `SET ${entries.map((_, k) => `#k${k} = :v${k}`).join(', ')}`,
-        ExpressionAttributeNames: Object.fromEntries(entries.map(([name], k) => [`#k${k}`, name])),
-        ExpressionAttributeValues: Object.fromEntries(entries.map(([, v], k) => [`:v${k}`, v])),
-      }),
-    );
-  }
 }
 
 function toApp(item: Record<string, unknown>): AppRecord {
@@ -241,5 +179,6 @@ function toApp(item: Record<string, unknown>): AppRecord {
     suspended: item.suspended === true,
     deployedAt: Number(item.deployedAt ?? 0),
     backoff: (item.backoff as AppRecord['backoff']) ?? { failures: 0, delayUntil: 0 },
+    ...(typeof item.progressAt === 'number' ? { progressAt: item.progressAt } : {}),
   };
 }

@@ -11,9 +11,8 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -35,6 +34,7 @@ import {
   type TableName,
   tableName,
 } from '../../definition/tables-queues.ts';
+import { bundledFunction } from './bundled-function.ts';
 import { acknowledge, wildcardResourceFinding } from './nag.ts';
 import { agentStatements, frameworkStatements } from './queue-access.ts';
 
@@ -99,16 +99,7 @@ const VISIBILITY_TO_TIMEOUT = 6;
 /** The sweep runs once a schedule period; it should finish before the next one starts. */
 const SWEEP_TIMEOUT = Duration.seconds(50);
 
-/**
- * Makes `require` exist in the ESM bundle, so CommonJS dependencies that call it still work.
- * The alias avoids a clash with any `createRequire` import in the bundled code.
- */
-export const ESM_REQUIRE_BANNER =
-  "import { createRequire as __mesoCreateRequire } from 'node:module'; const require = __mesoCreateRequire(import.meta.url);";
-
-/** The repository root: functions are bundled from here, against its package-lock.json. */
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const LOCK_FILE = fileURLToPath(new URL('../../../package-lock.json', import.meta.url));
+export { ESM_REQUIRE_BANNER } from './bundled-function.ts';
 
 const ENTRIES: Readonly<Record<ControlPlaneFunction, string>> = {
   registry: fileURLToPath(new URL('../../../functions/registry.ts', import.meta.url)),
@@ -462,52 +453,22 @@ export class MesoControlPlane extends Construct {
     removalPolicy: RemovalPolicy,
     opts: { reserve: boolean },
   ): nodejs.NodejsFunction {
-    const id = pascal(name);
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention: logRetention, removalPolicy });
-    // Its own log group only, rather than AWSLambdaBasicExecutionRole's logs on every group.
-    const role = new iam.Role(this, `${id}Role`, {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `${prefix}-${name}: its tables, queues and log group`,
-    });
-    logGroup.grantWrite(role);
-    const fn = new nodejs.NodejsFunction(this, `${id}Function`, {
-      role,
+    const fn = bundledFunction(this, {
+      id: pascal(name),
       functionName: `${prefix}-${name}`,
       entry: ENTRIES[name],
-      handler: 'handler',
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: LOCK_FILE,
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+      roleDescription: `${prefix}-${name}: its tables, queues and log group`,
       memorySize: MEMORY_MB[name],
       timeout: functionTimeout(name),
       ...(opts.reserve ? { reservedConcurrentExecutions: CONCURRENCY[name].reserved } : {}),
-      logGroup,
       environment: { ...environment, POWERTOOLS_SERVICE_NAME: `meso-${name}` },
       // The sweep runs again within a minute; retrying a failed one would only overlap it.
       ...(name === 'sweep' ? { retryAttempts: 0 } : {}),
-      bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: 'node22',
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        // Bundle the pinned AWS SDK too, rather than whatever version the runtime ships.
-        externalModules: [],
-        forceDockerBundling: false,
-      },
+      logRetention,
+      removalPolicy,
+      noTracingBecause:
+        'Each call is followed by message id and framework or agent id in the structured logs and metrics; X-Ray would add a cost per call and an xray:* grant on every resource',
     });
-    const runtime =
-      'Node.js 22 on purpose: the version package.json pins, the bundles target (node22) and CI tests on';
-    acknowledge(fn, 'AwsSolutions-L1', runtime);
-    acknowledge(fn, 'Serverless-LambdaLatestVersion', runtime);
-    acknowledge(
-      fn,
-      'Serverless-LambdaTracing',
-      'Each call is followed by message id and framework or agent id in the structured logs and metrics; X-Ray would add a cost per call and an xray:* grant on every resource',
-    );
     if (name === 'sweep') {
       const reason =
         'Scheduled every minute with no retries: a failed sweep is redone by the next one; errors are in its logs and metrics';

@@ -10,14 +10,15 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { ENV, ENV_DEFAULTS } from '../../definition/env.ts';
 import { QUEUES, type QueueName, TABLES, type TableName } from '../../definition/tables-queues.ts';
 import { buildDashboardSync } from '../../local/dashboard-assets.ts';
-import { ESM_REQUIRE_BANNER, type MesoControlPlane } from './control-plane.ts';
+import { bundledFunction } from './bundled-function.ts';
+import type { MesoControlPlane } from './control-plane.ts';
 import { acknowledge, wildcardResourceFinding } from './nag.ts';
 
 export interface MesoOperatorApiProps {
@@ -31,8 +32,6 @@ export interface MesoOperatorApiProps {
 }
 
 const ENTRY = fileURLToPath(new URL('../../../functions/operator-api.ts', import.meta.url));
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const LOCK_FILE = fileURLToPath(new URL('../../../package-lock.json', import.meta.url));
 
 const keys = <K extends string>(o: Readonly<Record<K, unknown>>) => Object.keys(o) as K[];
 
@@ -63,52 +62,23 @@ export class MesoOperatorApi extends Construct {
     for (const key of keys(TABLES)) environment[ENV.tables(key as TableName)] = cp.tables[key].tableName;
     for (const key of keys(QUEUES)) environment[ENV.queues(key as QueueName)] = cp.queues[key].queueUrl;
 
-    const logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      removalPolicy,
-    });
-    const role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `${prefix}-operator-api: reads the tables, kills and tears down for operators`,
-    });
-    logGroup.grantWrite(role);
     const assets = buildDashboardSync();
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
-      role,
+    this.function = bundledFunction(this, {
+      id: '',
       functionName: `${prefix}-operator-api`,
       entry: ENTRY,
-      handler: 'handler',
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: LOCK_FILE,
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+      roleDescription: `${prefix}-operator-api: reads the tables, kills and tears down for operators`,
       memorySize: 512,
       timeout: Duration.seconds(30),
-      logGroup,
       environment,
-      bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: 'node22',
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        externalModules: [],
-        forceDockerBundling: false,
-        // The dashboard's files, built now, travel inside the bundle.
-        define: { MESO_DASHBOARD: JSON.stringify(JSON.stringify(assets)) },
-      },
+      logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy,
+      // The dashboard's files, built now, travel inside the bundle.
+      define: { MESO_DASHBOARD: JSON.stringify(JSON.stringify(assets)) },
+      noTracingBecause:
+        'An operator tool called a few times a minute at most; its logs name every action and its principal',
     });
-    const runtime =
-      'Node.js 22 on purpose: the version package.json pins, the bundles target (node22) and CI tests on';
-    acknowledge(this.function, 'AwsSolutions-L1', runtime);
-    acknowledge(this.function, 'Serverless-LambdaLatestVersion', runtime);
-    acknowledge(
-      this.function,
-      'Serverless-LambdaTracing',
-      'An operator tool called a few times a minute at most; its logs name every action and its principal',
-    );
+    const role = this.function.role as iam.Role;
     const sync =
       'Invoked synchronously through its function URL only: the caller sees every failure, there is nothing to retry or dead-letter';
     acknowledge(this.function, 'Serverless-LambdaDLQ', sync);

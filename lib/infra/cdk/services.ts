@@ -12,50 +12,38 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
-import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV } from '../../definition/env.ts';
-import type { TableDef } from '../../definition/tables-queues.ts';
 import { tableName } from '../../definition/tables-queues.ts';
-import { jobsQueueName } from '../../frameworks/jobs/framework.ts';
-import { JOBS_TABLE } from '../../frameworks/jobs/store.ts';
-import { servicesQueueName } from '../../frameworks/services/framework.ts';
-import { SERVICES_TABLE } from '../../frameworks/services/store.ts';
-import { JOBS_ENV } from '../../lambda/jobs.ts';
-import { SERVICES_ENV } from '../../lambda/services.ts';
-import { ESM_REQUIRE_BANNER, type MesoControlPlane } from './control-plane.ts';
+import { type BuiltInFramework, builtInEnv } from '../../frameworks/host/built-in.ts';
+import type { MetaStore } from '../../frameworks/host/framework.ts';
+import { JOBS } from '../../frameworks/jobs/built-in.ts';
+import { SERVICES } from '../../frameworks/services/built-in.ts';
+import { bundledFunction } from './bundled-function.ts';
+import type { MesoControlPlane } from './control-plane.ts';
 import { acknowledge } from './nag.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const LOCK_FILE = fileURLToPath(new URL('../../../package-lock.json', import.meta.url));
-
-/** What differs between the built-in frameworks. */
+/** Each built-in framework, its function's entry, and what its tick does. */
 interface BuiltIn {
-  readonly table: TableDef & { readonly sortKey: string };
-  readonly queueName: (prefix: string) => string;
+  /** What the stack needs of it: its name, table and queue. */
+  readonly framework: Pick<BuiltInFramework<MetaStore>, 'name' | 'table' | 'queueName'>;
   readonly entry: string;
-  readonly env: { readonly table: string; readonly queueUrl: string };
   readonly what: string;
 }
 
 export const BUILT_IN: Readonly<Record<'services' | 'jobs', BuiltIn>> = {
   services: {
-    table: SERVICES_TABLE,
-    queueName: servicesQueueName,
+    framework: SERVICES,
     entry: fileURLToPath(new URL('../../../functions/services.ts', import.meta.url)),
-    env: SERVICES_ENV,
     what: 'subscribe if Meso went quiet, revive, reconcile',
   },
   jobs: {
-    table: JOBS_TABLE,
-    queueName: jobsQueueName,
+    framework: JOBS,
     entry: fileURLToPath(new URL('../../../functions/jobs.ts', import.meta.url)),
-    env: JOBS_ENV,
     what: 'start the runs cron says are due, enforce deadlines and run times',
   },
 };
@@ -85,14 +73,16 @@ export class MesoBuiltInFramework extends Construct {
     super(scope, id);
     const { controlPlane } = props;
     const b = BUILT_IN[props.framework];
-    const name = props.framework;
+    const fw = b.framework;
+    const name = fw.name;
+    const env = builtInEnv(name);
     const prefix = controlPlane.prefix;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
 
     this.table = new dynamodb.Table(this, 'Table', {
-      tableName: tableName(prefix, b.table),
-      partitionKey: { name: b.table.partitionKey, type: dynamodb.AttributeType.STRING },
-      sortKey: { name: b.table.sortKey, type: dynamodb.AttributeType.STRING },
+      tableName: tableName(prefix, fw.table),
+      partitionKey: { name: fw.table.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: fw.table.sortKey, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
@@ -100,7 +90,7 @@ export class MesoBuiltInFramework extends Construct {
       removalPolicy,
     });
 
-    const queueName = b.queueName(prefix);
+    const queueName = fw.queueName(prefix);
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       queueName: queueName.replace(/\.fifo$/, '-dlq.fifo'),
       fifo: true,
@@ -124,47 +114,26 @@ export class MesoBuiltInFramework extends Construct {
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 5 },
     });
 
-    const logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      removalPolicy,
-    });
-    const role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `${prefix}-${name}: its table, its event queue, scheduler calls, its log group`,
-    });
-    logGroup.grantWrite(role);
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
-      role,
+    this.function = bundledFunction(this, {
+      id: '',
       functionName: `${prefix}-${name}`,
       entry: b.entry,
-      handler: 'handler',
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: LOCK_FILE,
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+      roleDescription: `${prefix}-${name}: its table, its event queue, scheduler calls, its log group`,
       memorySize: 512,
       timeout: Duration.seconds(VISIBILITY_SECONDS / 6),
       reservedConcurrentExecutions: 1,
-      logGroup,
       environment: {
         [ENV.prefix]: prefix,
         [ENV.queues('schedulerCalls')]: controlPlane.queues.schedulerCalls.queueUrl,
-        [b.env.table]: this.table.tableName,
-        [b.env.queueUrl]: this.queue.queueUrl,
+        [env.table]: this.table.tableName,
+        [env.queueUrl]: this.queue.queueUrl,
         POWERTOOLS_SERVICE_NAME: `meso-${name}`,
         NODE_OPTIONS: '--enable-source-maps',
       },
-      bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: 'node22',
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        externalModules: [],
-        forceDockerBundling: false,
-      },
+      logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy,
+      noTracingBecause:
+        'Each message is followed by message id in the structured logs; X-Ray would add a cost per call',
     });
     this.function.addEventSource(
       new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
@@ -188,15 +157,6 @@ export class MesoBuiltInFramework extends Construct {
       'A missed tick is worth nothing later: the next one comes within a minute',
     );
 
-    const runtime =
-      'Node.js 22 on purpose: the version package.json pins, the bundles target (node22) and CI tests on';
-    acknowledge(this.function, 'AwsSolutions-L1', runtime);
-    acknowledge(this.function, 'Serverless-LambdaLatestVersion', runtime);
-    acknowledge(
-      this.function,
-      'Serverless-LambdaTracing',
-      'Each message is followed by message id in the structured logs; X-Ray would add a cost per call',
-    );
     const reason =
       "Its queue's records that keep failing go to the queue's dead-letter queue; a failed tick is redone by the next";
     acknowledge(this.function, 'Serverless-LambdaDLQ', reason);

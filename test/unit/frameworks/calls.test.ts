@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Calls } from '../../../lib/frameworks/calls.ts';
+import { declineAll, type FrameworkDeps, type MetaStore } from '../../../lib/frameworks/host/framework.ts';
 import type { Bus, OutboundMessage } from '../../../lib/ports/bus.ts';
+import { LIMITS } from '../../../lib/protocol/limits.ts';
 
 const sent: OutboundMessage[] = [];
 const bus: Bus = {
@@ -52,5 +54,20 @@ describe('framework calls', () => {
     );
     expect(second[0]).not.toBe(first[0]);
     expect(second[0]!.length).toBeLessThanOrEqual(128);
+  });
+});
+
+describe('built-in framework host calls', () => {
+  it('declines every offer, in as many calls as the per-call limit needs', async () => {
+    sent.length = 0;
+    const deps = { config: { frameworkId: 'fw' } } as FrameworkDeps<MetaStore>;
+    const calls = new Calls(bus, 'calls-url', 'fw', 'm1');
+    const ids = Array.from({ length: 2 * LIMITS.offersPerCall + 5 }, (_, k) => `o${k}`);
+    declineAll(deps, calls, ids, 5);
+    await calls.flush();
+    const declined = sent.map((m) => JSON.parse(m.body) as { type: string; offerIds: string[] });
+    expect(declined.map((d) => d.offerIds.length)).toEqual([LIMITS.offersPerCall, LIMITS.offersPerCall, 5]);
+    expect(declined.flatMap((d) => d.offerIds)).toEqual(ids);
+    expect(declined.every((d) => d.type === 'DECLINE')).toBe(true);
   });
 });

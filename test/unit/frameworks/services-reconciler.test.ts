@@ -48,6 +48,18 @@ function inst(over: Partial<Instance> = {}): Instance {
   };
 }
 
+/** A status update from the agent about instance `i`. */
+const statusOf = (i: Instance, state: string, extra = {}) =>
+  ({
+    taskId: i.taskId,
+    frameworkId: 'f',
+    agentId: i.agentId,
+    state,
+    source: 'SOURCE_AGENT',
+    timestamp: NOW,
+    ...extra,
+  }) as never;
+
 function offer(i: number, over: Partial<Offer> = {}): Offer {
   return {
     offerId: `o${i}`,
@@ -348,16 +360,7 @@ describe('status updates', () => {
   it('a crash grows the backoff, a kill or a lost agent does not, and a healthy instance resets it', () => {
     const a = app();
     const i = inst();
-    const st = (state: string, extra = {}) =>
-      ({
-        taskId: i.taskId,
-        frameworkId: 'f',
-        agentId: i.agentId,
-        state,
-        source: 'SOURCE_AGENT',
-        timestamp: NOW,
-        ...extra,
-      }) as never;
+    const st = (state: string, extra = {}) => statusOf(i, state, extra);
     const crashed = applyStatus(a, i, st('TASK_FAILED'), NOW);
     expect(crashed.instance).toBeNull();
     expect(crashed.app?.backoff).toEqual({ failures: 1, delayUntil: NOW + 1000 });
@@ -368,9 +371,9 @@ describe('status updates', () => {
       applyStatus(a, i, st('TASK_LOST', { reason: 'REASON_AGENT_REMOVED_BY_OPERATOR' }), NOW).app,
     ).toBeUndefined();
     // Launched on an offer Meso no longer had: the app is not at fault.
-    expect(applyStatus(a, i, st('TASK_DROPPED', { reason: 'REASON_INVALID_OFFERS' }), NOW)).toEqual({
-      instance: null,
-    });
+    const dropped = applyStatus(a, i, st('TASK_DROPPED', { reason: 'REASON_INVALID_OFFERS' }), NOW);
+    expect(dropped.instance).toBeNull();
+    expect(dropped.app).toBeUndefined();
     const staged = { ...i, phase: 'staging' as const };
     const up = applyStatus(again.app, staged, st('TASK_RUNNING'), NOW);
     expect(up.instance?.phase).toBe('running');
@@ -380,10 +383,93 @@ describe('status updates', () => {
   });
 
   it('reports healthy/wanted and the deployment state', () => {
-    const a = app({ instances: 2 });
+    const a = app({ instances: 2 }, { deployedAt: NOW });
     expect(appStatus(a, [inst(), inst()], NOW)).toMatchObject({ wanted: 2, ready: 2, state: 'stable' });
     expect(appStatus(a, [inst(), inst({ version: 'v1' })], NOW).state).toBe('deploying');
     expect(appStatus(a, [inst()], NOW).state).toBe('scaling');
     expect(appStatus({ ...a, suspended: true }, [], NOW)).toMatchObject({ wanted: 0, state: 'suspended' });
+  });
+});
+
+describe('a stuck deployment', () => {
+  const S = 1000;
+  const st = statusOf;
+
+  it('is stuck after the progress deadline without a new instance ready, and names why', () => {
+    // A new version whose instances never pass their health check, on a test clock.
+    const a = app(
+      {
+        instances: 2,
+        ports: 1,
+        healthCheck: { protocol: 'TCP' },
+        upgradeStrategy: { minimumHealthCapacity: 1, progressDeadlineSeconds: 120 },
+      },
+      { deployedAt: NOW },
+    );
+    const instances = [
+      inst({ version: 'v1', healthy: true }),
+      inst({ version: 'v1', healthy: true }),
+      inst({ healthy: false }),
+    ];
+    expect(appStatus(a, instances, NOW + 120 * S)).toMatchObject({ state: 'deploying' });
+    expect(appStatus(a, instances, NOW + 120 * S).reason).toBeUndefined();
+    const stuck = appStatus(a, instances, NOW + 121 * S);
+    expect(stuck.state).toBe('stuck');
+    expect(stuck.reason).toContain('no progress for 121 s (deadline 120 s): 0/2 of version v2 ready');
+    expect(stuck.reason).toContain('2 old instance(s) still running');
+    expect(stuck.reason).toContain('failing health checks');
+    expect(stuck.reason).toContain('meso app rollback web');
+  });
+
+  it('defaults to ten minutes, and counts a crash loop of the new version as no progress', () => {
+    const a = app({ instances: 1 }, { deployedAt: NOW, backoff: { failures: 4, delayUntil: NOW + 900 * S } });
+    expect(appStatus(a, [], NOW + 600 * S).state).toBe('backoff');
+    const stuck = appStatus(a, [], NOW + 601 * S);
+    expect(stuck.state).toBe('stuck');
+    expect(stuck.reason).toContain('4 launch(es) failed in a row');
+    // A crash of an instance that never became ready is no progress.
+    const never = inst({ phase: 'staging' });
+    expect(applyStatus(a, never, st(never, 'TASK_FAILED'), NOW).progress).toBeUndefined();
+  });
+
+  it('restarts its deadline at each instance that becomes ready, and when a ready one ends', () => {
+    const a = app({ instances: 3, upgradeStrategy: { progressDeadlineSeconds: 60 } }, { deployedAt: NOW });
+    const staging = inst({ phase: 'staging' });
+    const up = applyStatus(a, staging, st(staging, 'TASK_RUNNING'), NOW + 50 * S);
+    expect(up.progress).toBe(true);
+    expect(applyStatus(a, up.instance!, st(staging, 'TASK_RUNNING'), NOW + 51 * S).progress).toBeUndefined();
+    const progressed = { ...a, progressAt: NOW + 50 * S };
+    const three = [up.instance!, inst({ phase: 'staging' }), inst({ phase: 'staging' })];
+    expect(appStatus(a, three, NOW + 100 * S).state).toBe('stuck');
+    expect(appStatus(progressed, three, NOW + 100 * S).state).toBe('scaling');
+    expect(appStatus(progressed, three, NOW + 111 * S).reason).toContain('2 not started');
+    // A ready instance that dies begins a new deployment (its replacement), with a new deadline.
+    const died = applyStatus(a, up.instance!, st(staging, 'TASK_FAILED'), NOW + 500 * S);
+    expect(died.progress).toBe(true);
+    // An old version's instance, killed by the rollout, is not the new version's progress.
+    const old = inst({ version: 'v1', phase: 'killing' });
+    expect(applyStatus(a, old, st(old, 'TASK_KILLED'), NOW).progress).toBeUndefined();
+  });
+
+  it('is never stuck when stable or suspended, and a rollback (a new deploy) starts a new deadline', () => {
+    const a = app({ instances: 1 }, { deployedAt: NOW });
+    expect(appStatus(a, [inst()], NOW + 10_000 * S).state).toBe('stable');
+    expect(appStatus({ ...a, suspended: true }, [inst()], NOW + 10_000 * S).state).toBe('suspended');
+    const stuckOne = [inst({ phase: 'staging' })];
+    expect(appStatus(a, stuckOne, NOW + 700 * S).state).toBe('stuck');
+    const rolledBack = { ...a, version: 'v3', deployedAt: NOW + 700 * S };
+    expect(
+      appStatus(rolledBack, [...stuckOne, inst({ version: 'v3', phase: 'staging' })], NOW + 701 * S).state,
+    ).toBe('deploying');
+  });
+
+  it('refuses a progress deadline that is not a whole number of seconds from 1 s to a week', () => {
+    for (const bad of [0, -5, 1.5, 7 * 86400 + 1, '600'])
+      expect(
+        parseAppDefinition({ id: 'web', cmd: 'x', upgradeStrategy: { progressDeadlineSeconds: bad } }).ok,
+      ).toBe(false);
+    expect(
+      parseAppDefinition({ id: 'web', cmd: 'x', upgradeStrategy: { progressDeadlineSeconds: 30 } }).ok,
+    ).toBe(true);
   });
 });

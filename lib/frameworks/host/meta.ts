@@ -10,3 +10,7 @@ export interface FrameworkMeta {
 
 /** Without SUBSCRIBED or HEARTBEAT for this long, a tick subscribes again. */
 export const CONTACT_TIMEOUT_MS = 60_000;
+
+/** Whether Meso has been silent long enough (or the framework never subscribed) to subscribe again. */
+export const isSilent = (meta: FrameworkMeta, now: number): boolean =>
+  now - Math.max(meta.lastContactAt ?? 0, meta.subscribeSentAt ?? 0) > CONTACT_TIMEOUT_MS;
