@@ -353,13 +353,7 @@ export class MesoControlPlane extends Construct {
           'Send only, to the queues frameworks, agents and log readers own, whose names arrive at run time; the control plane sends only to the queue derived from the id or principal it checked (docs/protocol.md 1.1)',
         );
       }
-      if ([...access.readWrite, ...access.read].includes('tasks')) {
-        acknowledge(
-          role,
-          wildcardResourceFinding(this, `${this.tables.tasks.tableArn}/index/*`),
-          "The tasks table's own global secondary indexes (byAgent), as Table.grant* writes them",
-        );
-      }
+      acknowledgeIndexGrants(this, role, this.tables, [...access.readWrite, ...access.read]);
     }
 
     this.sweepRule = new events.Rule(this, 'SweepSchedule', {
@@ -535,4 +529,25 @@ function mapRecord<K extends string, V, R>(
 /** `schedulerCalls` → `SchedulerCalls`, for construct ids and output names. */
 export function pascal(name: string): string {
   return name.charAt(0).toUpperCase() + name.slice(1);
+}
+
+/**
+ * Table.grant* also grants `<table>/index/*`, which cdk-nag reports as a wildcard: acknowledged,
+ * naming the indexes, for each granted table that has any (lib/definition/tables-queues.ts).
+ */
+export function acknowledgeIndexGrants(
+  scope: Construct,
+  role: iam.Role,
+  tables: Readonly<Record<TableName, dynamodb.Table>>,
+  granted: readonly TableName[],
+): void {
+  for (const key of new Set(granted)) {
+    const indexes = ((TABLES[key] as TableDef).indexes ?? []).map((i) => i.name);
+    if (indexes.length === 0) continue;
+    acknowledge(
+      role,
+      wildcardResourceFinding(scope, `${tables[key].tableArn}/index/*`),
+      `The ${key} table's own global secondary indexes (${indexes.join(', ')}), as Table.grant* writes them`,
+    );
+  }
 }

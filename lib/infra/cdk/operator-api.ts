@@ -18,7 +18,7 @@ import { ENV, ENV_DEFAULTS } from '../../definition/env.ts';
 import { QUEUES, type QueueName, TABLES, type TableName } from '../../definition/tables-queues.ts';
 import { buildDashboardSync } from '../../local/dashboard-assets.ts';
 import { bundledFunction } from './bundled-function.ts';
-import type { MesoControlPlane } from './control-plane.ts';
+import { acknowledgeIndexGrants, type MesoControlPlane } from './control-plane.ts';
 import { acknowledge, wildcardResourceFinding } from './nag.ts';
 
 export interface MesoOperatorApiProps {
@@ -86,11 +86,7 @@ export class MesoOperatorApi extends Construct {
 
     // Reads every table; KILL marks a task, TEARDOWN removes a framework (with its outbox in meta).
     for (const key of keys(TABLES)) cp.tables[key].grantReadWriteData(role);
-    acknowledge(
-      role,
-      wildcardResourceFinding(this, `${cp.tables.tasks.tableArn}/index/*`),
-      "The tasks table's own global secondary indexes (byAgent), as Table.grant* writes them",
-    );
+    acknowledgeIndexGrants(this, role, cp.tables, keys(TABLES));
     cp.queues.allocator.grantSendMessages(role);
     cp.queues.timers.grantSendMessages(role);
     const tenantQueues = ['fw', 'agent'].map((kind) =>
