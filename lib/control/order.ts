@@ -23,6 +23,7 @@ import type { Item } from '../ports/store.ts';
 import { isBatching } from './batching-bus.ts';
 import type { ControlDeps } from './deps.ts';
 import { sendToFramework } from './emit.ts';
+import { uncached } from './read-cache.ts';
 import { reconciledStatus, type SentUpdate } from './statuses.ts';
 
 /**
@@ -50,8 +51,9 @@ export async function followUpReordered(
   }
   let n = 0;
   for (const s of sent) {
-    // Read here rather than through records/tasks.ts, which imports the outbox that imports this.
-    const row = await deps.store.get<TaskRecord & Item>('tasks', {
+    // Read here rather than through records/tasks.ts, which imports the outbox that imports this;
+    // past the invocation's read cache: this read is for what others wrote since.
+    const row = await uncached(deps.store).get<TaskRecord & Item>('tasks', {
       frameworkId: s.frameworkId,
       taskId: s.taskId,
     });

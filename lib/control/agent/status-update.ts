@@ -13,7 +13,7 @@ import type { AgentCallOf, TaskStatus } from '../../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework } from '../emit.ts';
 import { followUpReordered } from '../order.ts';
-import { getAgent, releaseTaskWrite } from '../records/agents.ts';
+import { releaseTask } from '../records/agents.ts';
 import { type AgentRoute, frameworkRoute } from '../records/routes.ts';
 import { statusSet, updateTask } from '../records/tasks.ts';
 import type { Change } from '../records/transact.ts';
@@ -40,8 +40,10 @@ export async function statusUpdate(
     });
   }
   const stamped = { ...status, uuid };
+  // Set once the task has left its agent's ledger: a retry after a lost race must not forget it.
+  const released = { done: false };
   const outcome = await updateTask(deps.store, status.frameworkId, status.taskId, (task) =>
-    applyUpdate(deps, agent, stamped, task),
+    applyUpdate(deps, agent, stamped, task, released),
   );
   if ('code' in outcome) return reject(deps, 'agent-calls', record, outcome);
   await deliver(deps, record, agent, stamped, outcome);
@@ -53,6 +55,7 @@ async function applyUpdate(
   agent: AgentRoute,
   status: TaskStatus & { readonly uuid: string },
   task: TaskRecord | undefined,
+  released: { done: boolean },
 ): Promise<Change<Outcome>> {
   if (!task) {
     // Not a task Meso launched on this agent: acknowledge it so the agent stops resending, but
@@ -86,12 +89,12 @@ async function applyUpdate(
     deps.metrics.count('StatusUpdatesIgnored', { from: task.state, to: status.state });
     return { result: { kind: 'ack-only', task, freed: false } };
   }
-  // An ended task leaves its agent's ledger in the same transaction (a commutative release).
-  const holds = change.terminal && !!(await getAgent(deps.store, agent.agentId))?.tasks[task.taskId];
+  // An ended task leaves its agent's ledger first, by a write of its own (lib/control/records/agents.ts).
+  if (change.terminal && !released.done)
+    released.done = await releaseTask(deps.store, agent.agentId, task.taskId);
   return {
     set: statusSet(change.set, deps.config.taskRetentionSeconds) as unknown as Item,
-    ...(holds ? { also: [releaseTaskWrite(agent.agentId, task.taskId)] } : {}),
-    result: { kind: 'forward', task, freed: holds },
+    result: { kind: 'forward', task, freed: change.terminal },
   };
 }
 
