@@ -19,7 +19,7 @@ function countingStore() {
       gets.push(`${t}:${JSON.stringify(k)}`);
       return store.get(t, k);
     },
-    query: (t, pk, i) => store.query(t, pk, i),
+    query: (t, pk) => store.query(t, pk),
     scan: (t) => store.scan(t),
     write: (ops) => store.write(ops),
     increment: (k, by) => store.increment(k, by),
@@ -79,7 +79,7 @@ describe('ReadCache: each item read once per invocation', () => {
     const slowWrites: Store = {
       ...store,
       get: (t, k) => store.get(t, k),
-      query: (t, pk, i) => store.query(t, pk, i),
+      query: (t, pk) => store.query(t, pk),
       scan: (t) => store.scan(t),
       increment: (k, by) => store.increment(k, by),
       write: async (ops) => {
