@@ -488,7 +488,8 @@ async function main() {
   const c = (op: string) => calls.get(`DynamoDB.${op}`) ?? 0;
   const writeUnits =
     c('PutItem') + c('UpdateItem') + c('DeleteItem') + 2 * (units.get('DynamoDB.TransactWriteItems') ?? 0);
-  const readUnits = c('GetItem') + (units.get('DynamoDB.Scan') ?? 0);
+  const readUnits =
+    c('GetItem') + (units.get('DynamoDB.Scan') ?? 0) + (units.get('DynamoDB.BatchGetItem') ?? 0);
   let invocations = 0;
   let gbSeconds = 0;
   const lambdaReport: Record<string, unknown> = {};

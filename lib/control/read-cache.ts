@@ -17,7 +17,7 @@
  * - Every reader gets its own copy, so no handler sees another's changes to an object.
  */
 import { TABLES, type TableName } from '../definition/tables-queues.ts';
-import type { Item, Store, WriteOp } from '../ports/store.ts';
+import { getEach, type Item, type Store, type WriteOp } from '../ports/store.ts';
 
 export class ReadCache implements Store {
   private readonly items = new Map<string, Promise<Item | undefined>>();
@@ -41,6 +41,11 @@ export class ReadCache implements Store {
     }
     const v = await item;
     return v === undefined ? undefined : (structuredClone(v) as T);
+  }
+
+  /** Not cached: its one reader (lib/control/order.ts) wants what others wrote since. */
+  getMany<T extends Item>(table: TableName, keys: readonly Item[]): Promise<(T | undefined)[]> {
+    return getEach<T>(this.base, table, keys);
   }
 
   query<T extends Item>(table: TableName, pk: { name: string; value: string }, index?: string) {

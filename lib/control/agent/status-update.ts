@@ -14,7 +14,7 @@ import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework } from '../emit.ts';
 import { followUpReordered } from '../order.ts';
 import { releaseTask } from '../records/agents.ts';
-import { type AgentRoute, frameworkRoute } from '../records/routes.ts';
+import { type AgentRoute, frameworkRoute, rememberTaskAgent } from '../records/routes.ts';
 import { statusSet, updateTask } from '../records/tasks.ts';
 import type { Change } from '../records/transact.ts';
 import { type Rejection, reject } from '../reject.ts';
@@ -111,6 +111,7 @@ async function deliver(
 ): Promise<void> {
   const { uuid } = status;
   const fw = await frameworkRoute(deps.store, status.frameworkId, deps.clock.now());
+  if (outcome.task) rememberTaskAgent(status.frameworkId, status.taskId, agent.agentId, deps.clock.now());
   const ack = () =>
     sendToAgent(deps, agent.queueUrl, [
       {
