@@ -7,10 +7,10 @@
  * `bench/launch-control.ts`, or in the bench's process with `--control-in-process`.
  */
 import type { ClusterConfig } from '../lib/config/cluster.ts';
-import { QUEUES, type QueueName } from '../lib/definition/tables-queues.ts';
+import { QUEUES, type QueueName, type TableName } from '../lib/definition/tables-queues.ts';
 import { startLocalControlPlane } from '../lib/local/control-plane.ts';
 import type { Bus } from '../lib/ports/bus.ts';
-import type { Store } from '../lib/ports/store.ts';
+import type { Item, Store } from '../lib/ports/store.ts';
 
 export interface ControlPlaneTally {
   readonly lambda: Map<string, { invocations: number; ms: number }>;
@@ -26,6 +26,15 @@ function countingStore(inner: Store, detail: Map<string, number>): Store {
       add(detail, t === 'meta' ? `get meta:${String(k.key)}` : `get ${t}`);
       return inner.get(t, k);
     },
+    ...(inner.getMany
+      ? {
+          getMany: <T extends Item>(t: TableName, keys: readonly Item[]) => {
+            add(detail, `getMany ${t}`);
+            add(detail, `getMany ${t} items`, keys.length);
+            return inner.getMany!<T>(t, keys);
+          },
+        }
+      : {}),
     query: (t, pk, i) => {
       add(detail, `query ${t}`);
       return inner.query(t, pk, i);
