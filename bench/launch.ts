@@ -420,10 +420,17 @@ async function main() {
   await allEnded(TASKS);
   const seconds = (performance.now() - start) / 1000;
   const calls = new Map(Object.entries(snapshotCalls()));
-  for (const a of agents)
-    for (const [k, v] of Object.entries(await a.calls())) calls.set(k, (calls.get(k) ?? 0) + v);
+  // Calls by process (with the control plane or the agents in this one, theirs count as the framework's).
+  const sum = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
+  const byProcess = { framework: sum(Object.fromEntries(calls)), agents: 0, controlPlane: 0 };
+  for (const a of agents) {
+    const theirs = await a.calls();
+    byProcess.agents += sum(theirs);
+    for (const [k, v] of Object.entries(theirs)) calls.set(k, (calls.get(k) ?? 0) + v);
+  }
   const units = new Map(apiUnits);
   const fromControl = await control.report();
+  byProcess.controlPlane = sum(fromControl.calls);
   for (const [k, v] of Object.entries(fromControl.calls)) calls.set(k, (calls.get(k) ?? 0) + v);
   for (const [k, v] of Object.entries(fromControl.units)) units.set(k, (units.get(k) ?? 0) + v);
   const lambdaBurst = new Map(Object.entries(fromControl.lambda));
@@ -525,6 +532,7 @@ async function main() {
     steady,
     callsPerTask: Object.fromEntries([...calls].sort().map(([k, v]) => [k, round(per(v))])),
     callsPerTaskByService: Object.fromEntries([...byService].map(([k, v]) => [k, round(per(v))])),
+    callsPerTaskByProcess: Object.fromEntries(Object.entries(byProcess).map(([k, v]) => [k, round(per(v))])),
     dynamodbUnitsPerTask: { write: round(per(writeUnits)), read: round(per(readUnits)) },
     controlPlanePerTask: Object.fromEntries(
       Object.entries(fromControl.detail)
