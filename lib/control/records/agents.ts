@@ -56,7 +56,8 @@ export const releaseTaskWrite = (agentId: string, taskId: string): WriteOp => ({
  * unit) instead of a second item in the task row's transaction (four units for the two), and no
  * read of the agent to learn whether it still holds the task — a ledger without it fails the
  * write's condition, which means it was released already (by an earlier attempt, a re-registration
- * or the agent's removal). Returns whether it was still there; true or false, it is gone now.
+ * or the agent's removal); only then is the agent read, to tell that from any other failure, which
+ * is tried again. Returns whether it was still there; true or false, it is gone now.
  *
  * It is written before the task row says the task ended, and only for a terminal update of the
  * agent that runs the task: the process is over, so its resources are free whatever happens to the
@@ -64,11 +65,16 @@ export const releaseTaskWrite = (agentId: string, taskId: string): WriteOp => ({
  * the row follows; the ledger is never charged for a task that ended, so nothing is over-committed.
  */
 export async function releaseTask(s: Store, agentId: string, taskId: string): Promise<boolean> {
-  try {
-    await s.write([releaseTaskWrite(agentId, taskId)]);
-    return true;
-  } catch (e) {
-    if (e instanceof ConditionFailedError) return false;
-    throw e;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await s.write([releaseTaskWrite(agentId, taskId)]);
+      return true;
+    } catch (e) {
+      if (!(e instanceof ConditionFailedError)) throw e;
+      // Only now is the agent read: a failure that was not the key's absence is tried again.
+      const still = (await getAgent(s, agentId))?.tasks[taskId] !== undefined;
+      if (!still) return false;
+      if (attempt >= 4) throw e;
+    }
   }
 }

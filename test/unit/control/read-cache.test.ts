@@ -204,6 +204,26 @@ describe('a terminal status update releases its task without reading the agent',
     expect((await agent(t, 'a1')).tasks).toEqual({});
   });
 
+  it('a removal refused while the ledger still holds the task is tried again, not taken as released', async () => {
+    const t = testControl();
+    await putAgent(t, 'a1');
+    await putFramework(t, 'f1');
+    await putTask(t, 'f1', 't1', 'a1');
+    const write = t.store.write.bind(t.store);
+    let refused = 0;
+    t.store.write = async (ops) => {
+      if (ops.some((o) => o.kind === 'removeKey') && refused++ === 0) {
+        const { ConditionFailedError } = await import('../../../lib/ports/store.ts');
+        throw new ConditionFailedError('spurious');
+      }
+      return write(ops);
+    };
+    await finished(t, 'fin-4');
+    expect(refused).toBe(2);
+    expect((await agent(t, 'a1')).tasks.t1).toBeUndefined();
+    expect((await task(t, 'f1', 't1')).state).toBe('TASK_FINISHED');
+  });
+
   it('a write of the row that fails after the release is retried, and the ledger is not charged again', async () => {
     const t = testControl();
     await putAgent(t, 'a1');
