@@ -22,7 +22,11 @@
  *   run's calls per task (SQS and DynamoDB time added: they share the machine), and the burst's
  *   share of it.
  *
- * Agents run as their own processes (`bench/launch-agent.ts`) unless `--in-process`.
+ * Each runs in its own process, as in AWS: the control plane (`bench/launch-control.ts`; in this
+ * one with `--control-in-process`), the agents (`bench/launch-agent.ts`; in this one with
+ * `--in-process`), and the framework (this process). `--control-cpu-prof DIR` writes a CPU
+ * profile of the control plane's process there. `controlPlanePerTask` says where the control
+ * plane's calls go: store calls by operation and table, messages sent by destination and type.
  * Run: `npm run bench:launch [-- --tasks N --agents N --rate N --steady S --interval S]`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -30,7 +34,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   CreateQueueCommand,
@@ -46,21 +50,23 @@ import { createDynamoClient, DynamoStore } from '../lib/adapters/dynamo-store.ts
 import { createSqsClient } from '../lib/adapters/sqs.ts';
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 import { type ClusterConfig, configToEnv } from '../lib/config/cluster.ts';
-import { QUEUES, type QueueName } from '../lib/definition/tables-queues.ts';
+import type { QueueName } from '../lib/definition/tables-queues.ts';
 import { MEMORY_MB } from '../lib/infra/cdk/control-plane.ts';
-import { startLocalControlPlane } from '../lib/local/control-plane.ts';
 import { provision } from '../lib/local/provision.ts';
 import type { Item } from '../lib/ports/store.ts';
 import type { Offer, TaskStatus } from '../lib/protocol/index.ts';
 import { LIMITS } from '../lib/protocol/limits.ts';
 import { MesoScheduler } from '../lib/sdk/scheduler.ts';
 import { percentile, sleep, startBenchEmulators } from './common.ts';
+import { type ControlPlaneTally, startBenchControlPlane } from './launch-control-plane.ts';
 
 const { values } = parseArgs({
   options: {
     tasks: { type: 'string', default: '1000' },
     agents: { type: 'string', default: '4' },
     'in-process': { type: 'boolean', default: false },
+    'control-in-process': { type: 'boolean', default: false },
+    'control-cpu-prof': { type: 'string' },
     rate: { type: 'string', default: '10' },
     steady: { type: 'string', default: '20' },
     calibrate: { type: 'string', default: '3' },
@@ -70,6 +76,7 @@ const { values } = parseArgs({
 const TASKS = Number(values.tasks);
 const AGENTS = Number(values.agents);
 const IN_PROCESS = values['in-process'];
+const CONTROL_IN_PROCESS = values['control-in-process'];
 const RATE = Number(values.rate);
 const STEADY_S = Number(values.steady);
 const CALIBRATE_S = Number(values.calibrate);
@@ -144,6 +151,96 @@ async function calibrate(cluster: ClusterConfig, prefix: string) {
   return { sqsCallsPerSecond, dynamodbCallsPerSecond };
 }
 
+type Ask = <T>(
+  command: string | undefined,
+  pick: (m: Record<string, unknown>) => T | undefined,
+) => Promise<T>;
+
+/** A bench process (`args`: a TypeScript file and its arguments) that takes commands on stdin and answers in JSON lines on stdout. */
+function childProcess(args: string[], env: Record<string, string>, nodeArgs: string[] = []) {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    // tsx as a loader in the one process (its CLI would start a second one, which a profile misses).
+    [...nodeArgs, '--import', pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href, ...args],
+    { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const waiting: ((line: Record<string, unknown>) => boolean)[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      return;
+    }
+    const i = waiting.findIndex((w) => w(msg));
+    if (i >= 0) waiting.splice(i, 1);
+  });
+  const ask: Ask = (command, pick) =>
+    new Promise((resolve) => {
+      waiting.push((m) => {
+        const v = pick(m);
+        if (v === undefined) return false;
+        resolve(v);
+        return true;
+      });
+      if (command) child.stdin!.write(`${command}\n`);
+    });
+  return { ask, child };
+}
+
+/** What the bench reads off the control plane, wherever it runs. */
+interface ControlReport {
+  readonly calls: Record<string, number>;
+  readonly units: Record<string, number>;
+  readonly lambda: Record<string, { invocations: number; ms: number }>;
+  readonly detail: Record<string, number>;
+}
+
+interface BenchControl {
+  readonly allocationIntervalSeconds: number;
+  report(): Promise<ControlReport>;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+async function startControl(cluster: ClusterConfig, dlqs: Record<QueueName, string>): Promise<BenchControl> {
+  const interval = values.interval !== undefined ? Number(values.interval) : undefined;
+  if (CONTROL_IN_PROCESS) {
+    const { cp, tally } = startBenchControlPlane(cluster, dlqs, interval);
+    const copy = (t: ControlPlaneTally) => ({
+      lambda: Object.fromEntries([...t.lambda].map(([k, v]) => [k, { ...v }])),
+      detail: Object.fromEntries(t.detail),
+    });
+    // Calls and units are counted in this process's tally with the framework's.
+    return {
+      allocationIntervalSeconds: cp.deps.config.allocationIntervalSeconds,
+      report: async () => ({ calls: {}, units: {}, ...copy(tally) }),
+      reset: () => {
+        tally.lambda.clear();
+        tally.detail.clear();
+      },
+      stop: () => cp.stop(),
+    };
+  }
+  const prof = values['control-cpu-prof'];
+  const { ask, child } = childProcess(
+    [join(ROOT, 'bench/launch-control.ts'), JSON.stringify({ cluster, dlqs, interval })],
+    {},
+    prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [],
+  );
+  const started = await ask(undefined, (m) => (m.started ? m : undefined));
+  return {
+    allocationIntervalSeconds: Number(started.allocationIntervalSeconds),
+    report: () => ask('calls', (m) => (m.calls ? (m as unknown as ControlReport) : undefined)),
+    reset: () => child.stdin!.write('reset\n'),
+    stop: async () => {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      await ask('stop', (m) => (m.stopped ? true : undefined));
+      await exited;
+    },
+  };
+}
+
 /** An agent: in this process, or its own (bench/launch-agent.ts), answering on stdout. */
 interface BenchAgent {
   calls(): Promise<Record<string, number>>;
@@ -174,39 +271,16 @@ async function startAgents(
       // In-process agents count into this process's tally with everyone else.
       return { calls: async () => ({}), reset: () => {}, stop: () => agent.stop({ killTasks: true }) };
     }
-    const child: ChildProcess = spawn(
-      process.execPath,
+    const { ask, child } = childProcess(
       [
-        join(ROOT, 'node_modules/tsx/dist/cli.mjs'),
         join(ROOT, 'bench/launch-agent.ts'),
         cluster.queues.agentCalls,
         cluster.prefix,
         workDir,
         AGENT_RESOURCES,
       ],
-      { env: { ...process.env, ...configToEnv(cluster) }, stdio: ['pipe', 'pipe', 'inherit'] },
+      configToEnv(cluster),
     );
-    const waiting: ((line: Record<string, unknown>) => boolean)[] = [];
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let msg: Record<string, unknown>;
-      try {
-        msg = JSON.parse(line);
-      } catch {
-        return;
-      }
-      const i = waiting.findIndex((w) => w(msg));
-      if (i >= 0) waiting.splice(i, 1);
-    });
-    const ask = <T>(command: string | undefined, pick: (m: Record<string, unknown>) => T | undefined) =>
-      new Promise<T>((resolve) => {
-        waiting.push((m) => {
-          const v = pick(m);
-          if (v === undefined) return false;
-          resolve(v);
-          return true;
-        });
-        if (command) child.stdin!.write(`${command}\n`);
-      });
     await ask(undefined, (m) => (m.registered ? true : undefined));
     return {
       calls: () => ask('calls', (m) => m.calls as Record<string, number> | undefined),
@@ -229,40 +303,14 @@ async function main() {
   const p = await provision({ aws, prefix });
   const cluster: ClusterConfig = { aws, prefix, queues: p.queues, tables: p.tables, source: 'bench' };
 
-  // Lambda invocations and handler time per function, at the event-source mappings.
-  const lambda = new Map<string, { invocations: number; ms: number }>();
-  const cp = startLocalControlPlane({
-    cluster,
-    dlqs: p.dlqs,
-    sweepIntervalMs: 0,
-    ...(values.interval !== undefined
-      ? { config: { allocationIntervalSeconds: Number(values.interval) } }
-      : {}),
-    log: {
-      info: () => {},
-      warn: () => {},
-      error: (m, e) => console.error('[control]', m, JSON.stringify(e)),
-    },
-    wrapHandlers: (q: QueueName, h) => async (event, context) => {
-      const fn = QUEUES[q].consumer;
-      const t0 = performance.now();
-      try {
-        return await h(event, context);
-      } finally {
-        const l = lambda.get(fn) ?? { invocations: 0, ms: 0 };
-        l.invocations++;
-        l.ms += performance.now() - t0;
-        lambda.set(fn, l);
-      }
-    },
-  });
+  const control = await startControl(cluster, p.dlqs);
   const sqs = createSqsClient(aws);
   const dirs: string[] = [];
   const { agents, close: closeAgentClient } = await startAgents(cluster, dirs);
 
   apiCalls.clear();
   apiUnits.clear();
-  lambda.clear();
+  control.reset();
   for (const a of agents) a.reset();
   const s = new MesoScheduler({
     sqs,
@@ -372,10 +420,20 @@ async function main() {
   await allEnded(TASKS);
   const seconds = (performance.now() - start) / 1000;
   const calls = new Map(Object.entries(snapshotCalls()));
-  for (const a of agents)
-    for (const [k, v] of Object.entries(await a.calls())) calls.set(k, (calls.get(k) ?? 0) + v);
+  // Calls by process (with the control plane or the agents in this one, theirs count as the framework's).
+  const sum = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
+  const byProcess = { framework: sum(Object.fromEntries(calls)), agents: 0, controlPlane: 0 };
+  for (const a of agents) {
+    const theirs = await a.calls();
+    byProcess.agents += sum(theirs);
+    for (const [k, v] of Object.entries(theirs)) calls.set(k, (calls.get(k) ?? 0) + v);
+  }
   const units = new Map(apiUnits);
-  const lambdaBurst = new Map([...lambda].map(([k, v]) => [k, { ...v }]));
+  const fromControl = await control.report();
+  byProcess.controlPlane = sum(fromControl.calls);
+  for (const [k, v] of Object.entries(fromControl.calls)) calls.set(k, (calls.get(k) ?? 0) + v);
+  for (const [k, v] of Object.entries(fromControl.units)) units.set(k, (units.get(k) ?? 0) + v);
+  const lambdaBurst = new Map(Object.entries(fromControl.lambda));
   const burst = {
     tasks: TASKS,
     finished: TASKS - failed,
@@ -437,7 +495,8 @@ async function main() {
   const c = (op: string) => calls.get(`DynamoDB.${op}`) ?? 0;
   const writeUnits =
     c('PutItem') + c('UpdateItem') + c('DeleteItem') + 2 * (units.get('DynamoDB.TransactWriteItems') ?? 0);
-  const readUnits = c('GetItem') + (units.get('DynamoDB.Scan') ?? 0);
+  const readUnits =
+    c('GetItem') + (units.get('DynamoDB.Scan') ?? 0) + (units.get('DynamoDB.BatchGetItem') ?? 0);
   let invocations = 0;
   let gbSeconds = 0;
   const lambdaReport: Record<string, unknown> = {};
@@ -467,12 +526,19 @@ async function main() {
     loadavg: load,
     agents: AGENTS,
     agentProcesses: !IN_PROCESS,
-    allocationIntervalSeconds: cp.deps.config.allocationIntervalSeconds,
+    controlPlaneProcess: !CONTROL_IN_PROCESS,
+    allocationIntervalSeconds: control.allocationIntervalSeconds,
     burst,
     steady,
     callsPerTask: Object.fromEntries([...calls].sort().map(([k, v]) => [k, round(per(v))])),
     callsPerTaskByService: Object.fromEntries([...byService].map(([k, v]) => [k, round(per(v))])),
+    callsPerTaskByProcess: Object.fromEntries(Object.entries(byProcess).map(([k, v]) => [k, round(per(v))])),
     dynamodbUnitsPerTask: { write: round(per(writeUnits)), read: round(per(readUnits)) },
+    controlPlanePerTask: Object.fromEntries(
+      Object.entries(fromControl.detail)
+        .sort()
+        .map(([k, v]) => [k, round(per(v), 3)]),
+    ),
     lambda: lambdaReport,
     usdPerMillionTasks: {
       sqs: round(usd.sqs),
@@ -489,7 +555,7 @@ async function main() {
   await s.close({ teardown: true, deleteQueue: true });
   await Promise.all(agents.map((a) => a.stop()));
   closeAgentClient();
-  await cp.stop();
+  await control.stop();
   sqs.destroy();
   await emulators.stop();
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));

@@ -10,7 +10,8 @@ export const apiCalls: CallTally = new Map();
 
 /**
  * What the calls carried that is billed by the unit, by `<service>.<operation>`: DynamoDB items
- * written in transactions (each billed as two writes) and items a Scan read.
+ * written in transactions (each billed as two writes), items a Scan read and items a
+ * BatchGetItem asked for.
  */
 export const apiUnits: CallTally = new Map();
 
@@ -28,8 +29,13 @@ export function countCalls(
     (next, context) => async (args) => {
       const key = `${service}.${String(context.commandName ?? 'unknown').replace(/Command$/, '')}`;
       countCall(key, tally);
-      const input = args.input as { TransactItems?: unknown[] } | undefined;
+      const input = args.input as
+        | { TransactItems?: unknown[]; RequestItems?: Record<string, { Keys?: unknown[] }> }
+        | undefined;
       if (Array.isArray(input?.TransactItems)) countCall(key, apiUnits, input.TransactItems.length);
+      // BatchGetItem: the items asked for (each billed as a read).
+      if (input?.RequestItems && key.endsWith('.BatchGetItem'))
+        for (const t of Object.values(input.RequestItems)) countCall(key, apiUnits, t.Keys?.length ?? 0);
       const result = await next(args);
       const scanned = (result.output as { ScannedCount?: unknown } | undefined)?.ScannedCount;
       if (typeof scanned === 'number') countCall(key, apiUnits, scanned);

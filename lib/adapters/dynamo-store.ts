@@ -6,6 +6,8 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
+  type BatchGetCommandOutput,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
@@ -46,6 +48,30 @@ export class DynamoStore implements Store {
       new GetCommand({ TableName: this.names[table], Key: key, ConsistentRead: true }),
     );
     return res.Item as T | undefined;
+  }
+
+  /** BatchGetItem, 100 keys a call, until none is left unprocessed. */
+  async getMany<T extends Item>(table: TableName, keys: readonly Item[]): Promise<(T | undefined)[]> {
+    const name = this.names[table];
+    const def = TABLES[table] as { partitionKey: string; sortKey?: string };
+    const id = (i: Item) =>
+      def.sortKey
+        ? `${String(i[def.partitionKey])}\u0000${String(i[def.sortKey])}`
+        : String(i[def.partitionKey]);
+    const found = new Map<string, T>();
+    const unique = [...new Map(keys.map((k) => [id(k), k])).values()];
+    for (let i = 0; i < unique.length; i += 100) {
+      let todo: Record<string, unknown>[] | undefined = unique.slice(i, i + 100);
+      for (let attempt = 0; todo && todo.length > 0; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt)));
+        const res: BatchGetCommandOutput = await this.doc.send(
+          new BatchGetCommand({ RequestItems: { [name]: { Keys: todo, ConsistentRead: true } } }),
+        );
+        for (const item of res.Responses?.[name] ?? []) found.set(id(item), item as T);
+        todo = res.UnprocessedKeys?.[name]?.Keys;
+      }
+    }
+    return keys.map((k) => found.get(id(k)));
   }
 
   async query<T extends Item>(

@@ -58,6 +58,7 @@ export async function saveAcls(
   version: number | undefined,
   now: number,
 ): Promise<void> {
+  savedHere++;
   await store.write([
     {
       kind: 'put',
@@ -66,6 +67,27 @@ export async function saveAcls(
       expect: version ?? 'absent',
     },
   ]);
+}
+
+/** How long the calls' handlers keep the ACLs they read: a change applies within this. */
+export const ACL_CACHE_MS = 5_000;
+/** ACLs saved from this process: a save here applies to the next call here at once. */
+let savedHere = 0;
+const aclCache = new WeakMap<Store, { at: number; saved: number; stored: StoredAcls }>();
+
+/**
+ * The stored ACLs as the calls' handlers read them: from a copy at most {@link ACL_CACHE_MS} old
+ * (per store, per process — a Lambda container), so a burst of ACCEPTs reads the item once every
+ * few seconds instead of once a call. An operator's change therefore applies within 5 s
+ * (docs/security.md). `store` is the long-lived store, not a per-invocation wrapper.
+ */
+export async function cachedAcls(store: Store, fallback: Acls, now: number): Promise<StoredAcls> {
+  const hit = aclCache.get(store);
+  if (hit && hit.saved === savedHere && now - hit.at >= 0 && now - hit.at < ACL_CACHE_MS) return hit.stored;
+  const saved = savedHere;
+  const stored = await loadAcls(store, fallback);
+  aclCache.set(store, { at: now, saved, stored });
+  return stored;
 }
 
 /**

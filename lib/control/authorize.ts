@@ -1,11 +1,12 @@
 /**
- * The ACL checks the calls make (lib/core/acl.ts): one load of the stored ACLs (or the
- * deployment's default, `config.acls`) per call, every object the call touches authorized, and a
+ * The ACL checks the calls make (lib/core/acl.ts): the stored ACLs (or the deployment's default,
+ * `config.acls`), read at most every few seconds per process (`cachedAcls`, lib/control/acl-store.ts), every object the call touches authorized, and a
  * refusal turned into a FORBIDDEN rejection that names the rule that refused.
  */
 import { type AclAction, authorize, OPEN_ACLS } from '../core/acl.ts';
-import { loadAcls } from './acl-store.ts';
+import { cachedAcls, loadAcls } from './acl-store.ts';
 import type { ControlDeps } from './deps.ts';
+import { uncached } from './read-cache.ts';
 import type { Rejection } from './reject.ts';
 
 export interface AclAsk {
@@ -18,12 +19,16 @@ export interface AclAsk {
  * undefined when every ask is allowed.
  */
 export async function aclRefusal(
-  deps: Pick<ControlDeps, 'store' | 'config'>,
+  deps: Pick<ControlDeps, 'store' | 'config'> & Partial<Pick<ControlDeps, 'clock'>>,
   principal: string,
   asks: readonly AclAsk[],
 ): Promise<string | undefined> {
   if (asks.length === 0) return undefined;
-  const { acls } = await loadAcls(deps.store, deps.config.acls ?? OPEN_ACLS);
+  const fallback = deps.config.acls ?? OPEN_ACLS;
+  // Without a clock (a caller outside the handlers), read them now.
+  const { acls } = deps.clock
+    ? await cachedAcls(uncached(deps.store), fallback, deps.clock.now())
+    : await loadAcls(deps.store, fallback);
   for (const ask of asks) {
     const decision = authorize(acls, { action: ask.action, principal, object: ask.object });
     if (!decision.allowed) return decision.message;

@@ -15,15 +15,20 @@
  * each task a framework receives is therefore the registry's: the one who changed the row last
  * either sent after the other's re-read, or is seen by it.
  *
- * Cost: one GetItem per status Meso makes (rare: partitions, re-registrations, reconciliation) and
- * per non-terminal agent update forwarded (a terminal state is final: nothing can overtake it).
+ * Cost: one item read per status Meso makes (rare: partitions, re-registrations, reconciliation) and
+ * per non-terminal agent update forwarded (a terminal state is final: nothing can overtake it);
+ * the re-reads of one handler invocation go in one BatchGetItem.
  */
 import type { TaskRecord } from '../core/model.ts';
-import type { Item } from '../ports/store.ts';
-import { isBatching } from './batching-bus.ts';
+import { getEach, type Item } from '../ports/store.ts';
+import { type BatchingBus, isBatching } from './batching-bus.ts';
 import type { ControlDeps } from './deps.ts';
 import { sendToFramework } from './emit.ts';
+import { uncached } from './read-cache.ts';
 import { reconciledStatus, type SentUpdate } from './statuses.ts';
+
+/** Per invocation (its batching bus): the sent updates whose re-read waits for the flush. */
+const waitingFor = new WeakMap<BatchingBus, SentUpdate[]>();
 
 /**
  * After sending `sent`, sends the current status of each task whose row has moved on since.
@@ -39,22 +44,33 @@ export async function followUpReordered(
   if (isBatching(bus)) {
     // Follow-ups go out at once (after whatever is held), never held themselves.
     const direct: ControlDeps = { ...deps, bus: { send: (q, m) => bus.send(q, m) } };
-    // Held sends are not out yet: the re-read waits until they are (lib/control/batching-bus.ts).
+    // Held sends are not out yet: the re-read waits until they are (lib/control/batching-bus.ts),
+    // and the invocation's re-reads wait together, to be read in one call.
     if (sent.length > 0 && !opts.sentNow) {
-      bus.afterFlush(async () => {
-        await followUpReordered(direct, sent);
-      });
+      const waiting = waitingFor.get(bus);
+      if (waiting) waiting.push(...sent);
+      else {
+        const list = [...sent];
+        waitingFor.set(bus, list);
+        bus.afterFlush(async () => {
+          waitingFor.delete(bus);
+          await followUpReordered(direct, list);
+        });
+      }
       return 0;
     }
     return followUpReordered(direct, sent);
   }
+  // Read here rather than through records/tasks.ts, which imports the outbox that imports this;
+  // past the invocation's read cache: this read is for what others wrote since.
+  const rows = await getEach<TaskRecord & Item>(
+    uncached(deps.store),
+    'tasks',
+    sent.map((s) => ({ frameworkId: s.frameworkId, taskId: s.taskId })),
+  );
   let n = 0;
-  for (const s of sent) {
-    // Read here rather than through records/tasks.ts, which imports the outbox that imports this.
-    const row = await deps.store.get<TaskRecord & Item>('tasks', {
-      frameworkId: s.frameworkId,
-      taskId: s.taskId,
-    });
+  for (const [i, s] of sent.entries()) {
+    const row = rows[i];
     if (!row || row.version === s.version) continue;
     await followUp(deps, s.queueUrl, row);
     n++;

@@ -74,6 +74,7 @@ export function resilientStore(inner: Store, policy: RetryPolicy = DEFAULT_RETRY
   const store: Store & { resilient: true } = {
     resilient: true,
     get: (t, k) => retryTransient(() => inner.get(t, k), policy),
+    ...(inner.getMany ? { getMany: (t, ks) => retryTransient(() => inner.getMany!(t, ks), policy) } : {}),
     query: (t, pk, i, f) => retryTransient(() => inner.query(t, pk, i, f), policy),
     scan: (t) => retryTransient(() => inner.scan(t), policy),
     write: (ops) => retryTransient(() => inner.write(ops), policy),

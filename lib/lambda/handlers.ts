@@ -47,6 +47,7 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
     (d, record) =>
       isAgentCalls(record.source) ? handleAgentCall(d, record) : handleSchedulerCall(d, record),
     afterEach,
+    { readCache: true },
   );
 
   // Nudges within one allocation interval make one cycle per shard (lib/control/allocation-interval.ts).

@@ -13,6 +13,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { BatchingBus } from '../control/batching-bus.ts';
 import type { ControlDeps, InboundRecord } from '../control/deps.ts';
+import { ReadCache } from '../control/read-cache.ts';
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
@@ -61,13 +62,15 @@ export async function processFifoBatch(
 
 /**
  * A handler that processes each record on its own and reports the ones that failed. The records'
- * sends travel together at the end of the batch (lib/control/batching-bus.ts); if they cannot all
+ * sends travel together at the end of the batch (lib/control/batching-bus.ts), and with
+ * `readCache` they read each item once (lib/control/read-cache.ts); if they cannot all
  * be sent, every record is reported failed, to be redelivered and handled again.
  */
 export function perRecordHandler(
   deps: () => ControlDeps,
   handle: (deps: ControlDeps, record: InboundRecord) => Promise<void>,
   after?: () => void,
+  opts: { readCache?: boolean } = {},
 ): SqsHandler {
   return async (event, context) => {
     const base = deps();
@@ -75,7 +78,8 @@ export function perRecordHandler(
       base.log.warn('queue is gone; messages dropped', { queueUrl, count });
       base.metrics.count('EventsToGoneQueue', { kind: 'batch' }, count);
     });
-    const d: ControlDeps = { ...base, bus };
+    // `readCache`: the batch's records read each item once (lib/control/read-cache.ts).
+    const d: ControlDeps = { ...base, bus, ...(opts.readCache ? { store: new ReadCache(base.store) } : {}) };
     const recordHandler = (r: SQSRecord) => handle(d, toInbound(r));
     try {
       const response = isFifoEvent(event)

@@ -56,6 +56,11 @@ export interface SortFrom {
 export interface Store {
   get<T extends Item>(table: TableName, key: Item): Promise<T | undefined>;
   /**
+   * Several items of one table in one call (strongly consistent, like `get`), in the order of
+   * `keys`. Optional: a store without it is read one `get` at a time ({@link getEach}).
+   */
+  getMany?<T extends Item>(table: TableName, keys: readonly Item[]): Promise<(T | undefined)[]>;
+  /**
    * Every item whose partition key is `pk` (optionally through an index) and, with `from`, whose
    * numeric sort key `from.name` is at least `from.value`. A store may return more than `from`
    * asks (a superset is always a correct answer), never fewer.
@@ -71,4 +76,15 @@ export interface Store {
   write(ops: readonly WriteOp[]): Promise<void>;
   /** Atomically adds `by` to a numeric counter in the meta table. */
   increment(key: string, by?: number): Promise<void>;
+}
+
+/** Items of one table by key: one call where the store can (`getMany`), else a `get` each. */
+export function getEach<T extends Item>(
+  store: Store,
+  table: TableName,
+  keys: readonly Item[],
+): Promise<(T | undefined)[]> {
+  if (keys.length === 0) return Promise.resolve([]);
+  if (store.getMany && keys.length > 1) return store.getMany<T>(table, keys);
+  return Promise.all(keys.map((k) => store.get<T>(table, k)));
 }

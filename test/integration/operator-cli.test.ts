@@ -96,10 +96,11 @@ describe('operator CLI: state, frameworks, tasks, kill, teardown', () => {
     const web = (JSON.parse(fws.out) as FrameworkView[]).find((f) => f.frameworkId === s.frameworkId)!;
     expect(web).toMatchObject({ name: 'web', status: 'ACTIVE', roles: ['web'], activeTasks: 1 });
     expect(web.used).toMatchObject({ cpus: 0.5, mem: 128 });
-    // Its dominant share counts what it holds and what it is offered, of the cluster's total.
-    const held = (k: 'cpus' | 'mem') =>
+    // Its dominant share counts what it holds and what it is offered, of the cluster's total —
+    // disk too (an offer outstanding at this moment holds all of it).
+    const held = (k: 'cpus' | 'mem' | 'disk') =>
       ((web.used[k] ?? 0) + (web.offered[k] ?? 0)) / (k === 'cpus' ? 2 : 1024);
-    expect(web.share).toBeCloseTo(Math.max(held('cpus'), held('mem')));
+    expect(web.share).toBeCloseTo(Math.max(held('cpus'), held('mem'), held('disk')));
     expect(web.share).toBeGreaterThanOrEqual(0.25);
     expect((await cli(['frameworks'])).out).toMatch(new RegExp(`${s.frameworkId}\\s+web\\s+ACTIVE`));
 

@@ -2,7 +2,7 @@
  * LATEST_STATE: a task's state changed on its agent while an earlier update of it waits for the
  * framework's acknowledgement (Mesos's `latest_state`, sent at once rather than with the next
  * resend). The row records it (lib/core/task-change.ts) and, when it is terminal, the task leaves
- * its agent's ledger in the same transaction and the allocator is nudged; nothing is forwarded to
+ * its agent's ledger (a write of its own, before the row's) and the allocator is nudged; nothing is forwarded to
  * the framework, whose updates still come one at a time, in order. Only the task's own agent may
  * move it, and only along the state machine: anything else is refused with an ERROR.
  */
@@ -13,7 +13,7 @@ import type { Item } from '../../ports/store.ts';
 import type { AgentCallOf, TaskState } from '../../protocol/index.ts';
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator } from '../emit.ts';
-import { getAgent, releaseTaskWrite } from '../records/agents.ts';
+import { releaseTask } from '../records/agents.ts';
 import type { AgentRoute } from '../records/routes.ts';
 import { statusSet, updateTask } from '../records/tasks.ts';
 import type { Change } from '../records/transact.ts';
@@ -32,6 +32,8 @@ export async function latestState(
   const refuse = (code: Rejection['code'], message: string): Change<Outcome> => ({
     result: { code, message, call: 'LATEST_STATE', replyTo: { kind: 'agent', queueUrl: agent.queueUrl } },
   });
+  // Set once the task has left its agent's ledger: a retry after a lost race must not forget it.
+  const released = { done: false };
   const outcome = await updateTask(
     deps.store,
     call.frameworkId,
@@ -43,14 +45,15 @@ export async function latestState(
       const change = applyAgentReport(task, { latest }, deps.clock.now());
       if (change.latest === 'refused')
         return refuse('INVALID', latestRefused(deps, task, latest, agent.agentId));
-      const holds = change.ended && !!(await getAgent(deps.store, agent.agentId))?.tasks[task.taskId];
+      // The task leaves its agent's ledger first, by a write of its own (as a STATUS_UPDATE's does).
+      if (change.ended && !released.done)
+        released.done = await releaseTask(deps.store, agent.agentId, task.taskId);
       return {
         ...(change.set
           ? { set: statusSet(change.set, deps.config.taskRetentionSeconds) as unknown as Item }
           : {}),
-        ...(holds ? { also: [releaseTaskWrite(agent.agentId, task.taskId)] } : {}),
         result: {
-          freed: holds,
+          freed: released.done,
           state: change.set?.state ?? task.state,
           endedBefore: change.latest === 'same' && isTerminal(task.state),
         },

@@ -3,7 +3,7 @@
  * forwarded to the framework at least once. The task's latest state the update carries (`latest`)
  * is recorded on the row at once, ahead of the update stream when an earlier update still waits
  * for its acknowledgement; when the row's state becomes terminal, the task leaves its agent's
- * ledger in the same transaction. Updates from an UNREACHABLE agent are applied and forwarded
+ * ledger by a write of its own, before the row's. Updates from an UNREACHABLE agent are applied and forwarded
  * (Mesos drops them and waits for the agent to re-register; the registry has every record, and
  * dropping them would lose them if the agent never comes back).
  */
@@ -15,8 +15,8 @@ import type { AgentCallOf, LatestStatus, TaskState, TaskStatus } from '../../pro
 import type { ControlDeps, InboundRecord } from '../deps.ts';
 import { nudgeAllocator, sendToAgent, sendToFramework } from '../emit.ts';
 import { followUpReordered } from '../order.ts';
-import { getAgent, releaseTaskWrite } from '../records/agents.ts';
-import { type AgentRoute, frameworkRoute } from '../records/routes.ts';
+import { releaseTask } from '../records/agents.ts';
+import { type AgentRoute, frameworkRoute, rememberTaskAgent } from '../records/routes.ts';
 import { statusSet, updateTask } from '../records/tasks.ts';
 import type { Change } from '../records/transact.ts';
 import { type Rejection, reject } from '../reject.ts';
@@ -52,8 +52,10 @@ export async function statusUpdate(
   }
   const stamped = { ...status, uuid };
   const latest = call.latest ? latestStatus(call.latest, stamped) : undefined;
+  // Set once the task has left its agent's ledger: a retry after a lost race must not forget it.
+  const released = { done: false };
   const outcome = await updateTask(deps.store, status.frameworkId, status.taskId, (task) =>
-    applyUpdate(deps, agent, { update: stamped, ...(latest ? { latest } : {}) }, task),
+    applyUpdate(deps, agent, { update: stamped, ...(latest ? { latest } : {}) }, task, released),
   );
   if ('code' in outcome) return reject(deps, 'agent-calls', record, outcome);
   await deliver(deps, record, agent, stamped, outcome);
@@ -91,6 +93,7 @@ async function applyUpdate(
   agent: AgentRoute,
   report: AgentReport & { readonly update: TaskStatus & { readonly uuid: string } },
   task: TaskRecord | undefined,
+  released: { done: boolean },
 ): Promise<Change<Outcome>> {
   const status = report.update;
   if (!task) {
@@ -124,17 +127,18 @@ async function applyUpdate(
     });
     deps.metrics.count('StatusUpdatesIgnored', { from: task.updateState ?? task.state, to: status.state });
   }
-  // A task that ends leaves its agent's ledger in the same transaction (a commutative release).
-  const holds = change.ended && !!(await getAgent(deps.store, agent.agentId))?.tasks[task.taskId];
+  // A task that ends (by its latest state) leaves its agent's ledger first, by a write of its own
+  // (lib/control/records/agents.ts): no read of the agent, no transaction.
+  if (change.ended && !released.done)
+    released.done = await releaseTask(deps.store, agent.agentId, task.taskId);
   return {
     ...(change.set
       ? { set: statusSet(change.set, deps.config.taskRetentionSeconds) as unknown as Item }
       : {}),
-    ...(holds ? { also: [releaseTaskWrite(agent.agentId, task.taskId)] } : {}),
     result: {
       kind: change.update === 'out-of-order' ? 'ack-only' : 'forward',
       task,
-      freed: holds,
+      freed: released.done,
       state: change.set?.state ?? task.state,
       again: change.update === 'again',
       // A redelivery or resend of an update whose latest state ended the task before.
@@ -156,6 +160,7 @@ async function deliver(
 ): Promise<void> {
   const { uuid } = status;
   const fw = await frameworkRoute(deps.store, status.frameworkId, deps.clock.now());
+  if (outcome.task) rememberTaskAgent(status.frameworkId, status.taskId, agent.agentId, deps.clock.now());
   const ack = () =>
     sendToAgent(deps, agent.queueUrl, [
       {

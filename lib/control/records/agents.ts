@@ -6,7 +6,7 @@
 
 import { takeOffers } from '../../core/ledger.ts';
 import type { AgentRecord, OfferRecord } from '../../core/model.ts';
-import type { Item, Store, WriteOp } from '../../ports/store.ts';
+import { ConditionFailedError, type Item, type Store, type WriteOp } from '../../ports/store.ts';
 import { type Decide, updateRecord } from './transact.ts';
 
 export const getAgent = (s: Store, agentId: string) => s.get<AgentRecord & Item>('agents', { agentId });
@@ -50,3 +50,31 @@ export const releaseTaskWrite = (agentId: string, taskId: string): WriteOp => ({
   attribute: 'tasks',
   mapKey: taskId,
 });
+
+/**
+ * Takes an ended task out of its agent's ledger, on its own: one single-item write (one write
+ * unit) instead of a second item in the task row's transaction (four units for the two), and no
+ * read of the agent to learn whether it still holds the task — a ledger without it fails the
+ * write's condition, which means it was released already (by an earlier attempt, a re-registration
+ * or the agent's removal); only then is the agent read, to tell that from any other failure, which
+ * is tried again. Returns whether it was still there; true or false, it is gone now.
+ *
+ * It is written before the task row says the task ended, and only for a terminal update of the
+ * agent that runs the task: the process is over, so its resources are free whatever happens to the
+ * row's write. If that write is lost, the agent resends the update (until it is acknowledged) and
+ * the row follows; the ledger is never charged for a task that ended, so nothing is over-committed.
+ */
+export async function releaseTask(s: Store, agentId: string, taskId: string): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await s.write([releaseTaskWrite(agentId, taskId)]);
+      return true;
+    } catch (e) {
+      if (!(e instanceof ConditionFailedError)) throw e;
+      // Only now is the agent read: a failure that was not the key's absence is tried again.
+      const still = (await getAgent(s, agentId))?.tasks[taskId] !== undefined;
+      if (!still) return false;
+      if (attempt >= 4) throw e;
+    }
+  }
+}

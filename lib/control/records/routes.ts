@@ -13,23 +13,33 @@ import { getFramework } from './frameworks.ts';
 import { getTask } from './tasks.ts';
 
 const ROUTE_TTL_MS = 5_000;
+/**
+ * A task's agent is kept longer: a task never moves, and its id names no other task while its row
+ * is kept (days). Ten minutes covers a task's acknowledgements; after that it is read again.
+ */
+const TASK_ROUTE_TTL_MS = 600_000;
 const ROUTES_MAX = 10_000;
 const routes = new Map<string, { at: number; value: unknown }>();
+
+function remember(key: string, now: number, value: unknown): void {
+  if (routes.size >= ROUTES_MAX) routes.clear();
+  routes.set(key, { at: now, value });
+}
 
 async function cached<T>(
   key: string,
   now: number,
   load: () => Promise<T | undefined>,
+  ttlMs = ROUTE_TTL_MS,
 ): Promise<T | undefined> {
   const hit = routes.get(key);
-  if (hit && now - hit.at < ROUTE_TTL_MS) return hit.value as T;
+  if (hit && now - hit.at >= 0 && now - hit.at < ttlMs) return hit.value as T;
   const value = await load();
-  if (value !== undefined) {
-    if (routes.size >= ROUTES_MAX) routes.clear();
-    routes.set(key, { at: now, value });
-  }
+  if (value !== undefined) remember(key, now, value);
   return value;
 }
+
+const taskKey = (frameworkId: string, taskId: string) => `task:${frameworkId}\u0000${taskId}`;
 
 export interface AgentRoute {
   readonly agentId: string;
@@ -74,10 +84,19 @@ export const taskAgent = (
   now: number,
 ): Promise<string | undefined> =>
   cached(
-    `task:${frameworkId}\u0000${taskId}`,
+    taskKey(frameworkId, taskId),
     now,
     async () => (await getTask(s, frameworkId, taskId))?.agentId,
+    TASK_ROUTE_TTL_MS,
   );
+
+/**
+ * Notes the agent of a task just read (by its status update): the acknowledgement that follows
+ * it, handled in the same container, finds it without reading the row again.
+ */
+export function rememberTaskAgent(frameworkId: string, taskId: string, agentId: string, now: number): void {
+  remember(taskKey(frameworkId, taskId), now, agentId);
+}
 
 /** Forgets what is cached about an id (after the handler itself changed it). */
 export function forgetRoute(kind: 'agent' | 'framework', id: string): void {

@@ -74,8 +74,9 @@ export async function accept(
     refuseSeconds: refuseSeconds(deps, call.filters?.refuseSeconds),
   };
   // Read, decide, one conditional write of the agent with the task rows and the notices.
+  let attempt = 0;
   const outcome = await updateAgent(deps.store, agentId, (agent) =>
-    agent ? acceptance(deps, record, fw, asked, agent) : { result: undefined },
+    agent ? acceptance(deps, record, fw, asked, agent, attempt++ === 0) : { result: undefined },
   );
   if (!outcome) return dropAll(deps, record, fw, infos, `agent ${agentId} is unknown`);
 
@@ -111,12 +112,18 @@ async function acceptance(
   fw: FrameworkRecord,
   asked: Asked,
   agent: AgentRecord,
+  first: boolean,
 ): Promise<Change<Accepted>> {
   const { frameworkId } = fw;
   const { agentId } = agent;
-  const existing = await Promise.all(
-    [...asked.infos.keys()].map((id) => getTask(deps.store, frameworkId, id)),
-  );
+  // The task rows are read to tell a redelivered ACCEPT (its offers spent, its rows written) and
+  // task ids already in use. While one of its offers is still on the agent it cannot have been
+  // applied, so the first attempt decides without them: the new rows are written only if absent,
+  // and an id in use fails that condition, after which the retry reads the rows and refuses it.
+  const unread = first && asked.offerIds.some((id) => agent.offers[id] !== undefined);
+  const existing = unread
+    ? [...asked.infos.keys()].map(() => undefined)
+    : await Promise.all([...asked.infos.keys()].map((id) => getTask(deps.store, frameworkId, id)));
   const now = deps.clock.now();
   const plan = planAccept({ frameworkId, agent, existing, now, ...asked });
   if (plan.kind === 'again')
