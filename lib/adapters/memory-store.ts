@@ -37,13 +37,19 @@ export class MemoryStore implements Store {
   async query<T extends Item>(
     table: TableName,
     pk: { name: string; value: string | number },
-    _index?: string,
+    index?: string,
     from?: SortFrom,
   ): Promise<T[]> {
+    // An index with an INCLUDE projection answers with its keys, the table's and those attributes, as DynamoDB's.
+    const def = TABLES[table] as TableDef;
+    const ix = index ? def.indexes?.find((i) => i.name === index) : undefined;
+    const kept = ix?.include && [def.partitionKey, def.sortKey, ix.partitionKey, ix.sortKey, ...ix.include];
+    const project = (i: Item): Item =>
+      kept ? Object.fromEntries(Object.entries(i).filter(([k]) => kept.includes(k))) : i;
     return [...this.table(table).values()]
       .filter((i) => i[pk.name] === pk.value)
       .filter((i) => !from || (typeof i[from.name] === 'number' && (i[from.name] as number) >= from.value))
-      .map((i) => clone(i) as T);
+      .map((i) => clone(project(i)) as T);
   }
 
   async scan<T extends Item>(table: TableName): Promise<T[]> {

@@ -4,11 +4,13 @@
  *
  * The store stamps `changedAt` on every agent write but a heartbeat (lib/ports/store.ts), and
  * the `byChange` index (lib/definition/tables-queues.ts: partition `shard`, sort `changedAt`)
- * lists a shard's agents changed since a time. A cycle queries every shard's partition (DRF
- * shares are cluster-wide) from `overlapMs` before its previous read began, and keeps, per
- * agent, the record with the highest `version` — so reading something twice, or an index that
- * still answers with an older copy (DynamoDB's indexes are eventually consistent), never moves
- * the view backwards. The overlap covers a write whose stamp was taken before the previous read
+ * lists a shard's agents changed since a time, with their versions only (a projection of keys
+ * and `version`, so the index costs one write unit per agent write whatever the record's size).
+ * A cycle queries every shard's partition (DRF shares are cluster-wide) from `overlapMs` before
+ * its previous read began, reads whole (consistently, one batch) the agents whose version is
+ * newer than the view's, and keeps, per agent, the record with the highest `version` — so
+ * reading something twice, or an index that still answers with an older entry (DynamoDB's
+ * indexes are eventually consistent), never moves the view backwards. The overlap covers a write whose stamp was taken before the previous read
  * but that landed after it (SDK retries), clocks that differ between writers, and the index's
  * lag.
  *
@@ -20,7 +22,7 @@
  * index cannot be read (a table provisioned before it existed).
  */
 import type { AgentRecord } from '../core/model.ts';
-import type { Item, Store } from '../ports/store.ts';
+import { getEach, type Item, type Store } from '../ports/store.ts';
 
 export const CHANGE_INDEX = 'byChange';
 export const CHANGED_AT = 'changedAt';
@@ -86,7 +88,15 @@ export class AgentView {
             }),
           ),
         );
-        const changed = parts.flat();
+        // The index holds keys and versions only: the records newer than the view's are read
+        // whole, consistently, in one batch.
+        const newer = parts
+          .flat()
+          .filter((c) => !(Number(c.version) <= (this.#agents.get(String(c.agentId))?.version ?? -1)));
+        const keys = [...new Set(newer.map((c) => String(c.agentId)))].map((agentId) => ({ agentId }));
+        const changed = (await getEach<AgentRecord & Item>(store, 'agents', keys)).filter(
+          (a): a is AgentRecord & Item => a !== undefined,
+        );
         mergeByVersion(this.#agents, changed);
         this.#readAt = now;
         return { agents: [...this.#agents.values()], full: false, read: changed.length };

@@ -24,6 +24,12 @@ export interface IndexDef {
   readonly sortKey?: string;
   /** Key attributes are numbers (default: strings). */
   readonly numericKeys?: boolean;
+  /**
+   * Only the keys and these attributes are copied into the index (DynamoDB's INCLUDE
+   * projection); absent, the whole item is (ALL). Each write copies what is projected, so a
+   * small projection keeps an index on a large, often written item to one write unit a write.
+   */
+  readonly include?: readonly string[];
 }
 
 export interface QueueDef {
@@ -48,7 +54,16 @@ export const TABLES = {
     partitionKey: 'agentId',
     changedAtAttribute: 'changedAt',
     /** The agents of a shard that changed since a time: what an allocation cycle reads. */
-    indexes: [{ name: 'byChange', partitionKey: 'shard', sortKey: 'changedAt', numericKeys: true }],
+    // Keys and version only: the allocator reads the records that changed, consistently.
+    indexes: [
+      {
+        name: 'byChange',
+        partitionKey: 'shard',
+        sortKey: 'changedAt',
+        numericKeys: true,
+        include: ['version'],
+      },
+    ],
   },
   frameworks: { name: 'frameworks', partitionKey: 'frameworkId' },
   tasks: {

@@ -154,7 +154,9 @@ export function createTableInput(prefix: string, def: TableDef): CreateTableComm
           GlobalSecondaryIndexes: def.indexes.map((ix) => ({
             IndexName: ix.name,
             KeySchema: keySchema(ix.partitionKey, ix.sortKey),
-            Projection: { ProjectionType: 'ALL' as const },
+            Projection: ix.include
+              ? { ProjectionType: 'INCLUDE' as const, NonKeyAttributes: [...ix.include] }
+              : { ProjectionType: 'ALL' as const },
           })),
         }
       : {}),

@@ -63,12 +63,14 @@ describe('provision', () => {
       name: ix.IndexName,
       keys: keys(ix.KeySchema),
       projection: ix.Projection?.ProjectionType,
+      include: ix.Projection?.NonKeyAttributes,
     }));
     expect(indexes).toEqual(
       (def.indexes ?? []).map((ix) => ({
         name: ix.name,
         keys: { HASH: ix.partitionKey, ...(ix.sortKey ? { RANGE: ix.sortKey } : {}) },
-        projection: 'ALL',
+        projection: 'include' in ix ? 'INCLUDE' : 'ALL',
+        include: 'include' in ix && ix.include ? [...ix.include] : undefined,
       })),
     );
   });

@@ -415,7 +415,9 @@ export class MesoControlPlane extends Construct {
         indexName: index.name,
         partitionKey: { name: index.partitionKey, type: keyType(index) },
         ...(index.sortKey ? { sortKey: { name: index.sortKey, type: keyType(index) } } : {}),
-        projectionType: dynamodb.ProjectionType.ALL,
+        ...(index.include
+          ? { projectionType: dynamodb.ProjectionType.INCLUDE, nonKeyAttributes: [...index.include] }
+          : { projectionType: dynamodb.ProjectionType.ALL }),
       });
     }
     return table;
