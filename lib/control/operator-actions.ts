@@ -17,7 +17,7 @@ import { OperatorError } from './operator.ts';
 import { getFramework } from './records/frameworks.ts';
 import { kill } from './scheduler/kill.ts';
 
-/** Who acts, and the ACLs that apply when none are stored. */
+/** Who acts, and the ACLs that apply when none are stored (default: the deployment's, `config.acls`). */
 export interface OperatorCaller {
   readonly principal: string;
   readonly fallbackAcls?: Acls;
@@ -39,7 +39,10 @@ async function check(
   action: AclAction,
   object: string,
 ): Promise<void> {
-  const d = await authorized(deps.store, caller.fallbackAcls ?? OPEN_ACLS, action, caller.principal, object);
+  // With no ACLs stored, the deployment's default applies (closed in AWS but for the deployer's
+  // grants), as for the queues' calls (lib/control/authorize.ts).
+  const fallback = caller.fallbackAcls ?? deps.config.acls ?? OPEN_ACLS;
+  const d = await authorized(deps.store, fallback, action, caller.principal, object);
   if (!d.allowed) {
     deps.metrics.count('OperatorCallsRejected', { call: action });
     throw new ForbiddenError(d.message);

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../lib/adapters/memory-store.ts';
 import { runProgram } from '../../lib/cli/program.ts';
 import { aclDefaultFromEnv, authorized, loadAcls, saveAcls } from '../../lib/control/acl-store.ts';
+import { ForbiddenError, operatorKill, operatorTeardown } from '../../lib/control/operator-actions.ts';
 import {
   ACL_ACTIONS,
   type AclAction,
@@ -19,7 +20,8 @@ import {
   CLOSED_ACLS,
   OPEN_ACLS,
 } from '../../lib/core/acl.ts';
-import { ConditionFailedError } from '../../lib/ports/store.ts';
+import { ConditionFailedError, type Item } from '../../lib/ports/store.ts';
+import { putAgent, putFramework, putTask, testControl } from './control/helpers.ts';
 
 const doc = (json: unknown) => aclsFromJson(json);
 
@@ -277,5 +279,28 @@ describe('meso acl', () => {
     expect((await cli(store, 'acl', 'allow', 'launch_rockets')).code).toBe(2);
     expect((await cli(store, 'acl', 'allow', 'run_tasks', '-o', 'ANY', '-o', 'root')).code).toBe(2);
     expect(await store.scan('meta')).toEqual([]);
+  });
+});
+
+describe('operator actions with no ACLs stored', () => {
+  it("follow the deployment's default: closed refuses a KILL and a TEARDOWN, open allows them", async () => {
+    const closed = testControl({ acls: CLOSED_ACLS });
+    await putAgent(closed, 'a1');
+    await putFramework(closed, 'fw1');
+    await putTask(closed, 'fw1', 't1', 'a1');
+    await expect(operatorKill(closed.deps, { principal: 'stranger' }, 't1')).rejects.toBeInstanceOf(
+      ForbiddenError,
+    );
+    await expect(operatorTeardown(closed.deps, { principal: 'stranger' }, 'fw1')).rejects.toBeInstanceOf(
+      ForbiddenError,
+    );
+    expect((await closed.deps.store.get<Item>('frameworks', { frameworkId: 'fw1' }))?.status).toBe('ACTIVE');
+    expect(closed.counters.get('OperatorCallsRejected')).toBe(2);
+
+    const open = testControl({ acls: OPEN_ACLS });
+    await putFramework(open, 'fw1');
+    await expect(operatorTeardown(open.deps, { principal: 'operator' }, 'fw1')).resolves.toMatchObject({
+      outcome: 'removed',
+    });
   });
 });
