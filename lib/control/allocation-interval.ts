@@ -43,7 +43,13 @@ export class AllocationPacer {
    * returns the cycle's start time, to pass to {@link completed} once it succeeded.
    */
   async admit(shard: number, newestSentAt: number, force = false): Promise<number | undefined> {
-    const last = this.lastStart.get(shard);
+    let last = this.lastStart.get(shard);
+    // A last start ahead of the clock (the clock went back) says nothing about what was served:
+    // forgotten, or every nudge until the clock caught up would be taken as served already.
+    if (last !== undefined && this.opts.now() < last) {
+      this.lastStart.delete(shard);
+      last = undefined;
+    }
     if (last !== undefined && !force && newestSentAt < last - this.skewMs) return undefined;
     if (last !== undefined && this.opts.intervalMs > 0) {
       const wait = last + this.opts.intervalMs - this.opts.now();

@@ -42,6 +42,17 @@ describe('AllocationPacer', () => {
     expect(next).toBe(start + 1000);
   });
 
+  it('forgets a last cycle ahead of a clock that went back: the next nudge runs at once, none is dropped', async () => {
+    const { p, slept, advance, now } = pacer();
+    const start = (await p.admit(0, now()))!;
+    p.completed(0, start);
+    advance(-30_000); // the clock went back 30 s
+    const sent = now() + 10; // a nudge sent after the step, on the queue's clock
+    advance(20);
+    expect(await p.admit(0, sent)).toBe(now());
+    expect(slept).toEqual([]);
+  });
+
   it('runs at once after an idle interval', async () => {
     const { p, slept, advance, now } = pacer();
     p.completed(0, (await p.admit(0, now()))!);
