@@ -53,8 +53,15 @@ export function parseMessage<S extends z.ZodType>(
   }
   const r = schema.safeParse(raw);
   if (!r.success) {
-    const issues = r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-    return { ok: false, code: 'INVALID', error: `invalid ${obj.type}: ${issues.join('; ')}`, raw };
+    return { ok: false, code: 'INVALID', error: `invalid ${obj.type}: ${schemaProblems(r.error)}`, raw };
   }
   return { ok: true, message: r.data };
+}
+
+/** The first five problems zod found, each as `path: message` (`root` names the whole value). */
+export function schemaProblems(error: z.ZodError, root = '(root)'): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.') || root}: ${i.message}`)
+    .join('; ');
 }

@@ -6,6 +6,7 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { CommandInfoSchema, Role } from '../../protocol/common.ts';
+import { schemaProblems } from '../../protocol/parse.ts';
 
 export const JobId = z
   .string()
@@ -77,13 +78,7 @@ export function parseJobDefinition(
 ): { ok: true; def: JobDefinition } | { ok: false; error: string } {
   const r = JobDefinitionSchema.safeParse(input);
   if (r.success) return { ok: true, def: r.data };
-  return {
-    ok: false,
-    error: r.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.join('.') || '(definition)'}: ${i.message}`)
-      .join('; '),
-  };
+  return { ok: false, error: schemaProblems(r.error, '(definition)') };
 }
 
 /** A job as the framework keeps it: its definition and the last schedule time it acted on. */

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { CommandInfoSchema, ContainerInfoSchema, Role } from '../../protocol/common.ts';
+import { schemaProblems } from '../../protocol/parse.ts';
 
 /** App ids name tasks (`<app>.<uuid>`): lower-case letters, digits and `-`, as Marathon's path segments. */
 export const AppId = z
@@ -158,13 +159,7 @@ export function parseAppDefinition(
 ): { ok: true; def: AppDefinition } | { ok: false; error: string } {
   const r = AppDefinitionSchema.safeParse(input);
   if (r.success) return { ok: true, def: r.data };
-  return {
-    ok: false,
-    error: r.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.join('.') || '(definition)'}: ${i.message}`)
-      .join('; '),
-  };
+  return { ok: false, error: schemaProblems(r.error, '(definition)') };
 }
 
 /** How many instances an app wants running now. */
