@@ -162,6 +162,16 @@ export function registerAppCommands(
   done: (code: number) => void,
 ): void {
   const run = frameworkCommand(deps, done, isUsage);
+  /** Reads app `id` and deploys what `next` makes of it (scale, restart, suspend). */
+  const rewrite = (
+    id: string,
+    what: string,
+    next: (a: AppRecord, now: number) => { def: AppDefinition; version: string; suspended: boolean },
+  ) =>
+    run(async (c, d, now) => {
+      const a = await mustGet(c.store, id);
+      return change(c, d.io, a, { ...next(a, now), deployedAt: now }, what);
+    })();
   const versionAt = (now: number) => new Date(now).toISOString();
 
   program
@@ -270,16 +280,11 @@ export function registerAppCommands(
       return Number(v);
     })
     .action(async (id: string, n: number) =>
-      run(async (c, d, now) => {
-        const a = await mustGet(c.store, id);
-        return change(
-          c,
-          d.io,
-          a,
-          { def: { ...a.def, instances: n }, version: a.version, suspended: false, deployedAt: now },
-          `scaling to ${n}`,
-        );
-      })(),
+      rewrite(id, `scaling to ${n}`, (a) => ({
+        def: { ...a.def, instances: n },
+        version: a.version,
+        suspended: false,
+      })),
     );
 
   app
@@ -287,16 +292,11 @@ export function registerAppCommands(
     .description('Replace every instance, rolling, as the upgrade strategy allows.')
     .argument('<id>')
     .action(async (id: string) =>
-      run(async (c, d, now) => {
-        const a = await mustGet(c.store, id);
-        return change(
-          c,
-          d.io,
-          a,
-          { def: a.def, version: versionAt(now), suspended: a.suspended, deployedAt: now },
-          'restarting',
-        );
-      })(),
+      rewrite(id, 'restarting', (a, now) => ({
+        def: a.def,
+        version: versionAt(now),
+        suspended: a.suspended,
+      })),
     );
 
   app
@@ -304,16 +304,7 @@ export function registerAppCommands(
     .description('Stop all instances, keeping the app (meso app scale <id> <n> resumes it).')
     .argument('<id>')
     .action(async (id: string) =>
-      run(async (c, d, now) => {
-        const a = await mustGet(c.store, id);
-        return change(
-          c,
-          d.io,
-          a,
-          { def: a.def, version: a.version, suspended: true, deployedAt: now },
-          'suspending',
-        );
-      })(),
+      rewrite(id, 'suspending', (a) => ({ def: a.def, version: a.version, suspended: true })),
     );
 
   app
