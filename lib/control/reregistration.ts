@@ -4,7 +4,8 @@
  * `__reregisterSlave` and `reconcileKnownSlave`. The decision is pure; agent/register.ts applies it.
  *
  * - A task the agent runs and the registry knows on it, whose framework is still there: it stays
- *   in the agent's accounting; if it was TASK_UNREACHABLE it is back (STARTING/RUNNING/KILLING as
+ *   in the agent's accounting if the accounting still holds it (the ledger is the registry's, and
+ *   a task it no longer holds has ended and was released while this REGISTER was on its way); if it was TASK_UNREACHABLE it is back (STARTING/RUNNING/KILLING as
  *   the agent reports it) and its framework gets an UPDATE with REASON_AGENT_REREGISTERED — for
  *   frameworks that are partition-aware and for those that are not (Mesos ≥ 1.2 lets both run).
  * - A task the agent runs that must not run — unknown to the registry, on another agent, already
@@ -86,7 +87,11 @@ export function planReregistration(input: ReregistrationInput): ReregistrationPl
       plan.kill.push({ frameworkId: r.frameworkId, taskId: r.taskId, why });
       continue;
     }
-    plan.tasks[r.taskId] = { frameworkId: r.frameworkId, resources: row!.resources };
+    // Only a task the ledger still holds is charged. One it lacks has ended: its terminal update
+    // released it (releaseTask, before that update's row write) after this REGISTER listed it
+    // running. Charging it again would count resources already offered to someone else.
+    const held = input.known[r.taskId];
+    if (held?.frameworkId === r.frameworkId) plan.tasks[r.taskId] = held;
     if (row!.killRequested) {
       plan.kill.push({
         frameworkId: r.frameworkId,

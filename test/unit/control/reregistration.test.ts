@@ -5,9 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import { handleAgentCall } from '../../../lib/control/agent-calls.ts';
 import { markGone, markUnreachable } from '../../../lib/control/liveness.ts';
+import { releaseTask } from '../../../lib/control/records/agents.ts';
 import { forgetRoute } from '../../../lib/control/records/routes.ts';
 import { runSweep } from '../../../lib/control/sweep.ts';
 import { parse, toWire } from '../../../lib/core/resources.ts';
+import { accountingProblems } from '../../../lib/testing/invariants.ts';
 import {
   agent,
   agentQueue,
@@ -147,11 +149,53 @@ describe('re-registration of an unreachable agent', () => {
     expect((await agent(t, ids.agent)).status).toBe('ACTIVE');
   });
 
+  it('a REGISTER that lists a task whose end was already released does not charge it again (no over-commit)', async () => {
+    // The race the chaos run found: the agent lists `ta` running in a REGISTER; `ta` ends, its
+    // terminal update releases it from the ledger (before that update's row write), and the
+    // allocator offers the freed cpus. The REGISTER, handled now, reads a RUNNING row — but the
+    // ledger no longer holds the task, and charging it again would exceed the agent's total.
+    const { t, ids } = await setup(); // four tasks of cpus:1 fill the agent's cpus:4
+    expect(await releaseTask(t.store, ids.agent, 'ta')).toBe(true);
+    const offer = {
+      offerId: `o1@${ids.agent}`,
+      frameworkId: ids.plain,
+      role: '*',
+      resources: parse('cpus:1;mem:128'),
+      expiresAt: t.now + 60_000,
+    };
+    await t.store.write([
+      {
+        kind: 'patch',
+        table: 'agents',
+        key: { agentId: ids.agent },
+        set: { offers: { [offer.offerId]: offer } },
+        expect: (await agent(t, ids.agent)).version,
+      },
+    ]);
+    expect(accountingProblems(await agent(t, ids.agent))).toEqual([]);
+    await register(t, ids.agent, [
+      { frameworkId: ids.aware, taskId: 'ta', state: 'TASK_RUNNING' },
+      { frameworkId: ids.plain, taskId: 'tp', state: 'TASK_RUNNING' },
+      { frameworkId: ids.aware, taskId: 'tmissing', state: 'TASK_RUNNING' },
+    ]);
+    const after = await agent(t, ids.agent);
+    expect(accountingProblems(after)).toEqual([]);
+    expect(Object.keys(after.tasks).sort()).toEqual(['tmissing', 'torphan', 'tp']);
+    expect(Object.keys(after.offers)).toEqual([offer.offerId]);
+    // Not killed either: it has ended, and its own update settles the row.
+    const kills = t.bus.commands(agentQueue(ids.agent)).filter((c) => c.type === 'KILL');
+    expect(kills.map((k) => (k as { taskId: string }).taskId)).not.toContain('ta');
+  });
+
   it('a gone agent may not register again; what it runs is killed', async () => {
     const { t, ids } = await setup();
     await markGone(t.deps, ids.agent, { byOperator: true });
     t.bus.clear();
-    await register(t, ids.agent, [{ frameworkId: ids.aware, taskId: 'ta', state: 'TASK_RUNNING' }]);
+    await register(t, ids.agent, [
+      { frameworkId: ids.aware, taskId: 'ta', state: 'TASK_RUNNING' },
+      { frameworkId: ids.plain, taskId: 'tp', state: 'TASK_RUNNING' },
+      { frameworkId: ids.aware, taskId: 'tmissing', state: 'TASK_RUNNING' },
+    ]);
     expect((await agent(t, ids.agent)).status).toBe('GONE');
     const commands = t.bus.commands(agentQueue(ids.agent));
     expect(commands).toContainEqual({ v: 1, type: 'KILL', frameworkId: ids.aware, taskId: 'ta' });
