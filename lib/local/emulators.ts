@@ -88,7 +88,8 @@ export const JAVA_MISSING = 'DynamoDB Local needs Java 17+: apt-get install -y o
  */
 export async function startEmulators(opts: StartEmulatorsOptions = {}): Promise<Emulators> {
   const region = opts.region ?? (process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1');
-  const timeoutMs = opts.startTimeoutMs ?? 30_000;
+  // Generous: a cold JVM on a busy 2-core machine can take most of a minute to answer at first.
+  const timeoutMs = opts.startTimeoutMs ?? 90_000;
   const dataDir = opts.dataDir ? resolve(opts.dataDir) : undefined;
   // Start both at once. If one fails, report it at once (a missing `java` must not wait for
   // fauxqs) and stop the other as soon as it is up; the exit handler covers the gap.
@@ -281,7 +282,8 @@ async function startDynamo(
       await Promise.race([
         failed,
         waitUntil(
-          () => client.send(new ListTablesCommand({ Limit: 1 }), { abortSignal: AbortSignal.timeout(2000) }),
+          (wait) =>
+            client.send(new ListTablesCommand({ Limit: 1 }), { abortSignal: AbortSignal.timeout(wait) }),
           timeoutMs,
           `DynamoDB Local did not answer on ${endpoint}`,
           out,
@@ -347,8 +349,8 @@ async function startFauxqs(
       await Promise.race([
         failed,
         waitUntil(
-          () =>
-            client.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal: AbortSignal.timeout(2000) }),
+          (wait) =>
+            client.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal: AbortSignal.timeout(wait) }),
           timeoutMs,
           `fauxqs did not answer on ${endpoint}`,
           out,
@@ -438,17 +440,23 @@ function exitedEarly(what: string, code: number | null, tail: string[]): Emulato
   return new Err(`${what} exited (code ${code}) before it answered${text ? `:\n${text}` : ''}`);
 }
 
+/**
+ * Probes until `probe` answers. Each probe may take longer than the last (2 s, then 4 s, up to
+ * 10 s): the first request to a cold emulator on a loaded machine can take several seconds, and a
+ * probe given up at a fixed 2 s would give up on every such answer in turn.
+ */
 async function waitUntil(
-  probe: () => Promise<unknown>,
+  probe: (waitMs: number) => Promise<unknown>,
   timeoutMs: number,
   message: string,
   out: () => string[],
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
+  let wait = 2000;
   while (Date.now() < deadline) {
     try {
-      await probe();
+      await probe(Math.max(500, Math.min(wait, deadline - Date.now())));
       return;
     } catch (e) {
       // It answered, with an error (bad credentials, say): waiting longer will not help.
@@ -457,6 +465,7 @@ async function waitUntil(
         throw new EmulatorError(`${message}: ${(e as Error).message}`);
       }
       last = e;
+      wait = Math.min(wait * 2, 10_000);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
