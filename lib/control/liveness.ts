@@ -24,6 +24,7 @@
  * carries `pending` until the last chunk is written; if the handler dies, the next sweep finishes
  * the transition.
  */
+import { ledgerEntries, ledgerKey } from '../core/ledger.ts';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
 import { masterChange, updateStateOf } from '../core/task-change.ts';
 import { isTerminal } from '../core/task-state.ts';
@@ -217,13 +218,9 @@ export async function markGone(
     const messages: OutboxMessage[] = [];
     if (a.status === 'ACTIVE') {
       messages.push(...(await agentLostMessages(deps, a, now)));
-      for (const [taskId, t] of Object.entries(a.tasks)) {
+      for (const { key, frameworkId, taskId } of ledgerEntries(a.tasks)) {
         messages.push(
-          toAgent(
-            a.queueUrl,
-            { v: 1, type: 'KILL', frameworkId: t.frameworkId, taskId },
-            `gone.${agentId}.${taskId}`,
-          ),
+          toAgent(a.queueUrl, { v: 1, type: 'KILL', frameworkId, taskId }, `gone.${agentId}.${key}`),
         );
       }
     }
@@ -302,7 +299,8 @@ async function transitionStep(
     return { result: undefined };
   const at = (kind === 'UNREACHABLE' ? a.unreachableAt : a.goneAt) ?? 0;
   // Rows are read a chunk at a time, until a chunk has something to move or none are left.
-  const left = Object.entries(a.tasks).filter(([taskId]) => !settled.has(taskId));
+  // Tasks by `ledgerKey`, which `settled` holds: task ids are unique only within a framework.
+  const left = ledgerEntries(a.tasks).filter((t) => !settled.has(ledgerKey(t.frameworkId, t.taskId)));
   const looked: string[] = [];
   const moves = (r: (TaskRecord & Item) | undefined): r is TaskRecord & Item =>
     !!r &&
@@ -315,8 +313,8 @@ async function transitionStep(
   let todo: (TaskRecord & Item)[] = [];
   for (let i = 0; i < left.length && todo.length === 0; i += TASK_CHUNK) {
     const part = left.slice(i, i + TASK_CHUNK);
-    looked.push(...part.map(([taskId]) => taskId));
-    const rows = await Promise.all(part.map(([taskId, t]) => getTask(deps.store, t.frameworkId, taskId)));
+    looked.push(...part.map((t) => ledgerKey(t.frameworkId, t.taskId)));
+    const rows = await Promise.all(part.map((t) => getTask(deps.store, t.frameworkId, t.taskId)));
     todo = rows.filter(moves);
   }
   if (todo.length === 0) {
@@ -328,9 +326,9 @@ async function transitionStep(
       'byAgent',
     );
     todo = ended
-      .filter((r) => isTerminal(r.state) && !settled.has(r.taskId) && moves(r))
+      .filter((r) => isTerminal(r.state) && !settled.has(ledgerKey(r.frameworkId, r.taskId)) && moves(r))
       .slice(0, TASK_CHUNK);
-    looked.push(...todo.map((r) => r.taskId));
+    looked.push(...todo.map((r) => ledgerKey(r.frameworkId, r.taskId)));
   }
   if (todo.length === 0) {
     // GONE: its tasks are over, so they leave its accounting.
@@ -362,7 +360,7 @@ async function transitionStep(
     marked.push(state.framework);
   }
   const { ops, items } = outboxWrites(
-    `${kind.toLowerCase()}.${agentId}.${at}.${todo[0]!.taskId}`,
+    `${kind.toLowerCase()}.${agentId}.${at}.${ledgerKey(todo[0]!.frameworkId, todo[0]!.taskId)}`,
     messages,
     now,
   );

@@ -16,6 +16,7 @@
  *   never started (partition-aware) or TASK_GONE for one that had started (its agent restarted), and
  *   TASK_LOST for frameworks that are not partition-aware (ReconcileDroppedTask / ReconcileLostTask).
  */
+import { heldKey, ledgerEntries, ledgerKey } from '../core/ledger.ts';
 import type { AgentTaskRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
 import { isTerminal } from '../core/task-state.ts';
 import type { TaskState } from '../protocol/index.ts';
@@ -38,7 +39,10 @@ export interface ReregistrationInput {
 }
 
 export interface ReregistrationPlan {
-  /** The agent's accounting afterwards. */
+  /**
+   * The agent's accounting afterwards, by `ledgerKey`: entries of a record written before that
+   * key (under bare task ids) are written under it.
+   */
   readonly tasks: Record<string, AgentTaskRecord>;
   /** Rows to move from TASK_UNREACHABLE to the state the agent reports. */
   readonly revive: { frameworkId: string; taskId: string; state: TaskState }[];
@@ -90,8 +94,9 @@ export function planReregistration(input: ReregistrationInput): ReregistrationPl
     // Only a task the ledger still holds is charged. One it lacks has ended: its terminal update
     // released it (releaseTask, before that update's row write) after this REGISTER listed it
     // running. Charging it again would count resources already offered to someone else.
-    const held = input.known[r.taskId];
-    if (held?.frameworkId === r.frameworkId) plan.tasks[r.taskId] = held;
+    const held = heldKey(input.known, r.frameworkId, r.taskId);
+    if (held !== undefined)
+      plan.tasks[ledgerKey(r.frameworkId, r.taskId)] = { ...input.known[held]!, taskId: r.taskId };
     if (row!.killRequested) {
       plan.kill.push({
         frameworkId: r.frameworkId,
@@ -103,12 +108,12 @@ export function planReregistration(input: ReregistrationInput): ReregistrationPl
       plan.revive.push({ frameworkId: r.frameworkId, taskId: r.taskId, state: revivedState(r.state) });
     }
   }
-  for (const [taskId, t] of Object.entries(input.known)) {
-    if (reported.has(taskKey(t.frameworkId, taskId))) continue;
-    const row = rows.get(taskKey(t.frameworkId, taskId));
+  for (const { frameworkId, taskId, entry: t } of ledgerEntries(input.known)) {
+    if (reported.has(taskKey(frameworkId, taskId))) continue;
+    const row = rows.get(taskKey(frameworkId, taskId));
     // Accounting for a task that has ended (or is not on this agent) is dropped.
     if (!row || row.agentId !== agentId || isTerminal(row.state)) continue;
-    plan.tasks[taskId] = t;
+    plan.tasks[ledgerKey(frameworkId, taskId)] = { ...t, taskId };
     const pa = frameworks.get(t.frameworkId)?.partitionAware ?? false;
     const started = row.state !== 'TASK_STAGING';
     plan.reconcile.push({

@@ -10,6 +10,45 @@ import { add, EMPTY, isEmpty, type Resources, subtract } from './resources.ts';
 
 type Ledger = Pick<AgentRecord, 'total' | 'offers' | 'tasks' | 'dynamicReservations'>;
 
+/**
+ * The key of a task in its agent's ledger (`AgentRecord.tasks`): its framework's id and its own,
+ * since task ids are unique only within a framework. `/` cannot occur in an id (lib/protocol's
+ * `Id`), so no two tasks share a key, and a key is never a bare task id.
+ */
+export const ledgerKey = (frameworkId: string, taskId: string): string => `${frameworkId}/${taskId}`;
+
+/**
+ * The task id of a ledger entry: the one it holds, or — in a record written before entries held
+ * one — its key, which was then the bare task id.
+ */
+export const ledgerTaskId = (key: string, entry: AgentTaskRecord): string => entry.taskId ?? key;
+
+/** A ledger's entries with the framework and task each is for. */
+export function ledgerEntries(
+  tasks: AgentRecord['tasks'],
+): { key: string; frameworkId: string; taskId: string; entry: AgentTaskRecord }[] {
+  return Object.entries(tasks).map(([key, entry]) => ({
+    key,
+    frameworkId: entry.frameworkId,
+    taskId: ledgerTaskId(key, entry),
+    entry,
+  }));
+}
+
+/**
+ * The key under which the ledger holds a framework's task, if it does: its {@link ledgerKey}, or
+ * in a record written before those, the bare task id when that entry is the same framework's.
+ */
+export function heldKey(
+  tasks: AgentRecord['tasks'],
+  frameworkId: string,
+  taskId: string,
+): string | undefined {
+  const key = ledgerKey(frameworkId, taskId);
+  if (Object.hasOwn(tasks, key)) return key;
+  return Object.hasOwn(tasks, taskId) && tasks[taskId]!.frameworkId === frameworkId ? taskId : undefined;
+}
+
 /** What the agent has not yet offered or given to tasks. */
 export function agentFree(a: Pick<AgentRecord, 'total' | 'offers' | 'tasks'>): Resources {
   let used = EMPTY;
@@ -80,7 +119,13 @@ export function spendAccept(
   const consumed = new Set(spend.consumedOfferIds);
   const { offers } = takeOffers(a, (o) => consumed.has(o.offerId));
   const tasks = { ...a.tasks };
-  for (const t of launched) tasks[t.taskId] = { frameworkId, role: spend.role, resources: t.resources };
+  for (const t of launched)
+    tasks[ledgerKey(frameworkId, t.taskId)] = {
+      frameworkId,
+      taskId: t.taskId,
+      role: spend.role,
+      resources: t.resources,
+    };
   if (isEmpty(spend.reserved) && isEmpty(spend.unreserved)) return { offers, tasks };
   return {
     offers,

@@ -23,8 +23,11 @@ export interface OfferRecord {
   readonly expiresAt: number;
 }
 
+/** A task's charge in its agent's ledger, kept under its `ledgerKey` (lib/core/ledger.ts). */
 export interface AgentTaskRecord {
   readonly frameworkId: string;
+  /** Absent in records written before the ledger was keyed by framework (their key is the task id). */
+  readonly taskId?: string;
   /** The role its resources are allocated to (the role of the offer it was launched from). */
   readonly role?: string;
   readonly resources: Resources;
@@ -40,6 +43,7 @@ export interface AgentRecord {
   readonly attributes: z.infer<typeof Attributes>;
   readonly status: AgentStatus;
   readonly offers: Readonly<Record<string, OfferRecord>>;
+  /** The tasks charged to it, by `ledgerKey(frameworkId, taskId)` (lib/core/ledger.ts). */
   readonly tasks: Readonly<Record<string, AgentTaskRecord>>;
   readonly registeredAt: number;
   readonly lastSeenAt: number;

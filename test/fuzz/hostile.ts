@@ -105,6 +105,7 @@ export const SCHEDULER_TEMPLATES: Record<string, unknown>[] = [
       roles: ['*', 'eng'],
       queueUrl: `${HOME}/meso-fw-thief.fifo`,
       offerFilters: { eng: { minAllocatableResources: [{ cpus: 1 }] } },
+      heartbeatIntervalSeconds: 5,
     },
   },
   { v: 1, type: 'TEARDOWN', frameworkId: VICTIM.framework },
@@ -453,6 +454,27 @@ export interface RefusedCase {
  * that is not the one the id owns, what the ACLs refuse, a message group that is not the sender's,
  * an acknowledgement naming an agent that does not hold the task, a new id past the cap.
  */
+/**
+ * FrameworkInfo.heartbeatIntervalSeconds values a SUBSCRIBE must be refused for, as written in the
+ * body's JSON: below the protocol's minimum, negative, fractional, beyond a day, Infinity (1e309),
+ * NaN (JSON has none: null, or a string), and not numbers at all.
+ */
+export const HOSTILE_HEARTBEATS = [
+  '0',
+  '1',
+  '-1',
+  '2.5',
+  '86401',
+  '1e308',
+  '1e309',
+  String(2 ** 53 + 2),
+  'null',
+  '"NaN"',
+  '"5"',
+  'true',
+  '{}',
+];
+
 export function refusedCases(): RefusedCase[] {
   const fwQ = (id: string) => `${HOME}/${PREFIX}-fw-${id}.fifo`;
   const agentQ = (id: string) => `${HOME}/${PREFIX}-agent-${id}.fifo`;
@@ -571,6 +593,17 @@ export function refusedCases(): RefusedCase[] {
       'UNKNOWN_TASK',
       `${ATTACKER_FRAMEWORK}:ack:${VICTIM.task}`,
     ),
+    ...HOSTILE_HEARTBEATS.map((raw) => {
+      const c = sc(
+        `SUBSCRIBE with heartbeatIntervalSeconds ${raw}`,
+        subscribe('beats', { heartbeatIntervalSeconds: 5 }),
+        'INVALID',
+      );
+      return {
+        ...c,
+        body: c.body.replace('"heartbeatIntervalSeconds":5', `"heartbeatIntervalSeconds":${raw}`),
+      };
+    }),
     sc('SUBSCRIBE of one framework id too many', subscribe('one-more'), 'TOO_MANY_IDS', undefined, HOARDER),
     ag('REGISTER of one agent id too many', register('one-more'), 'TOO_MANY_IDS', undefined, HOARDER),
   ];

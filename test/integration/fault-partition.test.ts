@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { runProgram } from '../../lib/cli/program.ts';
+import { ledgerKey } from '../../lib/core/ledger.ts';
 import type { AgentRecord, TaskRecord } from '../../lib/core/model.ts';
 import type { Item } from '../../lib/ports/store.ts';
 import type { Offer, TaskStatus } from '../../lib/protocol/index.ts';
@@ -158,7 +159,10 @@ describe('partitioned agents', { timeout: 180_000 }, () => {
     await r.until(() => r.updates.slice(seen).some((u) => u.taskId === 'c1'));
     const answer = r.updates.slice(seen).find((u) => u.taskId === 'c1')!;
     expect(answer).toMatchObject({ state: 'TASK_FINISHED', reason: 'REASON_RECONCILIATION' });
-    await eventually(async () => !(await agentRow(h, agent.agentId))?.tasks.c1, 'the resources to be freed');
+    await eventually(
+      async () => !(await agentRow(h, agent.agentId))?.tasks[ledgerKey(s.frameworkId, 'c1')],
+      'the resources to be freed',
+    );
     await s.teardown();
   });
 

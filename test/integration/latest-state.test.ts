@@ -14,6 +14,7 @@ import type { CliIo } from '../../lib/cli/io.ts';
 import { runProgram } from '../../lib/cli/program.ts';
 import type { TaskView } from '../../lib/control/operator-state.ts';
 import { type RejectCode, rejectedCounterKey } from '../../lib/control/reject.ts';
+import { ledgerKey } from '../../lib/core/ledger.ts';
 import type { AgentRecord, TaskRecord } from '../../lib/core/model.ts';
 import { isTerminal } from '../../lib/core/task-state.ts';
 import type { Item } from '../../lib/ports/store.ts';
@@ -89,7 +90,7 @@ describe("a task's latest state while its framework is slow to acknowledge", () 
     expect(isTerminal(row.status.state)).toBe(false);
 
     // Its resources left the agent's ledger and are offered again.
-    expect((await agentRow()).tasks.quick).toBeUndefined();
+    expect((await agentRow()).tasks[ledgerKey(s.frameworkId, 'quick')]).toBeUndefined();
     await r.until(() => r.offers.some((o) => o.agentId === agent.agentId && (o.resources.cpus ?? 0) >= 2));
     expect(r.updates.filter((u) => u.taskId === 'quick' && isTerminal(u.state))).toEqual([]);
 

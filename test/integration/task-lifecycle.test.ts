@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ledgerKey } from '../../lib/core/ledger.ts';
 import type { AgentRecord } from '../../lib/core/model.ts';
 import type { Item } from '../../lib/ports/store.ts';
 import { eventually, type Harness, startHarness } from './harness.ts';
@@ -110,7 +111,7 @@ describe('task lifecycle', () => {
     expect(st.state).toBe('TASK_ERROR');
     expect(st.reason).toBe('REASON_TASK_INVALID');
     expect(started.has('huge')).toBe(false);
-    expect((await agentRow()).tasks.huge).toBeUndefined();
+    expect((await agentRow()).tasks[ledgerKey(s.frameworkId, 'huge')]).toBeUndefined();
     await s.teardown();
   });
 
@@ -210,7 +211,7 @@ describe('task lifecycle', () => {
       skewMs = 0;
     }
     expect(started.has('late')).toBe(false);
-    expect((await agentRow()).tasks.late).toBeUndefined();
+    expect((await agentRow()).tasks[ledgerKey(s.frameworkId, 'late')]).toBeUndefined();
     await s.teardown();
   });
 });

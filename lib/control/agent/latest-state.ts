@@ -47,7 +47,7 @@ export async function latestState(
         return refuse('INVALID', latestRefused(deps, task, latest, agent.agentId));
       // The task leaves its agent's ledger first, by a write of its own (as a STATUS_UPDATE's does).
       if (change.ended && !released.done)
-        released.done = await releaseTask(deps.store, agent.agentId, task.taskId);
+        released.done = await releaseTask(deps.store, agent.agentId, task.frameworkId, task.taskId);
       return {
         ...(change.set
           ? { set: statusSet(change.set, deps.config.taskRetentionSeconds) as unknown as Item }

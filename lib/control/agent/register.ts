@@ -6,6 +6,7 @@
  * register again.
  */
 import { registeredTotal } from '../../core/accept.ts';
+import { ledgerEntries, ledgerKey } from '../../core/ledger.ts';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../../core/model.ts';
 import { fromWire } from '../../core/resources.ts';
 import { masterChange } from '../../core/task-change.ts';
@@ -59,7 +60,7 @@ export async function register(
         call.queueUrl,
         (call.tasks ?? []).map((t) => ({
           command: { v: 1, type: 'KILL', frameworkId: t.frameworkId, taskId: t.taskId },
-          dedupId: `gone.${record.messageId}.${t.taskId}`,
+          dedupId: `gone.${record.messageId}.${ledgerKey(t.frameworkId, t.taskId)}`,
         })),
       );
     }
@@ -162,7 +163,7 @@ function registeredCommands(
     },
     ...(plan?.kill ?? []).map((k) => ({
       command: { v: 1 as const, type: 'KILL' as const, frameworkId: k.frameworkId, taskId: k.taskId },
-      dedupId: `reregistered.${record.messageId}.kill.${k.taskId}`,
+      dedupId: `reregistered.${record.messageId}.kill.${ledgerKey(k.frameworkId, k.taskId)}`,
     })),
     ...(plan && plan.reconcile.length > 0
       ? chunk(plan.reconcile, 1000).map((tasks, i) => ({
@@ -182,8 +183,8 @@ async function planFor(
 ): Promise<ReregistrationPlan> {
   const wanted = new Map<string, { frameworkId: string; taskId: string }>();
   for (const r of reported) wanted.set(taskKey(r.frameworkId, r.taskId), r);
-  for (const [taskId, t] of Object.entries(known))
-    wanted.set(taskKey(t.frameworkId, taskId), { frameworkId: t.frameworkId, taskId });
+  for (const { frameworkId, taskId } of ledgerEntries(known))
+    wanted.set(taskKey(frameworkId, taskId), { frameworkId, taskId });
   const rows = new Map<string, TaskRecord>();
   await Promise.all(
     [...wanted].map(async ([key, t]) => {

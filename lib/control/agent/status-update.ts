@@ -130,7 +130,7 @@ async function applyUpdate(
   // A task that ends (by its latest state) leaves its agent's ledger first, by a write of its own
   // (lib/control/records/agents.ts): no read of the agent, no transaction.
   if (change.ended && !released.done)
-    released.done = await releaseTask(deps.store, agent.agentId, task.taskId);
+    released.done = await releaseTask(deps.store, agent.agentId, task.frameworkId, task.taskId);
   return {
     ...(change.set
       ? { set: statusSet(change.set, deps.config.taskRetentionSeconds) as unknown as Item }

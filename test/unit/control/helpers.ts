@@ -5,6 +5,7 @@
  */
 import { MemoryStore } from '../../../lib/adapters/memory-store.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../../../lib/control/deps.ts';
+import { ledgerKey } from '../../../lib/core/ledger.ts';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../../../lib/core/model.ts';
 import { parse } from '../../../lib/core/resources.ts';
 import { countingMetrics, quietLogger } from '../../../lib/local/control-plane.ts';
@@ -181,7 +182,7 @@ export async function putTask(
       kind: 'patch',
       table: 'agents',
       key: { agentId },
-      set: { tasks: { ...a.tasks, [taskId]: { frameworkId, resources } } },
+      set: { tasks: { ...a.tasks, [ledgerKey(frameworkId, taskId)]: { frameworkId, taskId, resources } } },
       expect: a.version,
     },
   ]);

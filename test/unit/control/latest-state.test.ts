@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { handleAgentCall } from '../../../lib/control/agent-calls.ts';
 import { DEFAULT_CONTROL_CONFIG } from '../../../lib/control/deps.ts';
 import { markUnreachable, pingTimeoutMs } from '../../../lib/control/liveness.ts';
+import { ledgerKey } from '../../../lib/core/ledger.ts';
 import {
   agent,
   agentQueue,
@@ -64,7 +65,7 @@ describe('LATEST_STATE at the registry', () => {
     });
     expect(row.status.state).toBe('TASK_RUNNING');
     expect(row.purgeAt).toBeGreaterThan(0);
-    expect((await agent(t, 'a1')).tasks.t1).toBeUndefined();
+    expect((await agent(t, 'a1')).tasks[ledgerKey('fw', 't1')]).toBeUndefined();
     expect(allocations(t)).toBe(1);
     expect(t.bus.events(fwQueue('fw'))).toEqual([]);
     expect(t.counters.get('TasksTerminal')).toBe(1);
@@ -122,7 +123,7 @@ describe('LATEST_STATE at the registry', () => {
     const before = await task(t, 'fw', 't1');
     await handleAgentCall(t.deps, record(latestCall('a2', finished(t.now)), 'other-principal'));
     expect(await task(t, 'fw', 't1')).toEqual(before);
-    expect((await agent(t, 'a1')).tasks.t1).toBeDefined();
+    expect((await agent(t, 'a1')).tasks[ledgerKey('fw', 't1')]).toBeDefined();
     expect(t.bus.commands(agentQueue('a2'))).toContainEqual(
       expect.objectContaining({ type: 'ERROR', code: 'FORBIDDEN' }),
     );

@@ -17,6 +17,7 @@ import {
 } from '../../../lib/control/liveness.ts';
 import { drainOutbox } from '../../../lib/control/outbox.ts';
 import { runSweep } from '../../../lib/control/sweep.ts';
+import { ledgerKey } from '../../../lib/core/ledger.ts';
 import type { AgentRecord } from '../../../lib/core/model.ts';
 import { parse } from '../../../lib/core/resources.ts';
 import type { Store } from '../../../lib/ports/store.ts';
@@ -120,7 +121,9 @@ describe('an agent that stops heartbeating', () => {
     expect(a.offers).toEqual({});
     expect(a.pending).toBeNull();
     // It keeps its tasks (and their resources): they may come back.
-    expect(Object.keys(a.tasks).sort()).toEqual(['t-aware', 't-away', 't-plain']);
+    expect(Object.keys(a.tasks).sort()).toEqual(
+      [ledgerKey('aware', 't-aware'), ledgerKey('away', 't-away'), ledgerKey('plain', 't-plain')].sort(),
+    );
     expect(t.bus.events(fwQueue('aware'))).toContainEqual({ v: 1, type: 'RESCIND', offerId: 'o1@a1' });
     for (const fw of ['aware', 'plain'])
       expect(t.bus.events(fwQueue(fw))).toContainEqual({ v: 1, type: 'FAILURE', agentId: 'a1' });
@@ -310,6 +313,23 @@ describe('GONE', () => {
     const firstKill = order.findIndex((o) => o.startsWith('KILL:'));
     expect(gone).toBeGreaterThanOrEqual(0);
     expect(gone).toBeLessThan(firstKill);
+  });
+
+  it('two frameworks with a task of the same id on it: each task is moved and killed, neither hides the other', async () => {
+    const t = await cluster();
+    await putTask(t, 'plain', 't-aware', 'a1');
+    expect(Object.keys((await agent(t, 'a1')).tasks)).toHaveLength(4);
+    expect(await markGone(t.deps, 'a1', { byOperator: true })).toBe('gone');
+    expect((await task(t, 'aware', 't-aware')).state).toBe('TASK_GONE_BY_OPERATOR');
+    expect((await task(t, 'plain', 't-aware')).state).toBe('TASK_LOST');
+    // Two KILLs of `t-aware`, one per framework, with different deduplication ids (a FIFO queue
+    // would drop the second of two with the same id).
+    const kills = t.bus
+      .deduplicated(agentQueue('a1'))
+      .filter((s) => s.body.type === 'KILL' && s.body.taskId === 't-aware')
+      .map((s) => s.body.frameworkId);
+    expect(kills.sort()).toEqual(['aware', 'plain']);
+    expect((await agent(t, 'a1')).tasks).toEqual({});
   });
 
   it('finishing in chunks: many tasks, several transactions, each within DynamoDB limits', async () => {

@@ -6,6 +6,7 @@ import { aclRefusal } from '../../../lib/control/authorize.ts';
 import { ReadCache, uncached } from '../../../lib/control/read-cache.ts';
 import { updateRecord } from '../../../lib/control/records/transact.ts';
 import { CLOSED_ACLS, OPEN_ACLS } from '../../../lib/core/acl.ts';
+import { ledgerKey } from '../../../lib/core/ledger.ts';
 import type { TableName } from '../../../lib/definition/tables-queues.ts';
 import type { Item, Store } from '../../../lib/ports/store.ts';
 import { agent, putAgent, putFramework, putTask, record, task, testControl } from './helpers.ts';
@@ -185,7 +186,7 @@ describe('a terminal status update releases its task without reading the agent',
     await finished(t, 'fin-1');
     expect((await task(t, 'f1', 't1')).state).toBe('TASK_FINISHED');
     const a = await agent(t, 'a1');
-    expect(a.tasks.t1).toBeUndefined();
+    expect(a.tasks[ledgerKey('f1', 't1')]).toBeUndefined();
     expect(a.version).toBe(before + 1);
     expect(t.bus.sent.some((s) => s.body.type === 'ALLOCATE')).toBe(true);
   });
@@ -220,7 +221,7 @@ describe('a terminal status update releases its task without reading the agent',
     };
     await finished(t, 'fin-4');
     expect(refused).toBe(2);
-    expect((await agent(t, 'a1')).tasks.t1).toBeUndefined();
+    expect((await agent(t, 'a1')).tasks[ledgerKey('f1', 't1')]).toBeUndefined();
     expect((await task(t, 'f1', 't1')).state).toBe('TASK_FINISHED');
   });
 
@@ -241,7 +242,7 @@ describe('a terminal status update releases its task without reading the agent',
     };
     await finished(t, 'fin-3');
     expect((await task(t, 'f1', 't1')).state).toBe('TASK_FINISHED');
-    expect((await agent(t, 'a1')).tasks.t1).toBeUndefined();
+    expect((await agent(t, 'a1')).tasks[ledgerKey('f1', 't1')]).toBeUndefined();
     expect(t.bus.sent.filter((s) => s.body.type === 'ALLOCATE')).toHaveLength(1);
   });
 });

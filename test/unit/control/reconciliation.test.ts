@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { planReregistration, revivedState, taskKey } from '../../../lib/control/reregistration.ts';
 import { forFramework, reconciledStatus, unknownTaskStatus } from '../../../lib/control/statuses.ts';
+import { ledgerKey } from '../../../lib/core/ledger.ts';
 import type { FrameworkRecord, TaskRecord } from '../../../lib/core/model.ts';
 import { parse } from '../../../lib/core/resources.ts';
 
@@ -160,14 +161,58 @@ describe('planReregistration', () => {
     expect(lost.reconcile).toEqual([{ frameworkId: 'fw', taskId: 'staging', ifUnknown: 'TASK_LOST' }]);
   });
 
-  it('the accounting keeps what may run and drops what has ended', () => {
-    expect(Object.keys(plan.tasks).sort()).toEqual([
-      'killed',
-      'missing',
-      'running',
-      'staging',
-      'unreachable',
+  it('the accounting keeps what may run and drops what has ended, by framework and task id', () => {
+    // `known` is a ledger written before it was keyed by framework (bare task ids): kept entries
+    // move to their ledgerKey.
+    expect(Object.keys(plan.tasks).sort()).toEqual(
+      ['killed', 'missing', 'running', 'staging', 'unreachable'].map((id) => ledgerKey('fw', id)),
+    );
+    expect(plan.tasks[ledgerKey('fw', 'missing')]).toEqual({
+      frameworkId: 'fw',
+      taskId: 'missing',
+      resources: parse('cpus:1'),
+    });
+  });
+
+  it("two frameworks running a task with the same id are both kept, and a bare key is only its own framework's", () => {
+    const rows = new Map<string, TaskRecord>([
+      [taskKey('fa', 'web'), row('web', 'a', 'TASK_RUNNING', { frameworkId: 'fa' })],
+      [taskKey('fb', 'web'), row('web', 'a', 'TASK_RUNNING', { frameworkId: 'fb' })],
     ]);
+    const frameworks = new Map([
+      ['fa', fwRec('fa')],
+      ['fb', fwRec('fb')],
+    ]);
+    const both = planReregistration({
+      agentId: 'a',
+      reported: [
+        { frameworkId: 'fa', taskId: 'web', state: 'TASK_RUNNING' },
+        { frameworkId: 'fb', taskId: 'web', state: 'TASK_RUNNING' },
+      ],
+      known: {
+        [ledgerKey('fa', 'web')]: { frameworkId: 'fa', taskId: 'web', resources: parse('cpus:1') },
+        [ledgerKey('fb', 'web')]: { frameworkId: 'fb', taskId: 'web', resources: parse('cpus:2') },
+      },
+      rows,
+      frameworks,
+    });
+    expect(both.tasks).toEqual({
+      [ledgerKey('fa', 'web')]: { frameworkId: 'fa', taskId: 'web', resources: parse('cpus:1') },
+      [ledgerKey('fb', 'web')]: { frameworkId: 'fb', taskId: 'web', resources: parse('cpus:2') },
+    });
+    expect(both.kill).toEqual([]);
+    // An old ledger's bare key `web` is fa's: fb's report of `web` does not take it over.
+    const legacy = planReregistration({
+      agentId: 'a',
+      reported: [{ frameworkId: 'fb', taskId: 'web', state: 'TASK_RUNNING' }],
+      known: { web: { frameworkId: 'fa', resources: parse('cpus:1') } },
+      rows,
+      frameworks,
+    });
+    expect(legacy.tasks).toEqual({
+      [ledgerKey('fa', 'web')]: { frameworkId: 'fa', taskId: 'web', resources: parse('cpus:1') },
+    });
+    expect(legacy.reconcile).toEqual([{ frameworkId: 'fa', taskId: 'web', ifUnknown: 'TASK_GONE' }]);
   });
 
   it('a task never goes back to STAGING', () => {

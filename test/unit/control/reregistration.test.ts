@@ -8,6 +8,7 @@ import { markGone, markUnreachable } from '../../../lib/control/liveness.ts';
 import { releaseTask } from '../../../lib/control/records/agents.ts';
 import { forgetRoute } from '../../../lib/control/records/routes.ts';
 import { runSweep } from '../../../lib/control/sweep.ts';
+import { ledgerKey } from '../../../lib/core/ledger.ts';
 import { parse, toWire } from '../../../lib/core/resources.ts';
 import { accountingProblems } from '../../../lib/testing/invariants.ts';
 import {
@@ -110,7 +111,9 @@ describe('re-registration of an unreachable agent', () => {
       tasks: [{ frameworkId: ids.aware, taskId: 'tmissing', ifUnknown: 'TASK_GONE' }],
     });
     // The accounting keeps what may still run.
-    expect(Object.keys(a.tasks).sort()).toEqual(['ta', 'tmissing', 'tp']);
+    expect(Object.keys(a.tasks).sort()).toEqual(
+      [ledgerKey(ids.aware, 'ta'), ledgerKey(ids.aware, 'tmissing'), ledgerKey(ids.plain, 'tp')].sort(),
+    );
   });
 
   it('a redelivered REGISTER changes nothing more and tells the frameworks nothing new', async () => {
@@ -155,7 +158,7 @@ describe('re-registration of an unreachable agent', () => {
     // allocator offers the freed cpus. The REGISTER, handled now, reads a RUNNING row — but the
     // ledger no longer holds the task, and charging it again would exceed the agent's total.
     const { t, ids } = await setup(); // four tasks of cpus:1 fill the agent's cpus:4
-    expect(await releaseTask(t.store, ids.agent, 'ta')).toBe(true);
+    expect(await releaseTask(t.store, ids.agent, ids.aware, 'ta')).toBe(true);
     const offer = {
       offerId: `o1@${ids.agent}`,
       frameworkId: ids.plain,
@@ -180,7 +183,9 @@ describe('re-registration of an unreachable agent', () => {
     ]);
     const after = await agent(t, ids.agent);
     expect(accountingProblems(after)).toEqual([]);
-    expect(Object.keys(after.tasks).sort()).toEqual(['tmissing', 'torphan', 'tp']);
+    expect(Object.keys(after.tasks).sort()).toEqual(
+      [ledgerKey(ids.aware, 'tmissing'), ledgerKey(ids.gone, 'torphan'), ledgerKey(ids.plain, 'tp')].sort(),
+    );
     expect(Object.keys(after.offers)).toEqual([offer.offerId]);
     // Not killed either: it has ended, and its own update settles the row.
     const kills = t.bus.commands(agentQueue(ids.agent)).filter((c) => c.type === 'KILL');
@@ -239,7 +244,8 @@ describe('status updates around partitions', () => {
         status: expect.objectContaining({ state: 'TASK_FINISHED', uuid: 'fin-1' }),
       }),
     );
-    expect((await agent(t, ids.agent)).tasks.tp).toBeUndefined();
+    expect((await agent(t, ids.agent)).tasks[ledgerKey(ids.plain, 'tp')]).toBeUndefined();
+    expect(Object.keys((await agent(t, ids.agent)).tasks)).toHaveLength(3);
   });
 
   it('a TASK_UNREACHABLE sent late (from the outbox) after the task finished is followed by its real end', async () => {
@@ -284,6 +290,7 @@ describe('status updates around partitions', () => {
     expect(t.bus.events(fwQueue(ids.plain))).toEqual([]);
     expect(t.bus.commands(agentQueue(ids.agent)).filter((c) => c.type === 'ACKNOWLEDGE')).toEqual([]);
     // Its resources are free all the same.
-    expect((await agent(t, ids.agent)).tasks.tp).toBeUndefined();
+    expect((await agent(t, ids.agent)).tasks[ledgerKey(ids.plain, 'tp')]).toBeUndefined();
+    expect(Object.keys((await agent(t, ids.agent)).tasks)).toHaveLength(3);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type PlanAcceptInput, planAccept } from '../../../lib/core/accept-plan.ts';
+import { ledgerKey } from '../../../lib/core/ledger.ts';
 import type { AgentRecord, TaskRecord } from '../../../lib/core/model.ts';
 import { format, parse } from '../../../lib/core/resources.ts';
 
@@ -48,7 +49,7 @@ describe('planAccept', () => {
     if (plan.kind !== 'decided') throw new Error(plan.kind);
     expect(plan.launched.map((l) => l.taskId)).toEqual(['t1']);
     expect(plan.ledger?.offers).toEqual({});
-    expect(Object.keys(plan.ledger?.tasks ?? {})).toEqual(['t1']);
+    expect(Object.keys(plan.ledger?.tasks ?? {})).toEqual([ledgerKey('f1', 't1')]);
     expect(plan.offerId).toBe('o1@a1');
     expect(plan.filter && { ...plan.filter, resources: format(plan.filter.resources) }).toEqual({
       agentId: 'a1',

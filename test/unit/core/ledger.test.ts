@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { addOffers, agentFree, offered, spendAccept, takeOffers } from '../../../lib/core/ledger.ts';
+import {
+  addOffers,
+  agentFree,
+  ledgerKey,
+  offered,
+  spendAccept,
+  takeOffers,
+} from '../../../lib/core/ledger.ts';
 import type { AgentRecord, OfferRecord } from '../../../lib/core/model.ts';
 import { agentOfOffer, offerId } from '../../../lib/core/offer-id.ts';
 import { add, EMPTY, format, parse } from '../../../lib/core/resources.ts';
@@ -61,7 +68,14 @@ describe('the agent ledger', () => {
       [{ taskId: 't1', resources: parse('cpus:1;mem:512') }],
     );
     expect(Object.keys(next.offers)).toEqual(['o2']);
-    expect(next.tasks.t1).toEqual({ frameworkId: 'f1', role: 'eng', resources: parse('cpus:1;mem:512') });
+    expect(next.tasks).toEqual({
+      [ledgerKey('f1', 't1')]: {
+        frameworkId: 'f1',
+        taskId: 't1',
+        role: 'eng',
+        resources: parse('cpus:1;mem:512'),
+      },
+    });
     expect(next.total).toBeUndefined();
     expect(format(agentFree({ total: a.total, ...next }))).toBe(format(parse('cpus:6;mem:7552')));
   });
