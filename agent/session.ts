@@ -17,7 +17,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { pollQueue, type ReceivedMessage, type SqsApi, SqsBus } from '../lib/adapters/sqs-api.ts';
+import { pollQueue, type ReceivedMessage, type SqsApi } from '../lib/adapters/sqs-api.ts';
+import { DeleteBatcher, SendBatcher } from '../lib/adapters/sqs-batcher.ts';
 import { type Resources, toWire } from '../lib/core/resources.ts';
 import {
   type AgentCall,
@@ -103,7 +104,8 @@ export interface SessionOptions {
 
 export class ControlPlaneSession {
   readonly #opts: SessionOptions;
-  readonly #bus: SqsBus;
+  readonly #sender: SendBatcher;
+  #deleter: DeleteBatcher | undefined;
   readonly #sends = new Set<Promise<unknown>>();
   #queueUrl: string | undefined;
   #abort: AbortController | undefined;
@@ -117,7 +119,7 @@ export class ControlPlaneSession {
 
   constructor(opts: SessionOptions) {
     this.#opts = opts;
-    this.#bus = new SqsBus(opts.sqs);
+    this.#sender = new SendBatcher({ sqs: opts.sqs, queueUrl: opts.agentCallsQueueUrl });
   }
 
   get agentId(): string {
@@ -168,11 +170,18 @@ export class ControlPlaneSession {
     const o = this.#opts;
     this.#open = true;
     this.#abort = new AbortController();
+    const deleter = new DeleteBatcher({
+      sqs: o.sqs,
+      queueUrl: this.queueUrl,
+      onError: (e) => o.log('warn', 'deleting handled commands failed', { error: errorMessage(e) }),
+    });
+    this.#deleter = deleter;
     this.#polling = pollQueue(o.sqs, this.queueUrl, (batch) => this.#onBatch(batch), {
       signal: this.#abort.signal,
       waitSeconds: o.pollWaitSeconds ?? 20,
       visibilityTimeout: COMMAND_RECEIVE_VISIBILITY_SECONDS,
       onError: (e) => o.log('warn', 'receive from command queue failed', { error: errorMessage(e) }),
+      deleteLater: (handles) => deleter.delete(handles),
     }).catch((e: unknown) => o.log('error', 'command queue polling ended', { error: errorMessage(e) }));
   }
 
@@ -188,6 +197,8 @@ export class ControlPlaneSession {
   async drain(): Promise<void> {
     await Promise.allSettled([...this.#sends]);
     await this.#polling;
+    await this.#deleter?.drain();
+    await this.#sender.drain();
   }
 
   // ---- registration and heartbeats ----
@@ -296,20 +307,20 @@ export class ControlPlaneSession {
       // A bug in the agent: sending it would only get it rejected by the registry.
       throw new Error(`refusing to send an invalid ${call.type}: ${checked.error.message}`);
     }
-    await this.#bus.send(this.#opts.agentCallsQueueUrl, [
+    // Calls ready together travel in one SendMessageBatch, each with its own group and
+    // deduplication id (see SendBatcher).
+    await this.#sender.send({
+      body: JSON.stringify(checked.data),
       // A task's updates stay in order in their own group (the registry applies them per task);
       // REGISTER and HEARTBEAT keep the agent's group.
-      {
-        body: JSON.stringify(checked.data),
-        groupId:
-          checked.data.type === 'STATUS_UPDATE'
-            ? statusUpdateGroup(this.agentId, checked.data.status.taskId)
-            : checked.data.type === 'LATEST_STATE'
-              ? statusUpdateGroup(this.agentId, checked.data.taskId)
-              : this.agentId,
-        dedupId,
-      },
-    ]);
+      groupId:
+        checked.data.type === 'STATUS_UPDATE'
+          ? statusUpdateGroup(this.agentId, checked.data.status.taskId)
+          : checked.data.type === 'LATEST_STATE'
+            ? statusUpdateGroup(this.agentId, checked.data.taskId)
+            : this.agentId,
+      dedupId,
+    });
   }
 
   /** Sends a chunk of a task's output, answering READ_LOGS (in the agent's own group). */
