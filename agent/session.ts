@@ -14,6 +14,8 @@
  *   only shorten it (a longer one would get the agent marked unreachable).
  * - Status update FIFO deduplication ids are the update's uuid on the first send and
  *   `<uuid>-<attempt>` on resends, so a resend gets through inside SQS's 5-minute dedup window.
+ * - Calls ready together go in one SendMessageBatch, each with its own group and deduplication
+ *   id; handled commands are deleted in batches while the poll goes on (`sqs-batcher.ts`).
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
@@ -46,7 +48,8 @@ export const COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS = 30;
 /**
  * How long a command the agent received stays hidden (set on each ReceiveMessage, so it holds for
  * queues an older agent created too). Commands are handled synchronously and deleted in the same
- * breath, so this only has to outlast one DeleteMessageBatch; a delete slower than that gets the
+ * breath (a DeleteBatcher's batch: at once, or right after the delete in flight), so this only has
+ * to outlast two DeleteMessageBatch calls; a delete slower than that gets the
  * command delivered again, which the agent tolerates (SQS delivers at least once: a duplicate
  * LAUNCH, KILL, ACKNOWLEDGE, RECONCILE or REGISTERED changes nothing). What it bounds is the cost
  * of a crash: a long poll left open by a killed agent process is still handed the next command —
