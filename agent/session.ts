@@ -14,10 +14,13 @@
  *   only shorten it (a longer one would get the agent marked unreachable).
  * - Status update FIFO deduplication ids are the update's uuid on the first send and
  *   `<uuid>-<attempt>` on resends, so a resend gets through inside SQS's 5-minute dedup window.
+ * - Calls ready together go in one SendMessageBatch, each with its own group and deduplication
+ *   id; handled commands are deleted in batches while the poll goes on (`sqs-batcher.ts`).
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { pollQueue, type ReceivedMessage, type SqsApi, SqsBus } from '../lib/adapters/sqs-api.ts';
+import { pollQueue, type ReceivedMessage, type SqsApi } from '../lib/adapters/sqs-api.ts';
+import { DeleteBatcher, SendBatcher } from '../lib/adapters/sqs-batcher.ts';
 import { type Resources, toWire } from '../lib/core/resources.ts';
 import {
   type AgentCall,
@@ -45,7 +48,8 @@ export const COMMAND_QUEUE_VISIBILITY_TIMEOUT_SECONDS = 30;
 /**
  * How long a command the agent received stays hidden (set on each ReceiveMessage, so it holds for
  * queues an older agent created too). Commands are handled synchronously and deleted in the same
- * breath, so this only has to outlast one DeleteMessageBatch; a delete slower than that gets the
+ * breath (a DeleteBatcher's batch: at once, or right after the delete in flight), so this only has
+ * to outlast two DeleteMessageBatch calls; a delete slower than that gets the
  * command delivered again, which the agent tolerates (SQS delivers at least once: a duplicate
  * LAUNCH, KILL, ACKNOWLEDGE, RECONCILE or REGISTERED changes nothing). What it bounds is the cost
  * of a crash: a long poll left open by a killed agent process is still handed the next command —
@@ -103,7 +107,8 @@ export interface SessionOptions {
 
 export class ControlPlaneSession {
   readonly #opts: SessionOptions;
-  readonly #bus: SqsBus;
+  readonly #sender: SendBatcher;
+  #deleter: DeleteBatcher | undefined;
   readonly #sends = new Set<Promise<unknown>>();
   #queueUrl: string | undefined;
   #abort: AbortController | undefined;
@@ -117,7 +122,7 @@ export class ControlPlaneSession {
 
   constructor(opts: SessionOptions) {
     this.#opts = opts;
-    this.#bus = new SqsBus(opts.sqs);
+    this.#sender = new SendBatcher({ sqs: opts.sqs, queueUrl: opts.agentCallsQueueUrl });
   }
 
   get agentId(): string {
@@ -168,11 +173,18 @@ export class ControlPlaneSession {
     const o = this.#opts;
     this.#open = true;
     this.#abort = new AbortController();
+    const deleter = new DeleteBatcher({
+      sqs: o.sqs,
+      queueUrl: this.queueUrl,
+      onError: (e) => o.log('warn', 'deleting handled commands failed', { error: errorMessage(e) }),
+    });
+    this.#deleter = deleter;
     this.#polling = pollQueue(o.sqs, this.queueUrl, (batch) => this.#onBatch(batch), {
       signal: this.#abort.signal,
       waitSeconds: o.pollWaitSeconds ?? 20,
       visibilityTimeout: COMMAND_RECEIVE_VISIBILITY_SECONDS,
       onError: (e) => o.log('warn', 'receive from command queue failed', { error: errorMessage(e) }),
+      deleteLater: (handles) => deleter.delete(handles),
     }).catch((e: unknown) => o.log('error', 'command queue polling ended', { error: errorMessage(e) }));
   }
 
@@ -188,6 +200,8 @@ export class ControlPlaneSession {
   async drain(): Promise<void> {
     await Promise.allSettled([...this.#sends]);
     await this.#polling;
+    await this.#deleter?.drain();
+    await this.#sender.drain();
   }
 
   // ---- registration and heartbeats ----
@@ -296,20 +310,20 @@ export class ControlPlaneSession {
       // A bug in the agent: sending it would only get it rejected by the registry.
       throw new Error(`refusing to send an invalid ${call.type}: ${checked.error.message}`);
     }
-    await this.#bus.send(this.#opts.agentCallsQueueUrl, [
+    // Calls ready together travel in one SendMessageBatch, each with its own group and
+    // deduplication id (see SendBatcher).
+    await this.#sender.send({
+      body: JSON.stringify(checked.data),
       // A task's updates stay in order in their own group (the registry applies them per task);
       // REGISTER and HEARTBEAT keep the agent's group.
-      {
-        body: JSON.stringify(checked.data),
-        groupId:
-          checked.data.type === 'STATUS_UPDATE'
-            ? statusUpdateGroup(this.agentId, checked.data.status.taskId)
-            : checked.data.type === 'LATEST_STATE'
-              ? statusUpdateGroup(this.agentId, checked.data.taskId)
-              : this.agentId,
-        dedupId,
-      },
-    ]);
+      groupId:
+        checked.data.type === 'STATUS_UPDATE'
+          ? statusUpdateGroup(this.agentId, checked.data.status.taskId)
+          : checked.data.type === 'LATEST_STATE'
+            ? statusUpdateGroup(this.agentId, checked.data.taskId)
+            : this.agentId,
+      dedupId,
+    });
   }
 
   /** Sends a chunk of a task's output, answering READ_LOGS (in the agent's own group). */

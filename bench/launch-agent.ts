@@ -3,6 +3,9 @@
  * started from the arguments, reporting on stdout. Lines on stdin: `calls` prints the process's
  * API-call tally as one JSON line; `stop` stops the agent (killing its tasks) and exits.
  *
+ * With `MESO_BENCH_AGENT_CALLS=1` each `calls` answer is also written to stderr as
+ * `{"agentCalls": …}`, so the agents' calls by operation can be read apart from the others'.
+ *
  * Run: `tsx bench/launch-agent.ts <agent-calls queue url> <prefix> <work dir> <resources>`
  * (the emulators' endpoint and credentials from the environment, as `configToEnv` writes them).
  */
@@ -24,7 +27,12 @@ agent.once('registered', () => console.log(JSON.stringify({ registered: true }))
 await agent.start();
 
 createInterface({ input: process.stdin }).on('line', async (line) => {
-  if (line === 'calls') console.log(JSON.stringify({ calls: snapshotCalls(apiCalls) }));
+  if (line === 'calls') {
+    const calls = snapshotCalls(apiCalls);
+    console.log(JSON.stringify({ calls }));
+    // The agents' own calls by operation (the report sums them with everyone's), on request.
+    if (process.env.MESO_BENCH_AGENT_CALLS) console.error(JSON.stringify({ agentCalls: calls }));
+  }
   if (line === 'reset') apiCalls.clear();
   if (line === 'stop') {
     await agent.stop({ killTasks: true });

@@ -90,6 +90,28 @@ function chunks<T>(list: readonly T[], size: number): T[][] {
 const queueGone = (e: unknown): boolean =>
   /NonExistentQueue|QueueDoesNotExist/.test(`${(e as Error).name} ${(e as Error).message}`);
 
+/** A SendMessageBatch entry for `m`: its group and deduplication ids on a FIFO queue, else its delay. */
+export function sendEntry(
+  m: OutboundMessage,
+  id: string,
+  fifo: boolean,
+): SqsOps['SendMessageBatch']['input']['Entries'][number] {
+  return {
+    Id: id,
+    MessageBody: m.body,
+    ...(fifo
+      ? {
+          MessageGroupId: boundedId(m.groupId ?? 'default'),
+          MessageDeduplicationId: m.dedupId
+            ? boundedId(m.dedupId)
+            : createHash('sha256').update(m.body).digest('hex'),
+        }
+      : m.delaySeconds
+        ? { DelaySeconds: Math.min(900, Math.max(0, Math.ceil(m.delaySeconds))) }
+        : {}),
+  };
+}
+
 export class SqsBus implements Bus {
   constructor(private readonly sqs: SqsApi) {}
 
@@ -100,20 +122,7 @@ export class SqsBus implements Bus {
         const res = await this.sqs
           .call('SendMessageBatch', {
             QueueUrl: queueUrl,
-            Entries: batch.map((m, i) => ({
-              Id: String(i),
-              MessageBody: m.body,
-              ...(fifo
-                ? {
-                    MessageGroupId: boundedId(m.groupId ?? 'default'),
-                    MessageDeduplicationId: m.dedupId
-                      ? boundedId(m.dedupId)
-                      : createHash('sha256').update(m.body).digest('hex'),
-                  }
-                : m.delaySeconds
-                  ? { DelaySeconds: Math.min(900, Math.max(0, Math.ceil(m.delaySeconds))) }
-                  : {}),
-            })),
+            Entries: batch.map((m, i) => sendEntry(m, String(i), fifo)),
           })
           .catch((e: Error) => {
             if (queueGone(e)) throw new QueueGoneError(`queue ${queueUrl} does not exist`);
@@ -215,6 +224,11 @@ export async function pollQueue(
     /** How long received messages stay hidden (ReceiveMessage's VisibilityTimeout). Default: the queue's. */
     visibilityTimeout?: number;
     onError?: (e: unknown) => void;
+    /**
+     * Takes the receipt handles of each batch's handled messages instead of deleting them before
+     * the next receive (a `DeleteBatcher`'s `delete`, which deletes them while the poll goes on).
+     */
+    deleteLater?: (receiptHandles: readonly string[]) => void;
   },
 ): Promise<void> {
   let backoff = 100;
@@ -238,7 +252,9 @@ export async function pollQueue(
     if (batch.length === 0) continue;
     const failed = new Set((await onBatch(batch)) ?? []);
     const done = batch.filter((m) => !failed.has(m.messageId)).map((m) => m.receiptHandle);
-    if (done.length > 0) {
+    if (done.length > 0 && opts.deleteLater) {
+      opts.deleteLater(done);
+    } else if (done.length > 0) {
       try {
         await deleteMessages(sqs, queueUrl, done);
       } catch (e) {
