@@ -1,7 +1,7 @@
 /**
  * One agent as its own process, for `bench/launch.ts`: the same Agent and SQS client as deployed,
  * started from the arguments, reporting on stdout. Lines on stdin: `calls` prints the process's
- * API-call tally as one JSON line; `stop` stops the agent (killing its tasks) and exits.
+ * API-call tally and its units as one JSON line; `stop` stops the agent (killing its tasks) and exits.
  *
  * Run: `tsx bench/launch-agent.ts <agent-calls queue url> <prefix> <work dir> <resources>`
  * (the emulators' endpoint and credentials from the environment, as `configToEnv` writes them).
@@ -9,7 +9,7 @@
 import { createInterface } from 'node:readline';
 import { Agent } from '../agent/agent.ts';
 import { silentLog } from '../agent/log.ts';
-import { apiCalls, snapshotCalls } from '../lib/adapters/api-calls.ts';
+import { apiCalls, apiUnits, snapshotCalls } from '../lib/adapters/api-calls.ts';
 import { awsConfigFromEnv } from '../lib/adapters/aws-config.ts';
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 
@@ -24,8 +24,12 @@ agent.once('registered', () => console.log(JSON.stringify({ registered: true }))
 await agent.start();
 
 createInterface({ input: process.stdin }).on('line', async (line) => {
-  if (line === 'calls') console.log(JSON.stringify({ calls: snapshotCalls(apiCalls) }));
-  if (line === 'reset') apiCalls.clear();
+  if (line === 'calls')
+    console.log(JSON.stringify({ calls: snapshotCalls(apiCalls), units: snapshotCalls(apiUnits) }));
+  if (line === 'reset') {
+    apiCalls.clear();
+    apiUnits.clear();
+  }
   if (line === 'stop') {
     await agent.stop({ killTasks: true });
     sqs.close();
