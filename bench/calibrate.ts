@@ -7,6 +7,10 @@
  *
  * The pure parts (`callMix`, `drive`, `ceilingOf`) are tested in test/unit/bench/calibrate.test.ts.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -29,6 +33,8 @@ import { apiCalls } from '../lib/adapters/api-calls.ts';
 import { createDynamoClient } from '../lib/adapters/dynamo-store.ts';
 import { createSqsClient } from '../lib/adapters/sqs.ts';
 import type { ClusterConfig } from '../lib/config/cluster.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** The operations the calibration can replay, and the bound on each one's size. */
 export const CALIBRATED = {
@@ -150,16 +156,25 @@ const QUEUES = 4;
 const ITEMS_PER_CALLER = 8;
 const PAYLOAD = 'x'.repeat(600); // about a task row's size
 
+/** One timed round of the replay: calls/s in all and by operation, and the CPU its process used per second. */
+export interface Round {
+  readonly callsPerSecond: number;
+  readonly byOp: Record<string, number>;
+  readonly clientCpu: number;
+  readonly errors: number;
+}
+
 /**
- * Replays `mix` with `callers` callers, after a one-second warm-up, for `rounds` rounds of
- * `seconds` each, from this process. Nothing else should be running in it (the calls are read off
- * its API-call tally too, by operation).
+ * A replay of `mix` by `callers` callers from this process, ready to run timed rounds: its own
+ * FIFO queues and items (named with `name`) created. Nothing else should be calling from this
+ * process (the calls by operation are read off its API-call tally).
  */
-export async function calibrate(
+export async function replayer(
   cluster: ClusterConfig,
   mix: CallMix,
-  o: { seconds: number; rounds: number; callers: number },
-) {
+  o: { callers: number; name: string },
+): Promise<{ round(seconds: number): Promise<Round>; close(): Promise<void> }> {
+  if (mix.sequence.length === 0) throw new Error('calibrate: the run made no calls to replay');
   const sqs: SQSClient = createSqsClient(cluster.aws);
   const doc: DynamoDBDocumentClient = createDynamoClient(cluster.aws);
   const table = cluster.tables.meta;
@@ -167,14 +182,14 @@ export async function calibrate(
     Array.from({ length: QUEUES }, async (_, q) => {
       const r = await sqs.send(
         new CreateQueueCommand({
-          QueueName: `${cluster.prefix}-calibrate-${q}.fifo`,
+          QueueName: `${cluster.prefix}-calibrate-${o.name}-${q}.fifo`,
           Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true', VisibilityTimeout: '60' },
         }),
       );
       return r.QueueUrl!;
     }),
   );
-  const key = (w: number, j: number) => `calibrate-${w}-${j % ITEMS_PER_CALLER}`;
+  const key = (w: number, j: number) => `calibrate-${o.name}-${w}-${j % ITEMS_PER_CALLER}`;
   await drive(
     o.callers,
     (_, j) => j < ITEMS_PER_CALLER,
@@ -231,10 +246,7 @@ export async function calibrate(
     },
     'DynamoDB.BatchGetItem': async (w, i) => {
       const n = Math.min(size('DynamoDB.BatchGetItem'), o.callers * ITEMS_PER_CALLER);
-      const keys = Array.from(
-        { length: n },
-        (_, k) => `calibrate-${(w + k) % o.callers}-${(i + k) % ITEMS_PER_CALLER}`,
-      );
+      const keys = Array.from({ length: n }, (_, k) => key((w + k) % o.callers, i + k));
       await doc.send(
         new BatchGetCommand({
           RequestItems: {
@@ -280,7 +292,7 @@ export async function calibrate(
             ...Array.from({ length: n - 1 }, (_, k) => ({
               Put: {
                 TableName: table,
-                Item: { key: `calibrate-${w}-${i}-${k}-${sent++}`, payload: PAYLOAD },
+                Item: { key: `calibrate-${o.name}-${w}-${i}-${k}-${sent++}`, payload: PAYLOAD },
                 ConditionExpression: 'attribute_not_exists(#k)',
                 ExpressionAttributeNames: { '#k': 'key' },
               },
@@ -314,9 +326,10 @@ export async function calibrate(
       return 1;
     });
   };
-  const timed = async (seconds: number) => {
+  const round = async (seconds: number): Promise<Round> => {
     const until = performance.now() + seconds * 1000;
     const before = new Map(apiCalls);
+    const errorsBefore = errors;
     const cpu = process.cpuUsage();
     const t0 = performance.now();
     const calls = await drive(o.callers, () => performance.now() < until, step);
@@ -324,26 +337,107 @@ export async function calibrate(
     const used = process.cpuUsage(cpu);
     const byOp: Record<string, number> = {};
     for (const [k, v] of apiCalls) if (v > (before.get(k) ?? 0)) byOp[k] = (v - (before.get(k) ?? 0)) / wall;
-    return { callsPerSecond: calls / wall, byOp, clientCpu: (used.user + used.system) / 1e6 / wall };
+    const clientCpu = (used.user + used.system) / 1e6 / wall;
+    return { callsPerSecond: calls / wall, byOp, clientCpu, errors: errors - errorsBefore };
   };
-  if (mix.sequence.length === 0) throw new Error('calibrate: the run made no calls to replay');
-  await timed(1); // warm-up
-  const rounds: Awaited<ReturnType<typeof timed>>[] = [];
-  for (let r = 0; r < o.rounds; r++) rounds.push(await timed(o.seconds));
+  return {
+    round,
+    close: async () => {
+      // The queues go; the items stay in `meta` with the run's.
+      await Promise.all(queues.map((QueueUrl) => sqs.send(new DeleteQueueCommand({ QueueUrl }))));
+      sqs.destroy();
+      doc.destroy();
+    },
+  };
+}
+
+/** Rounds of several processes at once, added up. */
+export function addRounds(rounds: readonly Round[]): Round {
+  const byOp: Record<string, number> = {};
+  for (const r of rounds) for (const [k, v] of Object.entries(r.byOp)) byOp[k] = (byOp[k] ?? 0) + v;
+  return {
+    callsPerSecond: rounds.reduce((a, r) => a + r.callsPerSecond, 0),
+    byOp,
+    clientCpu: Math.max(0, ...rounds.map((r) => r.clientCpu)),
+    errors: rounds.reduce((a, r) => a + r.errors, 0),
+  };
+}
+
+/** A replayer in a process of its own (bench/calibrate-process.ts), driven over stdin/stdout. */
+function replayerProcess(cluster: ClusterConfig, mix: CallMix, o: { callers: number; name: string }) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href,
+      join(ROOT, 'bench/calibrate-process.ts'),
+      JSON.stringify({ cluster, mix, ...o }),
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const lines: ((m: Record<string, unknown>) => void)[] = [];
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      lines.shift()?.(JSON.parse(line));
+    } catch {
+      // not one of ours
+    }
+  });
+  const next = () => new Promise<Record<string, unknown>>((r) => lines.push(r));
+  const ready = next();
+  return {
+    ready,
+    round: (seconds: number) => {
+      const got = next();
+      child.stdin!.write(`round ${seconds}\n`);
+      return got.then((m) => m.round as Round);
+    },
+    close: async () => {
+      child.stdin!.write('close\n');
+      await exited;
+    },
+  };
+}
+
+/**
+ * The calibration: the replay of `mix` by `callers` callers, split over `processes` processes
+ * (1: this one), after a one-second warm-up, for `rounds` rounds of `seconds` each; the processes
+ * run each round at once and their calls are added. The median round is the figure.
+ */
+export async function calibrate(
+  cluster: ClusterConfig,
+  mix: CallMix,
+  o: { seconds: number; rounds: number; callers: number; processes: number },
+) {
+  const processes = Math.max(1, o.processes);
+  const share = (p: number) => Math.floor(o.callers / processes) + (p < o.callers % processes ? 1 : 0);
+  let replayers: { round(seconds: number): Promise<Round>; close(): Promise<void> }[];
+  if (processes === 1) replayers = [await replayer(cluster, mix, { callers: o.callers, name: 'p0' })];
+  else {
+    const children = Array.from({ length: processes }, (_, p) =>
+      replayerProcess(cluster, mix, { callers: share(p), name: `p${p}` }),
+    );
+    await Promise.all(children.map((c) => c.ready));
+    replayers = children;
+  }
+  const round = async (seconds: number) =>
+    addRounds(await Promise.all(replayers.map((r) => r.round(seconds))));
+  await round(1); // warm-up
+  const rounds: Round[] = [];
+  for (let r = 0; r < o.rounds; r++) rounds.push(await round(o.seconds));
+  await Promise.all(replayers.map((r) => r.close()));
   const mid = rounds.find((r) => r.callsPerSecond === median(rounds.map((x) => x.callsPerSecond)))!;
   const service = (s: string) =>
     Object.entries(mid.byOp)
       .filter(([k]) => k.startsWith(`${s}.`))
       .reduce((a, [, v]) => a + v, 0);
-  // Leave nothing behind: the queues go, the items stay in `meta` with the run's.
-  await Promise.all(queues.map((QueueUrl) => sqs.send(new DeleteQueueCommand({ QueueUrl }))));
-  sqs.destroy();
-  doc.destroy();
   const r0 = (x: number) => Math.round(x);
   return {
     seconds: o.seconds,
     rounds: o.rounds,
     callers: o.callers,
+    processes,
     callsPerSecond: r0(mid.callsPerSecond),
     callsPerSecondByRound: rounds.map((r) => r0(r.callsPerSecond)),
     sqsCallsPerSecond: r0(service('SQS')),
@@ -354,8 +448,8 @@ export async function calibrate(
         .map(([k, v]) => [k, r0(v)]),
     ),
     size: mix.size,
-    errors,
-    /** CPU time of this (the calling) process per second of the median round: near 1 means the caller, not the emulators, was the limit. */
+    errors: rounds.reduce((a, r) => a + r.errors, 0),
+    /** CPU seconds per second of the busiest calling process in the median round: near 1, the callers, not the emulators, were the limit. */
     clientCpu: Number(mid.clientCpu.toFixed(2)),
   };
 }

@@ -64,7 +64,8 @@ const { values } = parseArgs({
     steady: { type: 'string', default: '20' },
     calibrate: { type: 'string', default: '3' },
     'calibrate-rounds': { type: 'string', default: '3' },
-    'calibrate-callers': { type: 'string', default: '32' },
+    'calibrate-callers': { type: 'string', default: '64' },
+    'calibrate-processes': { type: 'string', default: '2' },
     interval: { type: 'string' },
   },
 });
@@ -78,6 +79,7 @@ const CALIBRATE = {
   seconds: Number(values.calibrate),
   rounds: Number(values['calibrate-rounds']),
   callers: Number(values['calibrate-callers']),
+  processes: Number(values['calibrate-processes']),
 };
 const CPUS_PER_TASK = 0.1;
 const MEM_PER_TASK = 32;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CALIBRATED, callMix, ceilingOf, drive } from '../../../bench/calibrate.ts';
+import { addRounds, CALIBRATED, callMix, ceilingOf, drive } from '../../../bench/calibrate.ts';
 
 describe('the launch bench calibration', () => {
   it('counts every caller’s calls when many callers run at once', async () => {
@@ -97,6 +97,27 @@ describe('the launch bench calibration', () => {
     expect(ceilingOf({ tasksPerSecond: 24, callsPerTask: 0 }, 800)).toEqual({
       ceilingTasksPerSecond: 0,
       shareOfCeiling: 0,
+    });
+  });
+
+  it('adds up the rounds that several processes ran at once', () => {
+    const a = {
+      callsPerSecond: 300,
+      byOp: { 'SQS.ReceiveMessage': 100, 'DynamoDB.GetItem': 200 },
+      clientCpu: 0.4,
+      errors: 1,
+    };
+    const b = {
+      callsPerSecond: 250,
+      byOp: { 'SQS.ReceiveMessage': 150, 'DynamoDB.Scan': 100 },
+      clientCpu: 0.6,
+      errors: 0,
+    };
+    expect(addRounds([a, b])).toEqual({
+      callsPerSecond: 550,
+      byOp: { 'SQS.ReceiveMessage': 250, 'DynamoDB.GetItem': 200, 'DynamoDB.Scan': 100 },
+      clientCpu: 0.6, // the busiest process
+      errors: 1,
     });
   });
 });
