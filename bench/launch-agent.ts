@@ -1,7 +1,7 @@
 /**
  * One agent as its own process, for `bench/launch.ts`: the same Agent and SQS client as deployed,
  * started from the arguments, reporting on stdout. Lines on stdin: `calls` prints the process's
- * API-call tally as one JSON line; `stop` stops the agent (killing its tasks) and exits.
+ * API-call tally and its units as one JSON line; `stop` stops the agent (killing its tasks) and exits.
  *
  * With `MESO_BENCH_AGENT_CALLS=1` each `calls` answer is also written to stderr as
  * `{"agentCalls": …}`, so the agents' calls by operation can be read apart from the others'.
@@ -12,7 +12,7 @@
 import { createInterface } from 'node:readline';
 import { Agent } from '../agent/agent.ts';
 import { silentLog } from '../agent/log.ts';
-import { apiCalls, snapshotCalls } from '../lib/adapters/api-calls.ts';
+import { apiCalls, apiUnits, snapshotCalls } from '../lib/adapters/api-calls.ts';
 import { awsConfigFromEnv } from '../lib/adapters/aws-config.ts';
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 
@@ -29,11 +29,14 @@ await agent.start();
 createInterface({ input: process.stdin }).on('line', async (line) => {
   if (line === 'calls') {
     const calls = snapshotCalls(apiCalls);
-    console.log(JSON.stringify({ calls }));
+    console.log(JSON.stringify({ calls, units: snapshotCalls(apiUnits) }));
     // The agents' own calls by operation (the report sums them with everyone's), on request.
     if (process.env.MESO_BENCH_AGENT_CALLS) console.error(JSON.stringify({ agentCalls: calls }));
   }
-  if (line === 'reset') apiCalls.clear();
+  if (line === 'reset') {
+    apiCalls.clear();
+    apiUnits.clear();
+  }
   if (line === 'stop') {
     await agent.stop({ killTasks: true });
     sqs.close();

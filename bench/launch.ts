@@ -3,9 +3,11 @@
  * real handlers behind the local event-source mappings), agents that run real processes, one
  * framework through the SDK. Prints one JSON object, so runs can be compared line by line:
  *
- * - `calibration`: the emulators' raw ceiling, measured after the run against the same (warm)
- *   emulator processes — SQS calls/s (send, receive, delete round trips) and DynamoDB calls/s (a
- *   put and a consistent get), each with 32 callers for `--calibrate` seconds;
+ * - `calibration`: the emulators' raw ceiling for the calls a task makes, measured after the run
+ *   against the same (warm) emulator processes, once the framework, agents and control plane
+ *   have stopped: the run's calls (`callsPerTask`) replayed in the same proportions and sizes
+ *   (bench/calibrate.ts) by `--calibrate-callers` callers, median of `--calibrate-rounds` rounds
+ *   of `--calibrate` seconds;
  * - `burst`: `--tasks` trivial tasks (`true`, 0.1 cpu, 32 MB) launched into offers as they come
  *   (one ACCEPT per offer, at most 64 tasks, the rest left with refuseSeconds 0): tasks/s and
  *   ACCEPT → RUNNING, and each stage (ACCEPT → STARTING → RUNNING → FINISHED) p50/p99;
@@ -16,11 +18,10 @@
  * - `lambda` (burst): invocations and handler time per task, per function;
  * - `usdPerMillionTasks` (burst) from list prices: FIFO SQS $0.50/M requests, DynamoDB on-demand
  *   $0.625/M write units (a transaction's item counts twice) and $0.125/M read units (a strongly
- *   consistent get, one scanned item each), Lambda $0.20/M invocations plus $0.0000166667 per
- *   GB-second at the memory the CDK stack configures;
- * - `ceilingTasksPerSecond` and `shareOfCeiling`: what the calibrated emulators allow for this
- *   run's calls per task (SQS and DynamoDB time added: they share the machine), and the burst's
- *   share of it.
+ *   consistent get, each item a Scan or Query read or a BatchGetItem asked for), Lambda $0.20/M
+ *   invocations plus $0.0000166667 per GB-second at the memory the CDK stack configures;
+ * - `ceilingTasksPerSecond` and `shareOfCeiling`: the calibrated calls/s over this run's calls
+ *   per task — the tasks/s the emulators allow for this run's calls — and the burst's share of it.
  *
  * Each runs in its own process, as in AWS: the control plane (`bench/launch-control.ts`; in this
  * one with `--control-in-process`), the agents (`bench/launch-agent.ts`; in this one with
@@ -36,27 +37,19 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import {
-  CreateQueueCommand,
-  DeleteMessageBatchCommand,
-  DeleteQueueCommand,
-  ReceiveMessageCommand,
-  SendMessageBatchCommand,
-} from '@aws-sdk/client-sqs';
 import { Agent } from '../agent/agent.ts';
 import { silentLog } from '../agent/log.ts';
 import { apiCalls, apiUnits, snapshotCalls } from '../lib/adapters/api-calls.ts';
-import { createDynamoClient, DynamoStore } from '../lib/adapters/dynamo-store.ts';
 import { createSqsClient } from '../lib/adapters/sqs.ts';
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 import { type ClusterConfig, configToEnv } from '../lib/config/cluster.ts';
 import type { QueueName } from '../lib/definition/tables-queues.ts';
 import { MEMORY_MB } from '../lib/infra/cdk/control-plane.ts';
 import { provision } from '../lib/local/provision.ts';
-import type { Item } from '../lib/ports/store.ts';
 import type { Offer, TaskStatus } from '../lib/protocol/index.ts';
 import { LIMITS } from '../lib/protocol/limits.ts';
 import { MesoScheduler } from '../lib/sdk/scheduler.ts';
+import { calibrate, callMix, ceilingOf } from './calibrate.ts';
 import { percentile, sleep, startBenchEmulators } from './common.ts';
 import { type ControlPlaneTally, startBenchControlPlane } from './launch-control-plane.ts';
 
@@ -70,6 +63,9 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '10' },
     steady: { type: 'string', default: '20' },
     calibrate: { type: 'string', default: '3' },
+    'calibrate-rounds': { type: 'string', default: '3' },
+    'calibrate-callers': { type: 'string', default: '64' },
+    'calibrate-processes': { type: 'string', default: '2' },
     interval: { type: 'string' },
   },
 });
@@ -79,7 +75,12 @@ const IN_PROCESS = values['in-process'];
 const CONTROL_IN_PROCESS = values['control-in-process'];
 const RATE = Number(values.rate);
 const STEADY_S = Number(values.steady);
-const CALIBRATE_S = Number(values.calibrate);
+const CALIBRATE = {
+  seconds: Number(values.calibrate),
+  rounds: Number(values['calibrate-rounds']),
+  callers: Number(values['calibrate-callers']),
+  processes: Number(values['calibrate-processes']),
+};
 const CPUS_PER_TASK = 0.1;
 const MEM_PER_TASK = 32;
 const AGENT_RESOURCES = 'cpus:8;mem:8192;disk:1024';
@@ -92,64 +93,6 @@ const ms = (sorted: number[], ...ps: number[]) =>
   Object.fromEntries(ps.map((p) => [`p${p}`, sorted.length ? Math.round(percentile(sorted, p)) : null]));
 const asc = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const round = (x: number, d = 2) => Number(x.toFixed(d));
-
-/**
- * The emulators' raw ceiling: calls/s per service with CALLERS callers at once (the run itself
- * has dozens of calls in flight; with few callers a loaded machine measures latency, not capacity).
- */
-const CALLERS = 32;
-async function calibrate(cluster: ClusterConfig, prefix: string) {
-  const sqs = createSqsClient(cluster.aws);
-  const { QueueUrl } = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: `${prefix}-calibrate.fifo`,
-      Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' },
-    }),
-  );
-  const store = new DynamoStore(createDynamoClient(cluster.aws), cluster.tables);
-  const run = async (work: (w: number, i: number) => Promise<number>) => {
-    for (let i = 0; i < 20; i++) await work(0, i); // warm-up
-    const until = performance.now() + CALIBRATE_S * 1000;
-    let calls = 0;
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: CALLERS }, async (_, w) => {
-        for (let i = 0; performance.now() < until; i++) calls += await work(w, i);
-      }),
-    );
-    return round(calls / ((performance.now() - t0) / 1000), 0);
-  };
-  const sqsCallsPerSecond = await run(async (w, i) => {
-    // Send, receive, delete: a FIFO receive returns at most one message per group here.
-    await sqs.send(
-      new SendMessageBatchCommand({
-        QueueUrl,
-        Entries: [{ Id: '0', MessageBody: `${w}.${i}`, MessageGroupId: `g${w}` }],
-      }),
-    );
-    const r = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 0 }),
-    );
-    const got = r.Messages ?? [];
-    if (got.length === 0) return 2;
-    await sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl,
-        Entries: got.map((m, k) => ({ Id: String(k), ReceiptHandle: m.ReceiptHandle! })),
-      }),
-    );
-    return 3;
-  });
-  const dynamodbCallsPerSecond = await run(async (w, i) => {
-    const key = `calibrate-${w}-${i % 50}`;
-    await store.write([{ kind: 'put', table: 'meta', item: { key, n: i } as Item, expect: 'any' }]);
-    await store.get('meta', { key });
-    return 2;
-  });
-  await sqs.send(new DeleteQueueCommand({ QueueUrl }));
-  sqs.destroy();
-  return { sqsCallsPerSecond, dynamodbCallsPerSecond };
-}
 
 type Ask = <T>(
   command: string | undefined,
@@ -243,7 +186,7 @@ async function startControl(cluster: ClusterConfig, dlqs: Record<QueueName, stri
 
 /** An agent: in this process, or its own (bench/launch-agent.ts), answering on stdout. */
 interface BenchAgent {
-  calls(): Promise<Record<string, number>>;
+  calls(): Promise<{ calls: Record<string, number>; units: Record<string, number> }>;
   reset(): void;
   stop(): Promise<void>;
 }
@@ -269,7 +212,11 @@ async function startAgents(
       await agent.start();
       await registered;
       // In-process agents count into this process's tally with everyone else.
-      return { calls: async () => ({}), reset: () => {}, stop: () => agent.stop({ killTasks: true }) };
+      return {
+        calls: async () => ({ calls: {}, units: {} }),
+        reset: () => {},
+        stop: () => agent.stop({ killTasks: true }),
+      };
     }
     const { ask, child } = childProcess(
       [
@@ -283,7 +230,12 @@ async function startAgents(
     );
     await ask(undefined, (m) => (m.registered ? true : undefined));
     return {
-      calls: () => ask('calls', (m) => m.calls as Record<string, number> | undefined),
+      calls: () =>
+        ask('calls', (m) =>
+          m.calls
+            ? { calls: m.calls as Record<string, number>, units: (m.units ?? {}) as Record<string, number> }
+            : undefined,
+        ),
       reset: () => child.stdin!.write('reset\n'),
       stop: async () => {
         const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -423,12 +375,13 @@ async function main() {
   // Calls by process (with the control plane or the agents in this one, theirs count as the framework's).
   const sum = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
   const byProcess = { framework: sum(Object.fromEntries(calls)), agents: 0, controlPlane: 0 };
+  const units = new Map(apiUnits);
   for (const a of agents) {
     const theirs = await a.calls();
-    byProcess.agents += sum(theirs);
-    for (const [k, v] of Object.entries(theirs)) calls.set(k, (calls.get(k) ?? 0) + v);
+    byProcess.agents += sum(theirs.calls);
+    for (const [k, v] of Object.entries(theirs.calls)) calls.set(k, (calls.get(k) ?? 0) + v);
+    for (const [k, v] of Object.entries(theirs.units)) units.set(k, (units.get(k) ?? 0) + v);
   }
-  const units = new Map(apiUnits);
   const fromControl = await control.report();
   byProcess.controlPlane = sum(fromControl.calls);
   for (const [k, v] of Object.entries(fromControl.calls)) calls.set(k, (calls.get(k) ?? 0) + v);
@@ -496,7 +449,10 @@ async function main() {
   const writeUnits =
     c('PutItem') + c('UpdateItem') + c('DeleteItem') + 2 * (units.get('DynamoDB.TransactWriteItems') ?? 0);
   const readUnits =
-    c('GetItem') + (units.get('DynamoDB.Scan') ?? 0) + (units.get('DynamoDB.BatchGetItem') ?? 0);
+    c('GetItem') +
+    (units.get('DynamoDB.Scan') ?? 0) +
+    (units.get('DynamoDB.Query') ?? 0) +
+    (units.get('DynamoDB.BatchGetItem') ?? 0);
   let invocations = 0;
   let gbSeconds = 0;
   const lambdaReport: Record<string, unknown> = {};
@@ -515,10 +471,26 @@ async function main() {
     dynamodb: per(writeUnits) * PRICE.write + per(readUnits) * PRICE.read,
     lambda: per(invocations) * PRICE.invocation + per(gbSeconds) * PRICE.gbSecond,
   };
-  // The emulators' ceiling, measured now that they are warm (its items land in `meta` only now).
-  const calibration = await calibrate(cluster, prefix);
-  const ceilingTasksPerSecond =
-    1 / (per(sqsCalls) / calibration.sqsCallsPerSecond + per(ddbCalls) / calibration.dynamodbCallsPerSecond);
+  // The emulators' ceiling for these calls, measured now that they are warm and nothing else
+  // calls them (its items land in `meta` only now).
+  await s.close({ teardown: true, deleteQueue: true });
+  await Promise.all(agents.map((a) => a.stop()));
+  closeAgentClient();
+  await control.stop();
+  sqs.destroy();
+  const mix = callMix(Object.fromEntries(calls), Object.fromEntries(units), TASKS);
+  const loadBeforeCalibration = await loadavg();
+  const calibration = {
+    ...(await calibrate(cluster, mix, CALIBRATE)),
+    loadavg: loadBeforeCalibration,
+    uncalibratedCallsPerTask: Object.fromEntries(
+      Object.entries(mix.uncalibratedPerTask).map(([k, v]) => [k, round(v, 3)]),
+    ),
+  };
+  const ceiling = ceilingOf(
+    { tasksPerSecond: burst.tasksPerSecond, callsPerTask: per(sqsCalls + ddbCalls) },
+    calibration.callsPerSecond,
+  );
   load.end = await loadavg();
   const report = {
     date: new Date().toISOString(),
@@ -547,16 +519,11 @@ async function main() {
       total: round(usd.sqs + usd.dynamodb + usd.lambda),
     },
     calibration,
-    ceilingTasksPerSecond: round(ceilingTasksPerSecond, 1),
-    shareOfCeiling: round(burst.tasksPerSecond / ceilingTasksPerSecond, 3),
+    ceilingTasksPerSecond: round(ceiling.ceilingTasksPerSecond, 1),
+    shareOfCeiling: round(ceiling.shareOfCeiling, 3),
   };
   console.log(JSON.stringify(report, null, 2));
 
-  await s.close({ teardown: true, deleteQueue: true });
-  await Promise.all(agents.map((a) => a.stop()));
-  closeAgentClient();
-  await control.stop();
-  sqs.destroy();
   await emulators.stop();
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 }

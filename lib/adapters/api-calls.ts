@@ -11,13 +11,26 @@ export const apiCalls: CallTally = new Map();
 /**
  * What the calls carried that is billed by the unit, by `<service>.<operation>`: DynamoDB items
  * written in transactions (each billed as two writes), items a Scan read and items a
- * BatchGetItem asked for.
+ * BatchGetItem asked for; and, not billed but what the launch bench's calibration needs to
+ * replay a run's calls, the entries of SQS batches sent and deleted and the messages a
+ * ReceiveMessage returned.
  */
 export const apiUnits: CallTally = new Map();
 
 /** Adds one call of `key` (`<service>.<operation>`) to the tally. */
 export function countCall(key: string, tally: CallTally = apiCalls, n = 1): void {
   tally.set(key, (tally.get(key) ?? 0) + n);
+}
+
+/** SQS's messages per call into `apiUnits`: batch entries sent or deleted, messages received. */
+export function countSqsUnits(key: string, input: unknown, output: unknown): void {
+  if (key.endsWith('.ReceiveMessage')) {
+    const got = (output as { Messages?: unknown[] } | undefined)?.Messages;
+    countCall(key, apiUnits, Array.isArray(got) ? got.length : 0);
+    return;
+  }
+  const entries = (input as { Entries?: unknown[] } | undefined)?.Entries;
+  if (Array.isArray(entries)) countCall(key, apiUnits, entries.length);
 }
 
 export function countCalls(
@@ -39,6 +52,7 @@ export function countCalls(
       const result = await next(args);
       const scanned = (result.output as { ScannedCount?: unknown } | undefined)?.ScannedCount;
       if (typeof scanned === 'number') countCall(key, apiUnits, scanned);
+      if (service === 'SQS') countSqsUnits(key, args.input, result.output);
       return result;
     },
     { step: 'initialize', name: 'mesoCallCounter' },

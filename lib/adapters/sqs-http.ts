@@ -15,7 +15,7 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import aws4 from 'aws4';
-import { type CallTally, countCall } from './api-calls.ts';
+import { type CallTally, countCall, countSqsUnits } from './api-calls.ts';
 import { type AwsConfig, awsConfigFromEnv, localCredentials } from './aws-config.ts';
 import { type CredentialSource, credentialChain, staticCredentials } from './credentials.ts';
 import type { SqsApi, SqsOp, SqsOps } from './sqs-api.ts';
@@ -102,7 +102,9 @@ export class SqsHttpClient implements SqsApi {
     const max = this.#o.maxAttempts ?? 5;
     for (let attempt = 1; ; attempt++) {
       try {
-        return (await this.#send(op, body, waitMs, opts.signal)) as SqsOps[K]['output'];
+        const output = (await this.#send(op, body, waitMs, opts.signal)) as SqsOps[K]['output'];
+        countSqsUnits(`SQS.${op}`, input, output);
+        return output;
       } catch (e) {
         const err = e as SqsHttpError;
         if (opts.signal?.aborted || attempt >= max) throw e;

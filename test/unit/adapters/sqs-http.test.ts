@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { CallTally } from '../../../lib/adapters/api-calls.ts';
+import { apiUnits, type CallTally } from '../../../lib/adapters/api-calls.ts';
 import { staticCredentials } from '../../../lib/adapters/credentials.ts';
 import { SqsBus } from '../../../lib/adapters/sqs-api.ts';
 import { defaultSqsEndpoint, SqsHttpClient } from '../../../lib/adapters/sqs-http.ts';
@@ -170,6 +170,22 @@ describe('SqsHttpClient', () => {
       .catch((e: Error) => e);
     expect((err as Error).name).toBe('Http503');
     expect(seen).toHaveLength(3);
+    c.close();
+  });
+
+  it('counts the entries it sends and deletes and the messages it receives, once per call', async () => {
+    const unitsOf = (k: string) => apiUnits.get(k) ?? 0;
+    const sent = unitsOf('SQS.SendMessageBatch');
+    const received = unitsOf('SQS.ReceiveMessage');
+    replies.push(json(500, { __type: 'InternalError', message: 'boom' })); // a retry counts nothing more
+    replies.push(json(200, { Successful: [], Failed: [] }));
+    replies.push(json(200, { Messages: [{ MessageId: 'a' }, { MessageId: 'b' }] }));
+    const c = client({ tally: new Map() });
+    const entries = ['0', '1', '2'].map((Id) => ({ Id, MessageBody: Id, MessageGroupId: Id }));
+    await c.call('SendMessageBatch', { QueueUrl: 'q', Entries: entries });
+    await c.call('ReceiveMessage', { QueueUrl: 'q', WaitTimeSeconds: 0 });
+    expect(unitsOf('SQS.SendMessageBatch') - sent).toBe(3);
+    expect(unitsOf('SQS.ReceiveMessage') - received).toBe(2);
     c.close();
   });
 
