@@ -19,6 +19,7 @@
 import { type AllocationFramework, type AllocationInput, allocate } from '../core/allocator.ts';
 import { addOffers, agentFree } from '../core/ledger.ts';
 import type { AgentRecord, FrameworkRecord, OfferRecord } from '../core/model.ts';
+import { offerEnd } from '../core/offer-expiry.ts';
 import { offerId } from '../core/offer-id.ts';
 import {
   ANY_ROLE,
@@ -247,7 +248,9 @@ export async function runAllocationCycle(
   const now = deps.clock.now();
   const read = await readForCycle(deps, now, opts);
   let records = read.records;
-  // Offers past their expiry are rescinded here too, in case a timer was lost.
+  // Offers past their expiry are rescinded here too, in case a timer was lost (or fired early for
+  // an offer made under a clock ahead of this one), and so are offers a framework removed while
+  // it was being offered still holds (lib/core/offer-expiry.ts).
   const rescinded = await rescindExpired(deps, records.agents, records.frameworks, now);
   const expired = rescinded.length;
   if (expired > 0) {
@@ -298,7 +301,7 @@ export async function runAllocationCycle(
   if (made.length > 0) {
     await startTimers(deps, [
       {
-        message: { v: 1, type: 'OFFERS_EXPIRE', shard } satisfies TimerMessage,
+        message: { v: 1, type: 'OFFERS_EXPIRE', shard, expiresAt } satisfies TimerMessage,
         delaySeconds: deps.config.offerTimeoutSeconds,
       },
     ]);
@@ -413,7 +416,11 @@ function addOffer(perFramework: Map<string, Offer[]>, offer: OfferRecord, agent:
   perFramework.set(offer.frameworkId, list);
 }
 
-/** Rescinds every offer past its expiry; returns the agent of each offer rescinded. */
+/**
+ * Rescinds every offer that is done with (lib/core/offer-expiry.ts): past its expiry, made under a
+ * clock ahead of this one, or held by a framework read as no longer active. Returns the agent of
+ * each offer rescinded.
+ */
 async function rescindExpired(
   deps: ControlDeps,
   agents: readonly AgentRecord[],
@@ -421,10 +428,14 @@ async function rescindExpired(
   now: number,
 ): Promise<string[]> {
   const out: string[] = [];
+  const fwById = new Map(frameworks.map((f) => [f.frameworkId, f]));
+  const timeoutMs = deps.config.offerTimeoutSeconds * 1000;
   for (const a of agents) {
     for (const o of Object.values(a.offers)) {
-      if (o.expiresAt <= now && (await rescindOffer(deps, a.agentId, o.offerId, frameworks)))
-        out.push(a.agentId);
+      const end = offerEnd(o, now, timeoutMs, fwById.get(o.frameworkId));
+      if (!end || !(await rescindOffer(deps, a.agentId, o.offerId, frameworks))) continue;
+      if (end !== 'expired') deps.metrics.count('StaleOffersRescinded', { why: end });
+      out.push(a.agentId);
     }
   }
   return out;

@@ -5,12 +5,14 @@
  * framework with a short heartbeat interval (FRAMEWORK_CHECK) and a disconnected framework's
  * failover deadline (FAILOVER_TIMEOUT, lib/control/failover.ts). Every timer re-reads the state it
  * is about and acts only if its deadline still holds, so a redelivered, early or stale timer
- * changes nothing.
+ * changes nothing; a timer that names its deadline and arrives before it (the clock went back
+ * after it was set) waits again for the rest.
  */
+import { CLOCK_AHEAD_MS } from '../core/offer-expiry.ts';
 import { parseMessage, TimerMessageSchema } from '../protocol/index.ts';
 import { rescindOffer } from './allocation.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
-import { nudgeAllocator, shardsOf } from './emit.ts';
+import { nudgeAllocator, shardsOf, startTimers } from './emit.ts';
 import { onFailoverTimeout, onFrameworkCheck } from './failover.ts';
 import { checkAgent } from './liveness.ts';
 
@@ -36,10 +38,20 @@ export async function handleTimer(deps: ControlDeps, record: InboundRecord): Pro
       if (await rescindOffer(deps, m.agentId, m.offerId))
         await nudgeAllocator(deps, `offer ${m.offerId} expired`, shardsOf(deps, [m.agentId]));
       return;
-    case 'OFFERS_EXPIRE':
+    case 'OFFERS_EXPIRE': {
+      // The delay ran out but the deadline, a time, has not come: the clock went back since the
+      // offers were made. Wait out the rest, else the cycle nudged now would keep the offers and
+      // nothing would look at them again. A deadline more than an offer timeout away is not
+      // waited for: the cycle takes such offers back as made by a clock ahead (lib/core/offer-expiry.ts).
+      const left = m.expiresAt === undefined ? 0 : m.expiresAt - deps.clock.now();
+      if (left > 0 && left <= deps.config.offerTimeoutSeconds * 1000 + CLOCK_AHEAD_MS) {
+        await startTimers(deps, [{ message: m, delaySeconds: Math.ceil(left / 1000) }]);
+        return;
+      }
       // The cycle rescinds every offer past its expiry before it decides (lib/control/allocation.ts).
       await nudgeAllocator(deps, 'offers expired', [m.shard]);
       return;
+    }
     case 'FILTER_EXPIRED':
       await nudgeAllocator(
         deps,

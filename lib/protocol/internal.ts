@@ -17,8 +17,18 @@ export const AllocatorMessageSchema = z.discriminatedUnion('type', [
 export const TimerMessageSchema = z.discriminatedUnion('type', [
   /** One offer's expiry (timers sent before cycles set one timer each: still honoured). */
   z.object({ v, type: z.literal('OFFER_TIMEOUT'), agentId: Id, offerId: Id }).strict(),
-  /** The offers a cycle of `shard` made expire: the cycle it nudges rescinds every expired offer. */
-  z.object({ v, type: z.literal('OFFERS_EXPIRE'), shard: z.number().int().nonnegative() }).strict(),
+  /**
+   * The offers a cycle of `shard` made expire (at `expiresAt`, their deadline; absent in timers
+   * sent before it was added): the cycle it nudges rescinds every expired offer.
+   */
+  z
+    .object({
+      v,
+      type: z.literal('OFFERS_EXPIRE'),
+      shard: z.number().int().nonnegative(),
+      expiresAt: z.number().int().nonnegative().optional(),
+    })
+    .strict(),
   z.object({ v, type: z.literal('FILTER_EXPIRED'), frameworkId: Id, agentId: Id }).strict(),
   /** An agent's ping deadline: mark it unreachable if it has stayed silent (lib/control/liveness.ts). */
   z.object({ v, type: z.literal('AGENT_CHECK'), agentId: Id }).strict(),

@@ -5,6 +5,7 @@
  */
 
 import { PROTOCOL_VERSION, type TaskStatus } from '../protocol/common.ts';
+import { schemaProblems } from '../protocol/parse.ts';
 import { frameworkQueueName as protocolFrameworkQueueName } from '../protocol/queues.ts';
 import {
   type CallOf,
@@ -27,9 +28,8 @@ export const SCHEDULER_EVENT_TYPES: readonly string[] = SchedulerEventSchema.opt
 export function validateCall(call: SchedulerCallInput): SchedulerCall {
   const r = SchedulerCallSchema.safeParse(call);
   if (!r.success) {
-    const issues = r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new InvalidCallError(
-      `invalid ${String((call as { type?: unknown }).type)} call: ${issues.join('; ')}`,
+      `invalid ${String((call as { type?: unknown }).type)} call: ${schemaProblems(r.error)}`,
     );
   }
   return r.data;

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type TaskInfo, TaskInfoSchema, type TaskState, type TaskStatus } from '../protocol/common.ts';
+import { schemaProblems } from '../protocol/parse.ts';
 import type { Offer } from '../protocol/scheduler.ts';
 import { commandInfo } from './command.ts';
 import { DEFAULT_REFUSE_SECONDS } from './constants.ts';
@@ -144,12 +145,7 @@ export async function runTask(opts: RunTaskOptions): Promise<RunTaskResult> {
         ? { killGracePeriodSeconds: opts.killGracePeriodSeconds }
         : {}),
     });
-    if (!parsed.success) {
-      const issues = parsed.error.issues
-        .slice(0, 5)
-        .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-      throw new InvalidCallError(`invalid task: ${issues.join('; ')}`);
-    }
+    if (!parsed.success) throw new InvalidCallError(`invalid task: ${schemaProblems(parsed.error)}`);
     return parsed.data;
   };
   // Refuse a bad task before anything is created (the agent id is a placeholder).

@@ -115,6 +115,38 @@ describe('task lifecycle', () => {
     await s.teardown();
   });
 
+  it('a launch on an expired offer gives TASK_DROPPED and launches nothing', async () => {
+    const { s, r } = await h.framework({ name: 'expired' });
+    const offer = await r.takeOffer();
+    // The control plane's clock is now just past the offer's expiry (the harness's offer timeout
+    // is 30 s) — not so far that agents look silent. The tests after this one subscribe right
+    // after it steps back, when offers made while it was ahead must not hold the agent.
+    skewMs = offer.expiresAt - Date.now() + 1_000;
+    try {
+      await s.accept(
+        [offer.offerId],
+        [
+          {
+            taskId: 'late',
+            agentId: offer.agentId,
+            resources: { cpus: 0.1, mem: 32 },
+            command: { value: 'echo late' },
+          },
+        ],
+      );
+      const st = await r.terminal('late');
+      expect(st.state).toBe('TASK_DROPPED');
+      expect(st.reason).toBe('REASON_INVALID_OFFERS');
+      // Expired at ACCEPT, or already rescinded by a cycle that saw it expired: dropped either way.
+      expect(st.message).toMatch(/expired|unknown|rescinded/);
+    } finally {
+      skewMs = 0;
+    }
+    expect(started.has('late')).toBe(false);
+    expect((await agentRow()).tasks[ledgerKey(s.frameworkId, 'late')]).toBeUndefined();
+    await s.teardown();
+  });
+
   it('a launch on a rescinded offer gives TASK_DROPPED and launches nothing', async () => {
     const { s, r } = await h.framework({ name: 'rescinded' });
     const offer = await r.takeOffer();
@@ -179,39 +211,6 @@ describe('task lifecycle', () => {
     h.agents[0]!.off('taskStarted', count);
     await s.kill('twin');
     await r.terminal('twin');
-    await s.teardown();
-  });
-  // Last in this file: it steps the control plane's clock 31 s ahead and back, and in the merged
-  // tree of 2026-12-03 a framework subscribing just after the step back could wait more than a
-  // minute for an offer on a loaded machine (a pacer part is fixed, the rest is not yet found).
-  it('a launch on an expired offer gives TASK_DROPPED and launches nothing', async () => {
-    const { s, r } = await h.framework({ name: 'expired' });
-    const offer = await r.takeOffer();
-    // The control plane's clock is now just past the offer's expiry (the harness's offer timeout
-    // is 30 s) — not so far that agents look silent.
-    skewMs = offer.expiresAt - Date.now() + 1_000;
-    try {
-      await s.accept(
-        [offer.offerId],
-        [
-          {
-            taskId: 'late',
-            agentId: offer.agentId,
-            resources: { cpus: 0.1, mem: 32 },
-            command: { value: 'echo late' },
-          },
-        ],
-      );
-      const st = await r.terminal('late');
-      expect(st.state).toBe('TASK_DROPPED');
-      expect(st.reason).toBe('REASON_INVALID_OFFERS');
-      // Expired at ACCEPT, or already rescinded by a cycle that saw it expired: dropped either way.
-      expect(st.message).toMatch(/expired|unknown|rescinded/);
-    } finally {
-      skewMs = 0;
-    }
-    expect(started.has('late')).toBe(false);
-    expect((await agentRow()).tasks[ledgerKey(s.frameworkId, 'late')]).toBeUndefined();
     await s.teardown();
   });
 });
