@@ -46,8 +46,10 @@ export class FakeTransport implements SchedulerTransport {
    * The acknowledgements sent, in order, whether one per ACKNOWLEDGE or several (`acks`).
    */
   acknowledged(): { agentId: string; taskId: string; uuid: string }[] {
-    return this.callsOf('ACKNOWLEDGE').flatMap((c) =>
-      c.acks ?? (c.agentId && c.taskId && c.uuid ? [{ agentId: c.agentId, taskId: c.taskId, uuid: c.uuid }] : []),
+    return this.callsOf('ACKNOWLEDGE').flatMap(
+      (c) =>
+        c.acks ??
+        (c.agentId && c.taskId && c.uuid ? [{ agentId: c.agentId, taskId: c.taskId, uuid: c.uuid }] : []),
     );
   }
 
