@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { SqsApi } from '../lib/adapters/sqs-api.ts';
 import type { Resources } from '../lib/core/resources.ts';
 import type { Clock, Ids } from '../lib/ports/clock.ts';
-import type { AgentCommandOf } from '../lib/protocol/agent.ts';
+import { type AgentCommandOf, commandAcknowledgements } from '../lib/protocol/agent.ts';
 import type { TaskStatus } from '../lib/protocol/common.ts';
 import { agentQueueName, loadOrCreateAgentId } from './agent-id.ts';
 import { listRuns } from './checkpoint.ts';
@@ -330,11 +330,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         void this.#readLogs(cmd);
         return;
       case 'ACKNOWLEDGE':
-        if (!updates.acknowledge(cmd.frameworkId, cmd.taskId, cmd.uuid)) {
-          this.#log('debug', 'ignoring ACKNOWLEDGE for no in-flight update', {
-            taskId: cmd.taskId,
-            uuid: cmd.uuid,
-          });
+        // One update's, or several (`acks`): each is matched on its own.
+        for (const { taskId, uuid } of commandAcknowledgements(cmd)) {
+          if (!updates.acknowledge(cmd.frameworkId, taskId, uuid)) {
+            this.#log('debug', 'ignoring ACKNOWLEDGE for no in-flight update', { taskId, uuid });
+          }
         }
         return;
     }

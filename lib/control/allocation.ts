@@ -1,7 +1,8 @@
 /**
  * The allocator service: one allocation cycle for a shard. It reads the agents (through the
  * allocator instance's view, only those that changed since its last cycle:
- * lib/control/agent-view.ts), the frameworks and the role settings (two small scans), asks the
+ * lib/control/agent-view.ts), the frameworks and the role settings (scanned only when their
+ * change markers moved: lib/control/settings-view.ts), asks the
  * pure allocator (lib/core/allocator.ts: hierarchical DRF with weights, quotas, reservations
  * and filters) who gets what, then spends each agent's offers with one conditional write on the
  * agent's version — a write that loses a race is simply skipped (the next cycle sees the new
@@ -42,6 +43,7 @@ import { getAgent, takeAgentOffers } from './records/agents.ts';
 import { getFramework } from './records/frameworks.ts';
 import { isConflict } from './retry.ts';
 import { readRoleConfigs } from './roles.ts';
+import type { SettingsView } from './settings-view.ts';
 
 export interface CycleReport {
   readonly agents: number;
@@ -216,6 +218,11 @@ export interface CycleOptions {
    * agents that changed since (lib/control/agent-view.ts). Without it, every cycle scans them.
    */
   readonly view?: AgentView;
+  /**
+   * The frameworks and role settings as this instance last read them: the cycle scans them again
+   * only when they changed (lib/control/settings-view.ts). Without it, every cycle scans both.
+   */
+  readonly settings?: SettingsView;
 }
 
 /** What a cycle reads: through the view when there is one (a full scan on a redelivery). */
@@ -228,10 +235,15 @@ async function readForCycle(
     const records = await readCycleRecords(deps);
     return { records, agentsRead: records.agents.length, fullRead: true };
   }
-  const [agents, frameworks, roles] = await Promise.all([
-    opts.view.read(deps.store, now, deps.config.shards, opts.reannounce === true),
-    deps.store.scan<FrameworkRecord & Item>('frameworks'),
-    readRoleConfigs(deps.store),
+  const full = opts.reannounce === true;
+  const [agents, { frameworks, roles }] = await Promise.all([
+    opts.view.read(deps.store, now, deps.config.shards, full),
+    opts.settings
+      ? opts.settings.read(deps.store, now, full)
+      : Promise.all([
+          deps.store.scan<FrameworkRecord & Item>('frameworks'),
+          readRoleConfigs(deps.store),
+        ]).then(([frameworks, roles]) => ({ frameworks, roles })),
   ]);
   return {
     records: { agents: agents.agents, frameworks, roles },

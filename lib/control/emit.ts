@@ -75,11 +75,11 @@ async function frameworkLeft(
 }
 
 export function agentGroup(c: AgentCommand): string {
-  return c.type === 'LAUNCH'
-    ? `task.${c.task.taskId}`
-    : c.type === 'KILL' || c.type === 'ACKNOWLEDGE'
-      ? `task.${c.taskId}`
-      : 'control';
+  if (c.type === 'LAUNCH') return `task.${c.task.taskId}`;
+  if (c.type === 'KILL') return `task.${c.taskId}`;
+  // An ACKNOWLEDGE of several tasks' updates: their own group, apart from LAUNCH and KILL.
+  if (c.type === 'ACKNOWLEDGE') return c.taskId !== undefined ? `task.${c.taskId}` : 'ack';
+  return 'control';
 }
 
 export async function sendToAgent(

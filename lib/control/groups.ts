@@ -3,11 +3,11 @@
  * group; a call sent in another sender's group would queue behind (and, if it failed, block) that
  * sender's calls. So a call is accepted only in a group of the id it names, the groups the SDK and
  * the agent use: a framework's calls in `<frameworkId>` (an ACKNOWLEDGE may use
- * `<frameworkId>:ack:<taskId>`, a READ_LOGS `<frameworkId>:logs:<taskId>`), an agent's in
+ * `<frameworkId>:ack:<taskId>`, or `<frameworkId>:ack` when it carries several, a READ_LOGS `<frameworkId>:logs:<taskId>`), an agent's in
  * `<agentId>` (a STATUS_UPDATE or LATEST_STATE in `<agentId>:<taskId>`). Anything else is
  * rejected at once: never retried, never dead-lettered.
  */
-import { acknowledgeGroup, statusUpdateGroup } from '../protocol/groups.ts';
+import { acknowledgeGroup, acknowledgementsGroup, statusUpdateGroup } from '../protocol/groups.ts';
 import type { AgentCall, SchedulerCall } from '../protocol/index.ts';
 import { readLogsGroup } from '../protocol/logs.ts';
 import type { InboundRecord } from './deps.ts';
@@ -16,7 +16,11 @@ import type { InboundRecord } from './deps.ts';
 export function schedulerCallGroups(call: SchedulerCall): { owner: string; groups: string[] } {
   const owner = call.type === 'SUBSCRIBE' ? call.framework.frameworkId : call.frameworkId;
   const groups = [owner];
-  if (call.type === 'ACKNOWLEDGE') groups.push(acknowledgeGroup(owner, call.taskId));
+  if (call.type === 'ACKNOWLEDGE') {
+    groups.push(
+      call.taskId !== undefined ? acknowledgeGroup(owner, call.taskId) : acknowledgementsGroup(owner),
+    );
+  }
   if (call.type === 'READ_LOGS') groups.push(readLogsGroup(owner, call.taskId));
   return { owner, groups };
 }

@@ -1,9 +1,10 @@
 /**
  * Role settings in the `meta` table: one item per configured role, keyed `role#<role>`, holding
  * its weight, quota (guarantee and limit) and minimum offer. Operators write them
- * (`meso roles set …`, lib/control/operator.ts); the allocator reads all of them once per cycle
- * with one scan of the small `meta` table (counters and roles only), so a change takes effect
- * at the next cycle — the write nudges the allocator.
+ * (`meso roles set …`, lib/control/operator.ts); the allocator reads all of them with one scan
+ * of the small `meta` table (counters and roles only) when they changed (`ROLES_CHANGED`,
+ * lib/control/records/changes.ts), so a change takes effect at the next cycle — the write nudges
+ * the allocator.
  *
  * Every write is conditional on the version read and re-checks the whole set of roles
  * (`roleConfigProblems`): a child may not be guaranteed more than its parent, nor a guarantee
@@ -13,6 +14,7 @@ import type { RoleRecord } from '../core/model.ts';
 import { fromWire, type Resources, roleNameProblem, toWire, type WireResources } from '../core/resources.ts';
 import { type Quantities, type RoleConfig, roleConfigProblems } from '../core/roles.ts';
 import type { Item, Store, WriteOp } from '../ports/store.ts';
+import { markChanged, ROLES_CHANGED } from './records/changes.ts';
 import { transact } from './records/transact.ts';
 
 export const ROLE_KEY_PREFIX = 'role#';
@@ -81,7 +83,7 @@ export async function setRole(
 ): Promise<RoleRecord | undefined> {
   const bad = roleNameProblem(role);
   if (bad) throw new RoleSettingsError(`invalid role "${role}": ${bad}`);
-  return transact(
+  const result = await transact(
     store,
     () => readRoleRecords(store),
     (all): { writes: WriteOp[]; result: RoleRecord | undefined } => {
@@ -138,4 +140,7 @@ export async function setRole(
       };
     },
   );
+  // Allocator instances read the roles again at their next cycle (records/changes.ts).
+  await markChanged(store, ROLES_CHANGED);
+  return result;
 }

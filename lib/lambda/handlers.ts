@@ -12,6 +12,7 @@ import type { ControlDeps } from '../control/deps.ts';
 import { CycleHistory, cycleEntry, recordStats } from '../control/operator-stats.ts';
 import { resilientStore } from '../control/retry.ts';
 import { handleSchedulerCall } from '../control/scheduler-calls.ts';
+import { SettingsView } from '../control/settings-view.ts';
 import { runSweep } from '../control/sweep.ts';
 import { handleTimer } from '../control/timers.ts';
 import { AllocatorMessageSchema, parseMessage } from '../protocol/index.ts';
@@ -54,6 +55,8 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
   let pacer: AllocationPacer | undefined;
   // The agents as this instance's last cycles left them: a cycle reads only what changed.
   let view: AgentView | undefined;
+  // The frameworks and roles as its last cycle read them: scanned again only when changed.
+  const settings = new SettingsView();
   // Its cycle history, written to the operator's history item every few seconds, not every cycle.
   const history = new CycleHistory();
   const allocator = async (event: SQSEvent, _context: Context): Promise<SQSBatchResponse> => {
@@ -89,7 +92,7 @@ export function createHandlers(given: () => ControlDeps, afterEach?: () => void)
           continue;
         }
         const t0 = performance.now();
-        const report = await runAllocationCycle(d, shard, { reannounce, view });
+        const report = await runAllocationCycle(d, shard, { reannounce, view, settings });
         const durationMs = performance.now() - t0;
         pacer.completed(shard, start);
         d.log.info('allocation cycle', { shard, ...report });

@@ -1,7 +1,8 @@
 /**
  * The agent API: calls an agent sends to the `agent-calls` FIFO queue (MessageGroupId = its
  * agent id) and the commands Meso sends to the agent's own FIFO queue (MessageGroupId
- * `task.<taskId>` for LAUNCH, KILL and ACKNOWLEDGE; `control` for REGISTERED and ERROR).
+ * `task.<taskId>` for LAUNCH, KILL and ACKNOWLEDGE of one update; `ack` for an ACKNOWLEDGE of
+ * several; `control` for REGISTERED and ERROR).
  */
 import { z } from 'zod';
 import {
@@ -109,7 +110,30 @@ export const AgentCommandSchema = z.discriminatedUnion('type', [
       gracePeriodSeconds: z.number().finite().nonnegative().optional(),
     })
     .strict(),
-  z.object({ v, type: z.literal('ACKNOWLEDGE'), frameworkId: Id, taskId: Id, uuid: z.string() }).strict(),
+  /**
+   * One acknowledgement (`taskId`, `uuid`) or several of the framework's for this agent (`acks`):
+   * exactly one of the two forms.
+   */
+  z
+    .object({
+      v,
+      type: z.literal('ACKNOWLEDGE'),
+      frameworkId: Id,
+      taskId: Id.optional(),
+      uuid: z.string().optional(),
+      acks: z
+        .array(z.object({ taskId: Id, uuid: z.string() }).strict())
+        .min(1)
+        .max(LIMITS.acknowledgements)
+        .optional(),
+    })
+    .strict()
+    .superRefine((c, ctx) => {
+      const single = (c.taskId !== undefined ? 1 : 0) + (c.uuid !== undefined ? 1 : 0);
+      if (c.acks !== undefined ? single > 0 : single !== 2) {
+        ctx.addIssue({ code: 'custom', message: 'either acks or taskId and uuid' });
+      }
+    }),
   z.object({ v, type: z.literal('ERROR'), message: z.string(), code: z.string() }).strict(),
   /**
    * The registry marked this agent unreachable (or no longer knows it): send REGISTER again, with
@@ -150,3 +174,11 @@ export type LatestStatus = z.infer<typeof LatestStatusSchema>;
 export type AgentCallOf<T extends AgentCall['type']> = Extract<AgentCall, { type: T }>;
 export type AgentCommandOf<T extends AgentCommand['type']> = Extract<AgentCommand, { type: T }>;
 export { Attributes, WireResourcesSchema };
+
+/** The (taskId, uuid) pairs an agent's ACKNOWLEDGE carries, in either form. */
+export function commandAcknowledgements(
+  c: AgentCommandOf<'ACKNOWLEDGE'>,
+): { taskId: string; uuid: string }[] {
+  if (c.acks !== undefined) return c.acks;
+  return c.taskId !== undefined && c.uuid !== undefined ? [{ taskId: c.taskId, uuid: c.uuid }] : [];
+}

@@ -36,6 +36,11 @@ export const LIMITS = {
   registerTasks: 1000,
   /** Tasks named by one explicit RECONCILE (each unknown one is an UPDATE sent back). */
   reconcileTasks: 100,
+  /**
+   * Acknowledgements in one ACKNOWLEDGE (`acks`): each is a cached route lookup, at worst a read,
+   * and the agents they name get one message each.
+   */
+  acknowledgements: 100,
 } as const;
 
 /**

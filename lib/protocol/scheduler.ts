@@ -18,6 +18,13 @@ import { ReadLogsCallSchema } from './logs.ts';
 
 const v = z.literal(1);
 
+/** A status update's uuid, as the agent made it. */
+const StatusUuid = z.string().min(1).max(64);
+
+/** One acknowledgement in an ACKNOWLEDGE's `acks`. */
+export const AckEntrySchema = z.object({ agentId: Id, taskId: Id, uuid: StatusUuid }).strict();
+export type AckEntry = z.infer<typeof AckEntrySchema>;
+
 /** The shortest liveness period a framework may ask for (FrameworkInfo.heartbeatIntervalSeconds). */
 export const MIN_FRAMEWORK_HEARTBEAT_SECONDS = 2;
 
@@ -132,16 +139,33 @@ export const SchedulerCallSchema = z.discriminatedUnion('type', [
     })
     .strict(),
   z.object({ v, type: z.literal('KILL'), frameworkId: Id, taskId: Id, agentId: Id.optional() }).strict(),
+  /**
+   * Acknowledges status updates: one (`agentId`, `taskId`, `uuid`), or several at once (`acks`,
+   * up to LIMITS.acknowledgements) — exactly one of the two forms.
+   */
   z
     .object({
       v,
       type: z.literal('ACKNOWLEDGE'),
       frameworkId: Id,
-      agentId: Id,
-      taskId: Id,
-      uuid: z.string().min(1).max(64),
+      agentId: Id.optional(),
+      taskId: Id.optional(),
+      uuid: StatusUuid.optional(),
+      acks: z.array(AckEntrySchema).min(1).max(LIMITS.acknowledgements).optional(),
     })
-    .strict(),
+    .strict()
+    .superRefine((call, ctx) => {
+      const single = [call.agentId, call.taskId, call.uuid].filter((f) => f !== undefined).length;
+      if (call.acks !== undefined ? single > 0 : single !== 3) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            call.acks !== undefined
+              ? 'either acks or agentId, taskId and uuid, not both'
+              : 'agentId, taskId and uuid are required (or acks)',
+        });
+      }
+    }),
   z
     .object({
       v,
@@ -207,3 +231,12 @@ export type SchedulerEvent = z.infer<typeof SchedulerEventSchema>;
 export type Offer = z.infer<typeof OfferSchema>;
 export type CallOf<T extends SchedulerCall['type']> = Extract<SchedulerCall, { type: T }>;
 export type EventOf<T extends SchedulerEvent['type']> = Extract<SchedulerEvent, { type: T }>;
+
+/** The acknowledgements an ACKNOWLEDGE carries, in either form. */
+export function acknowledgementsOf(call: CallOf<'ACKNOWLEDGE'>): AckEntry[] {
+  if (call.acks !== undefined) return call.acks;
+  const { agentId, taskId, uuid } = call;
+  return agentId !== undefined && taskId !== undefined && uuid !== undefined
+    ? [{ agentId, taskId, uuid }]
+    : [];
+}

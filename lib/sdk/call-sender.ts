@@ -4,7 +4,7 @@
  * did arrive the first time.
  */
 import { randomUUID } from 'node:crypto';
-import { acknowledgeGroup } from '../protocol/groups.ts';
+import { acknowledgeGroup, acknowledgementsGroup } from '../protocol/groups.ts';
 import type { SchedulerCall } from '../protocol/scheduler.ts';
 import { SEND_ATTEMPTS, SEND_RETRY_BASE_MS } from './constants.ts';
 import type { SchedulerTransport } from './types.ts';
@@ -51,10 +51,10 @@ export class CallSender {
  * Meso sees them in the order they were sent; an ACKNOWLEDGE changes nothing in Meso (it is
  * forwarded to the agent) and is ordered only with its own task, so it goes in a per-task group
  * and acknowledgements for many tasks are handled in parallel (the framework's own group when
- * that per-task group would pass SQS's length limit: lib/protocol/groups.ts).
+ * that per-task group would pass SQS's length limit: lib/protocol/groups.ts); one carrying several
+ * acknowledgements goes in `<frameworkId>:ack`.
  */
 export function callGroup(frameworkId: string, call: SchedulerCall): string {
-  return call.type === 'ACKNOWLEDGE' && call.taskId
-    ? acknowledgeGroup(frameworkId, call.taskId)
-    : frameworkId;
+  if (call.type !== 'ACKNOWLEDGE') return frameworkId;
+  return call.taskId ? acknowledgeGroup(frameworkId, call.taskId) : acknowledgementsGroup(frameworkId);
 }

@@ -9,12 +9,14 @@ import { randomUUID } from 'node:crypto';
 import type { TaskStatus } from '../protocol/common.ts';
 import { parseMessage } from '../protocol/parse.ts';
 import {
+  type CallOf,
   type EventOf,
   type SchedulerCall,
   type SchedulerEvent,
   SchedulerEventSchema,
 } from '../protocol/scheduler.ts';
-import { CallSender, type OutgoingCall } from './call-sender.ts';
+import { AckBatcher } from './ack-batcher.ts';
+import { CallSender } from './call-sender.ts';
 import {
   acceptCall,
   acknowledgeCall,
@@ -30,6 +32,7 @@ import {
   teardownCall,
 } from './calls.ts';
 import {
+  ACKNOWLEDGE_WINDOW_MS,
   DEDUP_CAPACITY,
   EVENT_QUEUE_VISIBILITY_SECONDS,
   EVENT_RECEIVE_VISIBILITY_SECONDS,
@@ -60,7 +63,7 @@ import type {
 
 /** What the SDK remembers of an event it delivered: the acknowledgement it sent, if any. */
 interface SeenEntry {
-  ack?: OutgoingCall;
+  ack?: CallOf<'ACKNOWLEDGE'>;
 }
 
 /** Set while user handlers run, so `close()` called from a handler does not wait for itself. */
@@ -110,6 +113,8 @@ export class MesoScheduler {
   private readonly seen: BoundedMap<string, SeenEntry>;
   private readonly streams = new EventStreams();
   private readonly sender: CallSender;
+  /** Gathers acknowledgements into few ACKNOWLEDGE calls. */
+  private readonly acks: AckBatcher;
   /** Internal observers of every delivered event (subscribe() waits through one). */
   private readonly waiters = new Set<(event: SchedulerEvent) => void>();
   /** Ends pending `subscribe()` calls when the scheduler closes. */
@@ -135,6 +140,11 @@ export class MesoScheduler {
     else if (options.sqs) this.transport = new SqsTransport(options.sqs);
     else throw new MesoSdkError('MesoScheduler needs an `sqs` client or a `transport`', 'INVALID_OPTIONS');
     this.sender = new CallSender(this.transport, options.schedulerCallsQueueUrl, this.frameworkId);
+    this.acks = new AckBatcher(
+      this.sender,
+      this.frameworkId,
+      Math.max(0, options.acknowledgeWindowMs ?? ACKNOWLEDGE_WINDOW_MS),
+    );
   }
 
   /** The framework's event queue, once known (given in the options, or created by `subscribe()`). */
@@ -318,12 +328,15 @@ export class MesoScheduler {
   async acknowledge(status: TaskStatus): Promise<void> {
     if (this.state === 'closed') throw new ClosedError('ACKNOWLEDGE');
     const call = acknowledgeCall(this.frameworkId, status);
-    if (call === undefined) return;
+    if (call?.uuid === undefined) return;
     const key = updateKey(call.uuid);
     const entry = this.seen.get(key) ?? {};
-    entry.ack ??= this.sender.outgoing(call);
+    entry.ack ??= call;
     this.seen.set(key, entry);
-    await this.sender.send([entry.ack]);
+    // Travels with the acknowledgements ready within the window; settles when it was sent.
+    const sent = this.acks.add([entry.ack]);
+    if (this.acks.immediate) await this.acks.flush();
+    await sent;
   }
 
   /** Asks for the state of the tasks named, or of all the framework's tasks (none named); answers come as updates. */
@@ -369,6 +382,8 @@ export class MesoScheduler {
       this.poller?.controller.abort();
       // From inside a handler the poll loop is waiting for us: do not wait for it.
       if (this.poller && !inHandler.getStore()) await this.poller.done;
+      // The acknowledgements still gathering go now.
+      await this.acks.drain();
       this.streams.end();
       try {
         if (opts.teardown) {
@@ -445,7 +460,7 @@ export class MesoScheduler {
    * so the agent's retry delivers it again.
    */
   private async handleBatch(messages: readonly InboundMessage[]): Promise<string[]> {
-    const acks: OutgoingCall[] = [];
+    const acks: CallOf<'ACKNOWLEDGE'>[] = [];
     for (const m of messages) {
       const parsed = parseMessage(SchedulerEventSchema, m.body, SCHEDULER_EVENT_TYPES);
       if (!parsed.ok) {
@@ -479,10 +494,7 @@ export class MesoScheduler {
         // then: its ACKNOWLEDGE was lost, or reached a process that died or had not yet restored
         // the update): say it again under a new deduplication id — with the first one's, SQS
         // would drop it, and every later one, for five minutes while the agent keeps resending.
-        if (prior.ack) {
-          prior.ack = this.sender.outgoing(JSON.parse(prior.ack.body) as SchedulerCall);
-          acks.push(prior.ack);
-        }
+        if (prior.ack) acks.push(prior.ack);
         continue;
       }
       if (!(await this.deliver(event))) continue;
@@ -491,8 +503,8 @@ export class MesoScheduler {
         try {
           const call = acknowledgeCall(this.frameworkId, event.status);
           if (call) {
-            entry.ack = this.sender.outgoing(call);
-            acks.push(entry.ack);
+            entry.ack = call;
+            acks.push(call);
           }
         } catch (e) {
           await this.report(new MesoSdkError(messageOf(e), 'ACK_FAILED', { cause: e }));
@@ -501,14 +513,19 @@ export class MesoScheduler {
       this.seen.set(key, entry);
     }
     if (acks.length > 0) {
-      try {
-        await this.sender.send(acks);
-      } catch (e) {
-        await this.report(
+      // Each sending of an acknowledgement is a new call (a fresh deduplication id), so one
+      // answering a resent update is not dropped by SQS as a copy of the first.
+      const sent = this.acks.add(acks).catch((e: unknown) =>
+        this.report(
           new MesoSdkError(`acknowledging ${acks.length} update(s) failed: ${messageOf(e)}`, 'ACK_FAILED', {
             cause: e,
           }),
-        );
+        ),
+      );
+      // Without a window they go with this receive, as one call, before the next is read.
+      if (this.acks.immediate) {
+        await this.acks.flush();
+        await sent;
       }
     }
     return [];

@@ -88,6 +88,12 @@ export interface SchedulerSettings {
    */
   autoAcknowledge?: boolean;
   /**
+   * How long an acknowledgement waits for others to go with it in one ACKNOWLEDGE call (several
+   * `acks`). 0: the acknowledgements of each receive go together, sent before the next receive.
+   * @default 5 ms
+   */
+  acknowledgeWindowMs?: number;
+  /**
    * The framework's own event queue. When absent the SDK creates (idempotently) the FIFO queue
    * `<prefix>-fw-<frameworkId>.fifo` on `subscribe()`.
    */

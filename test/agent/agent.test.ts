@@ -209,6 +209,29 @@ describe('Agent', () => {
     expect(a.pendingStatusUpdates()).toEqual([]);
   });
 
+  it('takes one ACKNOWLEDGE carrying several tasks’ acknowledgements, ignoring uuids it does not hold', async () => {
+    const a = makeAgent();
+    await a.start();
+    await registered(a);
+    await launch(a, { taskId: 'm1', command: { shell: true, value: 'sleep 60' } });
+    await launch(a, { taskId: 'm2', command: { shell: true, value: 'sleep 60' } });
+    const s1 = await nextStatus(a, 'm1', 'TASK_STARTING');
+    const s2 = await nextStatus(a, 'm2', 'TASK_STARTING');
+    await control.command(a.queueUrl, {
+      v: 1,
+      type: 'ACKNOWLEDGE',
+      frameworkId: FW,
+      acks: [
+        { taskId: 'm1', uuid: s1.body.status.uuid! },
+        { taskId: 'm2', uuid: 'not-in-flight' },
+        { taskId: 'm2', uuid: s2.body.status.uuid! },
+      ],
+    });
+    // Both tasks' next updates follow: each acknowledgement released its task's head.
+    await nextStatus(a, 'm1', 'TASK_RUNNING');
+    await nextStatus(a, 'm2', 'TASK_RUNNING');
+  });
+
   it('resends an unacknowledged update with a new deduplication id', async () => {
     const a = makeAgent({ statusRetryIntervalMs: 100 });
     await a.start();

@@ -154,6 +154,15 @@ export const SCHEDULER_TEMPLATES: Record<string, unknown>[] = [
     offset: 0,
     maxBytes: 1e12,
   },
+  {
+    v: 1,
+    type: 'ACKNOWLEDGE',
+    frameworkId: VICTIM.framework,
+    acks: [
+      { agentId: VICTIM.agent, taskId: VICTIM.task, uuid: 'u' },
+      { agentId: 'x', taskId: VICTIM.task, uuid: 'u' },
+    ],
+  },
 ];
 
 export const AGENT_TEMPLATES: Record<string, unknown>[] = [
@@ -341,6 +350,23 @@ export function handMade(): [string, 'scheduler' | 'agent', string][] {
     s("RECONCILE of the victim's task, from the attacker's own framework", {
       ...SCHEDULER_TEMPLATES[8],
       frameworkId: ATTACKER_FRAMEWORK,
+    }),
+    s("ACKNOWLEDGE of several naming the victim's agent", SCHEDULER_TEMPLATES[11]),
+    s("ACKNOWLEDGE of the victim's task among the attacker's acks, 50 times over", {
+      v: 1,
+      type: 'ACKNOWLEDGE',
+      frameworkId: ATTACKER_FRAMEWORK,
+      acks: many(50, (i) => ({ agentId: VICTIM.agent, taskId: i % 2 ? VICTIM.task : `t${i}`, uuid: 'u' })),
+    }),
+    s('ACKNOWLEDGE of 100,000 acks', {
+      v: 1,
+      type: 'ACKNOWLEDGE',
+      frameworkId: 'fw',
+      acks: many(100_000, (i) => ({ agentId: VICTIM.agent, taskId: `t${i}`, uuid: 'u' })),
+    }),
+    s('ACKNOWLEDGE in both forms at once', {
+      ...SCHEDULER_TEMPLATES[7],
+      acks: [{ agentId: VICTIM.agent, taskId: VICTIM.task, uuid: 'u' }],
     }),
     s('RECONCILE of 1,000 unknown ids', {
       v: 1,
@@ -604,6 +630,32 @@ export function refusedCases(): RefusedCase[] {
         body: c.body.replace('"heartbeatIntervalSeconds":5', `"heartbeatIntervalSeconds":${raw}`),
       };
     }),
+    sc(
+      "ACKNOWLEDGE of several, each naming the victim's agent or task, repeated",
+      {
+        v: 1,
+        type: 'ACKNOWLEDGE',
+        frameworkId: ATTACKER_FRAMEWORK,
+        acks: [
+          { agentId: VICTIM.agent, taskId: VICTIM.task, uuid: 'u' },
+          { agentId: VICTIM.agent, taskId: VICTIM.task, uuid: 'u' },
+          { agentId: VICTIM.agent, taskId: 'mine-or-not', uuid: 'u' },
+        ],
+      },
+      'UNKNOWN_TASK',
+      `${ATTACKER_FRAMEWORK}:ack`,
+    ),
+    sc(
+      "ACKNOWLEDGE of several in the victim's acknowledgement group",
+      {
+        v: 1,
+        type: 'ACKNOWLEDGE',
+        frameworkId: ATTACKER_FRAMEWORK,
+        acks: [{ agentId: VICTIM.agent, taskId: VICTIM.task, uuid: 'u' }],
+      },
+      'WRONG_GROUP',
+      `${VICTIM.framework}:ack`,
+    ),
     sc('SUBSCRIBE of one framework id too many', subscribe('one-more'), 'TOO_MANY_IDS', undefined, HOARDER),
     ag('REGISTER of one agent id too many', register('one-more'), 'TOO_MANY_IDS', undefined, HOARDER),
   ];

@@ -72,10 +72,11 @@ events = sqs("CreateQueue", {"QueueName": f"{PREFIX}-fw-{fw}.fifo",
 
 
 def group_for(type_, fields):
-    # §1.3: ACKNOWLEDGE goes in <fw>:ack:<task>; one longer than SQS's 128 is hashed.
+    # §1.3: ACKNOWLEDGE goes in <fw>:ack:<task>; when that is longer than SQS's 128, in <fw>
+    # (a hash of it is no group Meso accepts: WRONG_GROUP).
     if type_ == "ACKNOWLEDGE":
         g = f"{fw}:ack:{fields['taskId']}"
-        return g if len(g) <= 128 else hashlib.sha256(g.encode()).hexdigest()
+        return g if len(g) <= 128 else fw
     return fw
 
 

@@ -42,6 +42,17 @@ export class FakeTransport implements SchedulerTransport {
     return this.calls().filter((c): c is Extract<SchedulerCall, { type: T }> => c.type === type);
   }
 
+  /**
+   * The acknowledgements sent, in order, whether one per ACKNOWLEDGE or several (`acks`).
+   */
+  acknowledged(): { agentId: string; taskId: string; uuid: string }[] {
+    return this.callsOf('ACKNOWLEDGE').flatMap(
+      (c) =>
+        c.acks ??
+        (c.agentId && c.taskId && c.uuid ? [{ agentId: c.agentId, taskId: c.taskId, uuid: c.uuid }] : []),
+    );
+  }
+
   /** Queues an event (or a raw body) for the framework; returns its message id. */
   deliver(event: SchedulerEvent | string, messageId = `m-${this.nextId++}`): string {
     this.inbox.push({ messageId, body: typeof event === 'string' ? event : JSON.stringify(event) });

@@ -143,7 +143,7 @@ describe('runTask', () => {
     expect(fake.callsOf('SUPPRESS')).toHaveLength(1);
     expect(sends.indexOf('send SUPPRESS')).toBeGreaterThan(sends.indexOf('send ACCEPT'));
     // Every update acknowledged, then TEARDOWN, then the queue it created is deleted.
-    expect(fake.callsOf('ACKNOWLEDGE')).toHaveLength(3);
+    expect(fake.acknowledged()).toHaveLength(3);
     const order = fake.log.filter((l) => l !== 'poll stopped');
     expect(order.slice(-3)).toEqual(['send ACKNOWLEDGE', 'send TEARDOWN', 'delete queue']);
     expect(fake.deletedQueues).toEqual([`https://sqs.fake/000000000000/meso-fw-${FW}.fifo`]);

@@ -23,6 +23,9 @@ function setup(over: Partial<MesoSchedulerOptions> = {}): { fake: FakeTransport;
     name: 'test',
     frameworkId: FW,
     subscribeRetry: { initialMs: 20, maxMs: 40 },
+    // Each receive's acknowledgements go before the next receive: `drained()` then sees them.
+    // The window is tested on its own below.
+    acknowledgeWindowMs: 0,
     ...over,
   } as MesoSchedulerOptions);
   open.push(scheduler);
@@ -284,7 +287,7 @@ describe('MesoScheduler events', () => {
     ]);
   });
 
-  it('batches the acknowledgements of one receive into one send', async () => {
+  it('puts the acknowledgements of one receive into one ACKNOWLEDGE call', async () => {
     const { fake, scheduler } = setup();
     answerSubscribe(fake);
     await scheduler.subscribe();
@@ -298,7 +301,19 @@ describe('MesoScheduler events', () => {
     fake.deliver(update('u1'));
     fake.deliver(update('u2', 'TASK_FINISHED'));
     await fake.drained();
-    expect(fake.callsOf('ACKNOWLEDGE').map((c) => c.uuid)).toEqual(['u1', 'u2']);
+    expect(fake.callsOf('ACKNOWLEDGE')).toEqual([
+      {
+        v: 1,
+        type: 'ACKNOWLEDGE',
+        frameworkId: FW,
+        acks: [
+          { agentId: 'a1', taskId: 't1', uuid: 'u1' },
+          { agentId: 'a1', taskId: 't1', uuid: 'u2' },
+        ],
+      },
+    ]);
+    // In the framework's acknowledgement group, apart from its other calls.
+    expect(fake.sent.find((m) => m.call.type === 'ACKNOWLEDGE')?.message.groupId).toBe(`${FW}:ack`);
     expect(sends).toBe(1);
   });
 
@@ -316,8 +331,8 @@ describe('MesoScheduler events', () => {
     fake.deliver(update('u2'));
     await fake.drained();
     expect(states).toEqual(['u1', 'u2']);
+    expect(fake.acknowledged().map((a) => a.uuid)).toEqual(['u1', 'u1', 'u2']);
     const acks = fake.sent.filter((s) => s.call.type === 'ACKNOWLEDGE');
-    expect(acks.map((a) => (a.call.type === 'ACKNOWLEDGE' ? a.call.uuid : ''))).toEqual(['u1', 'u1', 'u2']);
     // The agent resends only when the first acknowledgement did not reach it: the same
     // deduplication id would have SQS drop the second (and each later one) for five minutes.
     expect(acks[0]?.message.dedupId).not.toBe(acks[1]?.message.dedupId);
@@ -545,5 +560,105 @@ describe('MesoScheduler.close', () => {
     await fake.drained();
     await closed;
     expect(fake.deletedQueues).toHaveLength(1);
+  });
+});
+
+describe('MesoScheduler acknowledgement window', () => {
+  const updateOf = (taskId: string, uuid: string): SchedulerEvent => {
+    const u = update(uuid);
+    if (u.type === 'UPDATE') u.status.taskId = taskId;
+    return u;
+  };
+
+  it('gathers the acknowledgements of several receives into one call, sent when the window closes (or on close)', async () => {
+    // A window far longer than the test: what is sent, close() sent.
+    const { fake, scheduler } = setup({ acknowledgeWindowMs: 600_000 });
+    answerSubscribe(fake);
+    await scheduler.subscribe();
+    fake.deliver(updateOf('t1', 'u1'));
+    await fake.drained();
+    fake.deliver(updateOf('t2', 'u2'));
+    await fake.drained();
+    expect(fake.callsOf('ACKNOWLEDGE')).toEqual([]);
+    await scheduler.close();
+    expect(fake.callsOf('ACKNOWLEDGE')).toEqual([
+      {
+        v: 1,
+        type: 'ACKNOWLEDGE',
+        frameworkId: FW,
+        acks: [
+          { agentId: 'a1', taskId: 't1', uuid: 'u1' },
+          { agentId: 'a1', taskId: 't2', uuid: 'u2' },
+        ],
+      },
+    ]);
+  });
+
+  it('does not wait for the window once a call is full: 100 acknowledgements a call, the rest later', async () => {
+    const { fake, scheduler } = setup({ acknowledgeWindowMs: 600_000 });
+    answerSubscribe(fake);
+    await scheduler.subscribe();
+    for (let i = 0; i < 101; i++) fake.deliver(updateOf(`t${i}`, `u${i}`));
+    await fake.drained();
+    const first = fake.callsOf('ACKNOWLEDGE');
+    expect(first).toHaveLength(1);
+    expect(first[0]?.acks?.map((a) => a.uuid)).toEqual(Array.from({ length: 100 }, (_, i) => `u${i}`));
+    await scheduler.close();
+    // The one left goes alone, in the single form and its task's group.
+    const last = fake.sent.filter((m) => m.call.type === 'ACKNOWLEDGE').at(-1);
+    expect(last?.call).toEqual({
+      v: 1,
+      type: 'ACKNOWLEDGE',
+      frameworkId: FW,
+      agentId: 'a1',
+      taskId: 't100',
+      uuid: 'u100',
+    });
+    expect(last?.message.groupId).toBe(`${FW}:ack:t100`);
+  });
+
+  it('acknowledge() calls made together travel in one call, and each resolves once it is sent', async () => {
+    const { fake, scheduler } = setup({ autoAcknowledge: false, acknowledgeWindowMs: 20 });
+    answerSubscribe(fake);
+    const received: TaskStatus[] = [];
+    scheduler.on('update', (s) => {
+      received.push(s);
+    });
+    await scheduler.subscribe();
+    fake.deliver(updateOf('t1', 'u1'));
+    fake.deliver(updateOf('t2', 'u2'));
+    await fake.drained();
+    await Promise.all(received.map((s) => scheduler.acknowledge(s)));
+    expect(fake.callsOf('ACKNOWLEDGE')).toHaveLength(1);
+    expect(fake.acknowledged().map((a) => a.uuid)).toEqual(['u1', 'u2']);
+  });
+
+  it('a failed send rejects acknowledge() and is reported for automatic acknowledgements', async () => {
+    const { fake, scheduler } = setup({ acknowledgeWindowMs: 1 });
+    answerSubscribe(fake);
+    const errors: MesoSdkError[] = [];
+    const reported = new Promise<void>((resolve) =>
+      scheduler.on('error', (e) => {
+        errors.push(e);
+        resolve();
+      }),
+    );
+    await scheduler.subscribe();
+    await fake.drained();
+    fake.failSends = 10;
+    fake.deliver(updateOf('t1', 'u1'));
+    await reported;
+    expect(errors.map((e) => e.code)).toEqual(['ACK_FAILED']);
+    await expect(
+      scheduler.acknowledge({
+        taskId: 't1',
+        frameworkId: FW,
+        agentId: 'a1',
+        state: 'TASK_RUNNING',
+        source: 'SOURCE_AGENT',
+        timestamp: 1,
+        uuid: 'u1',
+      }),
+    ).rejects.toThrow();
   });
 });

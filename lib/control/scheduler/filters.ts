@@ -5,6 +5,7 @@ import type { FrameworkRecord } from '../../core/model.ts';
 import type { Resources } from '../../core/resources.ts';
 import type { ControlDeps } from '../deps.ts';
 import { startTimers } from '../emit.ts';
+import { FRAMEWORKS_CHANGED, markChanged } from '../records/changes.ts';
 import { frameworkCallWrite } from '../records/frameworks.ts';
 
 /** DECLINE's refuse_seconds: invalid values (negative, NaN, not a number) mean the default; capped. */
@@ -32,6 +33,7 @@ export async function setFilters(
   let filters = fw.filters;
   for (const r of refused) filters = withFilter(filters, r.agentId, r.resources, now, now + seconds * 1000);
   await deps.store.write([frameworkCallWrite(fw.frameworkId, { filters })]);
+  await markChanged(deps.store, FRAMEWORKS_CHANGED);
   if (seconds <= 900) {
     await startTimers(
       deps,
