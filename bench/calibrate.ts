@@ -63,8 +63,9 @@ export interface CallMix {
 
 /**
  * The run's calls as a replayable mix of `slots` calls: each calibrated operation gets slots by
- * its share of the calls (largest remainders, so they add up to `slots`), spread evenly over the
- * round (smooth weighted round-robin, deterministic); its size is the run's average units per
+ * its share of the calls (largest remainders, so they add up to `slots`; one with less than a
+ * slot's share may get none), spread evenly over the round (smooth weighted round-robin,
+ * deterministic); its size is the run's average units per
  * call, rounded and kept within 1 and the operation's bound. `calls` and `units` are totals (or
  * per task) by `<service>.<operation>`, as `lib/adapters/api-calls.ts` counts them.
  */
@@ -72,7 +73,7 @@ export function callMix(
   calls: Readonly<Record<string, number>>,
   units: Readonly<Record<string, number>>,
   tasks: number,
-  slots = 100,
+  slots = 1000,
 ): CallMix {
   const known = Object.entries(calls).filter(
     (e): e is [CalibratedOp, number] => e[0] in CALIBRATED && e[1] > 0,

@@ -28,7 +28,8 @@
  * `--in-process`), and the framework (this process). `--control-cpu-prof DIR` writes a CPU
  * profile of the control plane's process there. `controlPlanePerTask` says where the control
  * plane's calls go: store calls by operation and table, messages sent by destination and type.
- * Run: `npm run bench:launch [-- --tasks N --agents N --rate N --steady S --interval S]`.
+ * Run: `npm run bench:launch [-- --tasks N --agents N --rate N --steady S --interval S]`
+ * (calibration: `--calibrate S --calibrate-rounds N --calibrate-callers N --calibrate-processes N`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';

@@ -36,6 +36,7 @@ describe('the launch bench calibration', () => {
         'DynamoDB.TransactWriteItems': 2000,
       },
       1000,
+      100,
     );
     const count = (op: string) => mix.sequence.filter((o) => o === op).length;
     expect(mix.sequence).toHaveLength(100);
