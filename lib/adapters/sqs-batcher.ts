@@ -62,8 +62,10 @@ export interface SendBatcherOptions {
   /** Bytes of message bodies per batch. Default 256 KiB. */
   readonly maxBytes?: number;
   /**
-   * A batch in flight longer than this no longer holds back the next partial batch (a stalled
-   * connection must not hold up heartbeats). Default 1000.
+   * A batch in flight longer than this no longer holds back the next partial batch, nor the
+   * next message of its groups (a stalled connection must not hold up heartbeats; what it
+   * carries may then land after what follows it, as two sends in flight at once may). Default
+   * 1000.
    */
   readonly stallMs?: number;
   /** At most this many batches in flight. Default 8. */
@@ -208,9 +210,11 @@ export class SendBatcher {
     };
     const stall = this.#timers.setTimeout(() => {
       release();
+      // Its groups are free for their next message now (#sendBatch frees them only if it held them).
+      for (const q of batch) this.#busy.delete(q.group);
       this.#flush();
     }, this.#opts.stallMs ?? 1000);
-    const sending = this.#sendBatch(batch).finally(() => {
+    const sending = this.#sendBatch(batch, () => holding).finally(() => {
       this.#timers.clearTimeout(stall);
       release();
       this.#inFlight.delete(sending);
@@ -219,7 +223,8 @@ export class SendBatcher {
     this.#inFlight.add(sending);
   }
 
-  async #sendBatch(batch: Queued[]): Promise<void> {
+  /** Sends `batch`; `holding()` says whether it still holds its groups (it has not stalled). */
+  async #sendBatch(batch: Queued[], holding: () => boolean): Promise<void> {
     let failed: Map<number, unknown>;
     try {
       const res = await this.#opts.sqs.call('SendMessageBatch', {
@@ -236,7 +241,7 @@ export class SendBatcher {
         // One entry may have spoilt the batch: each goes again alone, in its old place.
         for (const q of batch) {
           q.solo = true;
-          this.#busy.delete(q.group);
+          if (holding()) this.#busy.delete(q.group);
         }
         this.#queue = [...batch, ...this.#queue];
         return;
@@ -244,8 +249,9 @@ export class SendBatcher {
       const err = queueGone(e) ? new QueueGoneError(`queue ${this.#opts.queueUrl} does not exist`) : e;
       failed = new Map(batch.map((_, i) => [i, err]));
     }
+    const held = holding();
     batch.forEach((q, i) => {
-      this.#busy.delete(q.group);
+      if (held) this.#busy.delete(q.group);
       const err = failed.get(i);
       if (err === undefined) {
         q.resolve();
@@ -256,9 +262,10 @@ export class SendBatcher {
       const behind = this.#queue.filter((w) => w.group === q.group);
       if (behind.length === 0) return;
       this.#queue = this.#queue.filter((w) => w.group !== q.group);
+      // Its message does not repeat the refusal's: that one's content was refused, not theirs.
       for (const w of behind) {
         w.reject(
-          new GroupBlockedError(`not sent: an earlier message of its group was refused (${errText(err)})`),
+          new GroupBlockedError('not sent: an earlier message of its group was refused', { cause: err }),
         );
       }
     });
@@ -268,8 +275,6 @@ export class SendBatcher {
 function entryError(f: SqsBatchError): SqsEntryError {
   return new SqsEntryError(f.Code, `${f.Code}: ${f.Message ?? 'refused'}`, f.SenderFault);
 }
-
-const errText = (e: unknown): string => String((e as Error)?.message ?? e).slice(0, 200);
 
 export interface DeleteBatcherOptions {
   readonly sqs: SqsApi;

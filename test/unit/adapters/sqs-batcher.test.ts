@@ -7,7 +7,7 @@
  * arrive, in order.
  */
 import { describe, expect, it } from 'vitest';
-import { StatusUpdateManager, type Timers } from '../../../agent/status-updates.ts';
+import { isUnsendableError, StatusUpdateManager, type Timers } from '../../../agent/status-updates.ts';
 import type { SqsApi, SqsOp, SqsOps } from '../../../lib/adapters/sqs-api.ts';
 import {
   DeleteBatcher,
@@ -193,6 +193,20 @@ describe('SendBatcher', () => {
     expect(calls.flatMap((c) => entries(c).map((e) => e.MessageBody))).not.toContain('a2');
   });
 
+  it('does not make a message refused for its content look unsendable to the ones blocked behind it', async () => {
+    const { sqs, calls, made } = scriptedSqs();
+    const b = new SendBatcher({ sqs, queueUrl: QUEUE, timers: manualTimers().timers });
+    const first = outcome(b.send({ body: 'first', groupId: 'a' }));
+    await made(1);
+    const behind = outcome(b.send({ body: 'behind', groupId: 'a' }));
+    answerSend(calls[0]!, ['0'], 'InvalidMessageContents');
+    // The status update manager strips the texts of an update refused as unsendable: only the guilty one.
+    expect(isUnsendableError(await first)).toBe(true);
+    const blocked = await behind;
+    expect(blocked).toBeInstanceOf(GroupBlockedError);
+    expect(isUnsendableError(blocked)).toBe(false);
+  });
+
   it('refuses the whole batch when the request fails, naming a queue that is gone', async () => {
     const { sqs, calls, made } = scriptedSqs();
     const b = new SendBatcher({ sqs, queueUrl: QUEUE, timers: manualTimers().timers });
@@ -249,20 +263,40 @@ describe('SendBatcher', () => {
     expect(((await bad) as Error).name).toBe('InvalidMessageContents');
   });
 
-  it('lets the next partial batch go when the one in flight has stalled', async () => {
+  it('lets the next partial batch, and the next message of its group, go when the one in flight has stalled', async () => {
     const { sqs, calls, made } = scriptedSqs();
     const t = manualTimers();
     const b = new SendBatcher({ sqs, queueUrl: QUEUE, timers: t.timers, stallMs: 1000 });
-    void b.send({ body: 'stuck', groupId: 'g' });
+    void b.send({ body: 'stuck', groupId: 'agent' });
     await made(1);
-    const next = outcome(b.send({ body: 'heartbeat', groupId: 'h' }));
+    const next = outcome(b.send({ body: 'update', groupId: 'task' }));
+    const heartbeat = outcome(b.send({ body: 'heartbeat', groupId: 'agent' }));
     await settle();
     expect(calls).toHaveLength(1);
-    t.advance(1000);
+    t.advance(999);
+    await settle();
+    expect(calls).toHaveLength(1);
+    t.advance(1);
     await made(2);
-    expect(entries(calls[1]).map((e) => e.MessageBody)).toEqual(['heartbeat']);
+    expect(entries(calls[1]).map((e) => e.MessageBody)).toEqual(['update', 'heartbeat']);
     answerSend(calls[1]!);
     expect(await next).toBe('sent');
+    expect(await heartbeat).toBe('sent');
+    // The stalled batch's late answer does not free the group of a message sent after it.
+    const after = outcome(b.send({ body: 'after', groupId: 'agent' }));
+    await made(3);
+    const later = outcome(b.send({ body: 'later', groupId: 'agent' }));
+    // Nine more: with 'later' they would make a full batch, which goes at once if 'later' may go.
+    const others = Array.from({ length: 9 }, (_, i) => outcome(b.send({ body: `o${i}`, groupId: `o${i}` })));
+    await settle();
+    answerSend(calls[0]!);
+    await settle();
+    expect(calls).toHaveLength(3);
+    answerSend(calls[2]!);
+    await made(4);
+    expect(entries(calls[3]).map((e) => e.MessageBody)).toEqual(['later', ...others.map((_, i) => `o${i}`)]);
+    answerSend(calls[3]!);
+    expect([await after, await later, ...(await Promise.all(others))]).toEqual(Array(11).fill('sent'));
   });
 
   it('drain() waits for everything queued', async () => {
