@@ -9,7 +9,7 @@
  * after it was set) waits again for the rest.
  */
 import { CLOCK_AHEAD_MS } from '../core/offer-expiry.ts';
-import { parseMessage, TimerMessageSchema } from '../protocol/index.ts';
+import { parseMessage, type TimerMessage, TimerMessageSchema } from '../protocol/index.ts';
 import { rescindOffer } from './allocation.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
 import { nudgeAllocator, shardsOf, startTimers } from './emit.ts';
@@ -43,16 +43,19 @@ export async function handleTimer(deps: ControlDeps, record: InboundRecord): Pro
       // offers were made. Wait out the rest, else the cycle nudged now would keep the offers and
       // nothing would look at them again. A deadline more than an offer timeout away is not
       // waited for: the cycle takes such offers back as made by a clock ahead (lib/core/offer-expiry.ts).
-      const left = m.expiresAt === undefined ? 0 : m.expiresAt - deps.clock.now();
-      if (left > 0 && left <= deps.config.offerTimeoutSeconds * 1000 + CLOCK_AHEAD_MS) {
-        await startTimers(deps, [{ message: m, delaySeconds: Math.ceil(left / 1000) }]);
+      if (
+        m.expiresAt !== undefined &&
+        (await waitAgain(deps, m, m.expiresAt, deps.config.offerTimeoutSeconds * 1000))
+      )
         return;
-      }
       // The cycle rescinds every offer past its expiry before it decides (lib/control/allocation.ts).
       await nudgeAllocator(deps, 'offers expired', [m.shard]);
       return;
     }
     case 'FILTER_EXPIRED':
+      // Early as OFFERS_EXPIRE can be: the filter, set while the clock was ahead, still refuses.
+      // Only filters of at most 900 s have a timer, so a deadline further away is not waited for.
+      if (m.until !== undefined && (await waitAgain(deps, m, m.until, 900_000))) return;
       await nudgeAllocator(
         deps,
         `filter of ${m.frameworkId} on ${m.agentId} expired`,
@@ -69,4 +72,21 @@ export async function handleTimer(deps: ControlDeps, record: InboundRecord): Pro
       await onFailoverTimeout(deps, m);
       return;
   }
+}
+
+/**
+ * A timer whose delay ran out before its `deadline` (a time: the clock went back since it was
+ * set) is started again for the time left, if that is no more than the longest it can be
+ * (`longestMs`, plus the allowance for clocks that differ). Returns whether it was.
+ */
+async function waitAgain(
+  deps: ControlDeps,
+  message: TimerMessage,
+  deadline: number,
+  longestMs: number,
+): Promise<boolean> {
+  const left = deadline - deps.clock.now();
+  if (left <= 0 || left > longestMs + CLOCK_AHEAD_MS) return false;
+  await startTimers(deps, [{ message, delaySeconds: Math.ceil(left / 1000) }]);
+  return true;
 }

@@ -29,7 +29,16 @@ export const TimerMessageSchema = z.discriminatedUnion('type', [
       expiresAt: z.number().int().nonnegative().optional(),
     })
     .strict(),
-  z.object({ v, type: z.literal('FILTER_EXPIRED'), frameworkId: Id, agentId: Id }).strict(),
+  /** A refusal filter ends (at `until`; absent in timers sent before it was added): nudge its agent's shard. */
+  z
+    .object({
+      v,
+      type: z.literal('FILTER_EXPIRED'),
+      frameworkId: Id,
+      agentId: Id,
+      until: z.number().int().nonnegative().optional(),
+    })
+    .strict(),
   /** An agent's ping deadline: mark it unreachable if it has stayed silent (lib/control/liveness.ts). */
   z.object({ v, type: z.literal('AGENT_CHECK'), agentId: Id }).strict(),
   /** A framework with its own short heartbeat interval: disconnect it if silent too long (lib/control/failover.ts). */

@@ -3,16 +3,15 @@
  * ACLs refuse is answered FORBIDDEN naming the rule that refused it, is counted, is not retried,
  * and changes nothing.
  */
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../lib/cli/io.ts';
 import { runProgram } from '../../lib/cli/program.ts';
 import { loadAcls, saveAcls } from '../../lib/control/acl-store.ts';
-import { queueHome, rejectedCounterKey } from '../../lib/control/reject.ts';
+import { rejectedCounterKey } from '../../lib/control/reject.ts';
 import { aclsFromJson } from '../../lib/core/acl.ts';
 import type { Item } from '../../lib/ports/store.ts';
-import { ownQueueUrl } from '../../lib/protocol/queues.ts';
 import { SchedulerErrorEvent } from '../../lib/sdk/errors.ts';
+import { registerCall, sendRawCall } from '../setup/raw-calls.ts';
 import { eventually, type Harness, type Recorder, startHarness } from './harness.ts';
 
 describe('ACLs in the calls', () => {
@@ -104,20 +103,12 @@ describe('ACLs in the calls', () => {
       reserve_resources: [{ principals: { type: 'ANY' }, roles: { values: ['eng'] }, deny: true }],
     });
     const before = await snapshot();
-    await h.sqs.send(
-      new SendMessageCommand({
-        QueueUrl: h.cluster.queues.schedulerCalls,
-        MessageBody: JSON.stringify({
-          v: 1,
-          type: 'ACCEPT',
-          frameworkId: s.frameworkId,
-          offerIds: [offer.offerId],
-          operations: [{ type: 'RESERVE', resources: { reserved: { eng: { cpus: 1 } } } }],
-        }),
-        MessageGroupId: s.frameworkId,
-        MessageDeduplicationId: `reserve-${Date.now()}`,
-      }),
-    );
+    await sendRawCall(h.sqs, h.cluster.queues.schedulerCalls, {
+      type: 'ACCEPT',
+      frameworkId: s.frameworkId,
+      offerIds: [offer.offerId],
+      operations: [{ type: 'RESERVE', resources: { reserved: { eng: { cpus: 1 } } } }],
+    });
     await forbiddenError(r, /reserve resources for role "eng".*reserve_resources\[0\]/);
     expect(await snapshot()).toEqual(before);
     await s.teardown();
@@ -171,21 +162,7 @@ describe('ACLs in the calls', () => {
         )?.count ?? 0,
       );
     const n = await count();
-    await h.sqs.send(
-      new SendMessageCommand({
-        QueueUrl: h.cluster.queues.agentCalls,
-        MessageBody: JSON.stringify({
-          v: 1,
-          type: 'REGISTER',
-          agentId: 'rogue',
-          hostname: 'rogue',
-          resources: { cpus: 1, mem: 64 },
-          queueUrl: ownQueueUrl(queueHome(h.controlPlane.deps.config), 'agent', 'rogue'),
-        }),
-        MessageGroupId: 'rogue',
-        MessageDeduplicationId: `rogue-${Date.now()}`,
-      }),
-    );
+    await sendRawCall(h.sqs, h.cluster.queues.agentCalls, registerCall(h.controlPlane.deps.config, 'rogue'));
     await eventually(async () => (await count()) === n + 1, 'the REGISTER to be refused');
     expect(await h.controlPlane.deps.store.get('agents', { agentId: 'rogue' })).toBeUndefined();
   });

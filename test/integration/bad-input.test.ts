@@ -5,7 +5,6 @@
  * made here by handing the registry handler records with another SenderId (test/integration/
  * impersonation.test.ts sends them through SQS with other keys).
  */
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.ts';
@@ -13,6 +12,7 @@ import { rejectedCounterKey } from '../../lib/control/reject.ts';
 import type { Item } from '../../lib/ports/store.ts';
 import type { AgentCommand } from '../../lib/protocol/index.ts';
 import type { MesoScheduler } from '../../lib/sdk/scheduler.ts';
+import { ownGroup, sendRawCall } from '../setup/raw-calls.ts';
 import { eventually, type Harness, Recorder, startHarness } from './harness.ts';
 
 describe('bad input', () => {
@@ -67,22 +67,9 @@ describe('bad input', () => {
 
   /** Sent as the framework's principal, or on agent-calls as the agent's. */
   const send = (queue: 'schedulerCalls' | 'agentCalls', body: string, group: string) =>
-    (queue === 'agentCalls' ? h.as(h.principalOf(agent)) : h.sqs).send(
-      new SendMessageCommand({
-        QueueUrl: h.cluster.queues[queue],
-        MessageBody: body,
-        MessageGroupId: group,
-        MessageDeduplicationId: `${Date.now()}-${Math.random()}`,
-      }),
-    );
-
-  /** The group the SDK or agent would send `body` in: the id it names. */
-  const ownGroup = (body: Record<string, unknown>) =>
-    String(
-      body.frameworkId ??
-        (body.framework as { frameworkId?: string } | undefined)?.frameworkId ??
-        body.agentId,
-    );
+    sendRawCall(queue === 'agentCalls' ? h.as(h.principalOf(agent)) : h.sqs, h.cluster.queues[queue], body, {
+      group,
+    });
 
   /** Calls the registry handler directly with a record from another identity. */
   async function asSomeoneElse(

@@ -3,12 +3,11 @@
  * a SUBSCRIBE or REGISTER of a new id is answered TOO_MANY_IDS, counted, not retried, and stores
  * nothing; ids it already holds keep working.
  */
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { markGone } from '../../lib/control/liveness.ts';
-import { queueHome, rejectedCounterKey } from '../../lib/control/reject.ts';
+import { rejectedCounterKey } from '../../lib/control/reject.ts';
 import type { Item } from '../../lib/ports/store.ts';
-import { ownQueueUrl } from '../../lib/protocol/queues.ts';
+import { registerCall, sendRawCall } from '../setup/raw-calls.ts';
 import { eventually, type Harness, startHarness } from './harness.ts';
 
 describe('ids per identity', () => {
@@ -56,21 +55,12 @@ describe('ids per identity', () => {
 
   it('a third agent id from one identity is refused and stores nothing, until a gone one gives its place back', async () => {
     const n = await counter('agent-calls');
-    const register = (agentId: string) =>
-      h.sqs.send(
-        new SendMessageCommand({
-          QueueUrl: h.cluster.queues.agentCalls,
-          MessageBody: JSON.stringify({
-            v: 1,
-            type: 'REGISTER',
-            agentId,
-            hostname: 'third',
-            resources: { cpus: 1, mem: 64 },
-            queueUrl: ownQueueUrl(queueHome(h.controlPlane.deps.config), 'agent', agentId),
-          }),
-          MessageGroupId: agentId,
-          MessageDeduplicationId: `${agentId}-register`,
-        }),
+    const register = (agentId: string, dedupId = `${agentId}-register`) =>
+      sendRawCall(
+        h.sqs,
+        h.cluster.queues.agentCalls,
+        registerCall(h.controlPlane.deps.config, agentId, { hostname: 'third' }),
+        { dedupId },
       );
     // Two agent ids from the test's identity are taken…
     for (const id of ['first-agent', 'second-agent']) {
@@ -87,21 +77,7 @@ describe('ids per identity', () => {
     // A gone agent's id can never register again, so it gives its place back: a node that is
     // marked gone and reinstalled (with a new id) is not refused.
     expect(await markGone(h.controlPlane.deps, 'first-agent', { byOperator: true })).toBe('gone');
-    await h.sqs.send(
-      new SendMessageCommand({
-        QueueUrl: h.cluster.queues.agentCalls,
-        MessageBody: JSON.stringify({
-          v: 1,
-          type: 'REGISTER',
-          agentId: 'third-agent',
-          hostname: 'third',
-          resources: { cpus: 1, mem: 64 },
-          queueUrl: ownQueueUrl(queueHome(h.controlPlane.deps.config), 'agent', 'third-agent'),
-        }),
-        MessageGroupId: 'third-agent',
-        MessageDeduplicationId: 'third-agent-register-after-gone',
-      }),
-    );
+    await register('third-agent', 'third-agent-register-after-gone');
     await eventually(
       async () => !!(await h.controlPlane.deps.store.get('agents', { agentId: 'third-agent' })),
       'the new agent id to register once a gone one gave its place back',

@@ -30,15 +30,16 @@ export async function setFilters(
 ): Promise<void> {
   if (seconds <= 0 || refused.length === 0) return;
   const now = deps.clock.now();
+  const until = now + seconds * 1000;
   let filters = fw.filters;
-  for (const r of refused) filters = withFilter(filters, r.agentId, r.resources, now, now + seconds * 1000);
+  for (const r of refused) filters = withFilter(filters, r.agentId, r.resources, now, until);
   await deps.store.write([frameworkCallWrite(fw.frameworkId, { filters })]);
   await markChanged(deps.store, FRAMEWORKS_CHANGED);
   if (seconds <= 900) {
     await startTimers(
       deps,
       refused.map((r) => ({
-        message: { v: 1, type: 'FILTER_EXPIRED', frameworkId: fw.frameworkId, agentId: r.agentId },
+        message: { v: 1, type: 'FILTER_EXPIRED', frameworkId: fw.frameworkId, agentId: r.agentId, until },
         delaySeconds: seconds,
       })),
     );
