@@ -376,16 +376,29 @@ function replayerProcess(cluster: ClusterConfig, mix: CallMix, o: { callers: num
     ],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
-  const lines: ((m: Record<string, unknown>) => void)[] = [];
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const lines: { resolve(m: Record<string, unknown>): void; reject(e: Error): void }[] = [];
+  let gone = false;
+  const exited = new Promise<void>((r) =>
+    child.once('exit', (code) => {
+      gone = true;
+      // A process that dies fails what waits on it, instead of leaving the bench waiting forever.
+      for (const w of lines.splice(0)) w.reject(new Error(`calibrating process ${o.name} exited (${code})`));
+      r();
+    }),
+  );
   createInterface({ input: child.stdout! }).on('line', (line) => {
+    let msg: Record<string, unknown>;
     try {
-      lines.shift()?.(JSON.parse(line));
+      msg = JSON.parse(line);
     } catch {
-      // not one of ours
+      return; // not one of ours
     }
+    lines.shift()?.resolve(msg);
   });
-  const next = () => new Promise<Record<string, unknown>>((r) => lines.push(r));
+  const next = () =>
+    new Promise<Record<string, unknown>>((resolve, reject) =>
+      gone ? reject(new Error(`calibrating process ${o.name} exited`)) : lines.push({ resolve, reject }),
+    );
   const ready = next();
   return {
     ready,
@@ -395,7 +408,7 @@ function replayerProcess(cluster: ClusterConfig, mix: CallMix, o: { callers: num
       return got.then((m) => m.round as Round);
     },
     close: async () => {
-      child.stdin!.write('close\n');
+      if (!gone) child.stdin!.write('close\n');
       await exited;
     },
   };
@@ -416,18 +429,20 @@ export async function calibrate(
   let replayers: { round(seconds: number): Promise<Round>; close(): Promise<void> }[];
   if (processes === 1) replayers = [await replayer(cluster, mix, { callers: o.callers, name: 'p0' })];
   else {
-    const children = Array.from({ length: processes }, (_, p) =>
+    replayers = Array.from({ length: processes }, (_, p) =>
       replayerProcess(cluster, mix, { callers: share(p), name: `p${p}` }),
     );
-    await Promise.all(children.map((c) => c.ready));
-    replayers = children;
   }
-  const round = async (seconds: number) =>
-    addRounds(await Promise.all(replayers.map((r) => r.round(seconds))));
-  await round(1); // warm-up
   const rounds: Round[] = [];
-  for (let r = 0; r < o.rounds; r++) rounds.push(await round(o.seconds));
-  await Promise.all(replayers.map((r) => r.close()));
+  try {
+    await Promise.all(replayers.map((r) => ('ready' in r ? r.ready : undefined)));
+    const round = async (seconds: number) =>
+      addRounds(await Promise.all(replayers.map((r) => r.round(seconds))));
+    await round(1); // warm-up
+    for (let r = 0; r < o.rounds; r++) rounds.push(await round(o.seconds));
+  } finally {
+    await Promise.all(replayers.map((r) => r.close().catch(() => {})));
+  }
   const mid = rounds.find((r) => r.callsPerSecond === median(rounds.map((x) => x.callsPerSecond)))!;
   const service = (s: string) =>
     Object.entries(mid.byOp)

@@ -481,17 +481,22 @@ async function main() {
   sqs.destroy();
   const mix = callMix(Object.fromEntries(calls), Object.fromEntries(units), TASKS);
   const loadBeforeCalibration = await loadavg();
+  // A calibration that fails still leaves the run's figures to print.
+  const calibrated = await calibrate(cluster, mix, CALIBRATE).catch((e: Error) => ({ error: e.message }));
   const calibration = {
-    ...(await calibrate(cluster, mix, CALIBRATE)),
+    ...calibrated,
     loadavg: loadBeforeCalibration,
     uncalibratedCallsPerTask: Object.fromEntries(
       Object.entries(mix.uncalibratedPerTask).map(([k, v]) => [k, round(v, 3)]),
     ),
   };
-  const ceiling = ceilingOf(
-    { tasksPerSecond: burst.tasksPerSecond, callsPerTask: per(sqsCalls + ddbCalls) },
-    calibration.callsPerSecond,
-  );
+  const ceiling =
+    'callsPerSecond' in calibrated
+      ? ceilingOf(
+          { tasksPerSecond: burst.tasksPerSecond, callsPerTask: per(sqsCalls + ddbCalls) },
+          calibrated.callsPerSecond,
+        )
+      : undefined;
   load.end = await loadavg();
   const report = {
     date: new Date().toISOString(),
@@ -520,8 +525,8 @@ async function main() {
       total: round(usd.sqs + usd.dynamodb + usd.lambda),
     },
     calibration,
-    ceilingTasksPerSecond: round(ceiling.ceilingTasksPerSecond, 1),
-    shareOfCeiling: round(ceiling.shareOfCeiling, 3),
+    ceilingTasksPerSecond: ceiling ? round(ceiling.ceilingTasksPerSecond, 1) : null,
+    shareOfCeiling: ceiling ? round(ceiling.shareOfCeiling, 3) : null,
   };
   console.log(JSON.stringify(report, null, 2));
 
