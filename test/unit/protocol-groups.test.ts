@@ -1,7 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { agentCallGroups, schedulerCallGroups } from '../../lib/control/groups.ts';
-import { acknowledgeGroup, MAX_GROUP_ID_LENGTH, statusUpdateGroup } from '../../lib/protocol/groups.ts';
+import {
+  acknowledgeGroup,
+  acknowledgementsGroup,
+  MAX_GROUP_ID_LENGTH,
+  statusUpdateGroup,
+} from '../../lib/protocol/groups.ts';
 import { callGroup } from '../../lib/sdk/call-sender.ts';
 
 const id = fc.stringMatching(/^[A-Za-z0-9_-]{1,128}$/);
@@ -46,5 +51,26 @@ describe('per-task message groups', () => {
     const long = 'x'.repeat(128);
     expect(acknowledgeGroup('fw', long)).toBe('fw');
     expect(statusUpdateGroup('ag', long)).toBe('ag');
+  });
+
+  it('an ACKNOWLEDGE of several goes in <frameworkId>:ack, or the framework’s own group when that is too long; both accepted', () => {
+    fc.assert(
+      fc.property(id, (owner) => {
+        const call = {
+          v: 1 as const,
+          type: 'ACKNOWLEDGE' as const,
+          frameworkId: owner,
+          acks: [{ agentId: 'a', taskId: 't', uuid: 'u' }],
+        };
+        const group = callGroup(owner, call);
+        expect(group.length).toBeLessThanOrEqual(MAX_GROUP_ID_LENGTH);
+        expect(group).toBe(acknowledgementsGroup(owner));
+        expect(schedulerCallGroups(call).groups).toEqual(
+          group === owner ? [owner, owner] : [owner, `${owner}:ack`],
+        );
+      }),
+    );
+    expect(acknowledgementsGroup('fw')).toBe('fw:ack');
+    expect(acknowledgementsGroup('x'.repeat(125))).toBe('x'.repeat(125));
   });
 });
