@@ -51,15 +51,22 @@ describe('bad input', () => {
         ?.count ?? 0,
     );
 
-  /** Everything but counters and heartbeat times: what a bad call must not change. */
+  /**
+   * Everything but counters, heartbeat times and the allocator's own work: what a bad call must
+   * not change. The allocator keeps offering while a test runs (a refusal filter ends, a cycle
+   * follows a nudge), so an agent's outstanding offers — and the version and change stamp their
+   * writes bump — are left out; its ledger of tasks, its total and its status are kept.
+   */
   async function snapshot() {
     const store = h.controlPlane.deps.store;
-    const strip = (items: Item[]) =>
-      items
-        .map(({ lastSeenAt: _l, ...rest }) => rest)
-        .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    const sorted = (items: Item[]) =>
+      items.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    const strip = (items: Item[]) => sorted(items.map(({ lastSeenAt: _l, ...rest }) => rest));
+    const agents = (await store.scan('agents')).map(
+      ({ lastSeenAt: _l, offers: _o, version: _v, changedAt: _c, ...rest }) => rest,
+    );
     return {
-      agents: strip(await store.scan('agents')),
+      agents: sorted(agents),
       frameworks: strip(await store.scan('frameworks')),
       tasks: strip(await store.scan('tasks')),
     };
