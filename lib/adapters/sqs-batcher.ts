@@ -68,7 +68,7 @@ export interface SendBatcherOptions {
    * 1000.
    */
   readonly stallMs?: number;
-  /** At most this many batches in flight. Default 8. */
+  /** At most this many batches in flight that have not stalled (see `stallMs`). Default 8. */
   readonly maxInFlight?: number;
   /** Default: real timers, unref'd. */
   readonly timers?: BatcherTimers;
@@ -138,7 +138,11 @@ export class SendBatcher {
   /** Waits until everything queued so far has been sent or refused. */
   async drain(): Promise<void> {
     while (this.#queue.length > 0 || this.#inFlight.size > 0) {
-      if (this.#inFlight.size === 0) this.#flush();
+      if (this.#inFlight.size === 0) {
+        this.#flush();
+        // Nothing could start (it cannot happen with nothing in flight): never spin.
+        if (this.#inFlight.size === 0) return;
+      }
       await Promise.allSettled([...this.#inFlight]);
     }
   }
@@ -155,7 +159,7 @@ export class SendBatcher {
   /** Starts every batch the rules allow now. */
   #flush(): void {
     for (;;) {
-      if (this.#inFlight.size >= (this.#opts.maxInFlight ?? 8)) return;
+      if (this.#holding >= (this.#opts.maxInFlight ?? 8)) return;
       const batch = this.#take();
       if (!batch) return;
       this.#start(batch);

@@ -299,6 +299,24 @@ describe('SendBatcher', () => {
     expect([await after, await later, ...(await Promise.all(others))]).toEqual(Array(11).fill('sent'));
   });
 
+  it('does not count stalled batches against the limit on batches in flight', async () => {
+    const { sqs, calls, made } = scriptedSqs();
+    const t = manualTimers();
+    const b = new SendBatcher({ sqs, queueUrl: QUEUE, timers: t.timers, stallMs: 1000, maxInFlight: 1 });
+    void b.send({ body: 'hung', groupId: 'a' });
+    await made(1);
+    const full = Array.from({ length: 10 }, (_, i) => outcome(b.send({ body: `f${i}`, groupId: `f${i}` })));
+    await settle();
+    // One batch in flight is the limit, even for a full one...
+    expect(calls).toHaveLength(1);
+    // ...until it has stalled: a hung connection does not stop every send after it.
+    t.advance(1000);
+    await made(2);
+    expect(entries(calls[1])).toHaveLength(10);
+    answerSend(calls[1]!);
+    expect(await Promise.all(full)).toEqual(Array(10).fill('sent'));
+  });
+
   it('drain() waits for everything queued', async () => {
     const { sqs, calls, made } = scriptedSqs();
     const b = new SendBatcher({ sqs, queueUrl: QUEUE, timers: manualTimers().timers });
