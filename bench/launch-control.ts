@@ -7,7 +7,7 @@
  * Run: `tsx bench/launch-control.ts '<{"cluster":…,"dlqs":…,"interval":…}>'`.
  */
 import { createInterface } from 'node:readline';
-import { apiCalls, apiUnits, snapshotCalls } from '../lib/adapters/api-calls.ts';
+import { apiCalls, apiCapacity, apiUnits, snapshotCalls } from '../lib/adapters/api-calls.ts';
 import { startBenchControlPlane } from './launch-control-plane.ts';
 
 const arg = process.argv[2];
@@ -27,6 +27,7 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
       JSON.stringify({
         calls: snapshotCalls(apiCalls),
         units: snapshotCalls(apiUnits),
+        capacity: snapshotCalls(apiCapacity),
         lambda: Object.fromEntries(tally.lambda),
         detail: Object.fromEntries(tally.detail),
       }),
@@ -35,6 +36,7 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
   if (line === 'reset') {
     apiCalls.clear();
     apiUnits.clear();
+    apiCapacity.clear();
     tally.lambda.clear();
     tally.detail.clear();
   }

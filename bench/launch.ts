@@ -20,6 +20,10 @@
  *   $0.625/M write units (a transaction's item counts twice) and $0.125/M read units (a strongly
  *   consistent get, each item a Scan or Query read or a BatchGetItem asked for), Lambda $0.20/M
  *   invocations plus $0.0000166667 per GB-second at the memory the CDK stack configures;
+ *   `dynamodbBySize` and `totalBySize` price DynamoDB by the capacity DynamoDB itself reported
+ *   (`dynamodbCapacityPerTask`: `ReturnConsumedCapacity`, by the size of each item written or
+ *   read, as AWS bills — a write of a 10 KB agent record is 10 units, not 1), where `dynamodb`
+ *   counts an item as one unit (kept so earlier runs compare line by line);
  * - `ceilingTasksPerSecond` and `shareOfCeiling`: the calibrated calls/s over this run's calls
  *   per task — the tasks/s the emulators allow for this run's calls — and the burst's share of it.
  *
@@ -40,7 +44,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent } from '../agent/agent.ts';
 import { silentLog } from '../agent/log.ts';
-import { apiCalls, apiUnits, snapshotCalls } from '../lib/adapters/api-calls.ts';
+import { apiCalls, apiCapacity, apiUnits, snapshotCalls } from '../lib/adapters/api-calls.ts';
 import { createSqsClient } from '../lib/adapters/sqs.ts';
 import { createSqsHttpClient } from '../lib/adapters/sqs-http.ts';
 import { type ClusterConfig, configToEnv } from '../lib/config/cluster.ts';
@@ -86,6 +90,8 @@ const CPUS_PER_TASK = 0.1;
 const MEM_PER_TASK = 32;
 const AGENT_RESOURCES = 'cpus:8;mem:8192;disk:1024';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+// Every DynamoDB call (here and in the processes this one starts) reports the capacity it consumed.
+process.env.MESO_COUNT_CAPACITY ??= '1';
 const PRICE = { sqs: 0.5, write: 0.625, read: 0.125, invocation: 0.2, gbSecond: 0.0000166667 * 1e6 };
 const TERMINAL = ['TASK_FINISHED', 'TASK_FAILED', 'TASK_ERROR', 'TASK_DROPPED', 'TASK_LOST', 'TASK_KILLED'];
 
@@ -136,6 +142,8 @@ function childProcess(args: string[], env: Record<string, string>, nodeArgs: str
 interface ControlReport {
   readonly calls: Record<string, number>;
   readonly units: Record<string, number>;
+  /** DynamoDB's reported capacity, `read` and `write` (absent from a process that counts none). */
+  readonly capacity?: Record<string, number>;
   readonly lambda: Record<string, { invocations: number; ms: number }>;
   readonly detail: Record<string, number>;
 }
@@ -263,6 +271,7 @@ async function main() {
 
   apiCalls.clear();
   apiUnits.clear();
+  apiCapacity.clear();
   control.reset();
   for (const a of agents) a.reset();
   const s = new MesoScheduler({
@@ -387,6 +396,9 @@ async function main() {
   byProcess.controlPlane = sum(fromControl.calls);
   for (const [k, v] of Object.entries(fromControl.calls)) calls.set(k, (calls.get(k) ?? 0) + v);
   for (const [k, v] of Object.entries(fromControl.units)) units.set(k, (units.get(k) ?? 0) + v);
+  const capacity = new Map(apiCapacity);
+  for (const [k, v] of Object.entries(fromControl.capacity ?? {}))
+    capacity.set(k, (capacity.get(k) ?? 0) + v);
   const lambdaBurst = new Map(Object.entries(fromControl.lambda));
   const burst = {
     tasks: TASKS,
@@ -471,6 +483,8 @@ async function main() {
     sqs: per(sqsCalls) * PRICE.sqs,
     dynamodb: per(writeUnits) * PRICE.write + per(readUnits) * PRICE.read,
     lambda: per(invocations) * PRICE.invocation + per(gbSeconds) * PRICE.gbSecond,
+    dynamodbBySize:
+      per(capacity.get('write') ?? 0) * PRICE.write + per(capacity.get('read') ?? 0) * PRICE.read,
   };
   // The emulators' ceiling for these calls, measured now that they are warm and nothing else
   // calls them (its items land in `meta` only now).
@@ -512,6 +526,16 @@ async function main() {
     callsPerTaskByService: Object.fromEntries([...byService].map(([k, v]) => [k, round(per(v))])),
     callsPerTaskByProcess: Object.fromEntries(Object.entries(byProcess).map(([k, v]) => [k, round(per(v))])),
     dynamodbUnitsPerTask: { write: round(per(writeUnits)), read: round(per(readUnits)) },
+    dynamodbCapacityPerTask: {
+      write: round(per(capacity.get('write') ?? 0)),
+      read: round(per(capacity.get('read') ?? 0)),
+      byTable: Object.fromEntries(
+        [...capacity]
+          .filter(([k]) => k.includes(' '))
+          .sort()
+          .map(([k, v]) => [k, round(per(v))]),
+      ),
+    },
     controlPlanePerTask: Object.fromEntries(
       Object.entries(fromControl.detail)
         .sort()
@@ -523,6 +547,8 @@ async function main() {
       dynamodb: round(usd.dynamodb),
       lambda: round(usd.lambda),
       total: round(usd.sqs + usd.dynamodb + usd.lambda),
+      dynamodbBySize: round(usd.dynamodbBySize),
+      totalBySize: round(usd.sqs + usd.dynamodbBySize + usd.lambda),
     },
     calibration,
     ceilingTasksPerSecond: ceiling ? round(ceiling.ceilingTasksPerSecond, 1) : null,
