@@ -125,6 +125,9 @@ export async function nudgeAllocator(
   );
 }
 
+/** The longest delay SQS gives a message (15 minutes): the longest a timer can wait. */
+export const MAX_TIMER_DELAY_SECONDS = 900;
+
 export async function startTimers(
   deps: ControlDeps,
   timers: readonly { message: TimerMessage; delaySeconds: number }[],
@@ -132,7 +135,7 @@ export async function startTimers(
   if (timers.length === 0) return;
   const messages = timers.map((t) => ({
     body: JSON.stringify(t.message),
-    delaySeconds: Math.min(900, Math.max(0, t.delaySeconds)),
+    delaySeconds: Math.min(MAX_TIMER_DELAY_SECONDS, Math.max(0, t.delaySeconds)),
   }));
   if (held(deps, deps.config.queues.timers, messages)) return;
   await deps.bus.send(deps.config.queues.timers, messages);

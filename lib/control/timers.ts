@@ -12,7 +12,7 @@ import { CLOCK_AHEAD_MS } from '../core/offer-expiry.ts';
 import { parseMessage, type TimerMessage, TimerMessageSchema } from '../protocol/index.ts';
 import { rescindOffer } from './allocation.ts';
 import type { ControlDeps, InboundRecord } from './deps.ts';
-import { nudgeAllocator, shardsOf, startTimers } from './emit.ts';
+import { MAX_TIMER_DELAY_SECONDS, nudgeAllocator, shardsOf, startTimers } from './emit.ts';
 import { onFailoverTimeout, onFrameworkCheck } from './failover.ts';
 import { checkAgent } from './liveness.ts';
 
@@ -54,8 +54,9 @@ export async function handleTimer(deps: ControlDeps, record: InboundRecord): Pro
     }
     case 'FILTER_EXPIRED':
       // Early as OFFERS_EXPIRE can be: the filter, set while the clock was ahead, still refuses.
-      // Only filters of at most 900 s have a timer, so a deadline further away is not waited for.
-      if (m.until !== undefined && (await waitAgain(deps, m, m.until, 900_000))) return;
+      // Only filters a timer can wait for have one, so a deadline further away is not waited for.
+      if (m.until !== undefined && (await waitAgain(deps, m, m.until, MAX_TIMER_DELAY_SECONDS * 1000)))
+        return;
       await nudgeAllocator(
         deps,
         `filter of ${m.frameworkId} on ${m.agentId} expired`,

@@ -4,7 +4,7 @@ import { withFilter } from '../../core/framework-change.ts';
 import type { FrameworkRecord } from '../../core/model.ts';
 import type { Resources } from '../../core/resources.ts';
 import type { ControlDeps } from '../deps.ts';
-import { startTimers } from '../emit.ts';
+import { MAX_TIMER_DELAY_SECONDS, startTimers } from '../emit.ts';
 import { FRAMEWORKS_CHANGED, markChanged } from '../records/changes.ts';
 import { frameworkCallWrite } from '../records/frameworks.ts';
 
@@ -35,7 +35,7 @@ export async function setFilters(
   for (const r of refused) filters = withFilter(filters, r.agentId, r.resources, now, until);
   await deps.store.write([frameworkCallWrite(fw.frameworkId, { filters })]);
   await markChanged(deps.store, FRAMEWORKS_CHANGED);
-  if (seconds <= 900) {
+  if (seconds <= MAX_TIMER_DELAY_SECONDS) {
     await startTimers(
       deps,
       refused.map((r) => ({
