@@ -54,6 +54,47 @@ const realTimers: BatcherTimers = {
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
+/**
+ * The calls a batcher has in flight, and how many of them still hold back the next partial
+ * batch: a call holds until it ends or until it has been in flight `stallMs` (a stalled
+ * connection must not hold up what follows).
+ */
+class InFlight {
+  readonly calls = new Set<Promise<void>>();
+  /** Calls in flight that have not stalled. */
+  holding = 0;
+
+  constructor(
+    private readonly timers: BatcherTimers,
+    private readonly stallMs: number,
+  ) {}
+
+  /**
+   * Runs `call` (told whether it still holds), counted in `holding` until it ends or stalls;
+   * `onStall` runs if it stalls, `onEnd` when it has ended.
+   */
+  run(call: (holds: () => boolean) => Promise<void>, onStall: () => void, onEnd: () => void): void {
+    this.holding++;
+    let holds = true;
+    const release = () => {
+      if (!holds) return;
+      holds = false;
+      this.holding--;
+    };
+    const stall = this.timers.setTimeout(() => {
+      release();
+      onStall();
+    }, this.stallMs);
+    const running = call(() => holds).finally(() => {
+      this.timers.clearTimeout(stall);
+      release();
+      this.calls.delete(running);
+      onEnd();
+    });
+    this.calls.add(running);
+  }
+}
+
 export interface SendBatcherOptions {
   readonly sqs: SqsApi;
   readonly queueUrl: string;
@@ -97,14 +138,11 @@ export class SendBatcher {
   readonly #fifo: boolean;
   readonly #maxEntries: number;
   readonly #maxBytes: number;
-  readonly #timers: BatcherTimers;
   readonly #defer: (fn: () => void) => void;
   #queue: Queued[] = [];
   /** Groups with a message in flight. */
   readonly #busy = new Set<string>();
-  readonly #inFlight = new Set<Promise<void>>();
-  /** Batches in flight that still hold back partial batches (not stalled). */
-  #holding = 0;
+  readonly #inFlight: InFlight;
   #scheduled = false;
 
   constructor(opts: SendBatcherOptions) {
@@ -112,7 +150,7 @@ export class SendBatcher {
     this.#fifo = opts.queueUrl.endsWith('.fifo');
     this.#maxEntries = Math.min(MAX_BATCH_ENTRIES, Math.max(1, opts.maxEntries ?? MAX_BATCH_ENTRIES));
     this.#maxBytes = opts.maxBytes ?? MAX_BATCH_BYTES;
-    this.#timers = opts.timers ?? realTimers;
+    this.#inFlight = new InFlight(opts.timers ?? realTimers, opts.stallMs ?? 1000);
     this.#defer = opts.defer ?? ((fn) => setImmediate(fn));
   }
 
@@ -137,13 +175,14 @@ export class SendBatcher {
 
   /** Waits until everything queued so far has been sent or refused. */
   async drain(): Promise<void> {
-    while (this.#queue.length > 0 || this.#inFlight.size > 0) {
-      if (this.#inFlight.size === 0) {
+    const { calls } = this.#inFlight;
+    while (this.#queue.length > 0 || calls.size > 0) {
+      if (calls.size === 0) {
         this.#flush();
         // Nothing could start (it cannot happen with nothing in flight): never spin.
-        if (this.#inFlight.size === 0) return;
+        if (calls.size === 0) return;
       }
-      await Promise.allSettled([...this.#inFlight]);
+      await Promise.allSettled([...calls]);
     }
   }
 
@@ -159,7 +198,7 @@ export class SendBatcher {
   /** Starts every batch the rules allow now. */
   #flush(): void {
     for (;;) {
-      if (this.#holding >= (this.#opts.maxInFlight ?? 8)) return;
+      if (this.#inFlight.holding >= (this.#opts.maxInFlight ?? 8)) return;
       const batch = this.#take();
       if (!batch) return;
       this.#start(batch);
@@ -197,7 +236,7 @@ export class SendBatcher {
       }
     }
     if (picked.length === 0) return undefined;
-    if (!full && this.#holding > 0) return undefined;
+    if (!full && this.#inFlight.holding > 0) return undefined;
     const taken = new Set(picked);
     this.#queue = this.#queue.filter((q) => !taken.has(q));
     return picked;
@@ -205,26 +244,15 @@ export class SendBatcher {
 
   #start(batch: Queued[]): void {
     for (const q of batch) this.#busy.add(q.group);
-    this.#holding++;
-    let holding = true;
-    const release = () => {
-      if (!holding) return;
-      holding = false;
-      this.#holding--;
-    };
-    const stall = this.#timers.setTimeout(() => {
-      release();
-      // Its groups are free for their next message now (#sendBatch frees them only if it held them).
-      for (const q of batch) this.#busy.delete(q.group);
-      this.#flush();
-    }, this.#opts.stallMs ?? 1000);
-    const sending = this.#sendBatch(batch, () => holding).finally(() => {
-      this.#timers.clearTimeout(stall);
-      release();
-      this.#inFlight.delete(sending);
-      this.#flush();
-    });
-    this.#inFlight.add(sending);
+    this.#inFlight.run(
+      (holds) => this.#sendBatch(batch, holds),
+      () => {
+        // Its groups are free for their next message now (#sendBatch frees them only if it held them).
+        for (const q of batch) this.#busy.delete(q.group);
+        this.#flush();
+      },
+      () => this.#flush(),
+    );
   }
 
   /** Sends `batch`; `holding()` says whether it still holds its groups (it has not stalled). */
@@ -299,12 +327,11 @@ export interface DeleteBatcherOptions {
 export class DeleteBatcher {
   readonly #opts: DeleteBatcherOptions;
   #queue: string[] = [];
-  readonly #inFlight = new Set<Promise<void>>();
-  /** Deletes in flight that still hold back the next (not stalled). */
-  #holding = 0;
+  readonly #inFlight: InFlight;
 
   constructor(opts: DeleteBatcherOptions) {
     this.#opts = opts;
+    this.#inFlight = new InFlight(opts.timers ?? realTimers, opts.stallMs ?? 1000);
   }
 
   /** Queues the receipt handles of handled messages for deletion. */
@@ -315,38 +342,22 @@ export class DeleteBatcher {
 
   /** Waits until every delete queued so far is done. */
   async drain(): Promise<void> {
-    while (this.#queue.length > 0 || this.#inFlight.size > 0) {
+    const { calls } = this.#inFlight;
+    while (this.#queue.length > 0 || calls.size > 0) {
       this.#flush(true);
-      await Promise.allSettled([...this.#inFlight]);
+      await Promise.allSettled([...calls]);
     }
   }
 
   #flush(force = false): void {
     while (
       this.#queue.length >= MAX_BATCH_ENTRIES ||
-      (this.#queue.length > 0 && (force || this.#holding === 0))
+      (this.#queue.length > 0 && (force || this.#inFlight.holding === 0))
     ) {
       const batch = this.#queue.slice(0, MAX_BATCH_ENTRIES);
       this.#queue = this.#queue.slice(MAX_BATCH_ENTRIES);
-      this.#holding++;
-      let holding = true;
-      const release = () => {
-        if (!holding) return;
-        holding = false;
-        this.#holding--;
-      };
-      const timers = this.#opts.timers ?? realTimers;
-      const stall = timers.setTimeout(() => {
-        release();
-        this.#flush();
-      }, this.#opts.stallMs ?? 1000);
-      const deleting = this.#deleteBatch(batch).finally(() => {
-        timers.clearTimeout(stall);
-        release();
-        this.#inFlight.delete(deleting);
-        this.#flush();
-      });
-      this.#inFlight.add(deleting);
+      const flush = () => this.#flush();
+      this.#inFlight.run(() => this.#deleteBatch(batch), flush, flush);
     }
   }
 
