@@ -121,26 +121,33 @@ export async function putAgent(
   await t.store.write([{ kind: 'put', table: 'agents', item: a as unknown as Item, expect: 'absent' }]);
 }
 
+/** A subscribed framework's record, as of `t.now`. */
+export const frameworkRecord = (
+  t: TestControl,
+  frameworkId: string,
+  over: Partial<FrameworkRecord> = {},
+): FrameworkRecord => ({
+  frameworkId,
+  principal: 'fw-principal',
+  name: frameworkId,
+  roles: ['*'],
+  queueUrl: fwQueue(frameworkId),
+  status: 'ACTIVE',
+  failoverTimeoutSeconds: 0,
+  partitionAware: false,
+  filters: {},
+  subscribedAt: t.now,
+  lastSeenAt: t.now,
+  version: 0,
+  ...over,
+});
+
 export async function putFramework(
   t: TestControl,
   frameworkId: string,
   over: Partial<FrameworkRecord> = {},
 ): Promise<void> {
-  const f: FrameworkRecord = {
-    frameworkId,
-    principal: 'fw-principal',
-    name: frameworkId,
-    roles: ['*'],
-    queueUrl: fwQueue(frameworkId),
-    status: 'ACTIVE',
-    failoverTimeoutSeconds: 0,
-    partitionAware: false,
-    filters: {},
-    subscribedAt: t.now,
-    lastSeenAt: t.now,
-    version: 0,
-    ...over,
-  };
+  const f = frameworkRecord(t, frameworkId, over);
   await t.store.write([{ kind: 'put', table: 'frameworks', item: f as unknown as Item, expect: 'absent' }]);
 }
 

@@ -12,10 +12,10 @@ import { updateFramework } from '../../../lib/control/records/frameworks.ts';
 import { setRole } from '../../../lib/control/roles.ts';
 import { setFilters } from '../../../lib/control/scheduler/filters.ts';
 import { SettingsView } from '../../../lib/control/settings-view.ts';
-import type { AgentRecord, FrameworkRecord } from '../../../lib/core/model.ts';
+import type { AgentRecord } from '../../../lib/core/model.ts';
 import { parse } from '../../../lib/core/resources.ts';
 import type { Item } from '../../../lib/ports/store.ts';
-import { fwQueue, putAgent, testControl } from './helpers.ts';
+import { frameworkRecord, putAgent, testControl } from './helpers.ts';
 
 /** Counts the store's scans by table. */
 function countScans(t: ReturnType<typeof testControl>): Map<string, number> {
@@ -30,20 +30,7 @@ function countScans(t: ReturnType<typeof testControl>): Map<string, number> {
 
 const subscribe = (t: ReturnType<typeof testControl>, frameworkId: string) =>
   updateFramework(t.store, frameworkId, () => ({
-    put: {
-      frameworkId,
-      principal: 'fw-principal',
-      name: frameworkId,
-      roles: ['*'],
-      queueUrl: fwQueue(frameworkId),
-      status: 'ACTIVE',
-      failoverTimeoutSeconds: 0,
-      partitionAware: false,
-      filters: {},
-      subscribedAt: t.now,
-      lastSeenAt: t.now,
-      version: 0,
-    } satisfies FrameworkRecord as unknown as Item,
+    put: frameworkRecord(t, frameworkId) as unknown as Item,
     result: undefined,
   }));
 
