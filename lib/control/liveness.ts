@@ -28,7 +28,7 @@ import { ledgerEntries, ledgerKey } from '../core/ledger.ts';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../core/model.ts';
 import { masterChange, updateStateOf } from '../core/task-change.ts';
 import { isTerminal } from '../core/task-state.ts';
-import type { Item, WriteOp } from '../ports/store.ts';
+import { getEach, type Item, type WriteOp } from '../ports/store.ts';
 import type { TaskReason, TaskState, TimerMessage } from '../protocol/index.ts';
 import type { ControlConfig, ControlDeps } from './deps.ts';
 import { startTimers } from './emit.ts';
@@ -320,13 +320,19 @@ async function transitionStep(
   if (todo.length === 0) {
     // Tasks whose latest state ended them have left the agent's map while their frameworks still
     // wait for updates: found through the tasks' agent index (once the map is done).
-    const ended = await deps.store.query<TaskRecord & Item>(
-      'tasks',
-      { name: 'agentId', value: agentId },
-      'byAgent',
-    );
+    // The index holds the rows' keys only (a status write then leaves it alone): the rows are read.
+    const keys = (
+      await deps.store.query<Pick<TaskRecord, 'frameworkId' | 'taskId'> & Item>(
+        'tasks',
+        { name: 'agentId', value: agentId },
+        'byAgent',
+      )
+    )
+      .filter((k) => !settled.has(ledgerKey(k.frameworkId, k.taskId)))
+      .map(({ frameworkId, taskId }) => ({ frameworkId, taskId }));
+    const ended = await getEach<TaskRecord & Item>(deps.store, 'tasks', keys);
     todo = ended
-      .filter((r) => isTerminal(r.state) && !settled.has(ledgerKey(r.frameworkId, r.taskId)) && moves(r))
+      .filter((r): r is TaskRecord & Item => !!r && isTerminal(r.state) && moves(r))
       .slice(0, TASK_CHUNK);
     looked.push(...todo.map((r) => ledgerKey(r.frameworkId, r.taskId)));
   }

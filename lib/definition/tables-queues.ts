@@ -70,7 +70,13 @@ export const TABLES = {
     name: 'tasks',
     partitionKey: 'frameworkId',
     sortKey: 'taskId',
-    indexes: [{ name: 'byAgent', partitionKey: 'agentId', sortKey: 'taskId' }],
+    /**
+     * An agent's task rows, for the few rows its liveness transition cannot find in its ledger
+     * (lib/control/liveness.ts), which reads the rows themselves. It projects the keys and
+     * `createdAt`, which only the row's first write sets: with the whole row projected every
+     * status write wrote the index too, a second write unit each (docs/architecture.md).
+     */
+    indexes: [{ name: 'byAgent', partitionKey: 'agentId', sortKey: 'taskId', include: ['createdAt'] }],
     /** Epoch seconds after which DynamoDB deletes a finished task's record (its environment with it). */
     ttlAttribute: 'purgeAt',
   },
