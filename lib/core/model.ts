@@ -5,9 +5,10 @@
  */
 
 import type { z } from 'zod';
-import type { Attributes, TaskInfo, TaskState, TaskStatus } from '../protocol/index.ts';
+import type { Attributes, TaskState, TaskStatus } from '../protocol/index.ts';
 import type { Resources } from './resources.ts';
 import type { Quantities } from './roles.ts';
+import type { RowStatus, RowTaskInfo } from './task-row.ts';
 
 export type OperatorAgentStatus = 'DRAINING' | 'DEACTIVATED';
 
@@ -121,7 +122,8 @@ export interface TaskRecord {
   readonly offerId: string;
   /** The role its resources are allocated to. */
   readonly role?: string;
-  readonly info: TaskInfo;
+  /** As launched, without the ids the row carries (`taskInfoOf`, lib/core/task-row.ts). */
+  readonly info: RowTaskInfo;
   readonly resources: Resources;
   /**
    * The task's state as the registry knows it: what operators see and what its resources follow.
@@ -140,9 +142,9 @@ export interface TaskRecord {
   /**
    * The status of `state` while it is ahead of `status` (its agent reported a newer state than
    * the update being delivered): reason, message, exit code, output tails. Null or absent when
-   * `status` is the latest.
+   * `status` is the latest. Without the ids the row carries (`latestOf`, lib/core/task-row.ts).
    */
-  readonly latest?: TaskStatus | null;
+  readonly latest?: RowStatus | null;
   /** uuids of agent updates already applied (bounded), so a redelivered update changes nothing. */
   readonly seenUuids: readonly string[];
   /** The framework asked to kill it while its agent was unreachable: kill it when the agent returns. */

@@ -7,6 +7,7 @@
 import type { FrameworkRecord, TaskRecord } from '../../core/model.ts';
 import type { StatusSet } from '../../core/task-change.ts';
 import { withPurgeAt } from '../../core/task-retention.ts';
+import { type RowStatus, rowStatus } from '../../core/task-row.ts';
 import type { Item, Store, WriteOp } from '../../ports/store.ts';
 import { type OutboxMessage, toFramework } from '../outbox.ts';
 import { type Decide, updateRecord } from './transact.ts';
@@ -23,13 +24,15 @@ export const updateTask = <R>(
 ): Promise<R> => updateRecord(s, 'tasks', { frameworkId, taskId }, decide);
 
 /**
- * The attributes a status change sets on a task row: `set`, and when it ends the task the row's
- * `purgeAt`, `retentionSeconds` (the deployment's `taskRetentionSeconds`) after it ended.
+ * The attributes a status change sets on a task row: `set`, its `latest` without the ids the row
+ * carries (lib/core/task-row.ts), and when it ends the task the row's `purgeAt`,
+ * `retentionSeconds` (the deployment's `taskRetentionSeconds`) after it ended.
  */
-export const statusSet = <S extends Pick<StatusSet, 'state' | 'updatedAt'>>(
+export const statusSet = <S extends Pick<StatusSet, 'state' | 'updatedAt' | 'latest'>>(
   set: S,
   retentionSeconds: number,
-): S & { purgeAt?: number } => withPurgeAt(set, retentionSeconds);
+): Omit<S, 'latest'> & { latest?: RowStatus | null; purgeAt?: number } =>
+  withPurgeAt(set.latest ? { ...set, latest: rowStatus(set.latest) } : set, retentionSeconds);
 
 /**
  * A status change of a row read at `row.version`, and — when its framework is connected — the

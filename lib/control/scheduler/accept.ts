@@ -12,6 +12,7 @@ import { type AcceptPlan, type AcceptRejection, planAccept } from '../../core/ac
 import type { AgentRecord, FrameworkRecord, TaskRecord } from '../../core/model.ts';
 import { agentOfOffer } from '../../core/offer-id.ts';
 import { fromWire } from '../../core/resources.ts';
+import { rowTaskInfo, taskInfoOf } from '../../core/task-row.ts';
 import type { Item, WriteOp } from '../../ports/store.ts';
 import type { CallOf, SchedulerEvent, TaskInfo } from '../../protocol/index.ts';
 import { type AclAsk, aclRefusal, forbidden } from '../authorize.ts';
@@ -87,7 +88,7 @@ export async function accept(
     outcome.tasks
       .filter((t) => outcome.kind === 'decided' || t.state === 'TASK_STAGING')
       .map((t) => ({
-        command: { v: 1, type: 'LAUNCH', frameworkId: fw.frameworkId, task: t.info },
+        command: { v: 1, type: 'LAUNCH', frameworkId: fw.frameworkId, task: taskInfoOf(t) },
         dedupId: `launch.${fw.frameworkId}.${t.taskId}`,
       })),
   );
@@ -135,7 +136,7 @@ async function acceptance(
       agentId,
       offerId: plan.offerId,
       role: plan.role,
-      info: asked.infos.get(l.taskId)!,
+      info: rowTaskInfo(asked.infos.get(l.taskId)!),
       resources: l.resources,
       state: 'TASK_STAGING',
       status: masterStatus(now, frameworkId, l.taskId, 'TASK_STAGING', undefined, 'launching', agentId),

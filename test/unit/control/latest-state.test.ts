@@ -61,8 +61,13 @@ describe('LATEST_STATE at the registry', () => {
     expect(row).toMatchObject({
       state: 'TASK_FINISHED',
       updateState: 'TASK_RUNNING',
-      latest: { state: 'TASK_FINISHED', exitCode: 0, agentId: 'a1' },
+      agentId: 'a1',
+      latest: { state: 'TASK_FINISHED', exitCode: 0 },
     });
+    // The row's ids are not repeated in its latest status (lib/core/task-row.ts).
+    expect(row.latest).not.toHaveProperty('taskId');
+    expect(row.latest).not.toHaveProperty('frameworkId');
+    expect(row.latest).not.toHaveProperty('agentId');
     expect(row.status.state).toBe('TASK_RUNNING');
     expect(row.purgeAt).toBeGreaterThan(0);
     expect((await agent(t, 'a1')).tasks[ledgerKey('fw', 't1')]).toBeUndefined();
