@@ -8,6 +8,7 @@
 import type { Command } from 'commander';
 import { loadClusterConfig } from '../config/cluster.ts';
 import type { TaskRecord } from '../core/model.ts';
+import { wholeTask } from '../core/task-row.ts';
 import { isTerminal } from '../core/task-state.ts';
 import type { LogStream } from '../protocol/logs.ts';
 import { ago, type ClusterStoreDeps, withStore } from './agents.ts';
@@ -121,7 +122,8 @@ export async function taskCommand(taskId: string, opts: TaskCliOptions, deps: Ta
       return EXIT.FAILED;
     }
     if (opts.json) {
-      deps.io.stdout.write(`${JSON.stringify(found.length === 1 ? found[0] : found, null, 2)}\n`);
+      const whole = found.map(wholeTask);
+      deps.io.stdout.write(`${JSON.stringify(whole.length === 1 ? whole[0] : whole, null, 2)}\n`);
       return EXIT.OK;
     }
     const now = (deps.now ?? Date.now)();

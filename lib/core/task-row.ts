@@ -4,7 +4,8 @@
  * so the row does not repeat in `info` and `latest` the ids it carries itself: a task with
  * UUID-long ids stays within one write unit a write (test/unit/control/task-row-size.test.ts).
  * Rows written before keep the ids in them; `taskInfoOf` gives the same answer for both, and the
- * readers of `latest` (the operator views) need no ids from it.
+ * readers of `latest` (the operator views) need no ids from it; `wholeTask` gives a row whole to
+ * readers outside the control plane.
  */
 import type { TaskInfo, TaskStatus } from '../protocol/index.ts';
 
@@ -37,4 +38,25 @@ export const taskInfoOf = (row: {
 export function rowStatus(status: TaskStatus): RowStatus {
   const { taskId: _t, frameworkId: _f, agentId: _a, ...rest } = status;
   return rest;
+}
+
+/**
+ * A row as a reader outside the control plane wants it (`meso task --json`): `info` the TaskInfo
+ * as launched and `latest` a whole status, whichever layout wrote the row.
+ */
+export function wholeTask<
+  R extends {
+    readonly taskId: string;
+    readonly frameworkId: string;
+    readonly agentId: string;
+    readonly info: RowTaskInfo;
+    readonly latest?: RowStatus | null;
+  },
+>(row: R): Omit<R, 'info' | 'latest'> & { info: TaskInfo; latest?: TaskStatus | null } {
+  const { taskId, frameworkId, agentId } = row;
+  return {
+    ...row,
+    info: taskInfoOf(row),
+    ...(row.latest ? { latest: { taskId, frameworkId, agentId, ...row.latest } } : {}),
+  };
 }

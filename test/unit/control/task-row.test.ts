@@ -6,6 +6,7 @@
  * the same for both.
  */
 import { describe, expect, it } from 'vitest';
+import { taskCommand } from '../../../lib/cli/task.ts';
 import { handleAgentCall } from '../../../lib/control/agent-calls.ts';
 import { taskView } from '../../../lib/control/operator-state.ts';
 import { handleSchedulerCall } from '../../../lib/control/scheduler-calls.ts';
@@ -100,6 +101,31 @@ describe('a task row without the ids it carries', () => {
     });
     expect(taskView(ended)).toEqual(taskView({ ...slim, state: 'TASK_FAILED', latest }));
     expect(taskView(ended)).toMatchObject({ name: 'web', state: 'TASK_FAILED', exitCode: 2 });
+    // `meso task --json` prints the TaskInfo and the latest status whole, for either layout.
+    const json = async () => {
+      let stdout = '';
+      const io = {
+        stdout: { write: (text: string) => (stdout += text) },
+        stderr: { write: () => true },
+        onInterrupt: () => () => {},
+        exit: (c: number): never => {
+          throw new Error(`exit ${c}`);
+        },
+      };
+      await taskCommand(
+        'web-1',
+        { framework: 'fw', json: true },
+        { io, openStore: () => ({ store: t.store, close: () => {} }) },
+      );
+      return JSON.parse(stdout);
+    };
+    const printed = await json();
+    expect(printed).toMatchObject({
+      info: INFO,
+      latest: { taskId: 'web-1', frameworkId: 'fw', agentId: 'a1', ...latest },
+    });
+    await put({ ...ended, info: slim.info, latest });
+    expect(await json()).toEqual({ ...printed, version: printed.version + 1 });
   });
 
   it('records an agent’s latest status without the ids and shows it to operators whole', async () => {
