@@ -79,8 +79,13 @@ function encodeLedger(tasks: Readonly<Record<string, AgentTaskRecord>>): {
   const kept: Record<string, AgentTaskRecord> = {};
   for (const [key, entry] of Object.entries(tasks)) {
     const stored = encodeLedgerEntry(key, entry);
-    if (typeof stored === 'string') (ledger[entry.frameworkId] ??= {})[entry.taskId!] = stored;
-    else kept[key] = stored;
+    if (typeof stored !== 'string') {
+      kept[key] = stored;
+      continue;
+    }
+    const group = ledger[entry.frameworkId] ?? {};
+    group[entry.taskId!] = stored;
+    ledger[entry.frameworkId] = group;
   }
   return { ledger, tasks: kept };
 }
