@@ -1,4 +1,5 @@
 /** Builds the control plane's dependencies inside Lambda, from the environment the CDK stack sets. */
+
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
@@ -6,6 +7,7 @@ import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import { aclDefaultFromEnv } from '../control/acl-store.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
+import { OwnWrites } from '../control/own-writes.ts';
 import { ENV, ENV_DEFAULTS } from '../definition/env.ts';
 import { QUEUES, type QueueName, TABLES, type TableName } from '../definition/tables-queues.ts';
 import { systemClock } from '../ports/clock.ts';
@@ -51,7 +53,9 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
     },
   };
   return {
-    store: new DynamoStore(createDynamoClient(), tables),
+    // Task rows as this container last wrote them (lib/control/own-writes.ts): deps are built once
+    // per container, so the copies outlive an invocation.
+    store: new OwnWrites(new DynamoStore(createDynamoClient(), tables)),
     bus: new SqsBus(sdkSqs(createSqsClient())),
     clock: systemClock,
     ids: { next: () => randomUUID() },
