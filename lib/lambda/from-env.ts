@@ -1,5 +1,4 @@
 /** Builds the control plane's dependencies inside Lambda, from the environment the CDK stack sets. */
-
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
@@ -7,7 +6,6 @@ import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
 import { aclDefaultFromEnv } from '../control/acl-store.ts';
 import { type ControlDeps, DEFAULT_CONTROL_CONFIG } from '../control/deps.ts';
-import { OwnWrites } from '../control/own-writes.ts';
 import { ENV, ENV_DEFAULTS } from '../definition/env.ts';
 import { QUEUES, type QueueName, TABLES, type TableName } from '../definition/tables-queues.ts';
 import { systemClock } from '../ports/clock.ts';
@@ -53,9 +51,7 @@ export function depsFromEnv(env: NodeJS.ProcessEnv = process.env): EnvDeps {
     },
   };
   return {
-    // Task rows as this container last wrote them (lib/control/own-writes.ts): deps are built once
-    // per container, so the copies outlive an invocation.
-    store: new OwnWrites(new DynamoStore(createDynamoClient(), tables)),
+    store: new DynamoStore(createDynamoClient(), tables),
     bus: new SqsBus(sdkSqs(createSqsClient())),
     clock: systemClock,
     ids: { next: () => randomUUID() },

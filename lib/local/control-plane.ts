@@ -3,7 +3,6 @@
  * event-source-mapping runners (one per queue, with Lambda's SQS semantics) and a timer for the
  * minute-level sweep. Used by `meso dev` and by the integration tests.
  */
-
 import { randomUUID } from 'node:crypto';
 import { createDynamoClient, DynamoStore } from '../adapters/dynamo-store.ts';
 import { createSqsClient, SqsBus, sdkSqs } from '../adapters/sqs.ts';
@@ -14,7 +13,6 @@ import {
   DEFAULT_CONTROL_CONFIG,
   type Logger,
 } from '../control/deps.ts';
-import { OwnWrites } from '../control/own-writes.ts';
 import { QUEUES, type QueueName } from '../definition/tables-queues.ts';
 import { createHandlers, type Handlers } from '../lambda/handlers.ts';
 import type { SqsHandler } from '../lambda/lambda.ts';
@@ -75,8 +73,7 @@ export function startLocalControlPlane(opts: LocalControlPlaneOptions): LocalCon
   const baseBus = new SqsBus(sdkSqs(sqs));
   const sweepMs = opts.sweepIntervalMs ?? 60_000;
   const deps: ControlDeps = {
-    // Outside any fault wrapper, so it sees the writes that fail.
-    store: new OwnWrites(opts.wrap?.store ? opts.wrap.store(baseStore) : baseStore),
+    store: opts.wrap?.store ? opts.wrap.store(baseStore) : baseStore,
     bus: opts.wrap?.bus ? opts.wrap.bus(baseBus) : baseBus,
     clock: opts.clock ?? systemClock,
     ids: { next: () => randomUUID() },
