@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { TABLES, type TableDef, type TableName } from '../definition/tables-queues.ts';
 import { ConditionFailedError, type Item, type SortFrom, type Store, type WriteOp } from '../ports/store.ts';
+import { decodeAgentItem, encodeAgentItem, ledgerEntryPath } from './agent-item.ts';
 import { countCalls } from './api-calls.ts';
 import { type AwsConfig, awsConfigFromEnv, clientOptions } from './aws-config.ts';
 
@@ -27,6 +28,37 @@ export function createDynamoClient(config: AwsConfig = awsConfigFromEnv()): Dyna
   countCalls(base.middlewareStack, 'DynamoDB');
   return DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } });
 }
+
+/**
+ * How a table's items are laid out in DynamoDB where that differs from the domain's shape: the
+ * agents' ledgers are stored compact (lib/adapters/agent-item.ts), because AWS bills each write by
+ * the whole item's size.
+ */
+const LAYOUTS: Partial<
+  Record<
+    TableName,
+    {
+      encode(item: Item): Item;
+      decode<T extends Item>(item: T): T;
+      /** Where `attribute[mapKey]` may be stored: where writes keep it now first, then older places. */
+      paths(attribute: string, mapKey: string): string[][];
+    }
+  >
+> = {
+  agents: {
+    encode: encodeAgentItem,
+    decode: decodeAgentItem,
+    // A ledger entry written before the compact layout is still a map in `tasks` under its key.
+    paths: (attribute, mapKey) => {
+      if (attribute !== 'tasks') return [[attribute, mapKey]];
+      const now = ledgerEntryPath(mapKey);
+      return now[0] === 'tasks' ? [now] : [now, ['tasks', mapKey]];
+    },
+  },
+};
+
+const encode = (table: TableName, item: Item): Item => LAYOUTS[table]?.encode(item) ?? item;
+const decode = <T extends Item>(table: TableName, item: T): T => LAYOUTS[table]?.decode(item) ?? item;
 
 type Built = {
   TableName: string;
@@ -47,7 +79,7 @@ export class DynamoStore implements Store {
     const res = await this.doc.send(
       new GetCommand({ TableName: this.names[table], Key: key, ConsistentRead: true }),
     );
-    return res.Item as T | undefined;
+    return res.Item && decode(table, res.Item as T);
   }
 
   /** BatchGetItem, 100 keys a call, until none is left unprocessed. */
@@ -67,7 +99,7 @@ export class DynamoStore implements Store {
         const res: BatchGetCommandOutput = await this.doc.send(
           new BatchGetCommand({ RequestItems: { [name]: { Keys: todo, ConsistentRead: true } } }),
         );
-        for (const item of res.Responses?.[name] ?? []) found.set(id(item), item as T);
+        for (const item of res.Responses?.[name] ?? []) found.set(id(item), decode(table, item as T));
         todo = res.UnprocessedKeys?.[name]?.Keys;
       }
     }
@@ -93,7 +125,7 @@ export class DynamoStore implements Store {
           ExclusiveStartKey: start,
         }),
       );
-      out.push(...((res.Items ?? []) as T[]));
+      for (const item of (res.Items ?? []) as T[]) out.push(decode(table, item));
       start = res.LastEvaluatedKey;
     } while (start);
     return out;
@@ -106,7 +138,7 @@ export class DynamoStore implements Store {
       const res = await this.doc.send(
         new ScanCommand({ TableName: this.names[table], ExclusiveStartKey: start }),
       );
-      out.push(...((res.Items ?? []) as T[]));
+      for (const item of (res.Items ?? []) as T[]) out.push(decode(table, item));
       start = res.LastEvaluatedKey;
     } while (start);
     return out;
@@ -119,7 +151,7 @@ export class DynamoStore implements Store {
         const op = ops[0]!;
         if (op.kind === 'put') await this.doc.send(new PutCommand(this.put(op)));
         else if (op.kind === 'patch') await this.doc.send(new UpdateCommand(this.patch(op)));
-        else if (op.kind === 'removeKey') await this.doc.send(new UpdateCommand(this.removeKey(op)));
+        else if (op.kind === 'removeKey') await this.removeFromMap(op);
         else await this.doc.send(new DeleteCommand(this.del(op)));
         return;
       }
@@ -131,7 +163,7 @@ export class DynamoStore implements Store {
               : op.kind === 'patch'
                 ? { Update: this.patch(op) }
                 : op.kind === 'removeKey'
-                  ? { Update: this.removeKey(op) }
+                  ? { Update: this.removeKey(op, this.mapPaths(op)[0]!) }
                   : { Delete: this.del(op) },
           ),
         }),
@@ -200,7 +232,7 @@ export class DynamoStore implements Store {
     const stamp = this.stampName(op.table);
     return {
       TableName: this.names[op.table],
-      Item: { ...op.item, version, ...(stamp ? { [stamp]: this.now() } : {}) },
+      Item: { ...encode(op.table, op.item), version, ...(stamp ? { [stamp]: this.now() } : {}) },
       ...this.condition(op.table, op.expect),
     };
   }
@@ -209,16 +241,37 @@ export class DynamoStore implements Store {
     return { TableName: this.names[op.table], Key: op.key, ...this.condition(op.table, op.expect) };
   }
 
-  private removeKey(op: Extract<WriteOp, { kind: 'removeKey' }>) {
+  private mapPaths(op: Extract<WriteOp, { kind: 'removeKey' }>): string[][] {
+    return LAYOUTS[op.table]?.paths(op.attribute, op.mapKey) ?? [[op.attribute, op.mapKey]];
+  }
+
+  /**
+   * A map key's removal where the item keeps it now, else where an older layout kept it: the
+   * second write is made only when the first found nothing to remove.
+   */
+  private async removeFromMap(op: Extract<WriteOp, { kind: 'removeKey' }>): Promise<void> {
+    const paths = this.mapPaths(op);
+    for (const [i, path] of paths.entries()) {
+      try {
+        await this.doc.send(new UpdateCommand(this.removeKey(op, path)));
+        return;
+      } catch (e) {
+        if ((e as Error).name !== 'ConditionalCheckFailedException' || i === paths.length - 1) throw e;
+      }
+    }
+  }
+
+  private removeKey(op: Extract<WriteOp, { kind: 'removeKey' }>, path: readonly string[]) {
     const stamp = this.stampName(op.table);
+    const names = Object.fromEntries(path.map((p, i) => [`#p${i}`, p]));
+    const at = path.map((_, i) => `#p${i}`).join('.');
     return {
       TableName: this.names[op.table],
       Key: op.key,
-      UpdateExpression: `REMOVE #m.#k ADD #ver :one${stamp ? ' SET #ch = :now' : ''}`,
-      ConditionExpression: 'attribute_exists(#m.#k)',
+      UpdateExpression: `REMOVE ${at} ADD #ver :one${stamp ? ' SET #ch = :now' : ''}`,
+      ConditionExpression: `attribute_exists(${at})`,
       ExpressionAttributeNames: {
-        '#m': op.attribute,
-        '#k': op.mapKey,
+        ...names,
         '#ver': 'version',
         ...(stamp ? { '#ch': stamp } : {}),
       },
@@ -232,7 +285,7 @@ export class DynamoStore implements Store {
     const values: Record<string, unknown> = { ...cond.ExpressionAttributeValues };
     const sets: string[] = [];
     const stamp = typeof op.expect === 'number' ? this.stampName(op.table) : undefined;
-    Object.entries(op.set)
+    Object.entries(encode(op.table, op.set))
       .filter(([k]) => k !== stamp)
       .forEach(([k, v], i) => {
         names[`#a${i}`] = k;

@@ -86,7 +86,8 @@ export class ReadCache implements Store {
 /** The store underneath an invocation's read cache, for reads that must see others' writes. */
 export const uncached = (store: Store): Store => (store instanceof ReadCache ? store.base : store);
 
-function cacheKey(table: TableName, item: Item): string {
+/** An item's key as one string, its table's name first. */
+export function cacheKey(table: TableName, item: Item): string {
   const def = TABLES[table] as { partitionKey: string; sortKey?: string };
   const pk = String(item[def.partitionKey]);
   return def.sortKey ? `${table}\u0000${pk}\u0000${String(item[def.sortKey])}` : `${table}\u0000${pk}`;

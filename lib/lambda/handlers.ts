@@ -3,6 +3,7 @@
  * build them from the environment; the local stack builds them from its own config — the same
  * code runs in both.
  */
+
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { handleAgentCall } from '../control/agent-calls.ts';
 import { AgentView } from '../control/agent-view.ts';
@@ -10,6 +11,7 @@ import { runAllocationCycle } from '../control/allocation.ts';
 import { AllocationPacer } from '../control/allocation-interval.ts';
 import type { ControlDeps } from '../control/deps.ts';
 import { CycleHistory, cycleEntry, recordStats } from '../control/operator-stats.ts';
+import { OwnWrites } from '../control/own-writes.ts';
 import { resilientStore } from '../control/retry.ts';
 import { handleSchedulerCall } from '../control/scheduler-calls.ts';
 import { SettingsView } from '../control/settings-view.ts';
@@ -32,14 +34,16 @@ export interface Handlers {
 const isAgentCalls = (source: string | undefined) => /agent-calls(\.fifo)?$/.test(source ?? '');
 
 export function createHandlers(given: () => ControlDeps, afterEach?: () => void): Handlers {
-  // Throttled and transient store errors are retried where they happen (lib/control/retry.ts).
+  // Throttled and transient store errors are retried where they happen (lib/control/retry.ts);
+  // task rows are kept as this process last wrote them, across invocations, outside those retries
+  // and any fault wrapper, so a failed write drops its copy (lib/control/own-writes.ts).
   let base: ControlDeps | undefined;
   let resilient: ControlDeps | undefined;
   const deps = (): ControlDeps => {
     const d = given();
     if (d !== base) {
       base = d;
-      resilient = { ...d, store: resilientStore(d.store) };
+      resilient = { ...d, store: new OwnWrites(resilientStore(d.store)) };
     }
     return resilient!;
   };

@@ -11,6 +11,7 @@
 
 import type { TableName } from '../../definition/tables-queues.ts';
 import type { Item, Store, WriteOp } from '../../ports/store.ts';
+import { ownWritesOf } from '../own-writes.ts';
 import { withRetry } from '../retry.ts';
 
 /** What one attempt decided: the writes (one transaction; none writes nothing) and what to return. */
@@ -49,18 +50,41 @@ export interface Change<R> {
 /** A decision on one record: it sees the record as read (undefined when there is none). */
 export type Decide<T, R> = (current: T | undefined) => Change<R> | Promise<Change<R>>;
 
-/** `update(id, change)` for a record of `table` under `key`: read, decide, conditional write, retry. */
+/**
+ * `update(id, change)` for a record of `table` under `key`: read, decide, conditional write, retry.
+ * The first attempt starts from the copy this process last wrote or read, where it keeps one
+ * (lib/control/own-writes.ts): the write's condition on its version catches a copy someone else
+ * has made stale, every retry reads the store, and so does a decision that writes nothing.
+ */
 export function updateRecord<T extends { readonly version: number }, R>(
   store: Store,
   table: TableName,
   key: Item,
   decide: Decide<T, R>,
 ): Promise<R> {
+  const own = ownWritesOf(store);
+  const fresh = async () => {
+    const read = await store.get<T & Item>(table, key);
+    own?.seen(table, read, key);
+    return read;
+  };
+  let first = true;
   return transact(
     store,
-    () => store.get<T & Item>(table, key),
-    async (current): Promise<Plan<R>> => {
-      const change = await decide(current);
+    async () => {
+      const copy = first ? own?.latest<T & Item>(table, key) : undefined;
+      first = false;
+      return copy ? { current: copy as T | undefined, copy: true } : { current: await fresh(), copy: false };
+    },
+    async (read): Promise<Plan<R>> => {
+      let { current } = read;
+      let change = await decide(current);
+      // Only a write's condition proves a copy current: a decision to write nothing is made again
+      // on the row as the store has it.
+      if (read.copy && !change.put && !change.set) {
+        current = await fresh();
+        change = await decide(current);
+      }
       const writes: WriteOp[] = [];
       if (change.put) {
         writes.push({ kind: 'put', table, item: change.put, expect: current ? current.version : 'absent' });
