@@ -15,7 +15,7 @@ import {
 import { ledgerKey } from '../../../lib/core/ledger.ts';
 import type { AgentTaskRecord } from '../../../lib/core/model.ts';
 import { resources } from '../../../lib/core/resources.ts';
-import { itemSize, writeUnits } from '../../setup/item-size.ts';
+import { itemSize, writeUnits } from '../../../lib/adapters/dynamo-item-size.ts';
 
 const FW = '3f0c2a8e-6b1d-4c57-9a0e-5d2f7b8c9e01';
 const entry = (taskId: string, r = resources({ cpus: 100, mem: 32000 }), role = '*'): AgentTaskRecord => ({
@@ -117,8 +117,8 @@ describe('what a busy agent record costs to write', () => {
   it('60 running tasks of 0.1 cpu and 32 MB: 2 write units, where the map form took 10', () => {
     // Each task's release writes the whole item, and so does each ACCEPT and offer on the agent.
     const a = agent(60);
-    expect(writeUnits(a)).toBe(10);
-    expect(writeUnits(encodeAgentItem(a))).toBe(2);
+    expect(writeUnits(itemSize(a))).toBe(10);
+    expect(writeUnits(itemSize(encodeAgentItem(a)))).toBe(2);
     // An entry beyond the first of its framework: its task id and about 20 bytes.
     const grow = itemSize(encodeAgentItem(agent(61))) - itemSize(encodeAgentItem(agent(60)));
     expect(grow).toBeLessThanOrEqual('b60'.length + 24);
