@@ -12,10 +12,10 @@ import {
   encodeLedgerEntry,
   ledgerEntryPath,
 } from '../../../lib/adapters/agent-item.ts';
+import { itemSize, writeUnits } from '../../../lib/adapters/dynamo-item-size.ts';
 import { ledgerKey } from '../../../lib/core/ledger.ts';
 import type { AgentTaskRecord } from '../../../lib/core/model.ts';
 import { resources } from '../../../lib/core/resources.ts';
-import { itemSize, writeUnits } from '../../../lib/adapters/dynamo-item-size.ts';
 
 const FW = '3f0c2a8e-6b1d-4c57-9a0e-5d2f7b8c9e01';
 const entry = (taskId: string, r = resources({ cpus: 100, mem: 32000 }), role = '*'): AgentTaskRecord => ({
