@@ -6,9 +6,10 @@
  *
  * An entry as the domain holds it is a map of its framework and task ids, role and resources:
  * about 200 bytes by DynamoDB's size rules. Stored, it is a short string instead: the ids are
- * already in where it is kept (`ledger[frameworkId][taskId]`), and the rest is a JSON array of the
- * role and the scalars, with ports and reservations only when it holds some — about 20 bytes for
- * a task of 0.1 cpu and 32 MB, beside its task id. A framework's id is stored once per agent, not
+ * already in where it is kept (`ledger[frameworkId][taskId]`). An unreserved task of role `*`
+ * without ports — nearly all of them — is its scalars in thousandths, `cpus,mem,disk,gpus` with
+ * trailing zeros left out (`100,32000` for 0.1 cpu and 32 MB: 9 bytes beside its task id); any
+ * other is a JSON array of its role and scalars, with its ports and reservations. A framework's id is stored once per agent, not
  * once per task. The release of a task removes just its entry's path ({@link ledgerEntryPath}),
  * so releases still commute.
  *
@@ -17,7 +18,7 @@
  */
 import { ledgerKey } from '../core/ledger.ts';
 import type { AgentTaskRecord } from '../core/model.ts';
-import type { Range, Resources, ScalarsAndPorts } from '../core/resources.ts';
+import { ANY_ROLE, type Range, type Resources, type ScalarsAndPorts } from '../core/resources.ts';
 import type { Item } from '../ports/store.ts';
 
 type Part = [number, number, number, number] | [number, number, number, number, Range[]];
@@ -40,6 +41,12 @@ export function encodeLedgerEntry(key: string, entry: AgentTaskRecord): string |
   if (entry.taskId === undefined || key !== ledgerKey(entry.frameworkId, entry.taskId)) return entry;
   const r = entry.resources;
   const reserved = r.reserved;
+  if (entry.role === ANY_ROLE && r.ports.length === 0 && !reserved) {
+    // The common case, shortest: `cpus,mem,disk,gpus` with trailing zeros left out.
+    const scalars = [r.cpus, r.mem, r.disk, r.gpus];
+    while (scalars.length > 1 && scalars.at(-1) === 0) scalars.pop();
+    return scalars.join(',');
+  }
   const c: Compact = [entry.role ?? null, r.cpus, r.mem, r.disk, r.gpus];
   if (r.ports.length > 0 || reserved) c.push([...r.ports]);
   if (reserved) c.push(Object.fromEntries(Object.entries(reserved).map(([role, p]) => [role, part(p)])));
@@ -49,8 +56,13 @@ export function encodeLedgerEntry(key: string, entry: AgentTaskRecord): string |
 /** One ledger entry as the domain holds it, from either stored form. */
 export function decodeLedgerEntry(key: string, stored: unknown): AgentTaskRecord {
   if (typeof stored !== 'string') return stored as AgentTaskRecord;
-  const c = JSON.parse(stored) as Compact;
   const slash = key.indexOf('/');
+  const ids = { frameworkId: key.slice(0, slash), taskId: key.slice(slash + 1) };
+  if (!stored.startsWith('[')) {
+    const [cpus = 0, mem = 0, disk = 0, gpus = 0] = stored.split(',').map(Number);
+    return { ...ids, role: ANY_ROLE, resources: { cpus, mem, disk, gpus, ports: [] } };
+  }
+  const c = JSON.parse(stored) as Compact;
   const reserved = c[6];
   const resources: Resources = {
     ...fromPart([c[1], c[2], c[3], c[4], c[5]]),
@@ -59,8 +71,7 @@ export function decodeLedgerEntry(key: string, stored: unknown): AgentTaskRecord
       : {}),
   };
   return {
-    frameworkId: key.slice(0, slash),
-    taskId: key.slice(slash + 1),
+    ...ids,
     ...(c[0] !== null ? { role: c[0] } : {}),
     resources,
   };

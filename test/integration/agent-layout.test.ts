@@ -110,12 +110,12 @@ describe('the agent ledger in DynamoDB', () => {
     expect((await store.get<AgentRecord & Item>('agents', { agentId: 'a2' }))!.tasks).toEqual({});
   });
 
-  it('an agent with 60 running tasks is a 2-unit write to DynamoDB, where the map form was 10', async () => {
+  it('an agent with 80 running tasks is a 2-unit write to DynamoDB, where the map form was 13', async () => {
     const units = async (Item: Item) =>
       (await doc.send(new PutCommand({ TableName: table, Item, ReturnConsumedCapacity: 'TOTAL' })))
         .ConsumedCapacity!.CapacityUnits;
-    await store.write([{ kind: 'put', table: 'agents', item: agent('a3', ledgerOf(60)), expect: 'absent' }]);
+    await store.write([{ kind: 'put', table: 'agents', item: agent('a3', ledgerOf(80)), expect: 'absent' }]);
     expect(await units(await raw('a3'))).toBe(2);
-    expect(await units({ ...agent('a4', ledgerOf(60)), version: 1 })).toBe(10);
+    expect(await units({ ...agent('a4', ledgerOf(80)), version: 1 })).toBe(13);
   });
 });

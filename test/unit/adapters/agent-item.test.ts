@@ -114,13 +114,14 @@ describe('an agent ledger entry as stored', () => {
 });
 
 describe('what a busy agent record costs to write', () => {
-  it('60 running tasks of 0.1 cpu and 32 MB: 2 write units, where the map form took 10', () => {
+  it('80 running tasks of 0.1 cpu and 32 MB (an 8-cpu agent full): 2 write units, where the map form took 13', () => {
     // Each task's release writes the whole item, and so does each ACCEPT and offer on the agent.
-    const a = agent(60);
-    expect(writeUnits(itemSize(a))).toBe(10);
+    const a = agent(80);
+    expect(writeUnits(itemSize(a))).toBe(13);
     expect(writeUnits(itemSize(encodeAgentItem(a)))).toBe(2);
-    // An entry beyond the first of its framework: its task id and about 20 bytes.
-    const grow = itemSize(encodeAgentItem(agent(61))) - itemSize(encodeAgentItem(agent(60)));
-    expect(grow).toBeLessThanOrEqual('b60'.length + 24);
+    // An entry beyond the first of its framework: its task id, `100,32000` and a byte or two.
+    const grow = itemSize(encodeAgentItem(agent(81))) - itemSize(encodeAgentItem(agent(80)));
+    expect(grow).toBeLessThanOrEqual('b80'.length + '100,32000'.length + 2);
+    expect(encodeLedgerEntry(ledgerKey(FW, 'b1'), entry('b1'))).toBe('100,32000');
   });
 });
