@@ -212,13 +212,16 @@ export interface RunTaskOptions {
   /** PATH in the task's base environment. Default: DEFAULT_PATH (never the agent's own PATH). */
   readonly path?: string;
   readonly isolators?: readonly Isolator[];
-  /** Fetches the task's URIs into the sandbox; throwing fails the launch (LaunchError's reason, else FETCHER_FAILED). */
+  /**
+   * Fetches the task's URIs into the sandbox (the agent reports TASK_STARTING as it begins);
+   * throwing fails the launch (LaunchError's reason, else FETCHER_FAILED).
+   */
   readonly fetch?: (ctx: IsolationContext) => Promise<void>;
   /** Resume a run the agent started before it restarted, from its checkpoint (nothing is spawned). */
   readonly recover?: RunCheckpoint;
   /** Milliseconds since the epoch. Default Date.now. */
   readonly now?: () => number;
-  /** The task's process is running (the agent reports TASK_STARTING, then TASK_RUNNING). */
+  /** The task's process is running (the agent reports TASK_RUNNING). */
   readonly onStarted?: (pid: number) => void;
   /** Called once, with how the task ended. */
   readonly onTerminated?: (t: TaskTermination) => void;

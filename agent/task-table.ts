@@ -14,6 +14,9 @@
  *   terminal state, so any order of arrival leaves the control plane with one answer.
  * - A KILL for a task that has already ended is ignored: its terminal update is on its way.
  * - No TASK_KILLING is sent (frameworks would have to declare the TASK_KILLING_STATE capability).
+ * - TASK_STARTING is sent only for a task with URIs, when their fetch begins; a task with nothing
+ *   to fetch goes from TASK_STAGING to TASK_RUNNING when its process is spawned (Mesos allows
+ *   both; STARTING at the same instant as RUNNING would only cost a round trip).
  */
 import { isTerminal } from '../lib/core/task-state.ts';
 import type { AgentCommandOf } from '../lib/protocol/agent.ts';
@@ -152,10 +155,24 @@ export class TaskTable {
     }
     const uris = task.uris ?? [];
     const run = this.#newRun(frameworkId, task, {
-      ...(uris.length > 0 ? { fetch: (ctx) => this.#fetch(ctx) } : {}),
+      // TASK_STARTING only when something takes time before the process runs: the fetch. A task
+      // with nothing to fetch goes from STAGING straight to RUNNING (one update, one
+      // acknowledgement, instead of RUNNING waiting for STARTING's acknowledgement).
+      ...(uris.length > 0
+        ? {
+            fetch: (ctx) => {
+              this.#update({
+                ...base,
+                state: 'TASK_STARTING',
+                message: `fetching ${uris.length} URI${uris.length === 1 ? '' : 's'}`,
+                source: 'SOURCE_EXECUTOR',
+              });
+              return this.#fetch(ctx);
+            },
+          }
+        : {}),
       onStarted: (pid) => {
         this.#log('info', 'task started', { ...base, pid, sandbox: run.sandbox });
-        this.#update({ ...base, state: 'TASK_STARTING', message: `pid ${pid}`, source: 'SOURCE_EXECUTOR' });
         this.#update({ ...base, state: 'TASK_RUNNING', message: `pid ${pid}`, source: 'SOURCE_EXECUTOR' });
         this.#opts.events.emit('taskStarted', frameworkId, task.taskId, pid);
         this.#startHealthChecks(key);

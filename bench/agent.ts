@@ -6,9 +6,9 @@
  *    emulator (answers REGISTER, acknowledges every update at once). Resident memory (VmRSS) and
  *    CPU (utime + stime over a window) are read from /proc with 0, then 50 running tasks.
  * 2. **Start latency.** An in-process Agent (the same code and isolation) times, for each LAUNCH:
- *    received → process spawned → TASK_STARTING sent → TASK_RUNNING sent ("sent" = SendMessage
- *    returned). RUNNING follows STARTING's acknowledgement (one update in flight per task, as
- *    Mesos), so its latency includes one control-plane round trip through SQS.
+ *    received → process spawned → TASK_RUNNING sent ("sent" = SendMessage returned). The tasks
+ *    fetch nothing, so the agent sends no TASK_STARTING: RUNNING is the task's first update and
+ *    waits on no acknowledgement.
  *
  * Options: --tasks 50 --launches 200 --window 20 (seconds per CPU window).
  */
@@ -277,7 +277,7 @@ async function startLatency(
     pollWaitSeconds: 20,
     log: silentLog,
   });
-  const t: Record<string, { launch?: number; spawned?: number; starting?: number; running?: number }> = {};
+  const t: Record<string, { launch?: number; spawned?: number; running?: number }> = {};
   agent.on('command', (c) => {
     if (c.type === 'LAUNCH') t[c.task.taskId] = { launch: performance.now() };
   });
@@ -286,7 +286,6 @@ async function startLatency(
   });
   agent.on('statusSent', (s, attempt) => {
     if (attempt !== 0) return;
-    if (s.state === 'TASK_STARTING') t[s.taskId]!.starting = performance.now();
     if (s.state === 'TASK_RUNNING' && s.reason === undefined) t[s.taskId]!.running = performance.now();
   });
   await agent.start();
@@ -306,9 +305,7 @@ async function startLatency(
       .sort((a, b) => a - b);
   return {
     'LAUNCH received → process spawned': series((x) => x.spawned! - x.launch!),
-    'LAUNCH received → TASK_STARTING sent': series((x) => x.starting! - x.launch!),
     'LAUNCH received → TASK_RUNNING sent': series((x) => x.running! - x.launch!),
-    'TASK_STARTING sent → TASK_RUNNING sent (ack round trip)': series((x) => x.running! - x.starting!),
   };
 }
 

@@ -10,7 +10,8 @@
  *   of `--calibrate` seconds;
  * - `burst`: `--tasks` trivial tasks (`true`, 0.1 cpu, 32 MB) launched into offers as they come
  *   (one ACCEPT per offer, at most 64 tasks, the rest left with refuseSeconds 0): tasks/s and
- *   ACCEPT → RUNNING, and each stage (ACCEPT → STARTING → RUNNING → FINISHED) p50/p99;
+ *   ACCEPT → RUNNING, and each stage (ACCEPT → STARTING → RUNNING → FINISHED) p50/p99 (these
+ *   tasks fetch nothing, so the agent sends no STARTING and its two stages are null);
  * - `steady`: `--rate` tasks a second for `--steady` seconds, one task per ACCEPT into an offer
  *   the framework holds: ACCEPT → RUNNING and arrival → RUNNING percentiles;
  * - `callsPerTask` (burst): AWS calls by operation, counted at every client (control plane,

@@ -46,7 +46,7 @@ export interface RunDeps {
   now?: () => number;
 }
 
-/** One progress line per change of state: `+0.4s t1 STAGING → STARTING (agent a1)`. */
+/** One progress line per change of state: `+0.4s t1 STAGING → RUNNING (agent a1)`. */
 export function formatTransition(
   previous: TaskState | undefined,
   status: TaskStatus,

@@ -52,7 +52,8 @@ export const DEFAULT_REFUSE_SECONDS = 5;
 /**
  * How long an acknowledgement waits for others to travel with it in one ACKNOWLEDGE (`acks`).
  * Short: the agent sends a task's next update only once the previous one is acknowledged, so this
- * is added to every step of a task's life (STARTING → RUNNING → FINISHED). 5 ms gathers the
- * updates of a burst (they arrive in receives of 10, milliseconds apart) into a few calls.
+ * is added to every step of a task's life (RUNNING → FINISHED, and STARTING → RUNNING for a task
+ * that fetches URIs). 5 ms gathers the updates of a burst (they arrive in receives of 10,
+ * milliseconds apart) into a few calls.
  */
 export const ACKNOWLEDGE_WINDOW_MS = 5;

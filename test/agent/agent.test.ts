@@ -184,39 +184,83 @@ describe('Agent', () => {
     await expect(loadOrCreateAgentId(dir.path)).rejects.toThrow(/not an agent id/);
   });
 
-  it('runs a task through STARTING → RUNNING → FINISHED, one acknowledged update at a time', async () => {
+  it('runs a task with nothing to fetch STAGING → RUNNING → FINISHED (no STARTING), one acknowledged update at a time', async () => {
     const a = makeAgent();
     await a.start();
     await registered(a);
 
+    const ended = new Promise<void>((resolve) =>
+      a.on('taskTerminated', (_fw, taskId) => taskId === 't1' && resolve()),
+    );
     await launch(a, { taskId: 't1', command: { shell: true, value: 'echo out; echo err >&2' } });
-    const s1 = await nextStatus(a, 't1', 'TASK_STARTING');
+    const s1 = await nextStatus(a, 't1', 'TASK_RUNNING');
     expect(s1.body.agentId).toBe(a.agentId);
     expect(s1.body.status).toMatchObject({ frameworkId: FW, agentId: a.agentId, source: 'SOURCE_EXECUTOR' });
+    expect(s1.body.status.message).toMatch(/^pid \d+$/);
     expect(s1.message).toMatchObject({ groupId: `${a.agentId}:t1`, dedupId: s1.body.status.uuid });
-    // One update at a time: RUNNING waits for STARTING's acknowledgement.
-    expect(control.callsFrom(a.agentId).filter((m) => m.call?.type === 'STATUS_UPDATE')).toHaveLength(1);
+    // One update at a time: FINISHED (the task has ended) waits for RUNNING's acknowledgement.
+    await ended;
+    const sent = () =>
+      control
+        .callsFrom(a.agentId)
+        .filter((m) => m.call?.type === 'STATUS_UPDATE' && m.call.status.taskId === 't1');
+    expect(sent().map((m) => m.call?.type === 'STATUS_UPDATE' && m.call.status.state)).toEqual([
+      'TASK_RUNNING',
+    ]);
+    expect(a.pendingStatusUpdates().map((u) => u.state)).toEqual(['TASK_RUNNING', 'TASK_FINISHED']);
     expect(a.pendingStatusUpdates()[0]).toEqual(s1.body.status);
 
     await ack(a, s1.body.status);
-    const s2 = await nextStatus(a, 't1', 'TASK_RUNNING');
-    await ack(a, s2.body.status);
-    const s3 = await nextStatus(a, 't1', 'TASK_FINISHED');
-    expect(s3.body.status).toMatchObject({ exitCode: 0, stdoutTail: 'out\n', stderrTail: 'err\n' });
+    const s2 = await nextStatus(a, 't1', 'TASK_FINISHED');
+    expect(s2.body.status).toMatchObject({ exitCode: 0, stdoutTail: 'out\n', stderrTail: 'err\n' });
     const acked = once(a, 'command');
-    await ack(a, s3.body.status);
+    await ack(a, s2.body.status);
     await acked;
     expect(a.pendingStatusUpdates()).toEqual([]);
+    // No TASK_STARTING was ever generated for it.
+    expect(
+      sent().some((m) => m.call?.type === 'STATUS_UPDATE' && m.call.status.state === 'TASK_STARTING'),
+    ).toBe(false);
+  });
+
+  it('runs a task with URIs STARTING (as the fetch begins) → RUNNING, RUNNING after STARTING is acknowledged', async () => {
+    const src = join(dir.path, 'artifact.txt');
+    await writeFile(src, 'fetched\n');
+    const a = makeAgent();
+    await a.start();
+    await registered(a);
+
+    const started = new Promise<void>((resolve) =>
+      a.on('taskStarted', (_fw, taskId) => taskId === 'u1' && resolve()),
+    );
+    await launch(a, {
+      taskId: 'u1',
+      uris: [{ value: `file://${src}`, extract: false }],
+      command: { shell: true, value: 'cat artifact.txt; sleep 60' },
+    });
+    const s1 = await nextStatus(a, 'u1', 'TASK_STARTING');
+    expect(s1.body.status).toMatchObject({ source: 'SOURCE_EXECUTOR', message: 'fetching 1 URI' });
+    // The process runs, but RUNNING waits for STARTING's acknowledgement (in order per task).
+    await started;
+    expect(a.pendingStatusUpdates().map((u) => u.state)).toEqual(['TASK_STARTING', 'TASK_RUNNING']);
+    expect(
+      control
+        .callsFrom(a.agentId)
+        .filter((m) => m.call?.type === 'STATUS_UPDATE' && m.call.status.taskId === 'u1'),
+    ).toHaveLength(1);
+    await ack(a, s1.body.status);
+    const s2 = await nextStatus(a, 'u1', 'TASK_RUNNING');
+    expect(s2.body.status.message).toMatch(/^pid \d+$/);
   });
 
   it('takes one ACKNOWLEDGE carrying several tasks’ acknowledgements, ignoring uuids it does not hold', async () => {
     const a = makeAgent();
     await a.start();
     await registered(a);
-    await launch(a, { taskId: 'm1', command: { shell: true, value: 'sleep 60' } });
-    await launch(a, { taskId: 'm2', command: { shell: true, value: 'sleep 60' } });
-    const s1 = await nextStatus(a, 'm1', 'TASK_STARTING');
-    const s2 = await nextStatus(a, 'm2', 'TASK_STARTING');
+    await launch(a, { taskId: 'm1', command: { shell: true, value: 'true' } });
+    await launch(a, { taskId: 'm2', command: { shell: true, value: 'true' } });
+    const s1 = await nextStatus(a, 'm1', 'TASK_RUNNING');
+    const s2 = await nextStatus(a, 'm2', 'TASK_RUNNING');
     await control.command(a.queueUrl, {
       v: 1,
       type: 'ACKNOWLEDGE',
@@ -228,8 +272,8 @@ describe('Agent', () => {
       ],
     });
     // Both tasks' next updates follow: each acknowledgement released its task's head.
-    await nextStatus(a, 'm1', 'TASK_RUNNING');
-    await nextStatus(a, 'm2', 'TASK_RUNNING');
+    await nextStatus(a, 'm1', 'TASK_FINISHED');
+    await nextStatus(a, 'm2', 'TASK_FINISHED');
   });
 
   it('resends an unacknowledged update with a new deduplication id', async () => {
@@ -237,8 +281,8 @@ describe('Agent', () => {
     await a.start();
     await registered(a);
     await launch(a, { taskId: 't1', command: { shell: true, value: 'true' } });
-    const s = await nextStatus(a, 't1', 'TASK_STARTING');
-    const again = await nextStatus(a, 't1', 'TASK_STARTING');
+    const s = await nextStatus(a, 't1', 'TASK_RUNNING');
+    const again = await nextStatus(a, 't1', 'TASK_RUNNING');
     expect(again.body.status).toEqual(s.body.status);
     expect(s.message.dedupId).toBe(s.body.status.uuid);
     expect(again.message.dedupId).toBe(`${s.body.status.uuid}-1`);
@@ -267,8 +311,6 @@ describe('Agent', () => {
     await a.start();
     await registered(a);
     await launch(a, { taskId: 'k1', command: { shell: true, value: 'sleep 60' } });
-    const s1 = await nextStatus(a, 'k1', 'TASK_STARTING');
-    await ack(a, s1.body.status);
     const s2 = await nextStatus(a, 'k1', 'TASK_RUNNING');
     await control.command(a.queueUrl, {
       v: 1,

@@ -81,7 +81,7 @@ afterEach(async () => {
 const states = (updates: TaskStatus[]) => updates.map((s) => s.state);
 
 describe('fetcher', () => {
-  it('fetches, extracts and marks executable before the command starts, caching by URI', async () => {
+  it('fetches, extracts and marks executable before the command starts (reporting TASK_STARTING as the fetch begins), caching by URI', async () => {
     const a = await fixture.start(dir.path);
     const uris = [
       { value: `${base}/hello.sh`, executable: true, cache: true },
@@ -94,7 +94,10 @@ describe('fetcher', () => {
       command: { shell: true, value: './hello.sh && cat conf/app.conf && ls again.zip' },
     });
     const updates = await fixture.follow(a, 'fetch-1');
+    // A task with URIs is STARTING while they are fetched, then RUNNING once its process is spawned.
     expect(states(updates)).toEqual(['TASK_STARTING', 'TASK_RUNNING', 'TASK_FINISHED']);
+    expect(updates[0]).toMatchObject({ message: 'fetching 3 URIs', source: 'SOURCE_EXECUTOR' });
+    expect(updates[1]?.message).toMatch(/^pid \d+$/);
     expect(updates.at(-1)?.stdoutTail).toBe('hello from a fetched script\nanswer=42\nagain.zip\n');
 
     // The cached script is not downloaded again; the others are.
@@ -112,16 +115,20 @@ describe('fetcher', () => {
       command: { shell: true, value: 'echo should not run' },
     });
     const updates = await fixture.follow(a, 'fetch-404');
-    expect(states(updates)).toEqual(['TASK_FAILED']);
-    expect(updates[0]).toMatchObject({ reason: 'REASON_FETCHER_FAILED', source: 'SOURCE_AGENT' });
-    expect(updates[0]?.message).toBe(`failed to fetch ${base}/nope.tar.gz: HTTP 404 Not Found`);
+    // The fetch began (STARTING) and failed: the process never ran, so no RUNNING.
+    expect(states(updates)).toEqual(['TASK_STARTING', 'TASK_FAILED']);
+    expect(updates[0]?.message).toBe('fetching 1 URI');
+    expect(updates[1]).toMatchObject({ reason: 'REASON_FETCHER_FAILED', source: 'SOURCE_AGENT' });
+    expect(updates[1]?.message).toBe(`failed to fetch ${base}/nope.tar.gz: HTTP 404 Not Found`);
 
     await fixture.launch(a, {
       taskId: 'fetch-file',
       uris: [{ value: 'file:///nonexistent/meso-artifact.tgz' }],
       command: { shell: true, value: 'true' },
     });
-    const [failed] = await fixture.follow(a, 'fetch-file');
+    const fileUpdates = await fixture.follow(a, 'fetch-file');
+    expect(states(fileUpdates)).toEqual(['TASK_STARTING', 'TASK_FAILED']);
+    const failed = fileUpdates.at(-1);
     expect(failed).toMatchObject({ state: 'TASK_FAILED', reason: 'REASON_FETCHER_FAILED' });
     expect(failed?.message).toMatch(/^failed to fetch file:\/\/\/nonexistent\/meso-artifact.tgz: ENOENT/);
   });
@@ -177,7 +184,7 @@ describe.runIf(cgroups)('limits', () => {
       command: { shell: true, value: '(head -c 100000000 /dev/zero; sleep 30) | tail -n 1 > /dev/null' },
     });
     const updates = await fixture.follow(a, 'hog');
-    expect(states(updates)).toEqual(['TASK_STARTING', 'TASK_RUNNING', 'TASK_FAILED']);
+    expect(states(updates)).toEqual(['TASK_RUNNING', 'TASK_FAILED']);
     expect(updates.at(-1)).toMatchObject({
       reason: 'REASON_CONTAINER_LIMITATION_MEMORY',
       source: 'SOURCE_AGENT',
@@ -209,18 +216,13 @@ describe('health checks', () => {
       // Healthy first; then the service starts failing its checks.
       if (s.healthy === true) healthStatus = 503;
     });
-    expect(states(updates)).toEqual([
-      'TASK_STARTING',
-      'TASK_RUNNING',
-      'TASK_RUNNING',
-      'TASK_RUNNING',
-      'TASK_KILLED',
-    ]);
-    expect(updates[2]).toMatchObject({ healthy: true, reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED' });
-    expect(updates[3]).toMatchObject({ healthy: false, reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED' });
-    expect(updates[3]?.message).toBe(`GET http://127.0.0.1:${port}/health: HTTP 503`);
-    expect(updates[4]).toMatchObject({ healthy: false, reason: 'REASON_TASK_UNHEALTHY' });
-    expect(updates[4]?.message).toMatch(
+    // Nothing to fetch: STAGING → RUNNING, no STARTING.
+    expect(states(updates)).toEqual(['TASK_RUNNING', 'TASK_RUNNING', 'TASK_RUNNING', 'TASK_KILLED']);
+    expect(updates[1]).toMatchObject({ healthy: true, reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED' });
+    expect(updates[2]).toMatchObject({ healthy: false, reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED' });
+    expect(updates[2]?.message).toBe(`GET http://127.0.0.1:${port}/health: HTTP 503`);
+    expect(updates[3]).toMatchObject({ healthy: false, reason: 'REASON_TASK_UNHEALTHY' });
+    expect(updates[3]?.message).toMatch(
       /^failed 2 health checks in a row \(last: GET .*HTTP 503\); killed with SIGTERM/,
     );
   });

@@ -26,13 +26,14 @@ describe('acknowledgements several to a call', () => {
     const ids = ['k0', 'k1', 'k2', 'k3'];
     launchWhatFits(s, [...ids], { max: 2, cpus: 0.1, mem: 16 });
     await s.subscribe();
-    const starting = await Promise.all(ids.map((id) => r.update(id, 'TASK_STARTING')));
-    // Each agent holds its task's next update until this one is acknowledged.
-    await Promise.all(starting.map((st) => s.acknowledge(st)));
-    await Promise.all(ids.map((id) => r.update(id, 'TASK_RUNNING')));
+    // Nothing to fetch: each task's first update is RUNNING.
+    const running = await Promise.all(ids.map((id) => r.update(id, 'TASK_RUNNING')));
+    // Each agent holds its task's next update (FINISHED) until this one is acknowledged.
+    await Promise.all(running.map((st) => s.acknowledge(st)));
+    await Promise.all(ids.map((id) => r.update(id, 'TASK_FINISHED')));
 
     const byAgent = new Map<string, TaskStatus[]>();
-    for (const st of starting) byAgent.set(st.agentId!, [...(byAgent.get(st.agentId!) ?? []), st]);
+    for (const st of running) byAgent.set(st.agentId!, [...(byAgent.get(st.agentId!) ?? []), st]);
     for (const [agentId, statuses] of byAgent) {
       // The first: more may follow, re-acknowledging an update the agent resent meanwhile.
       const [cmd] = acksSeen.get(agentId) ?? [];

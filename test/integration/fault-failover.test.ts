@@ -57,9 +57,11 @@ describe('framework failover', () => {
       [sleeper(offer, 'f0'), sleeper(offer, 'f1'), sleeper(offer, 'f2', 'sleep 2')],
       { refuseSeconds: 0 },
     );
-    for (const id of ['f0', 'f1', 'f2']) await r1.update(id, 'TASK_STARTING');
-    // The old process acknowledged nothing: every task's first update waits at its agent. It
-    // dies; the new one reads the same queue (the only one its id may name).
+    // Nothing to fetch: each task's first update is RUNNING.
+    for (const id of ['f0', 'f1', 'f2']) await r1.update(id, 'TASK_RUNNING');
+    // The old process acknowledged nothing: every task's first update waits at its agent (f2's
+    // FINISHED behind its RUNNING). It dies; the new one reads the same queue (the only one its
+    // id may name).
     await s1.close();
 
     const s2 = h.scheduler({ name: 'failover', frameworkId: s1.frameworkId, failoverTimeoutSeconds: 60 });

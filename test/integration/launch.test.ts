@@ -2,8 +2,11 @@
  * The walking skeleton end to end: a framework subscribes through the SDK, gets offers from the
  * allocator, launches tasks on real agents that run real processes, and hears every update.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Offer, TaskStatus } from '../../lib/protocol/index.ts';
+import type { Offer, TaskInfo, TaskStatus } from '../../lib/protocol/index.ts';
 import type { MesoScheduler } from '../../lib/sdk/scheduler.ts';
 import { eventually, type Harness, startHarness } from './harness.ts';
 
@@ -12,6 +15,7 @@ interface Pending {
   command: string;
   cpus: number;
   mem: number;
+  uris?: TaskInfo['uris'];
 }
 
 /** A small framework: launches pending tasks into offers as they fit, declines what is left. */
@@ -32,6 +36,7 @@ function greedyFramework(s: MesoScheduler, pending: Pending[]) {
           agentId: offer.agentId,
           resources: { cpus: t.cpus, mem: t.mem },
           command: { value: t.command },
+          ...(t.uris ? { uris: t.uris } : {}),
         });
       }
       if (batch.length > 0) await s.accept([offer.offerId], batch, { refuseSeconds: 0 });
@@ -70,7 +75,8 @@ describe('a task runs end to end', () => {
 
     for (let i = 0; i < 20; i++) {
       const states = updates.get(`t${i}`)!.map((u) => u.state);
-      expect(states).toEqual(['TASK_STARTING', 'TASK_RUNNING', 'TASK_FINISHED']);
+      // Nothing to fetch: STAGING → RUNNING, no STARTING.
+      expect(states).toEqual(['TASK_RUNNING', 'TASK_FINISHED']);
       const finished = updates.get(`t${i}`)!.at(-1)!;
       expect(finished.stdoutTail).toContain(`hello-${i}`);
     }
@@ -92,5 +98,39 @@ describe('a task runs end to end', () => {
       { tasks: Record<string, unknown> } & Record<string, unknown>
     >('agents');
     for (const r of rows) expect(Object.keys(r.tasks)).toEqual([]);
+  });
+
+  it('reports TASK_STARTING while the task URIs are fetched, then RUNNING, each acknowledged, in order', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meso-launch-uri-'));
+    try {
+      await writeFile(join(dir, 'greeting.txt'), 'hello from a fetched file\n');
+      const s = h.scheduler({ name: 'fetching' });
+      greedyFramework(s, [
+        {
+          taskId: 'u1',
+          command: 'cat greeting.txt',
+          cpus: 0.5,
+          mem: 64,
+          uris: [{ value: `file://${join(dir, 'greeting.txt')}`, extract: false }],
+        },
+      ]);
+      const updates: TaskStatus[] = [];
+      const finished = new Promise<void>((resolve) =>
+        s.on('update', (st) => {
+          updates.push(st);
+          if (st.state === 'TASK_FINISHED') resolve();
+        }),
+      );
+      await s.subscribe();
+      await finished;
+      expect(updates.map((u) => u.state)).toEqual(['TASK_STARTING', 'TASK_RUNNING', 'TASK_FINISHED']);
+      expect(updates[0]).toMatchObject({ message: 'fetching 1 URI', source: 'SOURCE_EXECUTOR' });
+      expect(updates.at(-1)?.stdoutTail).toBe('hello from a fetched file\n');
+      for (const a of h.agents)
+        await eventually(async () => a.pendingStatusUpdates().length === 0, 'acknowledgements');
+      await s.teardown();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -66,7 +66,7 @@ describe('two frameworks, one task id, one agent', () => {
     expect(h.agents[0]!.runningTasks()).toContainEqual(
       expect.objectContaining({ frameworkId: victim.s.frameworkId, taskId: 'same' }),
     );
-    expect(victim.r.updates.map((u) => u.state)).toEqual(['TASK_STARTING', 'TASK_RUNNING']);
+    expect(victim.r.updates.map((u) => u.state)).toEqual(['TASK_RUNNING']);
 
     await victim.s.kill('same');
     expect((await victim.r.terminal('same')).state).toBe('TASK_KILLED');

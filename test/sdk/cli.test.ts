@@ -191,7 +191,6 @@ describe('meso (program)', () => {
     const r = await meso(
       ['run', '--cpus', '0.5', '--mem', '64', '-e', 'A=1', '--env', 'B=2', 'echo hi'],
       [
-        status('TASK_STARTING'),
         status('TASK_RUNNING'),
         status('TASK_FINISHED', { exitCode: 0, stdoutTail: 'hi', stderrTail: 'a warning\n' }),
       ],
@@ -199,8 +198,9 @@ describe('meso (program)', () => {
     expect(r.code).toBe(0);
     expect(r.out).toBe('hi\n');
     expect(r.err).toContain('meso: launching t1 on agent a1 (host-1)\n');
-    expect(r.err).toContain('STARTING (agent a1)\n');
-    expect(r.err).toContain('STARTING → RUNNING (agent a1)\n');
+    // Nothing to fetch: STAGING → RUNNING, no STARTING between.
+    expect(r.err).toContain('t1 STAGING → RUNNING (agent a1)\n');
+    expect(r.err).not.toContain('STARTING');
     expect(r.err).toContain('RUNNING → FINISHED (agent a1, exit 0)\n');
     expect(r.err.endsWith('a warning\n')).toBe(true);
     expect(r.opts).toMatchObject({
