@@ -115,6 +115,39 @@ describe('impersonation with another access key', () => {
     expect(agent.runningTasks().map((t) => t.taskId)).toContain('keep');
   }
 
+  /**
+   * Launches a task on the agent into a live offer and waits until it runs; returns its id. The
+   * offer may be taken back before the ACCEPT lands (the earlier attacks can outlast its 30 s):
+   * the task is then dropped with REASON_INVALID_OFFERS, and the next offer is taken, under a new id.
+   */
+  async function launchOnAgent(name: string): Promise<string> {
+    const live = () =>
+      r.offers.findLastIndex((o) => o.agentId === agent.agentId && !r.rescinds.includes(o.offerId));
+    for (let attempt = 1; ; attempt++) {
+      const taskId = attempt === 1 ? name : `${name}-${attempt}`;
+      await r.until(() => live() >= 0);
+      const offer = r.offers.splice(live(), 1)[0]!;
+      const seen = r.updates.length;
+      await victim.accept(
+        [offer.offerId],
+        [
+          {
+            taskId,
+            agentId: agent.agentId,
+            resources: { cpus: 0.1, mem: 32 },
+            command: { value: 'sleep 300' },
+          },
+        ],
+      );
+      const first = () => r.updates.slice(seen).find((u) => u.taskId === taskId);
+      await r.until(() => first() !== undefined);
+      if (first()!.state === 'TASK_RUNNING') return taskId;
+      expect(first()).toMatchObject({ state: 'TASK_DROPPED', reason: 'REASON_INVALID_OFFERS' });
+      if (attempt >= 3)
+        throw new Error(`three offers on ${agent.agentId} were taken back before their ACCEPT`);
+    }
+  }
+
   /** A FIFO queue of the attacker's own, created with its own key. */
   async function attackerQueue(name: string): Promise<string> {
     return (
@@ -258,26 +291,11 @@ describe('impersonation with another access key', () => {
     expect(await snapshot()).toEqual(before);
 
     // The victim launches and kills another task on the agent: the real agent gets both.
-    const live = () =>
-      r.offers.findIndex((o) => o.agentId === agent.agentId && !r.rescinds.includes(o.offerId));
-    await r.until(() => live() >= 0);
-    const offer = r.offers.splice(live(), 1)[0]!;
-    await victim.accept(
-      [offer.offerId],
-      [
-        {
-          taskId: 'after',
-          agentId: agent.agentId,
-          resources: { cpus: 0.1, mem: 32 },
-          command: { value: 'sleep 300' },
-        },
-      ],
-    );
-    await r.update('after', 'TASK_RUNNING');
-    await victim.kill('after', agent.agentId);
-    await r.update('after', 'TASK_KILLED');
-    expect(commands.some((c) => c.type === 'LAUNCH' && c.task.taskId === 'after')).toBe(true);
-    expect(commands.some((c) => c.type === 'KILL' && c.taskId === 'after')).toBe(true);
+    const after = await launchOnAgent('after');
+    await victim.kill(after, agent.agentId);
+    await r.update(after, 'TASK_KILLED');
+    expect(commands.some((c) => c.type === 'LAUNCH' && c.task.taskId === after)).toBe(true);
+    expect(commands.some((c) => c.type === 'KILL' && c.taskId === after)).toBe(true);
 
     // Then the attacker registers an agent of its own with that queue; its REGISTERED marks the
     // end of whatever reached the queue, and none of it is a LAUNCH or a KILL.
