@@ -269,6 +269,13 @@ describe('impersonation with another access key', () => {
     expect(await snapshot()).toEqual(before);
     expect(r.errors).toEqual([]);
     await victimUnharmed();
+    // The attacker's own framework leaves: by DRF it would hold the agent's free resources (it has
+    // none yet), and the victim launches on them next.
+    await send('schedulerCalls', { type: 'TEARDOWN', frameworkId: own }, group);
+    await eventually(
+      async () => (await store().get<Item>('frameworks', { frameworkId: own }))?.status === 'TORN_DOWN',
+      "the attacker's own framework to be torn down",
+    );
   });
 
   it("REGISTER of the real agent's id from another key and queue is refused: LAUNCH and KILL still go to the real agent", async () => {
